@@ -1,0 +1,1 @@
+"""simpleim.store"""
