@@ -1,0 +1,730 @@
+"""The SIP transaction layer (RFC 3261 §17, RFC 6026): matching, dispatch and timers. Sans-I/O.
+
+Drive it like aioquic: hand it what arrived and the current time, perform what it queued::
+
+    layer = TransactionLayer(timers=Timers(), rng=random.Random(7))
+    tx = layer.send_request(invite, dest=("192.0.2.1", 5060), now=now, reliable=False)
+    events = layer.receive(parse_message(data), source=addr, now=now)
+    for out in layer.datagrams_to_send():
+        transport.send(out.data, out.dest)
+    deadline = layer.next_deadline()          # sleep until then, then:
+    events += layer.handle_timer(now)
+
+The four state machines live in :mod:`simpleim.sip.transaction`; this module matches messages to
+transactions (client §17.1.3, server §17.2.3 with the RFC 2543 fallback, CANCEL §9.2), turns
+machine effects into :class:`Outgoing` datagrams and TU events, and keeps one timer heap.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from simpleim.errors import LocalProtocolError, TransactionError
+from simpleim.sip.message import SipRequest, SipResponse
+from simpleim.sip.transaction import (
+    TRYING_DELAY,
+    Action,
+    Op,
+    TransactionMachine,
+    TxInput,
+    TxKind,
+    TxState,
+    machine_for,
+    response_input,
+)
+from simpleim.sip.transaction_build import ack_for_non2xx, cancel_request, response_destination
+from simpleim.timers import DEFAULT_TIMERS, Timers
+
+__all__ = [
+    "MAGIC_COOKIE",
+    "Peer",
+    "Outgoing",
+    "RequestReceived",
+    "CancelReceived",
+    "AckReceived",
+    "ResponseReceived",
+    "TransactionTimeout",
+    "TransportFailure",
+    "TransactionTerminated",
+    "RequestRejected",
+    "Event",
+    "Transaction",
+    "ClientTransaction",
+    "ServerTransaction",
+    "TransactionLayer",
+]
+
+# RFC 3261 §8.1.1.7: branch IDs of RFC 3261 elements start with this magic cookie.
+MAGIC_COOKIE: Final = "z9hG4bK"
+
+# A transport address; the asyncio layer may put anything hashable here (e.g. a connection id).
+Peer = Any
+
+SipMessage = SipRequest | SipResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message the transport must send to ``dest`` (over a reliable transport or not)."""
+
+    data: bytes
+    dest: Peer
+    reliable: bool
+    message: SipMessage
+    transaction_id: str | None = None  # report a send failure with transport_error(id, now)
+
+
+# -- events for the transaction user -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestReceived:
+    """A new request (not ACK, not CANCEL) created server transaction ``transaction_id``."""
+
+    transaction_id: str
+    request: SipRequest
+    source: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class CancelReceived:
+    """A CANCEL (its own non-INVITE server transaction, RFC 3261 §9.2).
+
+    ``invite_transaction_id`` is the INVITE server transaction it cancels (``None``: the TU
+    MUST answer 481, §9.2).  ``invite_pending`` is true while that INVITE has no final
+    response yet: the TU then answers 200 to the CANCEL and 487 to the INVITE (§9.2).
+    """
+
+    transaction_id: str
+    request: SipRequest
+    source: Peer
+    invite_transaction_id: str | None
+    invite_pending: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """An ACK for a 2xx (RFC 3261 §17.2.3/§13.3.1.4): it belongs to the TU / dialog.
+
+    ``transaction_id`` is set when it matched an INVITE server transaction in the Accepted
+    state (RFC 6026 §7.1), ``None`` when it matched none (the usual case: new branch).
+    """
+
+    request: SipRequest
+    source: Peer
+    transaction_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseReceived:
+    """A response for client transaction ``transaction_id``.
+
+    ``transaction_id`` is ``None`` for a response that matched no transaction (RFC 3261
+    §18.1.2: passed to the core), e.g. a 2xx retransmission after the INVITE transaction ended.
+    """
+
+    transaction_id: str | None
+    response: SipResponse
+    source: Peer
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTimeout:
+    """Timer B/F (client) or H (server) fired: treat as 408 (RFC 3261 §8.1.3.1, §17.2.1)."""
+
+    transaction_id: str
+    request: SipRequest
+    status: int = 408
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """The transport failed: treat as 503 (RFC 3261 §8.1.3.1, §17.1.4, §17.2.4)."""
+
+    transaction_id: str
+    request: SipRequest
+    status: int = 503
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionTerminated:
+    """The transaction reached Terminated and was destroyed (RFC 3261 §17)."""
+
+    transaction_id: str
+    kind: TxKind
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRejected:
+    """A new request was refused before creating a transaction (too many live transactions);
+    the layer already queued a stateless ``status`` response (not for ACK)."""
+
+    request: SipRequest
+    source: Peer
+    status: int = 503
+
+
+Event = (
+    RequestReceived
+    | CancelReceived
+    | AckReceived
+    | ResponseReceived
+    | TransactionTimeout
+    | TransportFailure
+    | TransactionTerminated
+    | RequestRejected
+)
+
+# -- transactions ---------------------------------------------------------------------------------
+
+_ServerKey = tuple[str, str, "int | None", str]
+_LegacyKey = tuple[str, str, str, int, str, str]
+
+
+class Transaction:
+    """A live transaction: its machine, the request that created it and what it last sent."""
+
+    def __init__(
+        self,
+        tx_id: str,
+        machine: TransactionMachine,
+        request: SipRequest,
+        peer: Peer,
+        reliable: bool,
+    ) -> None:
+        self.id = tx_id
+        self.machine = machine
+        self.request = request
+        self.peer = peer  # where we send: the next hop (client) or the response target (server)
+        self.reliable = reliable
+        self.last_response: SipResponse | None = None
+        self.scheduled: float | None = None  # the deadline pushed on the layer's heap
+        self._request_bytes: bytes | None = None
+
+    @property
+    def kind(self) -> TxKind:
+        return self.machine.KIND
+
+    @property
+    def state(self) -> TxState:
+        return self.machine.state
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    def request_bytes(self) -> bytes:
+        if self._request_bytes is None:
+            self._request_bytes = self.request.to_bytes()
+        return self._request_bytes
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.method} {self.state.value}>"
+
+
+class ClientTransaction(Transaction):
+    """RFC 3261 §17.1: matched by (branch, CSeq method) (§17.1.3)."""
+
+    def __init__(
+        self,
+        tx_id: str,
+        machine: TransactionMachine,
+        request: SipRequest,
+        peer: Peer,
+        reliable: bool,
+        key: tuple[str, str],
+    ) -> None:
+        super().__init__(tx_id, machine, request, peer, reliable)
+        self.key = key
+        self.ack: SipRequest | None = None  # §17.1.1.3 ACK for a non-2xx, built once
+        self.cancel_wanted = False  # §9.1: CANCEL waits for a provisional response
+        self.cancel_id: str | None = None
+
+
+class ServerTransaction(Transaction):
+    """RFC 3261 §17.2: matched by (branch, sent-by, method) or the RFC 2543 rules (§17.2.3)."""
+
+    def __init__(
+        self,
+        tx_id: str,
+        machine: TransactionMachine,
+        request: SipRequest,
+        peer: Peer,
+        reliable: bool,
+        source: Peer,
+        key: _ServerKey | None,
+        legacy_key: _LegacyKey | None,
+    ) -> None:
+        super().__init__(tx_id, machine, request, peer, reliable)
+        self.source = source
+        self.key = key
+        self.legacy_key = legacy_key
+
+
+def _server_key(req: SipRequest) -> _ServerKey | None:
+    """RFC 3261 §17.2.3: branch + sent-by + method (ACK matches the INVITE); ``None`` when
+    the branch lacks the magic cookie (then the RFC 2543 rules apply)."""
+    via = req.top_via
+    branch = via.branch
+    if branch is None or not branch.startswith(MAGIC_COOKIE):
+        return None
+    method = "INVITE" if req.method == "ACK" else req.method
+    return (branch, via.host.lower(), via.port, method)
+
+
+def _legacy_key(req: SipRequest, method: str | None = None) -> _LegacyKey:
+    """RFC 3261 §17.2.3 RFC 2543 fallback: Request-URI, From tag, Call-ID, CSeq, top Via
+    (the To tag is compared separately: an ACK carries the tag of our response)."""
+    if method is None:
+        method = "INVITE" if req.method == "ACK" else req.method
+    return (
+        str(req.uri),
+        req.from_addr.tag or "",
+        req.call_id,
+        req.cseq.seq,
+        method,
+        str(req.top_via),
+    )
+
+
+def _to_tag(msg: SipMessage) -> str:
+    return msg.to_addr.tag or ""
+
+
+class TransactionLayer:
+    """All transactions of one SIP element.  See the module docstring for the driving loop.
+
+    ``branch_factory`` (a callable returning a fresh branch) or ``rng`` (a seeded
+    ``random.Random``) make branch IDs reproducible; by default they come from ``secrets``.
+    ``max_transactions`` bounds the live transactions: beyond it a new incoming request is
+    answered 503 statelessly (:class:`RequestRejected`), a new outgoing one raises
+    :class:`TransactionError` with status 503.
+    """
+
+    def __init__(
+        self,
+        *,
+        timers: Timers = DEFAULT_TIMERS,
+        branch_factory: Callable[[], str] | None = None,
+        rng: random.Random | None = None,
+        max_transactions: int = 10_000,
+        trying_delay: float = TRYING_DELAY,
+    ) -> None:
+        if max_transactions < 1:
+            raise LocalProtocolError("max_transactions must be >= 1")
+        self.timers = timers
+        self.max_transactions = max_transactions
+        self.trying_delay = trying_delay
+        self._branch_factory = branch_factory
+        self._rng = rng
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self._by_id: dict[str, Transaction] = {}
+        self._client: dict[tuple[str, str], ClientTransaction] = {}
+        self._server: dict[_ServerKey, ServerTransaction] = {}
+        self._legacy: dict[_LegacyKey, list[ServerTransaction]] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._outbox: list[Outgoing] = []
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, transaction_id: str) -> Transaction | None:
+        return self._by_id.get(transaction_id)
+
+    def transactions(self) -> list[Transaction]:
+        return list(self._by_id.values())
+
+    def new_branch(self) -> str:
+        """A fresh branch with the RFC 3261 magic cookie (§8.1.1.7: unique in space and time)."""
+        if self._branch_factory is not None:
+            branch = self._branch_factory()
+        elif self._rng is not None:
+            branch = f"{self._rng.getrandbits(96):024x}"
+        else:
+            branch = secrets.token_hex(12)
+        return branch if branch.startswith(MAGIC_COOKIE) else MAGIC_COOKIE + branch
+
+    def datagrams_to_send(self) -> list[Outgoing]:
+        """Everything queued since the last call, in order."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timer` has something to do, or ``None``."""
+        heap = self._heap
+        while heap:
+            deadline, _, tx_id = heap[0]
+            tx = self._by_id.get(tx_id)
+            if tx is not None and tx.machine.next_deadline() == deadline:
+                return deadline
+            heapq.heappop(heap)
+            if tx is not None and tx.scheduled == deadline:
+                tx.scheduled = None
+                self._schedule(tx)
+        return None
+
+    # -- client side -------------------------------------------------------------------------
+
+    def send_request(
+        self, request: SipRequest, dest: Peer, now: float, reliable: bool = False
+    ) -> ClientTransaction:
+        """Start a client transaction (RFC 3261 §17.1) for ``request`` towards ``dest``.
+
+        The top Via gets a fresh branch if it has none (§8.1.1.7).  ACK is not sent in a
+        transaction (use :meth:`send_stateless`); CANCEL of a pending INVITE should go
+        through :meth:`cancel`.
+        """
+        if request.method == "ACK":
+            raise LocalProtocolError("ACK is not sent in a client transaction (§17.1.1.3)")
+        if len(self._by_id) >= self.max_transactions:
+            raise TransactionError("too many live transactions", status=503)
+        if not request.headers.get_all("Via"):
+            raise LocalProtocolError("request has no Via header (RFC 3261 §8.1.1.7)")
+        if request.top_via.branch is None:
+            _set_top_via_branch(request, self.new_branch())
+        branch = request.top_via.branch or ""
+        if not branch.startswith(MAGIC_COOKIE):
+            raise LocalProtocolError("branch must start with z9hG4bK (RFC 3261 §8.1.1.7)")
+        # §17.1.3: a response matches by the top Via branch and the CSeq method.
+        key = (branch, request.cseq.method)
+        if key in self._client:
+            raise LocalProtocolError(f"a client transaction for {key} already exists")
+        kind = TxKind.INVITE_CLIENT if request.method == "INVITE" else TxKind.NON_INVITE_CLIENT
+        machine = machine_for(kind, reliable=reliable, timers=self.timers)
+        tx = ClientTransaction(self._next_id("c"), machine, request, dest, reliable, key)
+        self._by_id[tx.id] = tx
+        self._client[key] = tx
+        self._feed(tx, TxInput.TU_REQUEST, now, None, None)
+        return tx
+
+    def cancel(self, transaction_id: str, now: float) -> str | None:
+        """Cancel the INVITE client transaction ``transaction_id`` (RFC 3261 §9.1).
+
+        Returns the id the CANCEL's own client transaction has (or will have), ``None`` when
+        there is nothing to cancel (a final response was already received).  Before any
+        provisional response the CANCEL is held back until one arrives (§9.1: MUST NOT send).
+        """
+        tx = self._by_id.get(transaction_id)
+        if not isinstance(tx, ClientTransaction) or tx.kind is not TxKind.INVITE_CLIENT:
+            raise LocalProtocolError(f"{transaction_id} is not an INVITE client transaction")
+        if tx.cancel_id is not None or tx.cancel_wanted:
+            return tx.cancel_id
+        if tx.state is TxState.CALLING:
+            tx.cancel_wanted = True
+            return None
+        if tx.state is not TxState.PROCEEDING:
+            return None  # §9.1: a final response was received; CANCEL has no effect
+        return self._send_cancel(tx, now)
+
+    def _send_cancel(self, tx: ClientTransaction, now: float) -> str:
+        tx.cancel_wanted = False
+        # §9.1: the CANCEL goes to the same destination as the INVITE, its own transaction.
+        cancel_tx = self.send_request(cancel_request(tx.request), tx.peer, now, tx.reliable)
+        tx.cancel_id = cancel_tx.id
+        return cancel_tx.id
+
+    # -- server side -------------------------------------------------------------------------
+
+    def send_response(
+        self, response: SipResponse, now: float, transaction_id: str | None = None
+    ) -> ServerTransaction:
+        """Pass a response from the TU to its server transaction (found by ``transaction_id``
+        or by the response's Via/CSeq, RFC 3261 §17.2.3)."""
+        tx = self._find_server_for_response(response, transaction_id)
+        inp = response_input(response.status, from_tu=True)
+        self._feed(tx, inp, now, response, None)
+        return tx
+
+    def send_stateless(self, message: SipMessage, dest: Peer, reliable: bool = False) -> None:
+        """Queue a message outside any transaction (ACK for 2xx §13.2.2.4, stateless answers)."""
+        self._outbox.append(Outgoing(message.to_bytes(), dest, reliable, message, None))
+
+    # -- input -------------------------------------------------------------------------------
+
+    def receive(
+        self, message: SipMessage, source: Peer, now: float, reliable: bool = False
+    ) -> list[Event]:
+        """Hand over a parsed message that arrived from ``source``; returns the TU events."""
+        if isinstance(message, SipResponse):
+            return self._receive_response(message, source, now)
+        return self._receive_request(message, source, now, reliable)
+
+    def transport_error(self, transaction_id: str, now: float) -> list[Event]:
+        """The transport could not send a message of ``transaction_id`` (RFC 3261 §17.1.4)."""
+        tx = self._by_id.get(transaction_id)
+        if tx is None:
+            return []
+        try:
+            return self._feed(tx, TxInput.TRANSPORT_ERROR, now, None, None)
+        except TransactionError:
+            return []  # no transport error is possible in that state: nothing was sent
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Fire every timer due at ``now``; returns the TU events."""
+        events: list[Event] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            deadline, _, tx_id = heapq.heappop(heap)
+            tx = self._by_id.get(tx_id)
+            if tx is None:
+                continue
+            if tx.scheduled == deadline:
+                tx.scheduled = None
+            due = tx.machine.next_deadline()
+            if due is None or due > now:
+                self._schedule(tx)
+                continue
+            effects = tx.machine.fire_due(now)
+            events += self._perform(tx, effects, now, None, None)
+            self._schedule(tx)
+        return events
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    def _schedule(self, tx: Transaction) -> None:
+        if tx.id not in self._by_id:
+            return
+        deadline = tx.machine.next_deadline()
+        if deadline is not None and deadline != tx.scheduled:
+            heapq.heappush(self._heap, (deadline, next(self._seq), tx.id))
+            tx.scheduled = deadline
+        # Stale entries are dropped lazily; compact when they dominate.
+        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._by_id):
+            self._heap = [e for e in self._heap if e[2] in self._by_id]
+            heapq.heapify(self._heap)
+
+    def _feed(
+        self,
+        tx: Transaction,
+        inp: TxInput,
+        now: float,
+        message: SipMessage | None,
+        source: Peer | None,
+    ) -> list[Event]:
+        effects = tx.machine.handle(inp, now)
+        events = self._perform(tx, effects, now, message, source)
+        self._schedule(tx)
+        return events
+
+    def _queue(self, tx: Transaction, data: bytes, message: SipMessage) -> None:
+        self._outbox.append(Outgoing(data, tx.peer, tx.reliable, message, tx.id))
+
+    def _perform(
+        self,
+        tx: Transaction,
+        effects: list[Action],
+        now: float,
+        message: SipMessage | None,
+        source: Peer | None,
+    ) -> list[Event]:
+        events: list[Event] = []
+        for action in effects:
+            op = action.op
+            if op is Op.SEND_REQUEST or op is Op.RETRANSMIT_REQUEST:
+                self._queue(tx, tx.request_bytes(), tx.request)
+            elif op is Op.SEND_ACK:
+                if isinstance(tx, ClientTransaction) and isinstance(message, SipResponse):
+                    # §17.1.1.3: the ACK for a non-2xx is built once and re-sent as is.
+                    if tx.ack is None:
+                        tx.ack = ack_for_non2xx(tx.request, message)
+                    self._queue(tx, tx.ack.to_bytes(), tx.ack)
+            elif op is Op.SEND_RESPONSE:
+                if isinstance(message, SipResponse):
+                    tx.last_response = message
+                    self._queue(tx, message.to_bytes(), message)
+            elif op is Op.RETRANSMIT_RESPONSE:
+                if tx.last_response is not None:
+                    self._queue(tx, tx.last_response.to_bytes(), tx.last_response)
+            elif op is Op.SEND_TRYING:
+                # §17.2.1 / §8.2.6.1: 100 Trying, To tag SHOULD NOT be added.
+                trying = tx.request.create_response(100)
+                tx.last_response = trying
+                self._queue(tx, trying.to_bytes(), trying)
+            elif op is Op.PASS_TO_TU:
+                events += self._to_tu(tx, message, source, now)
+            elif op is Op.INFORM_TIMEOUT:
+                events.append(TransactionTimeout(tx.id, tx.request))
+            elif op is Op.INFORM_TRANSPORT_ERROR:
+                events.append(TransportFailure(tx.id, tx.request))
+            elif op is Op.TERMINATE:
+                self._destroy(tx)
+                events.append(TransactionTerminated(tx.id, tx.kind))
+        return events
+
+    def _to_tu(
+        self, tx: Transaction, message: SipMessage | None, source: Peer | None, now: float
+    ) -> list[Event]:
+        if isinstance(message, SipResponse):
+            events: list[Event] = [ResponseReceived(tx.id, message, source)]
+            if (
+                isinstance(tx, ClientTransaction)
+                and tx.cancel_wanted
+                and tx.state is TxState.PROCEEDING
+            ):
+                # §9.1: the provisional response we waited for arrived: send the CANCEL now.
+                self._send_cancel(tx, now)
+            return events
+        if isinstance(message, SipRequest):
+            if message.method == "ACK":
+                return [AckReceived(message, source, tx.id)]
+            if message.method == "CANCEL":
+                invite = self._find_cancelled_invite(message)
+                pending = invite is not None and invite.state is TxState.PROCEEDING
+                return [CancelReceived(
+                    tx.id, message, source, invite.id if invite else None, pending)]
+            return [RequestReceived(tx.id, message, source)]
+        return []  # pragma: no cover - PASS_TO_TU always comes with a message
+
+    def _destroy(self, tx: Transaction) -> None:
+        # §17.1.1.2 / §17.2.1: once Terminated, the transaction MUST be destroyed immediately.
+        self._by_id.pop(tx.id, None)
+        if isinstance(tx, ClientTransaction):
+            if self._client.get(tx.key) is tx:
+                del self._client[tx.key]
+        elif isinstance(tx, ServerTransaction):
+            if tx.key is not None and self._server.get(tx.key) is tx:
+                del self._server[tx.key]
+            if tx.legacy_key is not None:
+                bucket = self._legacy.get(tx.legacy_key, [])
+                if tx in bucket:
+                    bucket.remove(tx)
+                if not bucket:
+                    self._legacy.pop(tx.legacy_key, None)
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def _receive_response(self, resp: SipResponse, source: Peer, now: float) -> list[Event]:
+        vias = resp.headers.get_all("Via")
+        branch = resp.top_via.branch if vias else None
+        # §17.1.3: match on the top Via branch and the CSeq method.
+        tx = self._client.get((branch or "", resp.cseq.method))
+        if tx is None:
+            # §18.1.2: a response matching no transaction is passed to the core.
+            return [ResponseReceived(None, resp, source)]
+        try:
+            inp = response_input(resp.status, from_tu=False)
+            return self._feed(tx, inp, now, resp, source)
+        except TransactionError:
+            return []  # a stray response for this state (e.g. 1xx after the final): discard
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _receive_request(
+        self, req: SipRequest, source: Peer, now: float, reliable: bool
+    ) -> list[Event]:
+        if not req.headers.get_all("Via"):
+            raise TransactionError("request without Via (RFC 3261 §8.1.1.7)", status=400)
+        if req.method == "ACK":
+            tx = self._match_server(req)
+            if tx is None:
+                # §17.2.3: an ACK for a 2xx has its own branch: it goes to the TU / dialog.
+                return [AckReceived(req, source, None)]
+            try:
+                return self._feed(tx, TxInput.RECV_ACK, now, req, source)
+            except TransactionError:
+                return []  # e.g. ACK while still Proceeding: discard
+        tx = self._match_server(req)
+        if tx is not None:
+            try:
+                # §17.2.1 / §17.2.2: a retransmission is absorbed by its transaction.
+                return self._feed(tx, TxInput.RECV_RETRANSMISSION, now, req, source)
+            except TransactionError:
+                return []
+        if len(self._by_id) >= self.max_transactions:
+            # Bounded state: refuse statelessly (RFC 3261 §21.5.4 503 Service Unavailable).
+            reject = req.create_response(503)
+            reject.headers.set("Retry-After", "5")
+            self.send_stateless(reject, response_destination(req, source, reliable), reliable)
+            return [RequestRejected(req, source, 503)]
+        kind = TxKind.INVITE_SERVER if req.method == "INVITE" else TxKind.NON_INVITE_SERVER
+        machine = machine_for(
+            kind, reliable=reliable, timers=self.timers, trying_delay=self.trying_delay)
+        key = _server_key(req)
+        legacy = None if key is not None else _legacy_key(req)
+        peer = response_destination(req, source, reliable)
+        stx = ServerTransaction(
+            self._next_id("s"), machine, req, peer, reliable, source, key, legacy)
+        self._by_id[stx.id] = stx
+        if key is not None:
+            self._server[key] = stx
+        if legacy is not None:
+            self._legacy.setdefault(legacy, []).append(stx)
+        return self._feed(stx, TxInput.RECV_REQUEST, now, req, source)
+
+    def _match_server(self, req: SipRequest) -> ServerTransaction | None:
+        key = _server_key(req)
+        if key is not None:
+            # §17.2.3: branch + sent-by + method (ACK -> INVITE).
+            return self._server.get(key)
+        return self._match_legacy(req, _legacy_key(req), ack=req.method == "ACK")
+
+    def _match_legacy(
+        self, req: SipRequest, key: _LegacyKey, *, ack: bool
+    ) -> ServerTransaction | None:
+        # §17.2.3 (RFC 2543 compatibility): Request-URI, To tag, From tag, Call-ID, CSeq and
+        # top Via of the creating request; an ACK's To tag is the one of our response.
+        tag = _to_tag(req)
+        for tx in self._legacy.get(key, ()):
+            if ack:
+                want = _to_tag(tx.last_response) if tx.last_response is not None else ""
+            else:
+                want = _to_tag(tx.request)
+            if tag == want:
+                return tx
+        return None
+
+    def _find_cancelled_invite(self, cancel: SipRequest) -> ServerTransaction | None:
+        """RFC 3261 §9.2: the INVITE server transaction a CANCEL targets (same matching as
+        §17.2.3, with the method INVITE)."""
+        key = _server_key(cancel)
+        if key is not None:
+            return self._server.get((key[0], key[1], key[2], "INVITE"))
+        return self._match_legacy(cancel, _legacy_key(cancel, "INVITE"), ack=False)
+
+    def _find_server_for_response(
+        self, resp: SipResponse, transaction_id: str | None
+    ) -> ServerTransaction:
+        if transaction_id is not None:
+            tx = self._by_id.get(transaction_id)
+            if not isinstance(tx, ServerTransaction):
+                raise LocalProtocolError(f"no server transaction {transaction_id}")
+            return tx
+        via = resp.top_via
+        branch = via.branch
+        if branch is not None and branch.startswith(MAGIC_COOKIE):
+            found = self._server.get((branch, via.host.lower(), via.port, resp.cseq.method))
+            if found is not None:
+                return found
+        else:
+            for bucket in self._legacy.values():
+                for cand in bucket:
+                    r = cand.request
+                    if (
+                        r.call_id == resp.call_id
+                        and r.cseq.seq == resp.cseq.seq
+                        and r.method == resp.cseq.method
+                        and str(r.top_via) == str(via)
+                    ):
+                        return cand
+        raise LocalProtocolError("the response matches no live server transaction")
+
+
+def _set_top_via_branch(request: SipRequest, branch: str) -> None:
+    """Add ``;branch=`` to the top Via (rewrites the Via headers, order kept)."""
+    values = request.headers.get_all("Via")
+    values[0] = f"{values[0]};branch={branch}"
+    request.headers.remove("Via")
+    for value in values:
+        request.headers.add("Via", value)
