@@ -1,0 +1,693 @@
+"""One MSRP connection (TCP or TLS), sans-I/O: transactions, responses, reports, binding.
+
+Driving pattern (the asyncio layer in :mod:`simpleim.transport.msrp` does exactly this)::
+
+    conn = MsrpConnection(timers=Timers(), resolver=endpoint.find_session)
+    conn.attach(session, now)                    # active side: binds with a first SEND (§5.4)
+    events = conn.receive_data(data, now)        # bytes from the socket -> events
+    events += conn.pump(now)                     # cut chunks of queued messages
+    transport.writelines(conn.data_to_send())    # then await drain (back-pressure)
+    deadline = conn.next_deadline(); ... events = conn.handle_timer(now)
+
+Rules implemented (RFC 4975 unless noted): responses are hop-by-hop (§7.2); no response to
+REPORT (§7.1.2); ``Failure-Report: no`` -> no response, ``partial`` -> only negative ones (§7.2);
+unknown method -> 501 (§12); unknown session -> 481 (§7.3); session bound to another connection
+-> 506 (§5.4); unaccepted Content-Type -> 415 (§7.3.1); too large -> 413 (§10.5); 30 s without
+response -> 408 (§7.3, :attr:`Timers.msrp_transaction`); success REPORT when asked (§7.1.3).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from simpleim.errors import LocalProtocolError, MsrpParseError
+from simpleim.msrp.chunker import OutgoingChunk, OutgoingMessage, OutgoingState, make_chunk
+from simpleim.msrp.fsm import BINDING_TABLE, MESSAGE_TABLE, Binding, step
+from simpleim.msrp.message import (
+    FLAG_ABORT,
+    FLAG_END,
+    REASONS,
+    ByteRange,
+    MsrpRequest,
+    MsrpResponse,
+    MsrpStatus,
+    make_request,
+)
+from simpleim.msrp.parser import BodyChunk, MessageEnd, MessageHead, MsrpLimits, MsrpParser
+from simpleim.msrp.reassembly import ChunkCursor, IncomingMessage
+from simpleim.msrp.session import MsrpSession, content_type_accepted, new_ident
+from simpleim.msrp.uri import MsrpUri, parse_path
+from simpleim.timers import DEFAULT_TIMERS, Timers
+
+__all__ = [
+    "MsrpConnection",
+    "MsrpEvent",
+    "SessionBound",
+    "BindFailed",
+    "MessageReceived",
+    "MessageAborted",
+    "MessageSent",
+    "MessageDelivered",
+    "MessageFailed",
+    "ReportReceived",
+    "RequestRejected",
+    "ResponseReceived",
+    "ProtocolViolation",
+    "ConnectionFailed",
+]
+
+
+# ---------------------------------------------------------------------------- events
+@dataclass(slots=True)
+class SessionBound:
+    session: MsrpSession
+
+
+@dataclass(slots=True)
+class BindFailed:
+    session: MsrpSession
+    status: int
+    comment: str | None
+
+
+@dataclass(slots=True)
+class MessageReceived:
+    session: MsrpSession
+    message: IncomingMessage
+
+
+@dataclass(slots=True)
+class MessageAborted:
+    session: MsrpSession
+    message: IncomingMessage
+
+
+@dataclass(slots=True)
+class MessageSent:
+    """Every chunk reached the next hop (all 200, or no responses were asked for)."""
+
+    session: MsrpSession
+    message: OutgoingMessage
+
+
+@dataclass(slots=True)
+class MessageDelivered:
+    """A success REPORT covering the whole message arrived (RFC 4975 §7.1.3)."""
+
+    session: MsrpSession
+    message: OutgoingMessage
+
+
+@dataclass(slots=True)
+class MessageFailed:
+    session: MsrpSession
+    message: OutgoingMessage
+    status: int
+    comment: str | None
+
+
+@dataclass(slots=True)
+class ReportReceived:
+    session: MsrpSession
+    request: MsrpRequest
+
+
+@dataclass(slots=True)
+class RequestRejected:
+    """We answered a request with an error status (for logging / statistics)."""
+
+    session: MsrpSession | None
+    request: MsrpRequest
+    status: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ResponseReceived:
+    """Response to a request sent with :meth:`MsrpConnection.send_request` (e.g. AUTH)."""
+
+    request: MsrpRequest
+    response: MsrpResponse | None     # None: 408 timeout / connection lost
+
+
+@dataclass(slots=True)
+class ProtocolViolation:
+    """The peer sent something we could not act on (logged, never silently dropped)."""
+
+    reason: str
+    status: int
+
+
+@dataclass(slots=True)
+class ConnectionFailed:
+    """The byte stream is broken (framing error); the connection must be closed."""
+
+    error: MsrpParseError
+
+
+MsrpEvent = (SessionBound | BindFailed | MessageReceived | MessageAborted | MessageSent
+             | MessageDelivered | MessageFailed | ReportReceived | RequestRejected
+             | ResponseReceived | ProtocolViolation | ConnectionFailed)
+
+
+# ---------------------------------------------------------------------------- internals
+@dataclass(slots=True)
+class _Tx:
+    """An outgoing transaction waiting for its response."""
+
+    tid: str
+    kind: str                            # "chunk" | "bind" | "request"
+    session: MsrpSession | None
+    message: OutgoingMessage | None
+    request: MsrpRequest | None
+    deadline: float | None
+
+
+@dataclass(slots=True)
+class _Incoming:
+    """The request whose body is streaming in now."""
+
+    request: MsrpRequest
+    session: MsrpSession | None
+    cursor: ChunkCursor | None
+    error: MsrpParseError | None
+
+
+def _counter_ids() -> Callable[[], str]:
+    prefix = new_ident(4)
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter):x}"
+
+
+class MsrpConnection:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        timers: Timers = DEFAULT_TIMERS,
+        limits: MsrpLimits | None = None,
+        resolver: Callable[[MsrpUri], MsrpSession | None] | None = None,
+        max_inflight: int = 256,
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        self._timers = timers
+        self._parser = MsrpParser(limits)
+        self._resolver = resolver
+        self._max_inflight = max_inflight
+        # Transaction ids only need to be unique on the connection (RFC 4975 §7.1); a random
+        # prefix + counter avoids a getrandom() call per chunk.  Message-IDs and session-ids
+        # stay fully random (§14.1).
+        self._new_id = id_factory or _counter_ids()
+        self._out: deque[bytes] = deque()
+        self._out_bytes = 0
+        self.sessions: dict[str, MsrpSession] = {}
+        self._tx: dict[str, _Tx] = {}
+        self._timeouts: deque[tuple[float, str]] = deque()
+        self._inflight = 0
+        self._cur: _Incoming | None = None
+        self._in_response = False
+        self._pending: list[MsrpEvent] = []
+        self._rr: deque[MsrpSession] = deque()
+        self.closed = False
+        self.bytes_received = 0
+        self._paths: dict[str, list[MsrpUri]] = {}
+        self._resp_paths: dict[tuple[str | None, str | None], str] = {}
+
+    def _path(self, req: MsrpRequest, name: str) -> list[MsrpUri]:
+        """Parsed To-Path/From-Path, cached by header text (the same for every chunk)."""
+        raw = req.headers.get(name)
+        if raw is None:
+            raise MsrpParseError(f"missing {name}", where=name)
+        path = self._paths.get(raw)
+        if path is None:
+            path = parse_path(raw)
+            if len(self._paths) >= 64:
+                self._paths.clear()
+            self._paths[raw] = path
+        return path
+
+    # ------------------------------------------------------------------ sessions
+    def attach(self, session: MsrpSession, now: float, *, via_relay: bool = False) -> None:
+        """Bind ``session`` to this connection from the active side (RFC 4975 §5.4).
+
+        Unless a message is already queued, an empty SEND is sent to bind the connection
+        (§5.4, RFC 6135 §4).  ``via_relay``: the connection is the AUTH connection to our own
+        relay, already bound for this session (RFC 4976 §5).
+        """
+        if via_relay:
+            self._bind(session, "attach_relay")
+            return
+        state, action = step(BINDING_TABLE, session.binding, "attach_active")
+        session.binding = state
+        session.connection = self
+        self.sessions[session.session_id] = session
+        self._rr.append(session)
+        if action == "send_bind":
+            tid = self._new_id()
+            req = make_request(tid, "SEND", session.to_path, [session.local_uri],
+                               [("Message-ID", new_ident()), ("Success-Report", "no"),
+                                ("Failure-Report", "yes")])
+            self._emit(req.to_bytes())
+            self._add_tx(_Tx(tid, "bind", session, None, req, now + self._timers.msrp_transaction))
+
+    def _bind(self, session: MsrpSession, event: str) -> bool:
+        state, action = step(BINDING_TABLE, session.binding, event)
+        session.binding = state
+        if action == "bind":
+            session.connection = self
+            self.sessions[session.session_id] = session
+            if session not in self._rr:
+                self._rr.append(session)
+            self._pending.append(SessionBound(session))
+            return True
+        return False
+
+    def detach(self, session: MsrpSession) -> None:
+        """Tear a session down on this connection (SIP BYE); the connection may stay for others."""
+        session.binding, _ = step(BINDING_TABLE, session.binding, "close")
+        self.sessions.pop(session.session_id, None)
+        if session in self._rr:
+            self._rr.remove(session)
+        for m in session.reassembler.abort_all():
+            self._pending.append(MessageAborted(session, m))
+        session.connection = None
+
+    # ------------------------------------------------------------------ output
+    def _emit(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_bytes += len(data)
+
+    def data_to_send(self) -> list[bytes]:
+        """Buffers to write (in order); the caller then drains the transport."""
+        out = list(self._out)
+        self._out.clear()
+        self._out_bytes = 0
+        return out
+
+    @property
+    def pending_output(self) -> int:
+        return self._out_bytes
+
+    def send_request(self, req: MsrpRequest, now: float, *, expect_response: bool = True) -> None:
+        """Send any request (AUTH, NICKNAME...); its response comes back as ResponseReceived."""
+        self._emit(req.to_bytes())
+        if expect_response:
+            self._add_tx(_Tx(req.tid, "request", None, None, req,
+                             now + self._timers.msrp_transaction))
+
+    def _add_tx(self, tx: _Tx) -> None:
+        self._tx[tx.tid] = tx
+        if tx.deadline is not None:
+            self._timeouts.append((tx.deadline, tx.tid))
+
+    def pump(self, now: float, budget: int = 1 << 20) -> list[MsrpEvent]:
+        """Cut chunks from the sessions' queues until ``budget`` bytes are pending or the
+        in-flight window is full.  Sessions take turns (one chunk each) so one big transfer does
+        not starve the other sessions sharing the connection."""
+        events = self._take_pending()
+        if self.closed:
+            return events
+        idle_rounds = 0
+        while (self._out_bytes < budget and self._inflight < self._max_inflight and self._rr
+               and idle_rounds < len(self._rr)):
+            session = self._rr[0]
+            self._rr.rotate(-1)
+            if session.binding is not Binding.BOUND and session.binding is not Binding.BINDING:
+                idle_rounds += 1
+                continue
+            msg = session.next_message()
+            if msg is None:
+                idle_rounds += 1
+                continue
+            idle_rounds = 0
+            self._send_chunk(session, msg, now, events)
+        return events
+
+    def _send_chunk(self, session: MsrpSession, msg: OutgoingMessage, now: float,
+                    events: list[MsrpEvent]) -> None:
+        chunk: OutgoingChunk = make_chunk(msg, self._new_id, session.to_path_text(),
+                                          session.from_path_text(), session.chunk_size)
+        event = {FLAG_ABORT: "abort", FLAG_END: "last_chunk"}.get(chunk.flag, "chunk")
+        msg.state, _ = step(MESSAGE_TABLE, msg.state, event)       # §7.1.1
+        for b in chunk.buffers:
+            if b:
+                self._out.append(b)
+        self._out_bytes += chunk.nbytes
+        if msg.expects_responses:
+            msg.outstanding += 1
+            self._inflight += 1
+            self._add_tx(_Tx(chunk.tid, "chunk", session, msg, None,
+                             now + self._timers.msrp_transaction))
+        if msg.state is OutgoingState.SENT and msg.outstanding == 0:
+            self._finish_sent(session, msg, "written", events)
+        elif msg.state is OutgoingState.ABORTED and msg.outstanding == 0:
+            session.forget(msg)
+
+    def _finish_sent(self, session: MsrpSession, msg: OutgoingMessage, event: str,
+                     events: list[MsrpEvent]) -> None:
+        msg.state, action = step(MESSAGE_TABLE, msg.state, event)
+        if action == "notify_sent":
+            events.append(MessageSent(session, msg))
+            if not msg.success_report:
+                session.forget(msg)
+
+    def _take_pending(self) -> list[MsrpEvent]:
+        ev = self._pending
+        self._pending = []
+        return ev
+
+    # ------------------------------------------------------------------ input
+    def receive_data(self, data: bytes, now: float) -> list[MsrpEvent]:
+        """Bytes from the peer -> events.  A framing error yields ConnectionFailed (close)."""
+        events = self._take_pending()
+        if self.closed:
+            events.append(ProtocolViolation("data after close", 400))
+            return events
+        self.bytes_received += len(data)
+        try:
+            parsed = self._parser.feed(data)
+        except MsrpParseError as exc:
+            tid = self._parser.current_tid
+            cur = self._cur
+            if tid is not None and cur is not None and cur.request.tid == tid:
+                self._respond(cur.request, exc.status, exc.detail)
+            if cur is not None and cur.cursor is not None and cur.session is not None:
+                cur.session.reassembler.fail(cur.cursor)
+            events.append(ConnectionFailed(exc))
+            return events
+        for ev in parsed:
+            if isinstance(ev, BodyChunk):
+                self._on_body(ev.data)
+            elif isinstance(ev, MessageHead):
+                if isinstance(ev.message, MsrpResponse):
+                    self._on_response(ev.message, now, events)
+                else:
+                    self._on_request_head(ev.message)
+                    if self._pending:
+                        events += self._take_pending()
+            else:
+                self._on_end(ev, events)
+        events += self._take_pending()
+        return events
+
+    def _on_request_head(self, req: MsrpRequest) -> None:
+        cur = _Incoming(req, None, None, None)
+        self._cur = cur
+        try:
+            to_path = self._path(req, "To-Path")
+            from_path = self._path(req, "From-Path")
+        except MsrpParseError as exc:
+            cur.error = exc
+            return
+        session = self.sessions.get(to_path[0].session_id or "")
+        if session is None and self._resolver is not None:
+            session = self._resolver(to_path[0])
+        if session is None or not session.matches_to(to_path[0]) or len(to_path) != 1:
+            # §7.3: the leftmost To-Path URI must be one of our sessions (and the last hop).
+            cur.error = MsrpParseError("no such session", status=481, where="To-Path")
+            return
+        cur.session = session
+        if session.connection is not None and session.connection is not self:
+            cur.error = MsrpParseError("session is bound to another connection",
+                                       status=506, where="To-Path")   # §5.4 / §10.10
+            return
+        if not session.origin_ok(from_path):
+            cur.error = MsrpParseError("From-Path is not the session's peer", status=403,
+                                       where="From-Path")
+            return
+        if session.binding is not Binding.BOUND:
+            self._bind(session, "request_in")
+        if req.method == "SEND":
+            try:
+                req.failure_report  # noqa: B018 - validates the header (400)
+                ct = req.content_type
+                if ct is not None and not content_type_accepted(ct, session.accept_types):
+                    raise MsrpParseError(f"{ct} not accepted", status=415,
+                                         where="Content-Type")
+                if ct is None and req.byte_range is None:
+                    return      # empty SEND: binding / keep-alive (§5.4), nothing to store
+                cur.cursor = session.reassembler.begin_chunk(req)
+            except MsrpParseError as exc:
+                cur.error = exc
+        elif req.method not in ("REPORT",):
+            cur.error = MsrpParseError(f"method {req.method} not understood", status=501,
+                                       where="method")    # §12: unknown methods get 501
+
+    def _on_body(self, data: bytes | memoryview) -> None:
+        cur = self._cur
+        if cur is None:  # pragma: no cover - the parser never emits body before a head
+            return
+        if cur.cursor is not None and cur.error is None and cur.session is not None:
+            try:
+                cur.session.reassembler.chunk_data(cur.cursor, data)
+            except MsrpParseError as exc:
+                cur.error = exc
+                cur.session.reassembler.fail(cur.cursor)
+
+    def _on_end(self, ev: MessageEnd, events: list[MsrpEvent]) -> None:
+        cur = self._cur
+        self._cur = None
+        if cur is None:
+            if not self._in_response:  # pragma: no cover - the parser pairs heads and ends
+                events.append(ProtocolViolation(f"end-line of unknown message {ev.tid}", 400))
+            self._in_response = False
+            return
+        req, session = cur.request, cur.session
+        req.flag = ev.flag
+        if req.method == "REPORT":
+            # §7.1.2: REPORT requests are never answered.
+            if cur.error is None and session is not None:
+                self._on_report(session, req, events)
+            elif cur.error is not None:
+                events.append(ProtocolViolation(f"REPORT dropped: {cur.error.detail}",
+                                                 cur.error.status))
+            return
+        if cur.error is not None:
+            self._respond(req, cur.error.status, cur.error.detail)
+            self._failure_report(session, req, cur.error.status)
+            events.append(RequestRejected(session, req, cur.error.status, cur.error.detail))
+            return
+        self._respond(req, 200, None)
+        if cur.cursor is None or session is None:
+            return
+        done = session.reassembler.end_chunk(cur.cursor, ev.flag)
+        if done is None:
+            return
+        if done.aborted:
+            events.append(MessageAborted(session, done))
+            return
+        events.append(MessageReceived(session, done))
+        if done.first.success_report:
+            self._success_report(session, done)
+
+    def _respond(self, req: MsrpRequest, status: int, comment: str | None) -> None:
+        """Transaction response (RFC 4975 §7.2), hop-by-hop: To-Path = previous hop (first
+        From-Path URI), From-Path = us (first To-Path URI)."""
+        try:
+            fr = req.failure_report
+        except MsrpParseError:
+            fr = "yes"
+        if fr == "no" or (fr == "partial" and status == 200):
+            return      # §7.2
+        key = (req.headers.get("From-Path"), req.headers.get("To-Path"))
+        paths = self._resp_paths.get(key)
+        if paths is None:
+            try:
+                to_uri = str(self._path(req, "From-Path")[0])
+            except MsrpParseError:
+                self._pending.append(ProtocolViolation(
+                    f"cannot answer {req.method} {req.tid}: no usable From-Path", status))
+                return
+            try:
+                from_uri = str(self._path(req, "To-Path")[0])
+            except MsrpParseError:
+                from_uri = to_uri
+            paths = f"To-Path: {to_uri}\r\nFrom-Path: {from_uri}\r\n"
+            if len(self._resp_paths) >= 64:
+                self._resp_paths.clear()
+            self._resp_paths[key] = paths
+        if status == 200:
+            reason = "OK"
+        else:
+            reason = REASONS.get(status, "Error")
+            if comment:
+                reason = f"{reason} ({comment})"
+            reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in reason)
+        tid = req.tid
+        self._emit(f"MSRP {tid} {status:03d} {reason}\r\n{paths}-------{tid}$\r\n".encode())
+
+    def _success_report(self, session: MsrpSession, msg: IncomingMessage) -> None:
+        """§7.1.3: REPORT, To-Path = the SEND's From-Path, covering the whole message."""
+        size = msg.size
+        req = make_request(
+            self._new_id(), "REPORT", msg.first.from_path, [session.local_uri],
+            [("Message-ID", msg.message_id), ("Byte-Range", str(ByteRange(1, size, size))),
+             ("Status", str(MsrpStatus(200, "OK")))])
+        self._emit(req.to_bytes())
+
+    def _failure_report(self, session: MsrpSession | None, req: MsrpRequest,
+                        status: int) -> None:
+        """Failure REPORT (RFC 4975 §7.1.2): our transaction response only reaches the previous
+        hop; when the SEND came through relays (RFC 4976 §7: responses are hop-by-hop) and the
+        sender asked for failure reports (yes/partial), tell it end to end as well."""
+        if session is None or req.method != "SEND":
+            return
+        try:
+            if req.failure_report == "no":
+                return
+            from_path = self._path(req, "From-Path")
+            mid = req.message_id
+            br = req.byte_range or ByteRange(1, None, None)
+        except MsrpParseError:
+            return
+        if len(from_path) < 2 or mid is None:
+            return
+        rep = make_request(self._new_id(), "REPORT", from_path, [session.local_uri],
+                           [("Message-ID", mid), ("Byte-Range", str(br)),
+                            ("Status", str(MsrpStatus(status, REASONS.get(status, "Error"))))])
+        self._emit(rep.to_bytes())
+
+    def _on_report(self, session: MsrpSession, req: MsrpRequest,
+                   events: list[MsrpEvent]) -> None:
+        events.append(ReportReceived(session, req))
+        try:
+            mid, status, br = req.message_id, req.status, req.byte_range
+        except MsrpParseError as exc:
+            events.append(ProtocolViolation(f"bad REPORT: {exc.detail}", exc.status))
+            return
+        msg = session.outgoing.get(mid or "")
+        if msg is None or status is None:
+            return
+        if status.code == 200:
+            if br is not None and br.start == 1 and br.end is not None and (
+                    msg.total is None or br.end >= msg.total) and msg.state in (
+                    OutgoingState.SENT, OutgoingState.ACKED, OutgoingState.DELIVERED):
+                msg.state, action = step(MESSAGE_TABLE, msg.state, "success_report", "remote")
+                if action == "notify_delivered":
+                    events.append(MessageDelivered(session, msg))
+                    if msg.outstanding == 0:
+                        session.forget(msg)
+            return
+        self._fail_message(session, msg, "failure_report", status.code, status.comment, events)
+
+    def _fail_message(self, session: MsrpSession, msg: OutgoingMessage, event: str,
+                      status: int, comment: str | None, events: list[MsrpEvent]) -> None:
+        if (msg.state, event) not in MESSAGE_TABLE:
+            events.append(ProtocolViolation(f"{event} for message {msg.message_id} in "
+                                            f"state {msg.state.value}", status))
+            return
+        msg.state, action = step(MESSAGE_TABLE, msg.state, event)
+        if action in ("stop_and_notify", "notify_failed"):
+            msg.status, msg.comment = status, comment
+            events.append(MessageFailed(session, msg, status, comment))
+            if action == "stop_and_notify":
+                msg.source.close()       # §10.5 (413): send no further chunk of it
+        if msg.outstanding == 0:
+            session.forget(msg)
+
+    def _on_response(self, resp: MsrpResponse, now: float, events: list[MsrpEvent]) -> None:
+        # The end-line event of a response follows immediately (responses have no body).
+        self._cur = None
+        self._in_response = True
+        tx = self._tx.pop(resp.tid, None)
+        if tx is None:
+            events.append(ProtocolViolation(f"response {resp.status_code} for unknown "
+                                            f"transaction {resp.tid}", 481))
+            return
+        self._complete_tx(tx, resp, resp.status_code, resp.comment, events)
+
+    def _complete_tx(self, tx: _Tx, resp: MsrpResponse | None, code: int, comment: str | None,
+                     events: list[MsrpEvent]) -> None:
+        if tx.kind == "request":
+            if tx.request is not None:
+                events.append(ResponseReceived(tx.request, resp))
+            return
+        session = tx.session
+        if session is None:  # pragma: no cover - chunk/bind transactions carry their session
+            return
+        if tx.kind == "bind":
+            if code == 200:
+                self._bind(session, "bind_ok")
+            else:
+                session.binding, _ = step(BINDING_TABLE, session.binding, "bind_failed")
+                events.append(BindFailed(session, code, comment))
+            return
+        msg = tx.message
+        if msg is None:  # pragma: no cover
+            return
+        msg.outstanding -= 1
+        self._inflight -= 1
+        if code != 200:
+            ev = "timeout" if resp is None else "error_response"
+            self._fail_message(session, msg, ev, code, comment, events)
+            return
+        if msg.outstanding == 0 and msg.state is OutgoingState.SENT:
+            self._finish_sent(session, msg, "all_acked", events)
+        elif msg.outstanding == 0 and msg.state in (OutgoingState.FAILED,
+                                                    OutgoingState.ABORTED):
+            session.forget(msg)
+
+    # ------------------------------------------------------------------ timers
+    def next_deadline(self) -> float | None:
+        q = self._timeouts
+        while q and q[0][1] not in self._tx:
+            q.popleft()
+        return q[0][0] if q else None
+
+    def handle_timer(self, now: float) -> list[MsrpEvent]:
+        """Fail transactions whose 30 s ran out (§7.3: treat as 408)."""
+        events = self._take_pending()
+        q = self._timeouts
+        while q and q[0][0] <= now:
+            _, tid = q.popleft()
+            tx = self._tx.pop(tid, None)
+            if tx is not None:
+                self._complete_tx(tx, None, 408, "transaction timeout", events)
+        return events
+
+    # ------------------------------------------------------------------ teardown
+    def connection_lost(self) -> list[MsrpEvent]:
+        """The transport is gone: fail what is outstanding, abort partial incoming messages."""
+        events = self._take_pending()
+        if self.closed:
+            return events
+        self.closed = True
+        for tx in list(self._tx.values()):
+            if tx.kind == "request" and tx.request is not None:
+                events.append(ResponseReceived(tx.request, None))
+        self._tx.clear()
+        self._timeouts.clear()
+        self._inflight = 0
+        for session in list(self.sessions.values()):
+            for msg in list(session.outgoing.values()):
+                msg.outstanding = 0
+                before = msg.state
+                msg.state, action = step(MESSAGE_TABLE, before, "connection_lost")
+                if action == "notify_failed":
+                    events.append(MessageFailed(session, msg, 408, "connection lost"))
+                    session.forget(msg)
+            for m in session.reassembler.abort_all():
+                events.append(MessageAborted(session, m))
+            session.binding, action = step(BINDING_TABLE, session.binding, "connection_lost")
+            session.connection = None
+        self.sessions.clear()
+        self._rr.clear()
+        return events
+
+    def close(self) -> list[MsrpEvent]:
+        """Local close; same effect as a lost connection (§5.4: sessions on it end)."""
+        return self.connection_lost()
+
+    @property
+    def idle(self) -> bool:
+        """No transaction, no queued data: safe to close without losing anything."""
+        return (not self._tx and not self._out and self._parser.idle
+                and not any(s.has_pending() for s in self.sessions.values()))
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise LocalProtocolError("MSRP connection is closed")

@@ -1,0 +1,546 @@
+"""asyncio MSRP endpoint: drives :class:`simpleim.msrp.MsrpConnection` over TCP or TLS.
+
+::
+
+    ep = MsrpEndpoint("127.0.0.1", 0)                 # listens (passive side), port 0 = ephemeral
+    await ep.start()
+    s = ep.new_session(accept_types=["*"])            # s.local_path -> a=path of our SDP
+    s.set_remote_path(peer_path)                      # from the peer's SDP
+    await ep.connect(s, plan)                         # active side (plan_connection(...))
+    await s.send(b"hi", "text/plain")                 # waits for the 200 (or raises)
+    await s.send_file("big.bin", "application/octet-stream")
+    msg = await s.receive()                           # IncomingMessage (sink = memory or file)
+    await ep.close()
+
+Back-pressure: chunks are cut only while the transport's write buffer is below its high-water
+mark (``drain``); the reader stops reading while our own output (responses) is backed up; the
+queue of received messages per session is bounded.  Connections are shared by sessions going
+to the same (host, port, TLS) (RFC 4975 §5.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from simpleim.errors import MsrpParseError, SimpleImError, TransactionError
+from simpleim.msrp import (
+    BindFailed,
+    ChunkSink,
+    ConnectionFailed,
+    ConnectionPlan,
+    IncomingMessage,
+    MessageAborted,
+    MessageDelivered,
+    MessageFailed,
+    MessageReceived,
+    MessageSent,
+    MsrpConnection,
+    MsrpEvent,
+    MsrpLimits,
+    MsrpRequest,
+    MsrpResponse,
+    MsrpSession,
+    MsrpUri,
+    OutgoingMessage,
+    ProtocolViolation,
+    RelayAuth,
+    RelayGrant,
+    RequestRejected,
+    ResponseReceived,
+    SessionBound,
+    new_ident,
+)
+from simpleim.timers import DEFAULT_TIMERS, Timers
+from simpleim.transport.msrp_files import FileSink, FileSource
+
+__all__ = ["MsrpEndpoint", "EndpointSession", "MsrpTransferError", "FileSink", "FileSource"]
+
+log = logging.getLogger("simpleim.transport.msrp")
+
+
+class MsrpTransferError(SimpleImError):
+    """A message could not be sent (negative response, 408, failure REPORT, connection lost)."""
+
+    def __init__(self, message_id: str, status: int, comment: str | None) -> None:
+        self.message_id, self.status, self.comment = message_id, status, comment
+        super().__init__(f"MSRP message {message_id} failed: {status} {comment or ''}".strip())
+
+
+class EndpointSession:
+    """An MSRP session on an :class:`MsrpEndpoint` (wraps the sans-I/O :class:`MsrpSession`)."""
+
+    def __init__(self, endpoint: MsrpEndpoint, core: MsrpSession, queue_size: int) -> None:
+        self.endpoint = endpoint
+        self.core = core
+        self._incoming: asyncio.Queue[IncomingMessage] = asyncio.Queue(queue_size)
+        self._waiters: dict[str, asyncio.Future[OutgoingMessage]] = {}
+        self._delivery: dict[str, asyncio.Future[OutgoingMessage]] = {}
+        self.bound = asyncio.Event()
+        self.bind_error: BaseException | None = None
+        self.aborted: list[IncomingMessage] = []
+        self.runner: _Runner | None = None
+        self._refresh: asyncio.Task[None] | None = None
+
+    @property
+    def local_path(self) -> list[MsrpUri]:
+        return self.core.local_path
+
+    @property
+    def local_uri(self) -> MsrpUri:
+        return self.core.local_uri
+
+    def set_remote_path(self, path: Sequence[MsrpUri]) -> None:
+        self.core.set_remote_path(path)
+
+    def receive_into(self, directory: str | Path) -> None:
+        """Write incoming messages to files ``directory/<Message-ID>`` as they arrive."""
+        d = Path(directory)
+        self.core.set_sink_factory(lambda req: FileSink(d / (req.message_id or "msg")))
+
+    def receive_with(self, factory: Callable[[MsrpRequest], ChunkSink]) -> None:
+        self.core.set_sink_factory(factory)
+
+    async def wait_bound(self, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            await self.bound.wait()
+        if self.bind_error is not None:
+            raise self.bind_error
+
+    async def send(self, data: bytes, content_type: str = "text/plain", *,
+                   success_report: bool = False, failure_report: str = "yes",
+                   wait: bool = True, **kw: Any) -> OutgoingMessage:
+        msg = self.core.send(data, content_type, success_report=success_report,
+                             failure_report=failure_report, **kw)
+        return await self._after_queue(msg, wait)
+
+    async def send_file(self, path: str | Path, content_type: str = "application/octet-stream",
+                        *, success_report: bool = False, wait: bool = True,
+                        **kw: Any) -> OutgoingMessage:
+        src = FileSource(path)
+        msg = self.core.send(source=src, total=src.size, content_type=content_type,
+                             success_report=success_report, **kw)
+        return await self._after_queue(msg, wait)
+
+    async def _after_queue(self, msg: OutgoingMessage, wait: bool) -> OutgoingMessage:
+        if self.runner is not None and self.runner.conn.closed:
+            self.core.forget(msg)
+            msg.source.close()
+            raise MsrpTransferError(msg.message_id, 408, "connection closed")
+        fut: asyncio.Future[OutgoingMessage] = asyncio.get_running_loop().create_future()
+        self._waiters[msg.message_id] = fut
+        if msg.success_report:
+            self._delivery[msg.message_id] = asyncio.get_running_loop().create_future()
+        if self.runner is not None:
+            self.runner.wake()
+        if not wait:
+            return msg
+        return await fut
+
+    async def wait_delivered(self, msg: OutgoingMessage) -> OutgoingMessage:
+        """Wait for the success REPORT of a message sent with ``success_report=True``."""
+        fut = self._delivery.get(msg.message_id)
+        if fut is None:
+            raise TransactionError("no success report was requested for this message")
+        try:
+            return await fut
+        finally:
+            self._delivery.pop(msg.message_id, None)
+
+    def abort(self, message_id: str) -> None:
+        self.core.abort(message_id)
+        if self.runner is not None:
+            self.runner.wake()
+
+    async def receive(self, timeout: float | None = None) -> IncomingMessage:
+        async with asyncio.timeout(timeout):
+            return await self._incoming.get()
+
+    def close(self) -> None:
+        """End the session (after SIP BYE).  The connection stays while other sessions use it;
+        the last session closes it (RFC 4975 §5.4)."""
+        if self._refresh is not None:
+            self._refresh.cancel()
+            self._refresh = None
+        runner = self.runner
+        if runner is not None and not runner.conn.closed:
+            runner.conn.detach(self.core)
+            if not runner.conn.sessions:
+                runner.close()
+        self.endpoint._sessions.pop(self.core.session_id, None)
+        self.runner = None
+
+    # -- event handling (called by the runner)
+    def _settle(self, table: dict[str, asyncio.Future[OutgoingMessage]], mid: str,
+                value: OutgoingMessage | BaseException) -> None:
+        # delivery futures stay until wait_delivered() collects them
+        fut = table.get(mid) if table is self._delivery else table.pop(mid, None)
+        if fut is None or fut.done():
+            return
+        if isinstance(value, BaseException):
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
+
+
+class _Runner(asyncio.Protocol):
+    """One connection: an asyncio Protocol feeding the sans-I/O core synchronously.
+
+    Incoming bytes go straight into the parser (no stream buffer copy); chunks are cut and
+    written while the transport is not paused (``pause_writing``/``resume_writing`` = drain);
+    reading pauses while our own output is backed up or a session's receive queue is full.
+    """
+
+    def __init__(self, endpoint: MsrpEndpoint, key: tuple[str, int, bool] | None) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.conn = MsrpConnection(timers=endpoint.timers, limits=endpoint.limits,
+                                   resolver=endpoint._resolve,
+                                   max_inflight=endpoint.max_inflight)
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.Event()
+        self._write_paused = False
+        self._read_paused = False
+        self._blocked: list[tuple[EndpointSession, IncomingMessage]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._requests: dict[str, asyncio.Future[MsrpResponse | None]] = {}
+        self._loop = asyncio.get_running_loop()
+
+    # -- asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not isinstance(transport, asyncio.Transport):  # pragma: no cover
+            raise TypeError("stream transport expected")
+        self.transport = transport
+        # Small transport buffer: chunks go straight from their bytes objects into the kernel
+        # socket buffer instead of being copied into asyncio's write buffer first.
+        transport.set_write_buffer_limits(high=self.endpoint.transport_high,
+                                          low=self.endpoint.transport_high // 4)
+
+    def data_received(self, data: bytes) -> None:
+        events = self.conn.receive_data(data, self._loop.time())
+        self._dispatch(events)
+        self.wake()
+        if (self._write_paused and self.conn.pending_output > self.endpoint.write_budget
+                and self.transport is not None and not self._read_paused):
+            # our responses pile up because the peer does not read: stop reading (bounded).
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return None       # close the transport; connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._dispatch(self.conn.connection_lost())
+        for fut in self._requests.values():
+            if not fut.done():
+                fut.set_result(None)
+        self._requests.clear()
+        self.endpoint._forget_runner(self)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._read_paused and self.transport is not None and not self._blocked:
+            self._read_paused = False
+            self.transport.resume_reading()
+        self.wake()
+
+    # -- output
+    def now(self) -> float:
+        return self._loop.time()
+
+    def wake(self) -> None:
+        """Cut chunks and write until the transport pushes back or nothing is left."""
+        t = self.transport
+        if t is None or self.conn.closed:
+            return
+        small: list[bytes] = []
+        while not self._write_paused:
+            events = self.conn.pump(self._loop.time(), self.endpoint.write_budget)
+            bufs = self.conn.data_to_send()
+            if events:
+                self._dispatch(events)
+            if not bufs:
+                break
+            # Coalesce heads/responses; hand bodies to the transport as they are (no join copy).
+            for b in bufs:
+                if len(b) < 4096:
+                    small.append(b)
+                    continue
+                if small:
+                    t.write(b"".join(small))
+                    small.clear()
+                t.write(b)
+            if small:
+                t.write(b"".join(small))
+                small.clear()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.next_deadline()
+        if deadline is None or deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self._dispatch(self.conn.handle_timer(self._loop.time()))
+        self.wake()
+
+    async def request(self, req: MsrpRequest) -> MsrpResponse | None:
+        fut: asyncio.Future[MsrpResponse | None] = self._loop.create_future()
+        self._requests[req.tid] = fut
+        self.conn.send_request(req, self.now())
+        self.wake()
+        return await fut
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    # -- events
+    def _deliver(self, s: EndpointSession, msg: IncomingMessage) -> None:
+        try:
+            s._incoming.put_nowait(msg)
+        except asyncio.QueueFull:
+            # the application does not keep up: stop reading until it takes a message
+            self._blocked.append((s, msg))
+            if self.transport is not None and not self._read_paused:
+                self._read_paused = True
+                self.transport.pause_reading()
+            self._loop.create_task(self._unblock())
+
+    async def _unblock(self) -> None:
+        while self._blocked:
+            s, msg = self._blocked.pop(0)
+            await s._incoming.put(msg)
+        if self._read_paused and not self._write_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+
+    def _dispatch(self, events: list[MsrpEvent]) -> None:
+        ep = self.endpoint
+        for ev in events:
+            if isinstance(ev, ResponseReceived):
+                fut = self._requests.pop(ev.request.tid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(ev.response)
+                continue
+            if isinstance(ev, ConnectionFailed):
+                log.warning("MSRP framing error, closing: %s", ev.error)
+                if self.transport is not None:
+                    for b in self.conn.data_to_send():
+                        self.transport.write(b)
+                self.close()
+                continue
+            if isinstance(ev, RequestRejected | ProtocolViolation):
+                log.info("MSRP: %s", ev)
+                continue
+            s = ep._sessions.get(ev.session.session_id)
+            if s is None:
+                continue
+            if isinstance(ev, MessageReceived):
+                if self._blocked:
+                    self._blocked.append((s, ev.message))
+                else:
+                    self._deliver(s, ev.message)
+            elif isinstance(ev, MessageSent):
+                s._settle(s._waiters, ev.message.message_id, ev.message)
+            elif isinstance(ev, MessageDelivered):
+                s._settle(s._delivery, ev.message.message_id, ev.message)
+            elif isinstance(ev, MessageFailed):
+                err = MsrpTransferError(ev.message.message_id, ev.status, ev.comment)
+                s._settle(s._waiters, ev.message.message_id, err)
+                s._settle(s._delivery, ev.message.message_id, err)
+            elif isinstance(ev, SessionBound):
+                s.runner = self
+                s.bound.set()
+            elif isinstance(ev, BindFailed):
+                s.bind_error = MsrpTransferError("bind", ev.status, ev.comment)
+                s.bound.set()
+            elif isinstance(ev, MessageAborted):
+                s.aborted.append(ev.message)
+
+
+class MsrpEndpoint:
+    """Listening MSRP endpoint + the connections it opened or accepted."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl_server: ssl.SSLContext | None = None,
+        ssl_client: ssl.SSLContext | None = None,
+        timers: Timers = DEFAULT_TIMERS,
+        limits: MsrpLimits | None = None,
+        max_inflight: int = 256,
+        write_budget: int = 1 << 20,
+        transport_high: int = 256 * 1024,
+        queue_size: int = 64,
+        advertise_host: str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.ssl_server = ssl_server
+        self.ssl_client = ssl_client
+        self.timers = timers
+        self.limits = limits
+        self.max_inflight = max_inflight
+        self.write_budget = write_budget
+        self.transport_high = transport_high
+        self.queue_size = queue_size
+        self.advertise_host = advertise_host or host
+        self._server: asyncio.Server | None = None
+        self._sessions: dict[str, EndpointSession] = {}
+        self._runners: set[_Runner] = set()
+        self._by_key: dict[tuple[str, int, bool], _Runner] = {}
+
+    @property
+    def scheme(self) -> str:
+        return "msrps" if self.ssl_server is not None else "msrp"
+
+    async def start(self) -> None:
+        """Listen (passive side, RFC 6135 setup:passive/actpass)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accepted, self.host, self.port,
+                                                ssl=self.ssl_server)
+        sock = self._server.sockets[0]
+        self.port = sock.getsockname()[1]
+
+    def new_session(self, remote_path: Sequence[MsrpUri] = (), *, session_id: str | None = None,
+                    **kw: Any) -> EndpointSession:
+        sid = session_id or new_ident(10)
+        uri = MsrpUri(self.scheme, self.advertise_host, self.port, sid, "tcp")
+        core = MsrpSession(uri, remote_path, **kw)
+        s = EndpointSession(self, core, self.queue_size)
+        self._sessions[sid] = s
+        return s
+
+    def _resolve(self, uri: MsrpUri) -> MsrpSession | None:
+        s = self._sessions.get(uri.session_id or "")
+        return None if s is None else s.core
+
+    def _accepted(self) -> _Runner:
+        runner = _Runner(self, None)
+        self._runners.add(runner)
+        return runner
+
+    def _forget_runner(self, runner: _Runner) -> None:
+        self._runners.discard(runner)
+        if runner.key is not None and self._by_key.get(runner.key) is runner:
+            del self._by_key[runner.key]
+
+    async def _open(self, host: str, port: int, tls: bool) -> _Runner:
+        key = (host, port, tls)
+        runner = self._by_key.get(key)
+        if runner is not None and not runner.conn.closed:
+            return runner          # RFC 4975 §5.4: reuse the connection to the same place
+        ctx: ssl.SSLContext | None = None
+        if tls:
+            ctx = self.ssl_client or ssl.create_default_context()
+        loop = asyncio.get_running_loop()
+        _, runner = await loop.create_connection(lambda: _Runner(self, key), host, port,
+                                                 ssl=ctx)
+        self._runners.add(runner)
+        self._by_key[key] = runner
+        return runner
+
+    async def connect(self, session: EndpointSession, plan: ConnectionPlan | None = None, *,
+                      timeout: float = 10.0) -> None:
+        """Active side: connect (or reuse a connection) and bind with a first SEND (§5.4).
+        A passive plan only waits for the peer to bind."""
+        host: str | None
+        port: int | None
+        if plan is None:
+            first = session.core.to_path[0]
+            host, port, tls, connect = first.host, first.effective_port, first.secure, True
+        else:
+            host, port, tls, connect = plan.host, plan.port, plan.tls, plan.connect
+        if not connect or host is None or port is None:
+            await session.wait_bound(timeout)
+            return
+        runner = await self._open(host, port, tls)
+        session.runner = runner
+        runner.conn.attach(session.core, runner.now())
+        runner.wake()
+        await session.wait_bound(timeout)
+
+    async def authenticate(self, session: EndpointSession, relay_uri: MsrpUri, username: str,
+                           password: str, *, expires: int | None = None) -> RelayGrant:
+        """RFC 4976 §5: AUTH at our relay, then use its connection for the session.  The grant
+        is refreshed (a new AUTH) at 80 % of its Expires while the connection lives."""
+        runner = await self._open(relay_uri.host, relay_uri.effective_port, relay_uri.secure)
+        auth = RelayAuth(relay_uri, session.core.local_uri, username, password, expires=expires)
+        grant = await self._auth_exchange(runner, auth)
+        session.core.set_relay_path(grant.use_path)
+        session.runner = runner
+        runner.conn.attach(session.core, runner.now(), via_relay=True)
+        session.bound.set()
+        self._schedule_refresh(session, runner, auth, grant)
+        return grant
+
+    async def _auth_exchange(self, runner: _Runner, auth: RelayAuth) -> RelayGrant:
+        req = auth.start()
+        for _ in range(4):          # AUTH, AUTH+credentials, at most two 423 adjustments
+            resp = await runner.request(req)
+            if resp is None:
+                raise MsrpTransferError("AUTH", 408, "no response from relay")
+            nxt = auth.handle_response(resp)
+            if isinstance(nxt, RelayGrant):
+                return nxt
+            req = nxt
+        raise MsrpParseError("AUTH did not complete", status=401, where="AUTH")
+
+    def _schedule_refresh(self, session: EndpointSession, runner: _Runner, auth: RelayAuth,
+                          grant: RelayGrant) -> None:
+        if not grant.expires:
+            return
+        delay = max(1.0, grant.expires * 0.8)
+
+        async def refresh() -> None:
+            await asyncio.sleep(delay)
+            if runner.conn.closed or session.runner is not runner:
+                return
+            try:
+                new = await self._auth_exchange(runner, auth)
+            except SimpleImError as exc:
+                log.warning("MSRP relay AUTH refresh failed: %s", exc)
+                return
+            if [str(u) for u in new.use_path] != [str(u) for u in grant.use_path]:
+                log.warning("MSRP relay changed the Use-Path on refresh: %s", new.use_path)
+            self._schedule_refresh(session, runner, auth, new)
+
+        session._refresh = asyncio.get_running_loop().create_task(refresh())
+
+    async def close(self) -> None:
+        for s in list(self._sessions.values()):
+            s.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for r in list(self._runners):
+            r.close()
+        for r in list(self._runners):
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with asyncio.timeout(2):
+                    await r.closed.wait()
+
