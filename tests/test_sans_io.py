@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 CORES = ("sip", "sdp", "msrp", "content")
-FORBIDDEN = {"asyncio", "socket", "threading", "time", "select", "selectors", "ssl",
-             "subprocess", "multiprocessing", "concurrent"}
+FORBIDDEN = {
+    "asyncio", "socket", "threading", "time", "select", "selectors", "ssl",
+    "subprocess", "multiprocessing", "concurrent",
+}
 SRC = Path(__file__).resolve().parent.parent / "src" / "simpleim"
 
 
@@ -34,7 +36,7 @@ def test_no_io_imports(path: Path) -> None:
         else:
             continue
         bad += [n for n in names if n.split(".")[0] in FORBIDDEN]
-        # datetime.now() is a clock too, but datetime as a value type is fine; forbid 'now' calls below.
+        # datetime as a value type is fine, but datetime.now() is a clock: forbidden below.
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             if node.func.attr in {"now", "utcnow", "today"} and not node.args:

@@ -1,0 +1,248 @@
+"""The SQL implementation of :class:`~simpleim.store.base.Store`, shared by SQLite and
+PostgreSQL.  A backend only provides :meth:`SqlStore._run` (statements in one
+transaction) and :meth:`SqlStore._query`; SQL is written with ``?`` placeholders and
+portable types (both engines accept ``DOUBLE PRECISION``/``BIGINT`` and
+``INSERT ... ON CONFLICT ... DO UPDATE``).
+
+Schema versions live in ``simpleim_schema(version)``; :data:`MIGRATIONS` is applied in
+order at open, each step in its own transaction.  A database newer than this code is
+refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from simpleim.errors import StorageError
+from simpleim.server.location import Binding, binding_key
+from simpleim.store.base import Store, User
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "Statement"]
+
+Statement = tuple[str, Sequence[Any]]
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # version 1
+    (
+        """CREATE TABLE users (
+            name TEXT NOT NULL,
+            domain TEXT NOT NULL,
+            realm TEXT NOT NULL,
+            ha1_md5 TEXT NOT NULL,
+            ha1_sha256 TEXT NOT NULL,
+            PRIMARY KEY (name, domain),
+            UNIQUE (name, realm)
+        )""",
+        """CREATE TABLE bindings (
+            aor TEXT NOT NULL,
+            binding_key TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            q DOUBLE PRECISION NOT NULL,
+            call_id TEXT NOT NULL,
+            cseq BIGINT NOT NULL,
+            instance TEXT,
+            reg_id BIGINT,
+            params TEXT NOT NULL,
+            path TEXT NOT NULL,
+            source_transport TEXT,
+            source_host TEXT,
+            source_port INTEGER,
+            PRIMARY KEY (aor, binding_key)
+        )""",
+        "CREATE INDEX bindings_expires_at ON bindings (expires_at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_BINDING_COLUMNS = (
+    "aor, binding_key, contact, expires_at, q, call_id, cseq, instance, reg_id, params, path, "
+    "source_transport, source_host, source_port"
+)
+_UPSERT_BINDING = (
+    f"INSERT INTO bindings ({_BINDING_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (aor, binding_key) DO UPDATE SET contact = excluded.contact, "
+    "expires_at = excluded.expires_at, q = excluded.q, call_id = excluded.call_id, "
+    "cseq = excluded.cseq, instance = excluded.instance, reg_id = excluded.reg_id, "
+    "params = excluded.params, path = excluded.path, "
+    "source_transport = excluded.source_transport, source_host = excluded.source_host, "
+    "source_port = excluded.source_port"
+)
+_USER_COLUMNS = "name, domain, realm, ha1_md5, ha1_sha256"
+_HA1_COLUMN = {"MD5": "ha1_md5", "SHA-256": "ha1_sha256"}
+
+
+def _binding_row(b: Binding) -> tuple[Any, ...]:
+    src = b.source
+    return (
+        b.aor, b.key or binding_key(b), b.contact, float(b.expires_at), float(b.q), b.call_id,
+        int(b.cseq), b.instance, b.reg_id,
+        json.dumps([list(p) for p in b.params], separators=(",", ":")),
+        json.dumps(list(b.path), separators=(",", ":")),
+        src[0] if src else None, src[1] if src else None, src[2] if src else None,
+    )
+
+
+def _binding_from_row(row: Sequence[Any]) -> Binding:
+    (aor, key, contact, expires_at, q, call_id, cseq, instance, reg_id, params, path,
+     s_transport, s_host, s_port) = row
+    try:
+        param_list = json.loads(params)
+        path_list = json.loads(path)
+        parsed_params = tuple((str(n), None if v is None else str(v)) for n, v in param_list)
+        parsed_path = tuple(str(p) for p in path_list)
+    except (ValueError, TypeError) as exc:
+        raise StorageError(f"corrupt binding row for {aor!r}: {exc}") from exc
+    source = None
+    if s_transport is not None and s_host is not None and s_port is not None:
+        source = (str(s_transport), str(s_host), int(s_port))
+    return Binding(
+        aor=str(aor), contact=str(contact), expires_at=float(expires_at), q=float(q),
+        call_id=str(call_id), cseq=int(cseq), instance=instance,
+        reg_id=None if reg_id is None else int(reg_id), params=parsed_params, path=parsed_path,
+        source=source, key=str(key),
+    )
+
+
+def _check_binding(aor: str, b: Binding) -> None:
+    if b.aor != aor:
+        raise StorageError(f"binding for {b.aor!r} given for AOR {aor!r}")
+    if not 0.0 <= b.q <= 1.0:
+        # RFC 3261 §20.10: qvalue is between 0 and 1.
+        raise StorageError(f"binding q {b.q} outside 0..1")
+
+
+class SqlStore(Store):
+    """Backend-independent SQL; subclasses implement the two primitives."""
+
+    @abc.abstractmethod
+    async def _run(self, statements: Sequence[Statement]) -> list[int]:
+        """Execute ``statements`` in one committed transaction; their row counts.
+        Any failure rolls back and raises StorageError."""
+
+    @abc.abstractmethod
+    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one SELECT."""
+
+    # ---- schema
+
+    async def _migrate(self) -> None:
+        await self._run([(
+            "CREATE TABLE IF NOT EXISTS simpleim_schema (version INTEGER NOT NULL)", ()
+        )])
+        current = await self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StorageError(
+                f"database schema version {current} is newer than this simpleim supports "
+                f"({SCHEMA_VERSION}); upgrade simpleim"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            steps: list[Statement] = [(sql, ()) for sql in MIGRATIONS[version - 1]]
+            steps.append(("DELETE FROM simpleim_schema", ()))
+            steps.append(("INSERT INTO simpleim_schema (version) VALUES (?)", (version,)))
+            await self._run(steps)
+
+    async def schema_version(self) -> int:
+        rows = await self._query("SELECT MAX(version) FROM simpleim_schema")
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    # ---- users
+
+    async def _put_user(self, user: User, *, replace: bool) -> None:
+        if not replace and await self.get_user(user.name, user.domain) is not None:
+            raise StorageError(f"user {user.aor} already exists")
+        sql = f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+        if replace:
+            sql += (" ON CONFLICT (name, domain) DO UPDATE SET realm = excluded.realm, "
+                    "ha1_md5 = excluded.ha1_md5, ha1_sha256 = excluded.ha1_sha256")
+        await self._run([(sql, (user.name, user.domain, user.realm, user.ha1_md5,
+                                user.ha1_sha256))])
+
+    async def get_user(self, name: str, domain: str) -> User | None:
+        rows = await self._query(
+            f"SELECT {_USER_COLUMNS} FROM users WHERE name = ? AND domain = ?",
+            (name, domain.lower()),
+        )
+        return User(*rows[0]) if rows else None
+
+    async def remove_user(self, name: str, domain: str) -> bool:
+        (count,) = await self._run([
+            ("DELETE FROM users WHERE name = ? AND domain = ?", (name, domain.lower())),
+        ])
+        return count > 0
+
+    async def list_users(self, domain: str | None = None) -> list[User]:
+        sql = f"SELECT {_USER_COLUMNS} FROM users"
+        params: tuple[Any, ...] = ()
+        if domain is not None:
+            sql += " WHERE domain = ?"
+            params = (domain.lower(),)
+        rows = await self._query(sql + " ORDER BY domain, name", params)
+        return [User(*row) for row in rows]
+
+    async def get_ha1(self, name: str, realm: str, algorithm: str) -> str | None:
+        column = _HA1_COLUMN.get(algorithm.upper().removesuffix("-SESS"))
+        if column is None:
+            return None
+        rows = await self._query(
+            f"SELECT {column} FROM users WHERE name = ? AND realm = ?", (name, realm)
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def user_exists(self, name: str) -> bool:
+        rows = await self._query("SELECT 1 FROM users WHERE name = ? LIMIT 1", (name,))
+        return bool(rows)
+
+    # ---- bindings
+
+    async def save_binding(self, binding: Binding) -> None:
+        _check_binding(binding.aor, binding)
+        await self._run([(_UPSERT_BINDING, _binding_row(binding))])
+
+    async def replace_bindings(self, aor: str, bindings: Sequence[Binding]) -> None:
+        for b in bindings:
+            _check_binding(aor, b)
+        steps: list[Statement] = [("DELETE FROM bindings WHERE aor = ?", (aor,))]
+        steps += [(_UPSERT_BINDING, _binding_row(b)) for b in bindings]
+        await self._run(steps)
+
+    async def remove_binding(self, aor: str, contact: str) -> bool:
+        (count,) = await self._run([(
+            "DELETE FROM bindings WHERE aor = ? AND (contact = ? OR binding_key = ?)",
+            (aor, contact, contact),
+        )])
+        return count > 0
+
+    async def remove_all_bindings(self, aor: str) -> int:
+        (count,) = await self._run([("DELETE FROM bindings WHERE aor = ?", (aor,))])
+        return count
+
+    async def get_bindings(self, aor: str, now: float) -> list[Binding]:
+        rows = await self._query(
+            f"SELECT {_BINDING_COLUMNS} FROM bindings WHERE aor = ? AND expires_at > ? "
+            "ORDER BY q DESC, binding_key",
+            (aor, float(now)),
+        )
+        return [_binding_from_row(r) for r in rows]
+
+    async def load_bindings(self, now: float | None = None) -> list[Binding]:
+        if now is None:
+            rows = await self._query(
+                f"SELECT {_BINDING_COLUMNS} FROM bindings ORDER BY aor, q DESC, binding_key"
+            )
+        else:
+            rows = await self._query(
+                f"SELECT {_BINDING_COLUMNS} FROM bindings WHERE expires_at > ? "
+                "ORDER BY aor, q DESC, binding_key",
+                (float(now),),
+            )
+        return [_binding_from_row(r) for r in rows]
+
+    async def purge_expired(self, now: float) -> int:
+        (count,) = await self._run([
+            ("DELETE FROM bindings WHERE expires_at <= ?", (float(now),)),
+        ])
+        return count

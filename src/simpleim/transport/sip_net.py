@@ -1,0 +1,372 @@
+"""Sockets for SIP: UDP datagrams and TCP/TLS byte streams (IPv4 and IPv6).
+
+This module only moves bytes.  It knows nothing about SIP beyond framing on streams
+(done by the SIP core's stream framer, see :mod:`simpleim.transport.sip_framing`).
+Every complete message is handed to ``on_message(data, source, local)``;
+:class:`simpleim.transport.sip.SipEndpoint` parses it.
+
+Connections are indexed by the remote (transport, host, port) so that a response can be
+sent back on the connection its request came in on (RFC 3261 §18.2.2), and a request to a
+peer reuses an open connection to it (RFC 3261 §18.1.1, connection reuse).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any, cast
+
+from simpleim.errors import RemoteProtocolError
+from simpleim.transport.sip_addr import RELIABLE, ListenSpec, TransportAddr, normalize_host
+from simpleim.transport.sip_framing import StreamFramerAdapter
+
+__all__ = [
+    "ListenSpec",
+    "TransportAddr",
+    "SipNetwork",
+    "MessageCallback",
+    "ErrorCallback",
+    "normalize_host",
+    "RELIABLE",
+]
+
+log = logging.getLogger("simpleim.transport.sip")
+
+# Requested UDP socket buffer size (the kernel caps it at net.core.[rw]mem_max).
+UDP_BUFFER_BYTES = 4 * 1024 * 1024
+
+
+
+
+MessageCallback = Callable[[bytes, TransportAddr, TransportAddr], None]
+ErrorCallback = Callable[[TransportAddr, str, list[str]], None]
+
+
+def _peer(transport: str, addr: tuple[object, ...]) -> TransportAddr:
+    host = str(addr[0])
+    port = addr[1]
+    return TransportAddr(transport, normalize_host(host), port if isinstance(port, int) else 0)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    """One UDP listener; every datagram is one message (RFC 3261 §18.3)."""
+
+    def __init__(self, net: SipNetwork, local: TransportAddr) -> None:
+        self._net = net
+        self.local = local
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Not every loop's UDP transport subclasses DatagramTransport (CPython 3.11 does not).
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if len(data) <= 4 and not data.strip():
+            # RFC 5626 §3.5.1 / §4.4.1 keep-alives on UDP are STUN; bare CRLFs are ignored.
+            return
+        self._net.deliver(
+            data, TransportAddr("udp", normalize_host(addr[0]), addr[1]), self.local
+        )
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (port unreachable) on UDP: nothing to do, transactions time out.
+        log.debug("udp error on %s: %s", self.local, exc)
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """One TCP or TLS connection, framed by Content-Length (RFC 3261 §18.3)."""
+
+    def __init__(self, net: SipNetwork, transport_name: str, local: TransportAddr | None) -> None:
+        self._net = net
+        self.name = transport_name
+        self.local = local
+        self.peer: TransportAddr | None = None
+        self.transport: asyncio.Transport | None = None
+        self._framer = StreamFramerAdapter(net.max_message_size)
+        self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self.connected: asyncio.Future[None] = self._loop.create_future()
+        self.last_activity = self._loop.time()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peername = self.transport.get_extra_info("peername")
+        sockname = self.transport.get_extra_info("sockname")
+        if peername is not None:
+            self.peer = _peer(self.name, tuple(peername))
+        if self.local is None and sockname is not None:
+            self.local = _peer(self.name, tuple(sockname))
+        if self.peer is not None:
+            self._net.register_connection(self.peer, self)
+        if not self.connected.done():
+            self.connected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self._loop.time()
+        try:
+            messages, pong = self._framer.feed(data)
+        except RemoteProtocolError as exc:
+            # A framing error (e.g. negative or garbled Content-Length, RFC 4475 §3.1.2.3)
+            # is unrecoverable on a stream: close this connection only.
+            log.warning("closing %s: bad framing: %s", self.peer, exc.detail)
+            self.close()
+            return
+        if pong and self.transport is not None:
+            # RFC 5626 §3.5.1: answer a double-CRLF ping with a single CRLF pong.
+            self.transport.write(b"\r\n")
+        if self.peer is None or self.local is None:
+            return
+        for message in messages:
+            self._net.deliver(message, self.peer, self.local)
+            if self.closed:
+                return
+
+    def write(self, data: bytes) -> None:
+        self.last_activity = self._loop.time()
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            if self.peer is not None:
+                self._net.unregister_connection(self.peer, self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.peer is not None:
+            self._net.unregister_connection(self.peer, self)
+        if not self.connected.done():
+            self.connected.set_exception(ConnectionError(str(exc or "connection lost")))
+
+
+class SipNetwork:
+    """Listeners and connections of one SIP element."""
+
+    def __init__(
+        self,
+        on_message: MessageCallback,
+        *,
+        on_error: ErrorCallback | None = None,
+        ssl_server: ssl.SSLContext | None = None,
+        ssl_client: ssl.SSLContext | None = None,
+        max_message_size: int = 65535,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 3605.0,
+    ) -> None:
+        self._on_message = on_message
+        self._on_error = on_error
+        self._ssl_server = ssl_server
+        self._ssl_client = ssl_client
+        self.max_message_size = max_message_size
+        self._connect_timeout = connect_timeout
+        # Connections without traffic for this long are closed (a registered UA keeps its
+        # flow alive with CRLF pings, RFC 5626 §4.4.1, or re-registers before then).
+        self.idle_timeout = idle_timeout
+        self._reaper: asyncio.TimerHandle | None = None
+        self._udp: list[_UdpProtocol] = []
+        self._udp_by_family: dict[bool, asyncio.DatagramTransport] = {}
+        self._servers: list[asyncio.AbstractServer] = []
+        self._conns: dict[TransportAddr, _StreamProtocol] = {}
+        self._pending: dict[TransportAddr, list[tuple[bytes, str | None]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.listeners: list[TransportAddr] = []
+
+    # ------------------------------------------------------------------ listening
+
+    async def listen(self, spec: ListenSpec) -> TransportAddr:
+        """Open one listener; returns its bound address (port 0 is resolved)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+        if spec.transport == "udp":
+            local = TransportAddr("udp", normalize_host(spec.host), spec.port)
+            proto = _UdpProtocol(self, local)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: proto, local_addr=(spec.host, spec.port), family=family
+            )
+            sockname = transport.get_extra_info("sockname")
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Absorb bursts: a datagram dropped by a full buffer costs a retransmission
+                # 500 ms later (RFC 3261 §17.1.2.2 timer E), i.e. more load, not less.
+                for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, option, UDP_BUFFER_BYTES)
+            proto.local = _peer("udp", tuple(sockname))
+            self._udp.append(proto)
+            # the first UDP listener of each address family sends our UDP messages
+            self._udp_by_family.setdefault(":" in proto.local.host, transport)
+            self.listeners.append(proto.local)
+            return proto.local
+        if spec.transport in RELIABLE:
+            ssl_ctx: ssl.SSLContext | None = None
+            if spec.transport == "tls":
+                if self._ssl_server is None:
+                    raise OSError("tls listener without a server certificate")
+                ssl_ctx = self._ssl_server
+            name = spec.transport
+            server = await loop.create_server(
+                lambda: _StreamProtocol(self, name, None),
+                host=spec.host,
+                port=spec.port,
+                family=family,
+                ssl=ssl_ctx,
+                reuse_address=True,
+            )
+            sockname = server.sockets[0].getsockname()
+            local = _peer(name, tuple(sockname))
+            self._servers.append(server)
+            self.listeners.append(local)
+            return local
+        raise OSError(f"unknown transport {spec.transport!r}")
+
+    def local_for(self, transport: str, family_host: str) -> TransportAddr | None:
+        """The listener to advertise (Via sent-by, Record-Route) for a destination."""
+        v6 = ":" in family_host
+        best: TransportAddr | None = None
+        for local in self.listeners:
+            if (":" in local.host) != v6:
+                continue
+            if local.transport == transport:
+                return local
+            if best is None:
+                best = local
+        return best or (self.listeners[0] if self.listeners else None)
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver(self, data: bytes, source: TransportAddr, local: TransportAddr) -> None:
+        # The outermost boundary for received bytes: a bug while handling one message must
+        # not kill the listener or the connection, so log it with its traceback and go on.
+        try:
+            self._on_message(data, source, local)
+        except Exception:  # noqa: BLE001 - outermost receive boundary, see comment above
+            log.exception("error while handling a message from %s", source)
+
+    def register_connection(self, peer: TransportAddr, proto: _StreamProtocol) -> None:
+        self._conns[peer] = proto
+        if self._reaper is None:
+            self._schedule_reaper()
+
+    def _schedule_reaper(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        loop = asyncio.get_running_loop()
+        self._reaper = loop.call_later(min(60.0, self.idle_timeout / 2), self._reap_idle)
+
+    def _reap_idle(self) -> None:
+        self._reaper = None
+        limit = asyncio.get_running_loop().time() - self.idle_timeout
+        for conn in list(self._conns.values()):
+            if conn.last_activity < limit:
+                log.info("closing idle connection %s", conn.peer)
+                conn.close()
+        if self._conns:
+            self._schedule_reaper()
+
+    def unregister_connection(self, peer: TransportAddr, proto: _StreamProtocol) -> None:
+        if self._conns.get(peer) is proto:
+            del self._conns[peer]
+
+    def has_connection(self, peer: TransportAddr) -> bool:
+        conn = self._conns.get(peer)
+        return conn is not None and not conn.closed
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, data: bytes, dest: TransportAddr, tag: str | None = None) -> None:
+        """Send one message; a stream connection is opened on demand.
+
+        ``tag`` (a transaction id) is reported back to ``on_error`` if the send fails.
+        """
+        if dest.transport == "udp":
+            self._send_udp(data, dest, tag)
+            return
+        conn = self._conns.get(dest)
+        if conn is not None and not conn.closed:
+            conn.write(data)
+            return
+        pending = self._pending.get(dest)
+        if pending is not None:
+            pending.append((data, tag))
+            return
+        self._pending[dest] = [(data, tag)]
+        task = asyncio.get_running_loop().create_task(self._connect(dest))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send_udp(self, data: bytes, dest: TransportAddr, tag: str | None) -> None:
+        transport = self._udp_by_family.get(":" in dest.host)
+        if transport is None:
+            self._fail(dest, "no UDP listener for this address family", [tag] if tag else [])
+            return
+        transport.sendto(data, (dest.host, dest.port))
+
+    async def _connect(self, dest: TransportAddr) -> None:
+        loop = asyncio.get_running_loop()
+        ssl_ctx: ssl.SSLContext | None = None
+        if dest.transport == "tls":
+            ssl_ctx = self._ssl_client or ssl.create_default_context()
+        proto: _StreamProtocol | None = None
+
+        def factory() -> _StreamProtocol:
+            nonlocal proto
+            proto = _StreamProtocol(self, dest.transport, None)
+            return proto
+
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(
+                    factory,
+                    host=dest.host,
+                    port=dest.port,
+                    ssl=ssl_ctx,
+                    server_hostname=dest.host if ssl_ctx is not None else None,
+                ),
+                self._connect_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError) as exc:
+            failed = self._pending.pop(dest, [])
+            self._fail(dest, f"connect failed: {exc}", [tag for _, tag in failed if tag])
+            return
+        queued = self._pending.pop(dest, [])
+        if proto is None:
+            return
+        # The peer's address as we dialled it is the key (its getpeername may differ in form).
+        self._conns[dest] = proto
+        for data, _ in queued:
+            proto.write(data)
+
+    def _fail(self, dest: TransportAddr, reason: str, tags: list[str]) -> None:
+        log.info("transport error towards %s: %s", dest, reason)
+        if self._on_error is not None:
+            self._on_error(dest, reason, tags)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
+        for proto in self._udp:
+            if proto.transport is not None:
+                proto.transport.close()
+        self._udp.clear()
+        self._udp_by_family.clear()
+        for server in self._servers:
+            server.close()
+        for conn in list(self._conns.values()):
+            conn.close()
+        self._conns.clear()
+        for server in self._servers:
+            await server.wait_closed()
+        self._servers.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self.listeners.clear()

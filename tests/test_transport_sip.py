@@ -1,0 +1,294 @@
+"""asyncio SIP transports and SipEndpoint: UDP, TCP, TLS, IPv6, keep-alives, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+
+import pytest
+
+from simpleim.sip.auth import DigestClient, DigestServer, ha1
+from simpleim.sip.message import SipRequest, SipResponse, parse_message
+from simpleim.sip.uri import SipUri
+from simpleim.timers import Timers
+from simpleim.transport.sip import IncomingRequest, SipEndpoint, resolve_uri
+from simpleim.transport.sip_addr import ListenSpec, TransportAddr, normalize_host
+
+FAST = Timers(t1=0.02, t2=0.1, t4=0.1, timer_d_unreliable=0.1)
+
+
+def _request(method: str, target: TransportAddr, call_id: str = "c1") -> SipRequest:
+    return SipRequest(method, f"sip:svc@{target.hostport}", [
+        ("Max-Forwards", "70"),
+        ("From", "<sip:a@example.test>;tag=1"),
+        ("To", "<sip:svc@example.test>"),
+        ("Call-ID", call_id),
+        ("CSeq", f"1 {method}"),
+    ])
+
+
+def _ok(inc: IncomingRequest) -> None:
+    inc.reply(200, headers=[("X-Source", str(inc.source))])
+
+
+async def _pair(transport: str, host: str = "127.0.0.1", **kw: object
+                ) -> tuple[SipEndpoint, SipEndpoint, TransportAddr]:
+    server = SipEndpoint(_ok, **kw)  # type: ignore[arg-type]
+    client = SipEndpoint(**kw)  # type: ignore[arg-type]
+    addr = await server.listen(ListenSpec(transport, host, 0))
+    await client.listen(ListenSpec(transport, host, 0))
+    return server, client, addr
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_request_response_and_received_rport(transport: str) -> None:
+    server, client, addr = await _pair(transport)
+    try:
+        resp = await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        assert resp.status == 200
+        via = resp.top_via
+        # RFC 3581 §4: rport filled in and received added by the server transport
+        assert via.rport is not None and via.received == "127.0.0.1"
+        assert resp.headers.get("X-Source", "").startswith(transport)
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_tcp_response_reuses_the_connection() -> None:
+    server, client, addr = await _pair("tcp")
+    try:
+        req = _request("OPTIONS", addr)
+        resp = await asyncio.wait_for(client.request(req, addr), 5)
+        source = resp.headers.get("X-Source") or ""
+        # the request came from an ephemeral port, not the client's listener: the response
+        # still arrived (RFC 3261 §18.2.2: sent back on the same connection)
+        assert source != str(client.listeners[0])
+    finally:
+        await client.close()
+        await server.close()
+
+
+def _make_cert(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "simpleim test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_tls_listener(tmp_path: Path) -> None:
+    cert, key = _make_cert(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    server = SipEndpoint(_ok, ssl_server=server_ctx)
+    client = SipEndpoint(ssl_client=client_ctx)
+    addr = await server.listen(ListenSpec("tls", "127.0.0.1", 0))
+    await client.listen(ListenSpec("tcp", "127.0.0.1", 0))
+    try:
+        assert addr.transport == "tls"
+        req = SipRequest("OPTIONS", f"sips:svc@{addr.hostport}", _request("OPTIONS", addr).headers)
+        resp = await asyncio.wait_for(client.request(req), 5)
+        assert resp.status == 200
+        assert resp.top_via.transport == "TLS"
+    finally:
+        await client.close()
+        await server.close()
+
+
+def _has_ipv6() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 on ::1")
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_ipv6(transport: str) -> None:
+    server, client, addr = await _pair(transport, "::1")
+    try:
+        assert addr.host == "::1"
+        resp = await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        assert resp.status == 200
+        assert resp.top_via.host == "[::1]"
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_udp_timeout_gives_408() -> None:
+    client = SipEndpoint(timers=FAST)
+    await client.listen(ListenSpec("udp", "127.0.0.1", 0))
+    # a port nobody listens on
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        dead = TransportAddr("udp", "127.0.0.1", s.getsockname()[1])
+    try:
+        resp = await asyncio.wait_for(client.request(_request("MESSAGE", dead), dead), 5)
+        assert resp.status == 408  # RFC 3261 §8.1.3.1: timeout -> 408
+    finally:
+        await client.close()
+
+
+async def test_tcp_connect_failure_gives_503() -> None:
+    client = SipEndpoint(timers=FAST)
+    await client.listen(ListenSpec("tcp", "127.0.0.1", 0))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = TransportAddr("tcp", "127.0.0.1", s.getsockname()[1])
+    try:
+        resp = await asyncio.wait_for(client.request(_request("MESSAGE", dead), dead), 5)
+        assert resp.status == 503  # RFC 3261 §8.1.3.1: transport error -> 503
+    finally:
+        await client.close()
+
+
+async def test_digest_retry_in_request() -> None:
+    digest = DigestServer("example.test", b"0123456789abcdef0123456789abcdef")
+
+    def challenge(inc: IncomingRequest) -> None:
+        result = digest.verify(inc.request.headers.get_all("Authorization"), inc.method,
+                               lambda u, r, alg: ha1(u, r, "pw", alg) if u == "a" else None, 0.0)
+        if result.ok:
+            inc.reply(200)
+        else:
+            inc.reply(result.status, headers=[(result.header, c) for c in result.challenges])
+
+    server = SipEndpoint(challenge)
+    client = SipEndpoint()
+    addr = await server.listen(ListenSpec("udp", "127.0.0.1", 0))
+    await client.listen(ListenSpec("udp", "127.0.0.1", 0))
+    try:
+        req = _request("REGISTER", addr)
+        resp = await asyncio.wait_for(client.request(req, addr, auth=DigestClient("a", "pw")), 5)
+        assert resp.status == 200
+        assert req.cseq.seq == 2  # the retry used CSeq + 1
+        bad = await asyncio.wait_for(
+            client.request(_request("REGISTER", addr, "c2"), addr, auth=DigestClient("a", "x")),
+            5)
+        assert bad.status == 401
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_crlf_keepalive_pong_and_bad_framing_closes_only_that_connection() -> None:
+    server = SipEndpoint(_ok)
+    addr = await server.listen(ListenSpec("tcp", "127.0.0.1", 0))
+    try:
+        reader, writer = await asyncio.open_connection(addr.host, addr.port)
+        writer.write(b"\r\n\r\n")  # RFC 5626 §3.5.1 ping
+        assert await asyncio.wait_for(reader.readexactly(2), 5) == b"\r\n"
+        good_reader, good_writer = await asyncio.open_connection(addr.host, addr.port)
+        # a negative Content-Length cannot be framed (RFC 4475 §3.1.2.3): close
+        writer.write(b"OPTIONS sip:x@example.test SIP/2.0\r\nContent-Length: -5\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        msg = bytes(_request("OPTIONS", addr))
+        msg = msg.replace(b"Max-Forwards", b"Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKk1\r\n"
+                          b"Max-Forwards", 1)
+        good_writer.write(msg)
+        data = await asyncio.wait_for(good_reader.readuntil(b"\r\n\r\n"), 5)
+        assert data.startswith(b"SIP/2.0 200")
+        good_writer.close()
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_malformed_request_is_answered_with_warning() -> None:
+    server = SipEndpoint(_ok, validate=lambda req: None)
+    addr = await server.listen(ListenSpec("udp", "127.0.0.1", 0))
+    loop = asyncio.get_running_loop()
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Proto(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, _addr: object) -> None:
+            got.put_nowait(data)
+
+    transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+    try:
+        bad = (b"OPTIONS sip:x@example.test SIP/7.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch="
+               b"z9hG4bKv\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@b>\r\nCall-ID: v\r\n"
+               b"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        transport.sendto(bad, (addr.host, addr.port))
+        resp = parse_message(await asyncio.wait_for(got.get(), 5))
+        assert isinstance(resp, SipResponse) and resp.status == 505
+        assert (resp.headers.get("Warning") or "").startswith("399 ")
+        transport.sendto(b"\x00\xffgarbage", (addr.host, addr.port))  # dropped, no crash
+        good = bad.replace(b"SIP/7.0", b"SIP/2.0").replace(b"z9hG4bKv", b"z9hG4bKv;rport")
+        transport.sendto(good, (addr.host, addr.port))
+        resp = parse_message(await asyncio.wait_for(got.get(), 5))
+        assert isinstance(resp, SipResponse) and resp.status == 200
+    finally:
+        transport.close()
+        await server.close()
+
+
+def test_resolve_uri_and_hosts() -> None:
+    assert resolve_uri(SipUri.parse("sip:bob@127.0.0.1:5080;transport=TCP")) == \
+        TransportAddr("tcp", "127.0.0.1", 5080)
+    assert resolve_uri(SipUri.parse("sips:bob@[::1]")) == TransportAddr("tls", "::1", 5061)
+    assert resolve_uri(SipUri.parse("sip:localhost")) == TransportAddr("udp", "127.0.0.1", 5060)
+    assert resolve_uri(SipUri.parse("sip:x@example.test"), {"example.test": "127.0.0.2"}) \
+        == TransportAddr("udp", "127.0.0.2", 5060)
+    assert normalize_host("[0:0:0:0:0:0:0:1]") == "::1"
+
+
+async def test_client_keepalive_ping() -> None:
+    server, client, addr = await _pair("tcp")
+    try:
+        assert not client.send_keepalive(addr)  # no connection yet
+        await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        assert client.send_keepalive(addr)  # the server answers the ping (no error)
+        await asyncio.sleep(0.05)
+        assert client.net.has_connection(addr)
+    finally:
+        await client.close()
+        await server.close()
+
+
+async def test_idle_connections_are_closed() -> None:
+    server, client, addr = await _pair("tcp")
+    server.net.idle_timeout = 0.1
+    try:
+        await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        assert server.net._conns
+        server.net._reap_idle()  # nothing is idle yet
+        assert server.net._conns
+        await asyncio.sleep(0.2)
+        server.net._reap_idle()
+        assert not server.net._conns
+    finally:
+        await client.close()
+        await server.close()
