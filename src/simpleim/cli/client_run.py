@@ -1,0 +1,367 @@
+"""Implementations of the client commands (see :mod:`simpleim.cli.client`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from simpleim.client.account import Account, RegistrationError
+from simpleim.client.config import ClientConfig, Policy, load_config
+from simpleim.client.events import (
+    CapabilitiesEvent,
+    ComposingEvent,
+    ErrorEvent,
+    Event,
+    FileEvent,
+    ImdnEvent,
+    MessageEvent,
+    ReadyEvent,
+    RegisteredEvent,
+    SessionEvent,
+)
+from simpleim.client.session import ChatSession, SessionFailed
+from simpleim.errors import ConfigError, SimpleImError
+
+__all__ = ["EXIT_CODES", "exit_code_for", "run_agent", "run_send", "run_chat",
+           "run_send_file", "run_share_image", "run_capabilities", "format_event"]
+
+#: Exit codes a script can rely on (docs/cli.md).
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "other failure",
+    2: "usage or configuration error",
+    3: "registration / authentication failed",
+    4: "unreachable or no answer (408, 503, network)",
+    5: "not found (404, 604)",
+    6: "temporarily unavailable (480)",
+    7: "declined / busy / not acceptable (603, 486, 488, 600, 606)",
+    8: "transfer failed (MSRP error, hash mismatch)",
+    9: "forbidden (403)",
+}
+
+
+def exit_code_for(status: int) -> int:
+    if status in (404, 604):
+        return 5
+    if status == 480:
+        return 6
+    if status in (603, 486, 488, 600, 606, 487):
+        return 7
+    if status == 403:
+        return 9
+    if status in (401, 407):
+        return 3
+    if status in (0,):
+        return 8
+    if status in (408, 503, 504) or status >= 500:
+        return 4
+    return 1
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> ClientConfig:
+    overrides: dict[str, Any] = {
+        "aor": args.account, "password": args.password, "proxy": args.proxy,
+        "listen": args.listen, "msrp_listen": args.msrp_listen,
+        "msrp_relay": args.msrp_relay,
+        "display_name": args.display_name, "expires": args.expires,
+        "fixed_datetime": args.fixed_datetime,
+    }
+    overrides.update(extra)
+    return load_config(path=args.config, overrides=overrides)
+
+
+def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:
+    print(f"simpleim {cmd}: {text}", file=err or sys.stderr, flush=True)
+    return code
+
+
+def _run(cmd: str, args: argparse.Namespace,
+         body: Callable[[Account], Awaitable[int]], **extra: Any) -> int:
+    """Build the config, start the account, run ``body``, map errors to exit codes."""
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        cfg = _config(args, **extra)
+    except ConfigError as exc:
+        return _fail(cmd, 2, str(exc))
+
+    async def main() -> int:
+        account = Account(cfg)
+        try:
+            await account.start(register=not args.no_register)
+        except RegistrationError as exc:
+            await account.close()
+            code = 3 if exc.status in (401, 403, 407) else exit_code_for(exc.status)
+            return _fail(cmd, code, f"registration failed: {exc.status} {exc.reason}")
+        except OSError as exc:
+            await account.close()
+            return _fail(cmd, 4, f"network error: {exc.strerror or exc}")
+        try:
+            return await body(account)
+        except SessionFailed as exc:
+            return _fail(cmd, exit_code_for(exc.status), f"failed: {exc}")
+        except (SimpleImError, OSError) as exc:
+            return _fail(cmd, 1, f"error: {exc}")
+        finally:
+            await account.close()
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------- agent
+
+def format_event(ev: Event) -> str:
+    """One human-readable line per event."""
+    if isinstance(ev, MessageEvent):
+        return f"[message/{ev.mode}] {ev.sender}: {ev.text}"
+    if isinstance(ev, SessionEvent):
+        extra = f" ({ev.reason})" if ev.reason else ""
+        return f"[session] {ev.kind} with {ev.peer} {ev.state}{extra}"
+    if isinstance(ev, FileEvent):
+        where = f" -> {ev.path}" if ev.path else ""
+        h = "" if ev.hash_ok is None else (" hash ok" if ev.hash_ok else " HASH MISMATCH")
+        return f"[{ev.kind}] {ev.file_name} ({ev.size} bytes) {ev.state}{where}{h}"
+    if isinstance(ev, ImdnEvent):
+        return f"[imdn] {ev.message_id} {ev.status} by {ev.peer}"
+    if isinstance(ev, ComposingEvent):
+        return f"[composing] {ev.peer} is {'typing' if ev.state == 'active' else 'idle'}"
+    if isinstance(ev, CapabilitiesEvent):
+        return f"[capabilities] {ev.peer}: {ev.status} {' '.join(ev.services)}"
+    if isinstance(ev, ErrorEvent):
+        return f"[error] {ev.reason}"
+    if isinstance(ev, RegisteredEvent):
+        return f"[{ev.name}] {ev.aor} as {ev.contact} for {ev.expires} s"
+    if isinstance(ev, ReadyEvent):
+        return f"[ready] {ev.aor} sip={ev.sip} msrp={ev.msrp}"
+    return json.dumps(ev.to_json())
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    default = "decline" if args.decline else "accept"
+    policy = Policy(sessions=args.sessions or default, files=args.files or default,
+                    images=args.images or default)
+    extra: dict[str, Any] = {"policy_sessions": policy.sessions, "policy_files": policy.files,
+                             "policy_images": policy.images}
+    if args.download_dir:
+        extra["download_dir"] = args.download_dir
+    if args.max_file_size is not None:
+        extra["max_file_size"] = args.max_file_size
+
+    async def body(account: Account) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+        if args.duration:
+            loop.call_later(args.duration, stop.set)
+
+        async def pump() -> None:
+            async for ev in account.events:
+                if args.json:
+                    print(json.dumps(ev.to_json(), ensure_ascii=False), flush=True)
+                else:
+                    print(format_event(ev), flush=True)
+                if isinstance(ev, MessageEvent):
+                    await _react(account, ev, args)
+
+        task = asyncio.ensure_future(pump())
+        await stop.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return 0
+
+    return _run("agent", args, body, **extra)
+
+
+async def _react(account: Account, ev: MessageEvent, args: argparse.Namespace) -> None:
+    session = account.sessions.get(ev.session_id or "")
+    if args.auto_display and ev.message_id:
+        with contextlib.suppress(SimpleImError, OSError):
+            await account.mark_displayed(ev.message_id)
+    if args.echo:
+        with contextlib.suppress(SimpleImError, OSError):
+            if isinstance(session, ChatSession):
+                await session.send(f"echo: {ev.text}")
+            else:
+                account.spawn(account.send_message(ev.sender, f"echo: {ev.text}"))
+
+
+# ---------------------------------------------------------------------------- send
+
+def run_send(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        text = sys.stdin.read() if args.text == "-" else args.text
+        async with asyncio.timeout(args.timeout):
+            result = await account.send_message(args.to, text, content_type=args.content_type)
+        print(f"sent {result.mode} {result.message_id}", flush=True)
+        if args.wait_imdn:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(args.wait_imdn):
+                    async for ev in account.events:
+                        if isinstance(ev, ImdnEvent) and ev.message_id == result.message_id:
+                            print(f"imdn {ev.status}", flush=True)
+                            break
+        return 0
+
+    return _run("send", args, body)
+
+
+# ---------------------------------------------------------------------------- chat
+
+def run_chat(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        chat = await account.start_chat(args.to, timeout=args.timeout)
+        print(f"session with {chat.peer} established; type lines, /quit to end", flush=True)
+        sent: dict[str, str] = {}
+        loop = asyncio.get_running_loop()
+
+        async def show() -> None:
+            async for ev in account.events:
+                if isinstance(ev, MessageEvent):
+                    print(f"{ev.sender}: {ev.text}", flush=True)
+                    if ev.message_id:
+                        with contextlib.suppress(SimpleImError, OSError):
+                            await chat.mark_displayed(ev.message_id)
+                elif isinstance(ev, ImdnEvent) and ev.message_id in sent:
+                    tick = "✓✓" if ev.status == "displayed" else "✓"
+                    print(f"  {tick} {ev.status}: {sent[ev.message_id]}", flush=True)
+                elif isinstance(ev, ComposingEvent):
+                    if ev.state == "active":
+                        print(f"  … {ev.peer} is typing", flush=True)
+                elif isinstance(ev, SessionEvent) and ev.state == "ended":
+                    print(f"session ended ({ev.reason})", flush=True)
+                    return
+
+        shower = asyncio.ensure_future(show())
+        try:
+            for _ in range(1_000_000):
+                line_task = loop.run_in_executor(None, sys.stdin.readline)
+                done, _ = await asyncio.wait({line_task, shower},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if shower in done:
+                    return 0
+                line = line_task.result()
+                if not line or line.strip() == "/quit":
+                    break
+                text = line.rstrip("\n")
+                if not text:
+                    await chat.composing(True)
+                    continue
+                mid = await chat.send(text)
+                sent[mid] = text
+        finally:
+            await chat.end()
+            shower.cancel()
+        return 0
+
+    return _run("chat", args, body)
+
+
+# ---------------------------------------------------------------------------- files
+
+class _Bars:
+    """rich progress bars with rate and ETA, one per transfer."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress: Any = None
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                     DownloadColumn(), TransferSpeedColumn(),
+                                     TimeRemainingColumn(), transient=False)
+            self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def update(self, tid: str, done: int, total: int, name: str = "") -> None:
+        if self.progress is None:
+            return
+        task = self.tasks.get(tid)
+        if task is None:
+            task = self.tasks[tid] = self.progress.add_task(name or tid[:12], total=total)
+        self.progress.update(task, completed=done)
+
+
+def run_send_file(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        paths = [Path(f) for f in args.files]
+        for p in paths:
+            if not p.is_file():
+                return _fail("send-file", 2, f"no such file: {p}")
+        with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
+            results = await account.send_files(
+                args.to, paths, thumbnail=not args.no_thumbnail,
+                progress=lambda tid, done, total: bars.update(tid, done, total),
+                timeout=args.timeout, tc1=0.0)   # OMA §10.2: no further file follows
+        code = 0
+        for r in results:
+            print(f"{r.status} {r.name} {r.size}" + (f" resumed-from {r.resumed_from}"
+                                                      if r.resumed_from else ""), flush=True)
+            if r.status == "declined":
+                code = code or 7
+            elif r.status != "sent":
+                code = 8
+        return code
+
+    return _run("send-file", args, body)
+
+
+def run_share_image(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        path = Path(args.image)
+        if not path.is_file():
+            return _fail("share-image", 2, f"no such file: {path}")
+        with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
+            result = await account.share_image(
+                args.to, path, title=args.title, timeout=args.timeout,
+                progress=lambda tid, done, total: bars.update(tid, done, total))
+        print(f"{result.status} {result.name} {result.size}", flush=True)
+        return 0 if result.status == "sent" else 8
+
+    return _run("share-image", args, body)
+
+
+def run_capabilities(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        async with asyncio.timeout(args.timeout):
+            result = await account.query_capabilities(args.to, use_cache=False)
+        if args.json:
+            print(json.dumps({"event": "capabilities", "peer": result.peer,
+                              "status": result.status, "services": list(result.names)}),
+                  flush=True)
+        else:
+            print(f"{result.peer}: {result.status} {' '.join(result.names)}".rstrip(),
+                  flush=True)
+        if result.status != 200:
+            return exit_code_for(result.status)
+        return 0
+
+    return _run("capabilities", args, body)
+

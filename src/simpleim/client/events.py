@@ -1,0 +1,206 @@
+"""What an :class:`~simpleim.client.account.Account` reports: typed, JSON-able events and
+the bounded async queue they travel through."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = [
+    "Event",
+    "RegisteredEvent",
+    "ReadyEvent",
+    "MessageEvent",
+    "SessionEvent",
+    "FileEvent",
+    "ImdnEvent",
+    "ComposingEvent",
+    "CapabilitiesEvent",
+    "ErrorEvent",
+    "EventStream",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base: every event has a name (``event``) for the JSON output."""
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"event": self.name}
+        for f in fields(self):
+            if f.name == "invitation":
+                continue          # a live handle, not data
+            value = getattr(self, f.name)
+            data[f.name] = list(value) if isinstance(value, tuple) else value
+        return data
+
+    @property
+    def name(self) -> str:
+        return "event"
+
+
+@dataclass(frozen=True)
+class RegisteredEvent(Event):
+    aor: str
+    contact: str
+    expires: int
+
+    @property
+    def name(self) -> str:
+        return "registered" if self.expires > 0 else "unregistered"
+
+
+@dataclass(frozen=True)
+class ReadyEvent(Event):
+    aor: str
+    sip: str
+    msrp: str
+
+    @property
+    def name(self) -> str:
+        return "ready"
+
+
+@dataclass(frozen=True)
+class MessageEvent(Event):
+    """An instant message: ``mode`` is ``pager``, ``large`` or ``session``."""
+
+    sender: str
+    text: str
+    content_type: str
+    mode: str
+    message_id: str | None = None
+    session_id: str | None = None
+    imdn: tuple[str, ...] = ()
+    datetime: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "message"
+
+
+@dataclass(frozen=True)
+class SessionEvent(Event):
+    """``state``: ``invited``, ``established``, ``ended``, ``declined``, ``cancelled``."""
+
+    session_id: str
+    peer: str
+    state: str
+    kind: str = "chat"
+    reason: str | None = None
+    status: int | None = None
+    invitation: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return "session"
+
+
+@dataclass(frozen=True)
+class FileEvent(Event):
+    """File transfer / image share.  ``state``: ``offered``, ``progress``, ``received``,
+    ``sent``, ``declined``, ``failed``; ``kind``: ``file`` or ``image``."""
+
+    transfer_id: str
+    peer: str
+    state: str
+    file_name: str | None = None
+    size: int | None = None
+    content_type: str | None = None
+    path: str | None = None
+    transferred: int = 0
+    hash_ok: bool | None = None
+    kind: str = "file"
+    direction: str = "in"
+    reason: str | None = None
+    invitation: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return "file"
+
+
+@dataclass(frozen=True)
+class ImdnEvent(Event):
+    """A delivery / display notification (RFC 5438) for one of our messages."""
+
+    message_id: str
+    peer: str
+    kind: str            # delivery-notification / display-notification / processing-...
+    status: str          # delivered, displayed, failed, ...
+    expected: bool = True  # False when it arrived after Tc2 (OMA §15.2) or was unknown
+
+    @property
+    def name(self) -> str:
+        return "imdn"
+
+
+@dataclass(frozen=True)
+class ComposingEvent(Event):
+    peer: str
+    state: str           # active / idle
+    session_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "composing"
+
+
+@dataclass(frozen=True)
+class CapabilitiesEvent(Event):
+    peer: str
+    status: int
+    services: tuple[str, ...] = ()
+    cached: bool = False
+
+    @property
+    def name(self) -> str:
+        return "capabilities"
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    reason: str
+    status: int | None = None
+    where: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "error"
+
+
+class EventStream:
+    """A bounded queue of events; ``async for ev in stream`` until :meth:`close`."""
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def put(self, event: Event) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # A consumer that does not read must not make us grow without bound.
+            self.dropped += 1
+
+    def close(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[Event]:
+        while True:
+            ev = await self._queue.get()
+            if ev is None:
+                return
+            yield ev

@@ -1,0 +1,464 @@
+"""INVITE set-up for every session kind, both directions.
+
+Outgoing (:func:`establish`): INVITE with the OMA §7.1.1.1 headers (Accept-Contact, Contact
+with ``+g.oma.sip-im``, User-Agent, ``Supported: timer``, ``Session-Expires;refresher=uac``,
+Allow) and CPM Conversation-ID / Contribution-ID; SDP offer (one m-line per stream, or a
+multipart body); on the 200: dialog, RFC 3264 answer check, MSRP connect, session timer.
+
+Incoming (:func:`on_invite`): dispatch per OMA §7.1.2 (C-ST-00): large message feature tag
+-> §9.2; file-selector in the SDP -> file transfer §10.3 (image share when the IR.79 IARI is
+asked for); else a chat §7.1.2.1.  :func:`accept` sends the 200 with the SDP answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
+
+from simpleim.errors import ProtocolError, SdpError, SimpleImError
+from simpleim.msrp.uri import MsrpUri
+from simpleim.sdp import (
+    Capabilities,
+    LocalEndpoint,
+    MsrpMedia,
+    NegotiatedStream,
+    SessionDescription,
+    StreamOutcome,
+    build_offer,
+    chat_stream,
+    process_answer,
+)
+from simpleim.sip.multipart import MultipartPart, build_multipart
+from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.sip import IncomingRequest
+
+from .features import ALLOW, ICSI_CPM_SESSION, LARGE_MESSAGE, SIP_IM, USER_AGENT
+from .media import (
+    FilePolicy,
+    PullSource,
+    answer_streams,
+    connect_stream,
+    local_endpoint,
+    sdp_of,
+    settle_closing,
+)
+from .pager import build_request, new_tag
+from .session import ChatSession, Invitation, InviteSession, SessionFailed
+from .ua import InviteAttempt
+
+if TYPE_CHECKING:
+    from .account import Account
+
+__all__ = ["establish", "start_chat", "on_invite", "accept", "answer_reinvite",
+           "classify_invite", "CHAT_CAPS"]
+
+log = logging.getLogger("simpleim.client")
+
+#: What a chat session accepts (seed 002 CPM session; RFC 4975 §8.6).
+CHAT_CAPS = Capabilities(accept_types=("message/cpim", "text/plain",
+                                       "application/im-iscomposing+xml"),
+                         accept_wrapped_types=("text/plain", "message/imdn+xml",
+                                               "application/im-iscomposing+xml", "*"),
+                         accept_files=False, tls=False)
+
+
+def new_stream(account: Account, chunk_size: int | None = None
+               ) -> tuple[LocalEndpoint, EndpointSession]:
+    s = account.msrp.new_session(chunk_size=chunk_size or account.config.chunk_size)
+    return local_endpoint(account.msrp, s), s
+
+
+async def prepare_streams(account: Account, count: int, chunk_size: int | None = None
+                          ) -> list[tuple[LocalEndpoint, EndpointSession]]:
+    """``count`` MSRP sessions; with ``msrp_relay`` configured each is authorized at our
+    relay first (RFC 4976 §5: AUTH, then a=path = Use-Path + our URI)."""
+    out = [new_stream(account, chunk_size) for _ in range(count)]
+    relay = account.config.msrp_relay
+    if relay is None:
+        return out
+    relay_uri = MsrpUri.parse(relay)
+    await settle_closing(account.msrp)
+    done: list[tuple[LocalEndpoint, EndpointSession]] = []
+    try:
+        for _local, stream in out:
+            for attempt in range(3):
+                try:
+                    await account.msrp.authenticate(stream, relay_uri, account.config.user,
+                                                    account.config.password)
+                    break
+                except MsrpTransferError as exc:
+                    # Adapter: MsrpEndpoint reuses a connection to the relay that is being
+                    # closed (last session just ended); its AUTH then fails with 408.
+                    if exc.status != 408 or attempt == 2:
+                        raise
+                    await asyncio.sleep(0.1)
+            done.append((local_endpoint(account.msrp, stream), stream))
+    except (ProtocolError, OSError, SimpleImError) as exc:
+        for _local, stream in out:
+            stream.close()
+        raise SessionFailed(0, f"MSRP relay refused: {exc}") from exc
+    return done
+
+
+async def establish(
+    account: Account,
+    session: InviteSession,
+    target: str,
+    make_media: Callable[[int, LocalEndpoint], MsrpMedia],
+    count: int,
+    *,
+    accept_contact: str,
+    extra_headers: Sequence[tuple[str, str]] = (),
+    parts_before: Sequence[MultipartPart] = (),
+    parts_after: Sequence[MultipartPart] = (),
+    information: str | None = None,
+    timeout: float = 60.0,
+    connect: bool = True,
+    chunk_size: int | None = None,
+) -> list[NegotiatedStream]:
+    """Send the INVITE and bring the negotiated MSRP streams up."""
+    cfg = account.config
+    locals_: list[LocalEndpoint] = []
+    media: list[MsrpMedia] = []
+    for i, (local, stream) in enumerate(await prepare_streams(account, count, chunk_size)):
+        session.streams[i] = stream
+        locals_.append(local)
+        media.append(make_media(i, local))
+    offer = build_offer(locals_[0], media, information=information)
+    session.offer = offer
+    sdp = offer.to_bytes()
+    if parts_before or parts_after:
+        parts = [*parts_before, MultipartPart.create("application/sdp", sdp), *parts_after]
+        body, ctype = build_multipart(parts)
+    else:
+        body, ctype = sdp, "application/sdp"
+    from_tag = new_tag()
+    interval = cfg.session_expires
+    account.sessions[session.call_id] = session
+    for cseq in (1, 3):
+        headers = [
+            ("Supported", "timer"),                                   # OMA §7.1.1.1 SHALL
+            ("Session-Expires", f"{interval};refresher=uac"),          # §7.1.1.1 SHOULD
+            ("Min-SE", str(int(cfg.timers.min_se))),                   # RFC 4028 §5
+            ("Allow", ALLOW),                                          # §7.1.1.1 SHOULD
+            ("Conversation-ID", session.conversation_id),              # OMA CPM 2.0, seed 002
+            ("Contribution-ID", session.contribution_id),
+            *extra_headers,
+        ]
+        req = build_request("INVITE", target=target, from_uri=cfg.uri, from_tag=from_tag,
+                            call_id=session.call_id, contact=account.contact, cseq=cseq,
+                            display_name=cfg.display_name, body=body, content_type=ctype,
+                            accept_contact=accept_contact, extra=tuple(headers))
+        session.attempt = account_attempt = InviteAttempt()
+        try:
+            async with asyncio.timeout(timeout):
+                result = await account.ua.invite(req, attempt=account_attempt,
+                                                 local_contact=account.local_contact())
+        except TimeoutError:
+            account_attempt.cancel()
+            session._finish("no answer")
+            raise SessionFailed(408, "no answer") from None
+        min_se = result.response.headers.get("Min-SE") if result.status == 422 else None
+        if min_se is None or not min_se.split(";")[0].strip().isdigit():
+            break
+        # RFC 4028 §7.4: 422 -> retry with a Session-Expires of at least its Min-SE.
+        interval = max(interval, int(min_se.split(";")[0].strip()))
+    if result.dialog is None:
+        status = result.status
+        reason = result.response.reason or ""
+        session._finish(f"{status} {reason}".strip())
+        raise SessionFailed(status, reason)
+    session.dialog = result.dialog
+    try:
+        answer = sdp_of(result.response)
+        if answer is None:
+            raise SdpError("2xx without SDP answer", status=488)
+        session.answer = answer
+        negotiated = list(process_answer(offer, answer))
+    except ProtocolError as exc:
+        await session.end(f"bad answer: {exc.detail}")
+        raise SessionFailed(488, exc.detail) from exc
+    for n in negotiated:
+        if not n.accepted:
+            s = session.streams.pop(n.index, None)
+            if s is not None:
+                s.close()
+    if connect:
+        try:
+            await connect_negotiated(account, session, negotiated)
+        except (ProtocolError, OSError, TimeoutError) as exc:
+            await session.end(f"MSRP connection failed: {exc}")
+            raise SessionFailed(0, f"MSRP connection failed: {exc}") from exc
+    session.start_timer(result.response)
+    session.established.set()
+    session.emit_state("established", status=result.status)
+    return negotiated
+
+
+async def connect_negotiated(account: Account, session: InviteSession,
+                             negotiated: Sequence[NegotiatedStream]) -> None:
+    jobs = []
+    for n in negotiated:
+        if n.accepted and n.remote is not None and n.index in session.streams:
+            jobs.append(connect_stream(account.msrp, session.streams[n.index], n.remote.path,
+                                       n.we_connect))
+    await until_ended(session, asyncio.gather(*jobs))
+
+
+async def until_ended(session: InviteSession, work: Awaitable[object]) -> None:
+    """Run ``work`` (MSRP set-up) unless the session ends first (BYE / CANCEL meanwhile)."""
+    task = asyncio.ensure_future(work)
+    ended = asyncio.ensure_future(session.ended.wait())
+    try:
+        done, _ = await asyncio.wait({task, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()
+            return
+        raise SessionFailed(0, f"session ended during set-up: {session.end_reason}")
+    finally:
+        ended.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProtocolError, OSError,
+                                     TimeoutError):
+                await task
+
+
+async def start_chat(account: Account, target: str, *, timeout: float) -> ChatSession:
+    session = ChatSession(account, target, is_uac=True,
+                          call_id=f"{new_tag()}{new_tag()}@{account.msrp.host}")
+    ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_SESSION.replace(":", "%3A")}"'
+    await establish(account, session, target, lambda i, local: chat_stream(local), 1,
+                    accept_contact=ac, timeout=timeout,
+                    # seed 002 CPM session INVITE: P-Preferred-Service with the session ICSI.
+                    extra_headers=[("P-Preferred-Service", ICSI_CPM_SESSION)])
+    session.start_media()
+    return session
+
+
+# ---------------------------------------------------------------------------- incoming
+
+def classify_invite(inc: IncomingRequest, offer: SessionDescription | None) -> str:
+    """OMA §7.1.2 dispatch (checklist C-ST-00): ``large``, ``image``, ``file`` or ``chat``."""
+    accept_contact = " ".join(inc.request.headers.get_all("Accept-Contact")).lower()
+    if LARGE_MESSAGE in accept_contact:
+        return "large"
+    if offer is not None and any(m.has("file-selector") for m in offer.media):
+        if "gsma-is" in accept_contact or "gsmais" in accept_contact:
+            return "image"  # IR.79 §2.2 IARI (Mercuro: pre-RFC "gsmais")
+        return "file"
+    return "chat"
+
+
+def on_invite(account: Account, inc: IncomingRequest) -> None:
+    req = inc.request
+    try:
+        offer = sdp_of(req)
+    except ProtocolError as exc:
+        inc.reply(exc.status if exc.status >= 400 else 400)
+        return
+    if offer is None:
+        # We do not do offer-less INVITEs (RFC 3264 §4 late offer): 488.
+        inc.reply(488, headers=[("Warning", '399 simpleim "INVITE without SDP offer"')])
+        return
+    se = req.headers.get("Session-Expires")
+    min_se = int(account.config.timers.min_se)
+    if se and se.split(";")[0].strip().isdigit() and int(se.split(";")[0].strip()) < min_se:
+        # RFC 4028 §8: an interval below our minimum is refused with 422 and Min-SE.
+        inc.reply(422, headers=[("Min-SE", str(min_se))])
+        return
+    if len(account.sessions) >= account.config.max_sessions:
+        inc.reply(486, headers=[("User-Agent", USER_AGENT)])    # busy (OMA §7.1.2.1: MAY)
+        return
+    inc.reply(100)
+    kind = classify_invite(inc, offer)
+    peer = str(req.from_addr.uri)
+    if kind == "large":
+        from .largemsg import receive_large_message
+        account.spawn(receive_large_message(account, inc, offer))
+    elif kind in ("file", "image"):
+        from .filetransfer import on_file_invite
+        account.spawn(on_file_invite(account, inc, offer, image=kind == "image"))
+    else:
+        session = ChatSession(account, peer, is_uac=False, call_id=req.call_id)
+        account.spawn(_incoming_chat(account, session, inc, offer))
+
+
+def ring(session: InviteSession, inc: IncomingRequest) -> Invitation:
+    """Register the invitation (180 Ringing) and its CANCEL handler (OMA §7.1.2.4)."""
+    invitation = Invitation(session, inc)
+    session.account.sessions[session.call_id] = session
+    to_tag = new_tag()
+    session.to_tag = to_tag
+    ringing = inc.request.create_response(180, to_tag=to_tag)
+    ringing.headers.add("Contact", session.account.contact)
+    inc.respond(ringing)
+
+    def cancelled(target: IncomingRequest) -> None:
+        # OMA §7.1.2.4 / RFC 3261 §9.2: the CANCEL got 200; the INVITE gets 487.
+        resp = target.request.create_response(487, to_tag=to_tag)
+        target.respond(resp)
+        invitation.cancelled = True
+        invitation.decline(487)
+        session._finish("cancelled")
+        session.emit_state("cancelled")
+
+    inc.on_cancel = cancelled
+    return invitation
+
+
+async def decide(account: Account, invitation: Invitation, policy: str,
+                 timeout: float = 60.0) -> bool:
+    """Apply the policy; ``ask`` waits for the application (OMA §7.1.2.1: 408 on timeout)."""
+    if policy == "accept":
+        invitation.accept()
+    elif policy == "decline":
+        invitation.decline(invitation.decline_status)
+    try:
+        async with asyncio.timeout(timeout):
+            await invitation.decided.wait()
+    except TimeoutError:
+        invitation.decline(408)
+    return bool(invitation.accepted)
+
+
+async def _incoming_chat(account: Account, session: ChatSession, inc: IncomingRequest,
+                         offer: SessionDescription) -> None:
+    invitation = ring(session, inc)
+    session.emit_state("invited", invitation=invitation)
+    ok = await decide(account, invitation, account.config.policy.sessions)
+    if invitation.cancelled:
+        return
+    if not ok:
+        reject(session, inc, invitation.decline_status)
+        return
+    try:
+        await accept(account, session, inc, offer, CHAT_CAPS)
+    except ProtocolError as exc:
+        reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)
+        return
+    session.start_media()
+
+
+def reject(session: InviteSession, inc: IncomingRequest, status: int,
+           reason: str | None = None) -> None:
+    """Decline (OMA §7.1.2.1: 480; IR.79 §2.4: 603; 486 busy; 488 media)."""
+    resp = inc.request.create_response(status, to_tag=session.to_tag or new_tag())
+    resp.headers.add("User-Agent", USER_AGENT)
+    if reason:
+        resp.headers.add("Warning", f'399 simpleim "{reason}"')
+    inc.respond(resp)
+    session._finish(reason or f"declined with {status}")
+    session.emit_state("declined", reason, status)
+
+
+async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
+                 offer: SessionDescription, caps: Capabilities, *,
+                 file_policy: FilePolicy | None = None, pull_source: PullSource | None = None,
+                 extra_headers: Sequence[tuple[str, str]] = (),
+                 connect: bool = True, chunk_size: int | None = None) -> list[StreamOutcome]:
+    """200 OK with the SDP answer (OMA §7.1.2.1), dialog (RFC 3261 §12.1.1), MSRP up."""
+    req = inc.request
+    prepared = await prepare_streams(account, len(offer.media), chunk_size)
+    sdp, outcomes, streams = answer_streams(
+        offer, lambda i: prepared[i], caps, file_policy=file_policy,
+        pull_source=pull_source)
+    session.offer, session.answer, session.streams = offer, sdp, streams
+    to_tag = session.to_tag or new_tag()
+    resp = req.create_response(200, to_tag=to_tag, copy_record_route=True)
+    resp.headers.add("Contact", account.contact)
+    resp.headers.add("User-Agent", USER_AGENT)
+    resp.headers.add("Allow", ALLOW)
+    resp.headers.add("Supported", "timer")
+    se = req.headers.get("Session-Expires")
+    if se:
+        # RFC 4028 §9: echo the interval with the refresher (uac when not chosen).
+        resp.headers.add("Session-Expires", se if "refresher" in se
+                         else f"{se.split(';')[0].strip()};refresher=uac")
+        if "timer" in [t.lower() for t in req.supported]:
+            resp.headers.add("Require", "timer")
+    for k, v in extra_headers:
+        resp.headers.add(k, v)
+    for name in ("Conversation-ID", "Contribution-ID"):
+        value = req.headers.get(name)
+        if value:
+            resp.headers.add(name, value)
+    resp.headers.add("Content-Type", "application/sdp")
+    resp.body = sdp.to_bytes()
+    from simpleim.sip.dialog import Dialog
+    session.dialog = Dialog.from_uas(req, resp)
+    account.sessions[session.call_id] = session
+
+    def no_ack() -> None:
+        session.spawn(session.end("no ACK (RFC 3261 §13.3.1.4)"))
+
+    account.ua.answer_2xx(inc, resp, session.acked, no_ack)
+    session.start_timer(resp)
+    if connect:
+        jobs = []
+        for o in outcomes:
+            if o.accepted and o.remote is not None and o.index in streams:
+                jobs.append(connect_stream(account.msrp, streams[o.index], o.remote.path,
+                                           o.we_connect))
+        try:
+            await until_ended(session, asyncio.gather(*jobs))
+        except (ProtocolError, OSError, TimeoutError) as exc:
+            await session.end(f"MSRP connection failed: {exc}")
+            raise SessionFailed(0, f"MSRP connection failed: {exc}") from exc
+    session.established.set()
+    session.emit_state("established", status=200)
+    return outcomes
+
+
+async def answer_reinvite(account: Account, session: InviteSession,
+                          inc: IncomingRequest) -> None:
+    """OMA §7.1.2.2: validate the new offer; streams set to port 0 are closed (RFC 3264
+    §8.2); the others keep their MSRP session.  200 with Session-Expires;refresher=uas."""
+    req = inc.request
+    try:
+        offer = sdp_of(req)
+    except ProtocolError as exc:
+        inc.reply(exc.status if exc.status >= 400 else 400)
+        return
+    answer = session.answer if not session.is_uac else None
+    lines = []
+    if offer is not None:
+        prev = session.answer if not session.is_uac else session.offer
+        for index, media in enumerate(offer.media):
+            if media.port == 0:
+                s = session.streams.pop(index, None)
+                if s is not None:
+                    s.close()
+                from simpleim.sdp import MediaDescription
+                lines.append(MediaDescription(media.media, 0, media.proto, media.formats))
+            elif prev is not None and index < len(prev.media):
+                lines.append(prev.media[index])
+            else:
+                lines.append(media.with_port(0))
+        if prev is not None:
+            from dataclasses import replace as dc_replace
+            answer = dc_replace(prev, media=tuple(lines))
+    resp = req.create_response(200)
+    resp.headers.add("Contact", account.contact)
+    resp.headers.add("Supported", "timer")
+    se = req.headers.get("Session-Expires")
+    if se:
+        resp.headers.add("Session-Expires", f"{se.split(';')[0].strip()};refresher=uas")
+    if answer is not None:
+        resp.headers.add("Content-Type", "application/sdp")
+        resp.body = answer.to_bytes()
+    acked = asyncio.Event()
+    session.ack_waiters.append(acked)
+    account.ua.answer_2xx(inc, resp, acked, lambda: None)
+    if se:
+        session.is_refresh_peer(resp)
+    if not session.streams:
+        with contextlib.suppress(ProtocolError, OSError):
+            await session.end("all streams closed")
+
+
+__all__ += ["ring", "decide", "reject", "connect_negotiated", "new_stream", "prepare_streams",
+            "until_ended"]

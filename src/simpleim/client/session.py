@@ -1,0 +1,407 @@
+"""INVITE sessions of the client: the common dialog + MSRP + session-timer machinery and the
+1-1 chat session (OMA SIMPLE IM §7.1.1.2, §7.1.2, §7.1.3; RFC 4975; RFC 4028).
+
+:class:`InviteSession` owns the dialog, its MSRP streams (one per m-line) and the RFC 4028
+timer; subclasses (chat, large message, file transfer, image share) add what they carry.
+:class:`Invitation` is the incoming side's decision handle (accept / decline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from simpleim.content.imdn import NotificationType, Status
+from simpleim.content.iscomposing import ComposeSender, SenderAction
+from simpleim.errors import ContentError, ProtocolError, SimpleImError
+from simpleim.sdp import SessionDescription
+from simpleim.sip.dialog import Dialog, DialogState
+from simpleim.sip.message import SipResponse
+from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.sip import IncomingRequest
+
+from .events import ComposingEvent, ErrorEvent, ImdnEvent, MessageEvent, SessionEvent
+from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
+from .sessiontimer import SessionTimer, TimerAction, TimerInput, negotiated_interval
+from .ua import InviteAttempt
+
+if TYPE_CHECKING:
+    from .account import Account
+
+__all__ = ["InviteSession", "ChatSession", "Invitation", "SessionFailed"]
+
+log = logging.getLogger("simpleim.client")
+
+
+class SessionFailed(SimpleImError):
+    """A session could not be set up: ``status`` is the SIP status (0 for local errors)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status} {reason}" if status else reason)
+
+
+class Invitation:
+    """An incoming INVITE waiting for a decision (OMA §7.1.2.1: accept with 200 or decline)."""
+
+    def __init__(self, session: InviteSession, inc: IncomingRequest) -> None:
+        self.session = session
+        self.inc = inc
+        self.decided = asyncio.Event()
+        self.accepted: bool | None = None
+        self.decline_status = 480
+        self.cancelled = False
+
+    def accept(self) -> None:
+        if self.accepted is None:
+            self.accepted = True
+            self.decided.set()
+
+    def decline(self, status: int = 480) -> None:
+        """Decline: 480 for a chat (OMA §7.1.2.1), 603 for image share (IR.79 §2.4),
+        486 when busy."""
+        if self.accepted is None:
+            self.accepted = False
+            self.decline_status = status
+            self.decided.set()
+
+
+class InviteSession:
+    """One INVITE dialog with MSRP streams."""
+
+    kind = "session"
+
+    def __init__(self, account: Account, peer: str, *, is_uac: bool, call_id: str) -> None:
+        self.account = account
+        self.peer = peer
+        self.is_uac = is_uac
+        self.call_id = call_id
+        self.dialog: Dialog | None = None
+        self.streams: dict[int, EndpointSession] = {}
+        self.offer: SessionDescription | None = None
+        self.answer: SessionDescription | None = None
+        self.established = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self.acked = asyncio.Event()
+        self.ack_waiters: list[asyncio.Event] = []   # 2xx to re-INVITEs waiting for ACK
+        self._ending = False
+        self.timer = SessionTimer()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timer_task: asyncio.Task[None] | None = None
+        self.attempt: InviteAttempt | None = None
+        self.to_tag: str | None = None
+        self.conversation_id = secrets.token_hex(16)
+        self.contribution_id = secrets.token_hex(16)
+
+    @property
+    def session_id(self) -> str:
+        return self.call_id
+
+    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.debug("session task failed: %r", exc)
+            if isinstance(exc, ProtocolError | SimpleImError | OSError):
+                self.account.emit(ErrorEvent(str(exc), getattr(exc, "status", None),
+                                             self.session_id))
+
+    def emit_state(self, state: str, reason: str | None = None, status: int | None = None,
+                   invitation: Invitation | None = None) -> None:
+        self.account.emit(SessionEvent(self.session_id, self.peer, state, self.kind, reason,
+                                       status, invitation))
+
+    # ------------------------------------------------------------------ session timer
+    def start_timer(self, response: SipResponse) -> None:
+        """OMA §7.1.1.1: on the 200, start the session timer with its Session-Expires."""
+        nego = negotiated_interval(response, we_are_uac=self.is_uac)
+        if nego is None:
+            return
+        interval, we_refresh = nego
+        now = asyncio.get_running_loop().time()
+        ev = TimerInput.NEGOTIATED_US if we_refresh else TimerInput.NEGOTIATED_PEER
+        self.timer, _ = self.timer.step(ev, now, interval)
+        self._arm_timer()
+
+    def refreshed(self) -> None:
+        self.timer, _ = self.timer.step(TimerInput.REFRESHED, asyncio.get_running_loop().time())
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+        if self.timer.deadline is not None:
+            self._timer_task = self.spawn(self._timer_wait(self.timer.deadline))
+
+    async def _timer_wait(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, deadline - loop.time()))
+        self.timer, action = self.timer.step(TimerInput.DEADLINE, loop.time())
+        if action is TimerAction.SEND_REFRESH:
+            self._timer_task = None
+            await self.refresh()
+        elif action is TimerAction.SEND_BYE:
+            self._timer_task = None
+            await self.end("session timer expired (RFC 4028 §10)")
+
+    async def refresh(self) -> None:
+        """RFC 4028 §7.1: refresh with UPDATE (no SDP change) and re-arm on the 2xx."""
+        if self.dialog is None or self.dialog.state is not DialogState.CONFIRMED:
+            return
+        se = f"{int(self.timer.interval)};refresher={'uac'}"
+        resp = await self.account.ua.in_dialog(
+            self.dialog, "UPDATE", headers=[("Session-Expires", se), ("Supported", "timer")])
+        if 200 <= resp.status < 300:
+            self.timer, _ = self.timer.step(TimerInput.NEGOTIATED_US,
+                                            asyncio.get_running_loop().time())
+            self._arm_timer()
+        elif resp.status in (408, 481):
+            await self.end(f"refresh failed with {resp.status}")
+
+    # ------------------------------------------------------------------ ending
+    async def end(self, reason: str = "local hangup") -> None:
+        """BYE (OMA §7.1.1.16 / RFC 3261 §15.1.1) and release the MSRP streams."""
+        if self.ended.is_set() or self._ending:
+            return
+        self._ending = True
+        dialog = self.dialog
+        if dialog is not None and dialog.state is DialogState.CONFIRMED:
+            # BYE first, then release the MSRP streams (OMA §7.1.1.16: "On 200, release the
+            # user plane"), so that the peer sees the BYE and not a lost connection.
+            with contextlib.suppress(ProtocolError, OSError, TimeoutError):
+                async with asyncio.timeout(self.account.config.timers.timer_f):
+                    await self.account.ua.in_dialog(dialog, "BYE")
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        self.timer, _ = self.timer.step(TimerInput.STOP, 0.0)
+        if self._timer_task is not None:
+            self._timer_task.cancel()
+        for s in self.streams.values():
+            s.close()
+        current = asyncio.current_task()
+        for t in list(self._tasks):
+            if t is not current:
+                t.cancel()
+        self.account.forget(self)
+        self.on_ended(reason)
+        self.emit_state("ended", reason)
+
+    def on_ended(self, reason: str) -> None:
+        """Hook for subclasses."""
+
+    # ------------------------------------------------------------------ in-dialog requests
+    def on_bye(self, inc: IncomingRequest) -> None:
+        # OMA §7.1.2.3: 200 OK to the BYE and release the MSRP resources.
+        inc.reply(200)
+        if self.dialog is not None:
+            self.dialog.terminate()
+        self._finish("remote hangup")
+
+    def on_update(self, inc: IncomingRequest) -> None:
+        """RFC 4028 §9: a session refresh; answer 200 with Session-Expires, restart the timer."""
+        se = inc.request.headers.get("Session-Expires")
+        headers: list[tuple[str, str]] = [("Supported", "timer")]
+        if se:
+            headers.append(("Session-Expires", se))
+        resp = inc.request.create_response(200)
+        for k, v in headers:
+            resp.headers.add(k, v)
+        if self.dialog is not None and self.dialog.local_contact is not None:
+            resp.headers.add("Contact", str(self.dialog.local_contact))
+        inc.respond(resp)
+        if se:
+            self.is_refresh_peer(resp)
+
+    def is_refresh_peer(self, resp: SipResponse) -> None:
+        nego = negotiated_interval(resp, we_are_uac=False)
+        if nego is not None:
+            now = asyncio.get_running_loop().time()
+            ev = TimerInput.NEGOTIATED_US if nego[1] else TimerInput.NEGOTIATED_PEER
+            self.timer, _ = self.timer.step(ev, now, nego[0])
+            self._arm_timer()
+
+    def on_reinvite(self, inc: IncomingRequest) -> None:
+        """OMA §7.1.2.2: a re-INVITE; the default keeps the media (answers our last SDP)
+        and handles streams set to port 0 by the peer (RFC 3264 §8.2)."""
+        self.spawn(self.account.answer_reinvite(self, inc))
+
+    def on_ack(self, inc: IncomingRequest) -> None:
+        # RFC 3261 §13.3.1.4: the ACK stops the 2xx retransmissions (initial or re-INVITE).
+        self.acked.set()
+        for ev in self.ack_waiters:
+            ev.set()
+        self.ack_waiters.clear()
+
+
+class ChatSession(InviteSession):
+    """A 1-1 IM session: CPIM messages with IMDN, is-composing (OMA §7.1.3, RFC 3994)."""
+
+    kind = "chat"
+
+    def __init__(self, account: Account, peer: str, *, is_uac: bool, call_id: str) -> None:
+        super().__init__(account, peer, is_uac=is_uac, call_id=call_id)
+        self.composer = ComposeSender(idle_timeout=account.config.timers.composing_idle,
+                                      refresh=account.config.timers.composing_refresh)
+        self._compose_task: asyncio.Task[None] | None = None
+        self.received: dict[str, Decoded] = {}
+        self.on_message: Callable[[Decoded], None] | None = None
+
+    @property
+    def stream(self) -> EndpointSession:
+        if not self.streams:
+            raise SessionFailed(0, "no MSRP stream")
+        return next(iter(self.streams.values()))
+
+    def start_media(self) -> None:
+        self.spawn(self._receive_loop())
+        self.spawn(self._watch_connection())
+
+    async def _watch_connection(self) -> None:
+        """IR.79 §2.1 / RFC 4975 §5.4: the side that lost the MSRP connection ends the SIP
+        session (BYE)."""
+        runner = self.stream.runner
+        if runner is None:
+            return
+        await runner.closed.wait()
+        if not self.ended.is_set() and not self._ending:
+            await self.end("MSRP connection lost")
+
+    async def send(self, text: str, *, content_type: str = "text/plain") -> str:
+        """Send an IM in the session (CPIM with IMDN request, seed 002); returns its
+        imdn.Message-ID.  Waits for the MSRP 200 (RFC 4975 §7.2)."""
+        cfg = self.account.config
+        mid = new_message_id()
+        cpim = build_im(sender=cfg.uri, recipient=self.peer, body=text.encode("utf-8"),
+                        content_type=content_type, message_id=mid, imdn=cfg.imdn,
+                        date_time=self.account.now_cpim())
+        self.account.tracker.sent(mid, self.peer, wanted_notifications(cfg.imdn),
+                                  asyncio.get_running_loop().time())
+        self.composer, _ = self.composer.message_sent(asyncio.get_running_loop().time())
+        try:
+            await self.stream.send(cpim.to_bytes(), "message/cpim")
+        except MsrpTransferError as exc:
+            raise SessionFailed(exc.status, exc.comment or "MSRP send failed") from exc
+        return mid
+
+    async def composing(self, active: bool = True) -> None:
+        """Report typing (RFC 3994 §4 / OMA §7.1.3.4): ``active`` on activity, idle when
+        the user cleared the input."""
+        now = asyncio.get_running_loop().time()
+        if active:
+            self.composer, action = self.composer.composing(now)
+        else:
+            from simpleim.content.iscomposing import SenderInput
+            self.composer, action = self.composer.step(SenderInput.CLEARED, now)
+        await self._composing_action(action)
+        if self._compose_task is None or self._compose_task.done():
+            self._compose_task = self.spawn(self._compose_timer())
+
+    async def _composing_action(self, action: SenderAction) -> None:
+        doc = self.composer.document(action, lastactive=datetime.now(UTC).isoformat(
+            timespec="seconds").replace("+00:00", "Z"))
+        if doc is None:
+            return
+        await self.stream.send(doc.to_bytes(), "application/im-iscomposing+xml")
+
+    async def _compose_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(10_000):
+            deadline = self.composer.next_deadline()
+            if deadline is None:
+                return
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            self.composer, action = self.composer.handle_timer(loop.time())
+            await self._composing_action(action)
+
+    async def mark_displayed(self, message_id: str) -> bool:
+        """Send the display notification for a received message (RFC 5438 §7.2.1.2)."""
+        decoded = self.received.get(message_id)
+        if decoded is None:
+            return False
+        doc = imdn_reply(decoded, NotificationType.DISPLAY, Status.DISPLAYED,
+                         me=self.account.config.uri, date_time=self.account.now_cpim())
+        if doc is None:
+            return False
+        await self.stream.send(doc.to_bytes(), "message/cpim")
+        return True
+
+    async def _receive_loop(self) -> None:
+        stream = self.stream
+        while not self.ended.is_set():
+            msg = await stream.receive()
+            sink = msg.sink
+            data = bytes(getattr(sink, "data", b""))
+            try:
+                decoded = decode_body(msg.content_type, data, sender=self.peer)
+            except (ContentError, ProtocolError) as exc:
+                self.account.emit(ErrorEvent(f"undecodable MSRP message: {exc}", 415,
+                                             self.session_id))
+                continue
+            await self.deliver(decoded)
+
+    async def deliver(self, decoded: Decoded) -> None:
+        acc = self.account
+        if decoded.kind == "imdn" and decoded.imdn is not None:
+            acc.report_imdn(decoded, self.peer)
+            return
+        if decoded.kind == "composing" and decoded.composing is not None:
+            acc.emit(ComposingEvent(decoded.sender or self.peer,
+                                    decoded.composing.state.value, self.session_id))
+            return
+        mid = decoded.message_id
+        if mid is not None:
+            self.received[mid] = decoded
+            if len(self.received) > 1000:
+                self.received.pop(next(iter(self.received)))
+        acc.emit(MessageEvent(decoded.sender or self.peer, decoded.text, decoded.content_type,
+                              "session", mid, self.session_id, decoded.disposition,
+                              decoded.cpim.datetime.text if decoded.cpim and
+                              decoded.cpim.datetime else None))
+        if self.on_message is not None:
+            self.on_message(decoded)
+        # RFC 5438 §7.2.1.1: the delivery notification when positive-delivery was asked.
+        doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
+                         me=acc.config.uri, date_time=acc.now_cpim())
+        if doc is not None:
+            with contextlib.suppress(MsrpTransferError):
+                await self.stream.send(doc.to_bytes(), "message/cpim")
+
+
+def wanted_notifications(imdn: tuple[str, ...]) -> set[str]:
+    """The IMDN kinds a Disposition-Notification request asks for (RFC 5438 §6.3)."""
+    out: set[str] = set()
+    for item in imdn:
+        if item in ("positive-delivery", "negative-delivery"):
+            out.add(NotificationType.DELIVERY.value)
+        elif item == "display":
+            out.add(NotificationType.DISPLAY.value)
+    return out
+
+
+__all__ += ["wanted_notifications", "imdn_event"]
+
+
+def imdn_event(decoded: Decoded, peer: str, expected: bool) -> ImdnEvent | None:
+    doc = decoded.imdn
+    if doc is None:
+        return None
+    return ImdnEvent(doc.message_id, decoded.sender or peer, doc.kind.value, doc.status.value,
+                     expected)

@@ -1,0 +1,115 @@
+"""Shared helpers for the client end-to-end tests: an in-process ``simpleim server`` on an
+ephemeral loopback port with a temp SQLite store, and accounts registered through it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from simpleim.client.account import Account
+from simpleim.client.config import ClientConfig
+from simpleim.client.events import Event
+from simpleim.server.app import ImServer
+from simpleim.server.config import ServerConfig
+from simpleim.store import open_store
+from simpleim.timers import Timers
+from simpleim.transport.sip_addr import ListenSpec
+
+DOMAIN = "example.test"
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
+FAST = Timers(tc1=0.5, tc2=2.0)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    return port
+
+
+@contextlib.asynccontextmanager
+async def running_server(tmp: Path) -> AsyncIterator[tuple[ImServer, int]]:
+    port = free_port()
+    store = await open_store(f"sqlite:///{tmp / 'server.db'}")
+    for name, pw in PASSWORDS.items():
+        await store.add_user(name, DOMAIN, pw)
+    config = ServerConfig(
+        domain=DOMAIN,
+        listen=(ListenSpec("udp", "127.0.0.1", port), ListenSpec("tcp", "127.0.0.1", port)),
+        db_url=f"sqlite:///{tmp / 'server.db'}",
+        log_level="warning",
+    )
+    server = ImServer(config, store)  # type: ignore[arg-type]
+    await server.start()
+    try:
+        yield server, port
+    finally:
+        await server.close()
+        await store.close()
+
+
+def client_config(
+    user: str, port: int, tmp: Path, transport: str = "udp", **kw: Any
+) -> ClientConfig:
+    dl = tmp / f"dl-{user}"
+    dl.mkdir(exist_ok=True)
+    cfg = ClientConfig(
+        aor=f"{user}@{DOMAIN}",
+        password=PASSWORDS[user],
+        proxy=f"{transport}:127.0.0.1:{port}",
+        listen=f"{transport}:127.0.0.1:0",
+        download_dir=str(dl),
+        timers=FAST,
+        expires=120,
+    )
+    return replace(cfg, **kw) if kw else cfg
+
+
+async def wait_event(
+    account: Account, pred: Callable[[Event], bool], timeout: float = 10.0
+) -> Event:
+    async with asyncio.timeout(timeout):
+        while True:
+            ev = await account.events.get()
+            if ev is None:
+                raise AssertionError("event stream closed")
+            if pred(ev):
+                return ev
+
+
+@contextlib.asynccontextmanager
+async def pair(
+    tmp: Path,
+    transport: str = "udp",
+    *,
+    alice: dict[str, Any] | None = None,
+    bob: dict[str, Any] | None = None,
+) -> AsyncIterator[tuple[Account, Account]]:
+    """A server plus registered alice and bob (``alice``/``bob``: config overrides)."""
+    async with running_server(tmp) as (_server, port):
+        a = Account(client_config("alice", port, tmp, transport, **(alice or {})))
+        b = Account(client_config("bob", port, tmp, transport, **(bob or {})))
+        await a.start()
+        try:
+            await b.start()
+            try:
+                yield a, b
+            finally:
+                await b.close()
+        finally:
+            await a.close()
