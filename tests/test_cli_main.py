@@ -168,3 +168,16 @@ def test_server_bad_tls_key(tmp_path: object) -> None:
     )
     assert proc.returncode == 1
     assert "TLS certificate" in proc.stderr
+
+
+def test_auth_algorithms_option(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    assert config_from_args(parser.parse_args(["server"])).auth_algorithms == ("MD5",)
+    args = parser.parse_args(["server", "--auth-algorithms", "sha-256,md5"])
+    assert config_from_args(args).auth_algorithms == ("SHA-256", "MD5")
+    assert main(["server", "--auth-algorithms", "sha-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simpleim server:") and "sha-1" in err
+    with pytest.raises(SystemExit):
+        main(["server", "--help"])
+    assert "--auth-algorithms" in capsys.readouterr().out

@@ -85,3 +85,21 @@ async def test_location_write_through_and_expiry() -> None:
     assert await loc2.load() == 1
     await loc2.replace(aor, [])
     assert loc2.lookup(aor) == [] and store.saved[aor] == []
+
+
+def test_parse_auth_algorithms() -> None:
+    from simpleim.server.config import DEFAULT_AUTH_ALGORITHMS, parse_auth_algorithms
+
+    assert DEFAULT_AUTH_ALGORITHMS == ("MD5",)
+    assert ServerConfig().auth_algorithms == ("MD5",)
+    assert parse_auth_algorithms("md5,sha-256") == ("MD5", "SHA-256")
+    assert parse_auth_algorithms(" SHA-256 , md5-sess") == ("SHA-256", "MD5-sess")
+    assert parse_auth_algorithms(["sha-256"]) == ("SHA-256",)
+    for bad in ("", "sha-1", "md5,md5", "sha-512-256"):
+        with pytest.raises(ConfigError):
+            parse_auth_algorithms(bad)
+    ServerConfig(auth_algorithms=("SHA-256", "MD5")).validate()
+    with pytest.raises(ConfigError):
+        ServerConfig(auth_algorithms=("sha-256",)).validate()
+    with pytest.raises(ConfigError):
+        ServerConfig(auth_algorithms=()).validate()

@@ -316,3 +316,20 @@ def test_postgres_url_helpers() -> None:
     assert dsn == "postgresql://u@h:5/db?sslmode=disable" and schema == "abc"
     assert split_postgres_url("postgres://h/db") == ("postgres://h/db", None)
     assert to_dollar_params("a = ? AND b IN (?, ?)") == "a = $1 AND b IN ($2, $3)"
+
+
+def test_store_does_not_import_the_server() -> None:
+    # Layering: server/ -> store/, never the other way round; the binding record lives in
+    # simpleim.store.model and is re-exported by simpleim.server.location.
+    import subprocess
+    import sys
+
+    code = ("import sys, simpleim.store, simpleim.store.sql, simpleim.store.sqlite; "
+            "print([m for m in sys.modules if m.startswith('simpleim.server')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+    import simpleim.server.location as location
+    import simpleim.store.model as model
+
+    assert location.Binding is model.Binding and location.binding_key is model.binding_key

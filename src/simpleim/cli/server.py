@@ -6,7 +6,13 @@ import argparse
 import sys
 
 from simpleim.errors import ConfigError
-from simpleim.server.config import ServerConfig, parse_listen
+from simpleim.server.config import (
+    AUTH_ALGORITHMS,
+    DEFAULT_AUTH_ALGORITHMS,
+    ServerConfig,
+    parse_auth_algorithms,
+    parse_listen,
+)
 from simpleim.transport.sip_addr import ListenSpec
 
 __all__ = ["add_server_command", "config_from_args", "run_server_command"]
@@ -51,6 +57,14 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         help="DANGEROUS, for tests only: no digest authentication, anyone may register",
     )
     parser.add_argument(
+        "--auth-algorithms", default=",".join(a.lower() for a in DEFAULT_AUTH_ALGORITHMS),
+        metavar="ALG[,ALG...]",
+        help="digest algorithms offered, most preferred first, one challenge each "
+             f"(RFC 8760): {', '.join(a.lower() for a in AUTH_ALGORITHMS)}. Default: "
+             "%(default)s (SIPp and baresip 1.0 handle only MD5); 'sha-256,md5' lets "
+             "RFC 8760 clients pick SHA-256",
+    )
+    parser.add_argument(
         "--min-expires", type=int, default=60,
         help="registrar Min-Expires in seconds (default: %(default)s)",
     )
@@ -78,6 +92,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         log_level=args.log_level,
         realm=args.realm,
         auth=not args.no_auth,
+        auth_algorithms=parse_auth_algorithms(args.auth_algorithms),
         min_expires=args.min_expires,
         max_expires=args.max_expires,
         aliases=tuple(args.alias or ()),

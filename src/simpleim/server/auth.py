@@ -55,7 +55,7 @@ class Authenticator:
         users: UserDirectory,
         *,
         secret: bytes | None = None,
-        algorithms: Sequence[str] = ("MD5", "SHA-256"),
+        algorithms: Sequence[str] = ("MD5",),
         clock: Callable[[], float] = time.monotonic,
         ha1_cache_ttl: float = 30.0,
     ) -> None:
@@ -77,8 +77,10 @@ class Authenticator:
         if hit is not None and hit[0] > now:
             return hit[1]
         value = await self._users.get_ha1(username, self.realm, algorithm)
-        if value is None:
-            return None  # unknown users are not cached: they may be added at any time
+        # Unknown users are cached too (None), for the same time: a name probed twice costs
+        # the same whether it exists or not (no timing oracle from the database read, and
+        # enumeration floods do not reach the store).  A user added while the server runs
+        # can authenticate at most ``ha1_cache_ttl`` seconds after a failed attempt.
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + self._ttl, value)

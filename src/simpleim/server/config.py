@@ -7,6 +7,7 @@ Nothing here is global; the CLI builds a :class:`ServerConfig` and hands it to
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from simpleim.errors import ConfigError
@@ -14,8 +15,11 @@ from simpleim.timers import DEFAULT_TIMERS, Timers
 from simpleim.transport.sip_addr import ListenSpec
 
 __all__ = [
+    "AUTH_ALGORITHMS",
+    "DEFAULT_AUTH_ALGORITHMS",
     "ListenSpec",
     "ServerConfig",
+    "parse_auth_algorithms",
     "parse_listen",
     "DEFAULT_SIP_PORT",
     "DEFAULT_SIPS_PORT",
@@ -26,6 +30,13 @@ __all__ = [
 DEFAULT_SIP_PORT = 5060
 DEFAULT_SIPS_PORT = 5061
 TRANSPORTS = ("udp", "tcp", "tls")
+# Digest algorithms the server can offer: those whose HA1 the store keeps (MD5, SHA-256)
+# and their -sess variants (RFC 7616 §3.4.2: the session key derives from the same HA1).
+AUTH_ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
+# MD5 only by default: SIPp supports only MD5, and baresip 1.0.0 gives up ("Function not
+# implemented") when a 401 also carries a SHA-256 challenge.  RFC 8760 §2.4: enable
+# SHA-256 first (``sha-256,md5``) and RFC 8760 clients pick it.
+DEFAULT_AUTH_ALGORITHMS: tuple[str, ...] = ("MD5",)
 
 
 def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
@@ -82,6 +93,27 @@ def parse_listen(text: str) -> list[ListenSpec]:
     return [ListenSpec(transport, host, port)]
 
 
+def parse_auth_algorithms(text: str | Sequence[str]) -> tuple[str, ...]:
+    """``md5,sha-256`` -> ``("MD5", "SHA-256")``: canonical names, order kept (the order of
+    preference, RFC 8760 §2.4: one challenge per algorithm, most preferred first)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    canonical = {name.lower(): name for name in AUTH_ALGORITHMS}
+    out: list[str] = []
+    for item in items:
+        name = canonical.get(item.strip().lower())
+        if name is None:
+            raise ConfigError(
+                f"unknown digest algorithm {item.strip()!r}: use "
+                + ", ".join(a.lower() for a in AUTH_ALGORITHMS)
+            )
+        if name in out:
+            raise ConfigError(f"digest algorithm {name} given twice")
+        out.append(name)
+    if not out:
+        raise ConfigError("at least one digest algorithm is needed")
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     """Everything the server needs; immutable after start."""
@@ -97,6 +129,9 @@ class ServerConfig:
     log_level: str = "info"
     realm: str | None = None
     auth: bool = True
+    # RFC 3261 §22.4 / RFC 8760 §2.4: digest algorithms offered, most preferred first (one
+    # challenge each).  Canonical names from AUTH_ALGORITHMS.
+    auth_algorithms: tuple[str, ...] = DEFAULT_AUTH_ALGORITHMS
     # RFC 3261 §10.3 step 7 / §20.23: registrar expiry bounds and default.
     min_expires: int = 60
     max_expires: int = 3600
@@ -123,6 +158,8 @@ class ServerConfig:
             self.tls_cert and self.tls_key
         ):
             raise ConfigError("a tls: listener needs --tls-cert and --tls-key")
+        if parse_auth_algorithms(self.auth_algorithms) != tuple(self.auth_algorithms):
+            raise ConfigError("auth_algorithms must be canonical names (parse_auth_algorithms)")
         if not 0 < self.min_expires <= self.max_expires:
             raise ConfigError("min_expires must be > 0 and <= max_expires")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:

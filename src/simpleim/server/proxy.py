@@ -42,12 +42,20 @@ _PREFERRED_4XX = (401, 407, 415, 420, 484)
 class Target:
     """One branch target: the Request-URI to use, the next hop and the Route set to push."""
 
-    __slots__ = ("uri", "dest", "routes")
+    __slots__ = ("uri", "dest", "routes", "uri_text")
 
-    def __init__(self, uri: SipUri, dest: TransportAddr, routes: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        uri: SipUri,
+        dest: TransportAddr,
+        routes: Sequence[str] = (),
+        uri_text: str | None = None,
+    ) -> None:
         self.uri = uri
         self.dest = dest
         self.routes = tuple(routes)
+        # str(uri) when already known (cached per binding contact)
+        self.uri_text = uri_text
 
 
 def loop_hash(req: SipRequest) -> str:
@@ -60,15 +68,16 @@ def loop_hash(req: SipRequest) -> str:
     has to be stable within this process (loops come back to the same process).
     """
     h = req.headers
+    present = h._firsts if h._firsts is not None else h._build_firsts()
     parts = (
         str(req.uri),
         h.get("From"),  # the raw values hold the tags and are as stable as they are
         h.get("To"),
         req.call_id,
         req.cseq.seq,
-        tuple(h.get_lines("Route")),
-        tuple(h.get_lines("Proxy-Require")),
-        tuple(h.get_lines("Proxy-Authorization")),
+        tuple(h._lines("route")) if "route" in present else (),
+        tuple(h._lines("proxy-require")) if "proxy-require" in present else (),
+        tuple(h._lines("proxy-authorization")) if "proxy-authorization" in present else (),
     )
     return f"{hash(parts) & 0xFFFFFFFFFFFF:012x}"
 
@@ -100,7 +109,17 @@ def select_best_response(responses: Sequence[SipResponse]) -> SipResponse | None
 
 def _pop_top_via(msg: SipResponse) -> None:
     # RFC 3261 §16.7 step 3: the proxy removes the topmost Via (its own) from the response.
-    vias = msg.headers.get_all("Via")
+    h = msg.headers
+    items = h._items
+    pos = [i for i, (k, _) in enumerate(items) if k == "via"]
+    if len(pos) == 2 and "," not in items[pos[0]][1] and "," not in items[pos[1]][1]:
+        # the common case (our Via + the previous hop's, one per line): the same result as
+        # below (the remaining value in the first Via line's place), without re-splitting
+        rest = items[pos[1]][1].strip(" \t")
+        del items[pos[1]]
+        h._replace_line(pos[0], rest)
+        return
+    vias = h.get_all("Via")
     if len(vias) <= 1:
         msg.headers.remove("Via")
     else:
@@ -153,6 +172,11 @@ class _ProxyTransaction:
                 self.proxy._send_upstream(self.inc, resp)
             return
         branch.final = True
+        # The branch's client transaction holds a callback to this context: drop the link
+        # back so that the relay's objects are freed by reference counting when the client
+        # transaction ends, not left to the cyclic garbage collector (its pauses grow with
+        # the number of live transactions).  Only pending branches are ever cancelled.
+        branch.client = None
         self.pending -= 1
         if status < 300:
             # §16.7 step 5: 2xx are forwarded immediately (all of them for INVITE).
@@ -242,7 +266,7 @@ class Proxy:
         self.identity = identity
         self.timers = timers
         # Parsed and resolved contact URIs of bindings (bindings are immutable values).
-        self._contacts: dict[str, tuple[SipUri, TransportAddr]] = {}
+        self._contacts: dict[str, tuple[SipUri, TransportAddr, str]] = {}
 
     # ------------------------------------------------------------------ targets
 
@@ -255,23 +279,23 @@ class Proxy:
             parsed = parse_uri(binding.contact, "Contact")
             if not isinstance(parsed, SipUri):
                 raise LocalProtocolError(f"contact {binding.contact} is not a SIP URI")
-            cached = (parsed, self.endpoint.resolve(parsed))
+            cached = (parsed, self.endpoint.resolve(parsed), str(parsed))
             if len(self._contacts) > 10_000:
                 self._contacts.clear()
             self._contacts[binding.contact] = cached
-        uri, resolved = cached
+        uri, resolved, uri_text = cached
         routes = binding.path
         if routes:
             first = Address.parse(routes[0], "Path").uri
             if not isinstance(first, SipUri):
                 raise LocalProtocolError("Path entry is not a SIP URI")
-            return Target(uri, self.endpoint.resolve(first), routes)
+            return Target(uri, self.endpoint.resolve(first), routes, uri_text)
         src = binding.source
         if src is not None and src[0] in RELIABLE:
             flow = TransportAddr(src[0], src[1], src[2])
             if self.endpoint.net.has_connection(flow):
-                return Target(uri, flow)
-        return Target(uri, resolved)
+                return Target(uri, flow, (), uri_text)
+        return Target(uri, resolved, (), uri_text)
 
     def target_for_uri(self, uri: SipUri, routes: Sequence[Address] = ()) -> Target:
         """Next hop of a request: the top Route if it is a loose router (§16.6 step 6-7),
@@ -306,7 +330,10 @@ class Proxy:
         for target in targets:
             branch_req = req.copy()
             # §16.6 step 2: the Request-URI is replaced by the target.
-            branch_req.uri = target.uri
+            if target.uri_text is not None:
+                branch_req.set_uri(target.uri, target.uri_text)
+            else:
+                branch_req.uri = target.uri
             branch_req.headers.set("Max-Forwards", new_mf)
             for route in reversed(target.routes):
                 # RFC 3327 §5.3: the stored Path becomes the top of the Route set.
@@ -431,7 +458,7 @@ class Proxy:
     def is_looped(self, req: SipRequest) -> bool:
         """RFC 3261 §16.3 step 4: a Via of ours whose branch carries the loop hash this
         request would get again means the request looped (482)."""
-        ours = [v for v in req.via if self._is_our_via(v)]
+        ours = [v for v in req._vias() if self._is_our_via(v)]
         if not ours:
             return False
         prefix = f"z9hG4bK{loop_hash(req)}."

@@ -7,8 +7,11 @@ authenticated user name is passed in; this module does steps 1-2 and 4-8.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import Callable
+from email.utils import formatdate
 
 from simpleim.errors import SipParseError
 from simpleim.server.config import ServerConfig
@@ -17,12 +20,21 @@ from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.uri import Params, SipUri
 from simpleim.transport.sip_addr import TransportAddr
 
-__all__ = ["Registrar", "contact_header_value"]
+__all__ = ["OPTION_TAGS", "Registrar", "contact_header_value"]
 
 log = logging.getLogger("simpleim.server.registrar")
 
 # Contact parameters that describe the registration, not the UA's capabilities.
 _REGISTRATION_PARAMS = frozenset({"expires", "q"})
+# Extensions this registrar implements, advertised in Supported of every 200 (RFC 3261
+# §20.37): RFC 3327 path (§5.3: Path stored, echoed when the UA supports it) and the
+# RFC 3840 pref option tag (feature tags stored and returned, used by RFC 3841 caller
+# preferences; OMA SIMPLE IM §5.2.1 clients send Require: pref).  Not
+# "outbound": RFC 5626 flow tokens and keep-alives are not implemented (only the
+# instance/reg-id binding identity of §6).
+OPTION_TAGS = ("path", "pref")
+# RFC 3261 §10.3 step 7: 423 is only allowed for intervals shorter than one hour.
+_ONE_HOUR = 3600
 
 
 def _parse_q(value: str | None) -> float:
@@ -52,6 +64,12 @@ def _format_q(q: float) -> str:
     return text if "." in text or text in ("0", "1") else text
 
 
+def _response(req: SipRequest, status: int, reason: str | None = None) -> SipResponse:
+    # RFC 3261 §8.2.6.2: a UAS adds a To tag to every response but 100 (the registrar is
+    # the UAS of REGISTER; no dialog is created, so any tag will do).
+    return req.create_response(status, reason, to_tag=secrets.token_hex(5))
+
+
 def contact_header_value(b: Binding, now: float) -> str:
     """One Contact value of a 200 to REGISTER: the binding with its remaining expires
     (RFC 3261 §10.3 step 8) and its feature tags / instance / reg-id."""
@@ -64,6 +82,14 @@ def contact_header_value(b: Binding, now: float) -> str:
         parts.append(f";q={_format_q(b.q)}")
     parts.append(f";expires={b.remaining(now)}")
     return "".join(parts)
+
+
+class _AorLock:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class Registrar:
@@ -79,6 +105,9 @@ class Registrar:
         self._config = config
         self._location = location
         self._is_local = is_local_domain
+        # One REGISTER per AOR at a time: steps 6-8 read the bindings, await the store and
+        # write them back; two interleaved requests would lose one update.
+        self._locks: dict[str, _AorLock] = {}
 
     async def handle(
         self,
@@ -90,7 +119,7 @@ class Registrar:
         try:
             return await self._handle(req, source, auth_user)
         except SipParseError as exc:
-            resp = req.create_response(exc.status)
+            resp = _response(req, exc.status)
             resp.headers.add("Warning", f'399 {self._config.domain} "{exc.detail}"')
             return resp
 
@@ -111,8 +140,24 @@ class Registrar:
         if auth_user is not None and auth_user != user:
             return self._reply(req, 403, "Forbidden", "authenticated user does not own the AOR")
         aor = aor_key(user, cfg.domain)
+        entry = self._locks.get(aor)
+        if entry is None:
+            entry = self._locks[aor] = _AorLock()
+        entry.users += 1
+        try:
+            async with entry.lock:
+                return await self._update(req, source, aor)
+        finally:
+            entry.users -= 1
+            if entry.users == 0:
+                del self._locks[aor]
+
+    async def _update(self, req: SipRequest, source: TransportAddr, aor: str) -> SipResponse:
+        cfg = self._config
         now = self._location.now()
 
+        # §10.3 step 7: each contact's expires parameter, else the Expires header, else
+        # the locally configured default.
         expires_header = req.headers.get("Expires")
         default_expires = cfg.default_expires
         if expires_header is not None:
@@ -145,10 +190,11 @@ class Registrar:
                 _parse_delta(expires_param, "Contact expires")
                 if expires_param is not None else default_expires
             )
-            # §10.3 step 7: 0 < expires < Min-Expires -> 423 Interval Too Brief with
-            # Min-Expires; a value above the local maximum is lowered to it.
-            if 0 < expires < cfg.min_expires:
-                resp = req.create_response(423, "Interval Too Brief")
+            # §10.3 step 7: 0 < expires < one hour and < Min-Expires -> 423 Interval Too
+            # Brief with Min-Expires (nothing is updated); a value above the local maximum
+            # is lowered to it.
+            if 0 < expires < min(cfg.min_expires, _ONE_HOUR):
+                resp = _response(req, 423, "Interval Too Brief")
                 resp.headers.add("Min-Expires", str(cfg.min_expires))
                 return resp
             expires = min(expires, cfg.max_expires)
@@ -176,7 +222,9 @@ class Registrar:
 
         merged = dict(current)
         for binding, expires in updates:
-            old = merged.get(binding.key)
+            # Compared with the *stored* binding: the same contact twice in one request is
+            # processed in order (the last one wins), not refused as out of order.
+            old = current.get(binding.key)
             if old is not None and old.call_id == call_id and old.cseq >= cseq:
                 # §10.3 step 7: same Call-ID and a CSeq not higher than the stored one ->
                 # the request is out of order: do not update, abort.
@@ -202,18 +250,20 @@ class Registrar:
         now: float,
         path: tuple[str, ...] = (),
     ) -> SipResponse:
-        resp = req.create_response(200, "OK")
-        # §10.3 step 8: the 200 lists every current binding with its expires parameter.
+        resp = _response(req, 200, "OK")
+        # §10.3 step 8: the 200 lists every current binding with its expires parameter
+        # (the remaining time) and SHOULD carry a Date header field.
         for b in bindings:
             resp.headers.add("Contact", contact_header_value(b, now))
         # RFC 3327 §5.3: the registrar echoes the stored Path in the 200 (same order).
         for value in path:
             resp.headers.add("Path", value)
-        # RFC 3327 §5.3 / RFC 5626 §6: advertise the extensions we implement.
-        resp.headers.add("Supported", "path")
+        # RFC 3261 §20.37: advertise the extensions we implement (path, pref).
+        resp.headers.add("Supported", ", ".join(OPTION_TAGS))
+        resp.headers.add("Date", formatdate(now, usegmt=True))
         return resp
 
     def _reply(self, req: SipRequest, status: int, reason: str, why: str) -> SipResponse:
-        resp = req.create_response(status, reason)
+        resp = _response(req, status, reason)
         resp.headers.add("Warning", f'399 {self._config.domain} "{why}"')
         return resp

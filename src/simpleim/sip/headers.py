@@ -83,6 +83,11 @@ def _key(name: str) -> str:
     return key
 
 
+# Header names already checked against the token rule, by spelling -> key (known headers only,
+# bounded): saves the regular expression on every add/set/prepend of a proxy.
+_VALID_NAMES: dict[str, str] = {}
+
+
 def _check_value(name: str, value: str) -> None:
     if "\r" in value or "\n" in value:
         raise LocalProtocolError(f"CR/LF in value of {name}", where=name)
@@ -121,10 +126,19 @@ class Headers:
     def _positions(self, key: str) -> list[int]:
         return [i for i, (k, _) in enumerate(self._items) if k == key]
 
-    def _changed(self) -> None:
+    def _changed(self, key: str | None = None) -> None:
+        """Drop what a mutation made stale: the typed value of ``key`` only (every typed value
+        is read from the lines of its own header; ``top-via`` from ``via``), or everything
+        when ``key`` is None."""
         self._firsts = None
-        if self._cache:
-            self._cache = {}
+        cache = self._cache
+        if cache:
+            if key is None:
+                self._cache = {}
+            else:
+                cache.pop(key, None)
+                if key == "via":
+                    cache.pop("top-via", None)
 
     def _lines(self, key: str) -> list[str]:
         return [v.strip(" \t") for k, v in self._items if k == key]
@@ -187,7 +201,13 @@ class Headers:
         return len(self._positions(_key(name)))
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._first(_key(name)) is not None
+        if not isinstance(name, str):
+            return False
+        key = WIRE_NAMES.get(name)
+        firsts = self._firsts
+        if firsts is None:
+            firsts = self._build_firsts()
+        return (key if key is not None else _key(name)) in firsts
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         """(name, value) per header line, in order."""
@@ -212,19 +232,25 @@ class Headers:
 
     # -- mutation -------------------------------------------------------------------------------
     def _entry(self, name: str, value: object) -> tuple[str, str]:
-        text = str(value)
-        if not TOKEN_RE.fullmatch(name):
-            raise LocalProtocolError(f"bad header name {name!r}")
-        key = _key(name)
-        _check_value(name, text)
+        text = value if type(value) is str else str(value)
+        key = _VALID_NAMES.get(name)
+        if key is None:
+            if not TOKEN_RE.fullmatch(name):
+                raise LocalProtocolError(f"bad header name {name!r}")
+            key = _key(name)
+            if key in CANONICAL_BY_KEY and len(_VALID_NAMES) < 512:
+                _VALID_NAMES[name] = key  # a checked spelling of a known header
+        if "\r" in text or "\n" in text:
+            _check_value(name, text)
         if key not in CANONICAL_BY_KEY and key not in self._names:
             self._names[key] = name
         return (key, " " + text)
 
     def add(self, name: str, value: object) -> None:
         """Append a header line."""
-        self._items.append(self._entry(name, value))
-        self._changed()
+        entry = self._entry(name, value)
+        self._items.append(entry)
+        self._changed(entry[0])
 
     def prepend(self, name: str, value: object) -> None:
         """Insert a value before the first line of ``name`` (or at the top if absent).
@@ -232,38 +258,47 @@ class Headers:
         This is where a proxy puts its Via and Record-Route (RFC 3261 §16.6 steps 4, 8).
         """
         entry = self._entry(name, value)
-        pos = self._positions(entry[0])
-        self._items.insert(pos[0] if pos else 0, entry)
-        self._changed()
+        key = entry[0]
+        items = self._items
+        for i, (k, _) in enumerate(items):
+            if k == key:
+                items.insert(i, entry)
+                break
+        else:
+            items.insert(0, entry)
+        self._changed(key)
 
     def set(self, name: str, value: object) -> None:
         """Replace every line of ``name`` by one (in the first one's place, else appended)."""
         entry = self._entry(name, value)
-        pos = self._positions(entry[0])
+        key = entry[0]
+        pos = self._positions(key)
         if not pos:
             self._items.append(entry)
         else:
             self._items[pos[0]] = entry
             for i in reversed(pos[1:]):
                 del self._items[i]
-        self._changed()
+        self._changed(key)
 
     def remove(self, name: str) -> int:
         """Remove every line of ``name``; returns how many were removed."""
-        pos = self._positions(_key(name))
+        key = _key(name)
+        pos = self._positions(key)
         if not pos:
             return 0
         for i in reversed(pos):
             del self._items[i]
-        self._changed()
+        self._changed(key)
         return len(pos)
 
     def _replace_line(self, index: int, value: str | None) -> None:
+        key = self._items[index][0]
         if value is None:
             del self._items[index]
         else:
-            self._items[index] = (self._items[index][0], " " + value)
-        self._changed()
+            self._items[index] = (key, " " + value)
+        self._changed(key)
 
     def copy(self) -> Headers:
         h = Headers._from_parsed(list(self._items), dict(self._names))

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from simpleim.errors import LocalProtocolError, RemoteProtocolError, SipParseError
-from simpleim.sip._abnf import FOLD_RE, TOKEN_RE, WIRE_NAMES, split_top
+from simpleim.sip._abnf import CANONICAL_BY_KEY, FOLD_RE, TOKEN_RE, WIRE_NAMES, split_top
 from simpleim.sip.headers import (
     Address,
     ContactPattern,
@@ -121,8 +121,11 @@ class SipMessage:
         cached = cache.get("via")
         if cached is not None:
             return cached  # type: ignore[return-value]
+        lines = self.headers._lines("via")
+        if len(lines) == 1 and "," not in lines[0]:
+            return [self.top_via]  # one value: the (cached) top Via, no list kept
         vias: list[Via] = []
-        for line in self.headers._lines("via"):
+        for line in lines:
             vias.extend(parse_via_list(line))
         cache["via"] = vias
         return vias
@@ -353,8 +356,10 @@ class SipMessage:
         body = self.body
         h = self.headers
         out = [self.start_line()]
+        append = out.append
         written = False
-        name_of = h._name
+        canonical_of = CANONICAL_BY_KEY.get
+        names = h._names
         for key, value in h._items:
             if key == "content-length":
                 if written:
@@ -362,7 +367,7 @@ class SipMessage:
                 value = f" {len(body)}"
                 written = True
             # values are stored as they were after the ":" (LWS kept: exact round trip)
-            out.append(f"{name_of(key)}:{value}")
+            append(f"{canonical_of(key) or names.get(key, key)}:{value}")
         if not written:
             out.append(f"Content-Length: {len(body)}")
         out.append("\r\n")
@@ -378,7 +383,9 @@ class SipMessage:
 class SipRequest(SipMessage):
     """A SIP request: ``method``, Request-URI ``uri``, headers and body."""
 
-    __slots__ = ("method", "_uri", "_uri_text")
+    # _uri_text: the Request-URI as received (used while _uri is None); _uri_str: the
+    # serialization of _uri once computed (Uri values are immutable; reset by the setter).
+    __slots__ = ("method", "_uri", "_uri_text", "_uri_str")
 
     def __init__(
         self,
@@ -392,6 +399,7 @@ class SipRequest(SipMessage):
             raise LocalProtocolError(f"bad method {method!r}")
         self.method = method
         self._uri_text = ""
+        self._uri_str: str | None = None
         self._uri: Uri | None = parse_uri(uri, "Request-URI") if isinstance(uri, str) else uri
 
     @property
@@ -405,10 +413,22 @@ class SipRequest(SipMessage):
     @uri.setter
     def uri(self, value: Uri | str) -> None:
         self._uri = parse_uri(value, "Request-URI") if isinstance(value, str) else value
+        self._uri_str = None
+
+    def set_uri(self, uri: Uri, text: str) -> None:
+        """Replace the Request-URI by ``uri`` whose serialization ``text`` (``str(uri)``) is
+        already known (a proxy target used for many requests, RFC 3261 §16.6 step 2)."""
+        self._uri = uri
+        self._uri_str = text
 
     def start_line(self) -> str:
         uri = self._uri
-        return f"{self.method} {self._uri_text if uri is None else uri} SIP/2.0"
+        if uri is None:
+            return f"{self.method} {self._uri_text} SIP/2.0"
+        text = self._uri_str
+        if text is None:
+            text = self._uri_str = str(uri)
+        return f"{self.method} {text} SIP/2.0"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SipRequest):
@@ -428,7 +448,15 @@ class SipRequest(SipMessage):
 
     def copy(self) -> SipRequest:
         """A copy whose headers can be changed without touching this one (proxy forking)."""
-        return SipRequest(self.method, self.uri, self.headers.copy(), self.body)
+        uri = self.uri  # parsed first (400 at Request-URI), as a new request would
+        req: SipRequest = _object_new(SipRequest)
+        req.headers = self.headers.copy()
+        req.body = self.body
+        req.method = self.method
+        req._uri = uri
+        req._uri_text = self._uri_text
+        req._uri_str = self._uri_str
+        return req
 
     # -- RFC 3261 §8.2.6 ---------------------------------------------------------------------
     def create_response(
@@ -696,6 +724,7 @@ def _parse_request_line(line: str, headers: Headers, body: bytes) -> SipRequest:
     req.method = method
     req._uri = None
     req._uri_text = uri_text
+    req._uri_str = None
     return req
 
 

@@ -22,7 +22,6 @@ I, J and K are zero on reliable transports, in which case the machine fires them
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -70,6 +69,10 @@ class TxKind(enum.Enum):
     INVITE_SERVER = "invite-server"
     NON_INVITE_SERVER = "non-invite-server"
 
+    # Members are singletons compared by identity: hash them by identity too (C-level;
+    # Enum.__hash__ is Python code and these are hashed on every transition).
+    __hash__ = object.__hash__
+
     @property
     def is_client(self) -> bool:
         return self in (TxKind.INVITE_CLIENT, TxKind.NON_INVITE_CLIENT)
@@ -91,6 +94,10 @@ class TxState(enum.Enum):
     ACCEPTED = "accepted"  # RFC 6026 §7.1 / §7.2
     TERMINATED = "terminated"
 
+    # Members are singletons compared by identity: hash them by identity too (C-level;
+    # Enum.__hash__ is Python code and these are hashed on every transition).
+    __hash__ = object.__hash__
+
 
 class Timer(enum.Enum):
     """RFC 3261 Table 4 timers, RFC 6026 Timers L/M, and the 200 ms 100-Trying timer."""
@@ -108,6 +115,10 @@ class Timer(enum.Enum):
     L = "L"
     M = "M"
     TRYING = "100"
+
+    # Members are singletons compared by identity: hash them by identity too (C-level;
+    # Enum.__hash__ is Python code and these are hashed on every transition).
+    __hash__ = object.__hash__
 
 
 class TxInput(enum.Enum):
@@ -138,6 +149,10 @@ class TxInput(enum.Enum):
     TIMER_M = "timer M fired"
     TIMER_TRYING = "200 ms without a TU response"
 
+    # Members are singletons compared by identity: hash them by identity too (C-level;
+    # Enum.__hash__ is Python code and these are hashed on every transition).
+    __hash__ = object.__hash__
+
 
 TIMER_INPUTS: Final[Mapping[Timer, TxInput]] = MappingProxyType(
     {timer: TxInput[f"TIMER_{timer.name}"] for timer in Timer}
@@ -167,6 +182,10 @@ class Op(enum.Enum):
     INFORM_TIMEOUT = "inform TU: timeout (408)"
     INFORM_TRANSPORT_ERROR = "inform TU: transport error (503)"
     TERMINATE = "terminate"
+
+    # Members are singletons compared by identity: hash them by identity too (C-level;
+    # Enum.__hash__ is Python code and these are hashed on every transition).
+    __hash__ = object.__hash__
 
 
 _TIMER_OPS: Final = frozenset(
@@ -410,6 +429,96 @@ def response_input(status: int, *, from_tu: bool) -> TxInput:
     return TxInput.TU_3XX_6XX if from_tu else TxInput.RECV_3XX_6XX
 
 
+# -- compiled form of the tables (same rows, split for the hot path) ------------------------------
+# Internally timers, states and inputs are small integers (their definition order): the
+# per-transaction dicts then hold only ints and floats, which the cyclic garbage collector
+# does not track (a busy proxy keeps tens of thousands of transactions alive).
+_TIMER_LIST: Final = tuple(Timer)
+_TIMER_INDEX: Final[dict[Timer, int]] = {t: i for i, t in enumerate(_TIMER_LIST)}
+_TIMER_VALUES: Final = tuple(t.value for t in _TIMER_LIST)
+_TIMER_A: Final = _TIMER_INDEX[Timer.A]
+_STATE_LIST: Final = tuple(TxState)
+_INPUT_LIST: Final = tuple(TxInput)
+_STATE_INDEX: Final[dict[TxState, int]] = {st: i for i, st in enumerate(_STATE_LIST)}
+_INPUT_INDEX: Final[dict[TxInput, int]] = {inp: i for i, inp in enumerate(_INPUT_LIST)}
+# the input that is the expiry of each timer, by timer index
+_TIMER_INPUT_BY_INDEX: Final = tuple(TIMER_INPUTS[t] for t in _TIMER_LIST)
+# TxInput -> index of the timer it is the expiry of (looked up on every input)
+_INPUT_TIMER: Final[dict[TxInput, int]] = {
+    inp: _TIMER_INDEX[t] for inp, t in _INPUT_TIMERS.items()}
+
+# Timer op codes: a transition's timer actions become (code, timer index) pairs, in order.
+_CANCEL, _START, _BACKOFF, _RESET_T2 = 0, 1, 2, 3
+_TIMER_CODES: Final[Mapping[Op, int]] = MappingProxyType({
+    Op.CANCEL_TIMER: _CANCEL, Op.START_TIMER: _START, Op.BACKOFF_TIMER: _BACKOFF,
+    Op.RESET_TIMER_T2: _RESET_T2,
+})
+_TERMINATED: Final = TxState.TERMINATED
+# (new state, effects (non-timer actions, in order), timer ops (code, timer index) in order,
+#  the step as recorded in the history: three characters (state, input, new state))
+_Step = tuple[TxState, tuple[Action, ...], tuple[tuple[int, int], ...], str]
+
+
+def _compile(table: TransitionTable) -> dict[tuple[TxState, TxInput], _Step]:
+    """Split every row of ``table`` into its effects and its timer operations (both kept in
+    the row's order); the table itself stays the reference (and carries the citations)."""
+    steps: dict[tuple[TxState, TxInput], _Step] = {}
+    for (state, inp), row in table.items():
+        effects = tuple(a for a in row.actions if a.op not in _TIMER_OPS)
+        timer_ops: list[tuple[int, int]] = []
+        for a in row.actions:
+            if a.op in _TIMER_OPS:
+                if a.timer is None:
+                    raise LocalProtocolError(f"timer op {a.op.value} without a timer")
+                timer_ops.append((_TIMER_CODES[a.op], _TIMER_INDEX[a.timer]))
+        hist = (chr(_STATE_INDEX[state]) + chr(_INPUT_INDEX[inp])
+                + chr(_STATE_INDEX[row.new_state]))
+        steps[(state, inp)] = (row.new_state, effects, tuple(timer_ops), hist)
+    return steps
+
+
+# How many steps TransactionMachine.history keeps.
+_HISTORY: Final = 32
+
+_DURATIONS: dict[tuple[int, bool, float], tuple[Timers, tuple[float | None, ...]]] = {}
+
+
+def _durations(timers: Timers, reliable: bool, trying_delay: float) -> tuple[float | None, ...]:
+    """Start values of every timer (by timer index) for a timer set and transport kind
+    (cached: built once, not on every timer start); ``None`` when the timer is not used on
+    this transport."""
+    key = (id(timers), reliable, trying_delay)
+    hit = _DURATIONS.get(key)
+    if hit is not None and hit[0] is timers:
+        return hit[1]
+    t = timers
+    unreliable = not reliable
+    durations: dict[Timer, float | None] = {
+        # §17.1.1.2 / §17.1.2.2 / §17.2.1: A, E, G start at T1, unreliable transports only.
+        Timer.A: t.t1 if unreliable else None,
+        Timer.E: t.t1 if unreliable else None,
+        Timer.G: t.t1 if unreliable else None,
+        Timer.B: t.timer_b,  # §17.1.1.2: 64*T1
+        Timer.F: t.timer_f,  # §17.1.2.2: 64*T1
+        Timer.H: t.timer_h,  # §17.2.1: 64*T1
+        Timer.L: t.timer_l,  # RFC 6026 §8.7: 64*T1
+        Timer.M: t.timer_m,  # RFC 6026 §8.4: 64*T1
+        # §17.1.1.2: D > 32 s for unreliable, zero for reliable transports.
+        Timer.D: t.timer_d_unreliable if unreliable else 0.0,
+        # §17.1.2.2 / §17.2.1: K and I are T4 for unreliable, zero for reliable.
+        Timer.K: t.t4 if unreliable else 0.0,
+        Timer.I: t.t4 if unreliable else 0.0,
+        # §17.2.2: J is 64*T1 for unreliable, zero for reliable.
+        Timer.J: t.timer_j_unreliable if unreliable else 0.0,
+        Timer.TRYING: trying_delay,  # §17.2.1: 200 ms
+    }
+    by_index = tuple(durations[timer] for timer in _TIMER_LIST)
+    if len(_DURATIONS) > 256:
+        _DURATIONS.clear()
+    _DURATIONS[key] = (timers, by_index)
+    return by_index
+
+
 class TransactionMachine:
     """One transaction's state and timers, driven by :meth:`handle` and :meth:`fire_due`.
 
@@ -420,6 +529,18 @@ class TransactionMachine:
 
     KIND: ClassVar[TxKind]
     TABLE: ClassVar[TransitionTable]
+
+    # Tens of thousands live at once on a busy proxy (Timer J keeps each non-INVITE server
+    # transaction for 64*T1): no per-instance __dict__.
+    __slots__ = ("reliable", "timers", "trying_delay", "state", "_durations", "_deadlines",
+                 "_intervals", "_history")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TABLE" in cls.__dict__:
+            cls._STEPS = _compile(cls.TABLE)
+
+    _STEPS: ClassVar[dict[tuple[TxState, TxInput], _Step]] = {}
 
     def __init__(
         self,
@@ -432,70 +553,69 @@ class TransactionMachine:
         self.timers = timers
         self.trying_delay = trying_delay
         self.state = TxState.INITIAL
-        self._deadlines: dict[Timer, float] = {}
-        self._intervals: dict[Timer, float] = {}
-        # The last steps the machine took, as (state, input, new state), for debugging.
-        self.history: deque[tuple[TxState, TxInput, TxState]] = deque(maxlen=32)
+        self._durations = _durations(timers, reliable, trying_delay)
+        # running timers: timer index -> absolute deadline; current interval per timer
+        self._deadlines: dict[int, float] = {}
+        self._intervals: dict[int, float] = {}
+        # the steps taken, three characters each (see history)
+        self._history = ""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.state.value} timers={self.deadlines}>"
+
+    @property
+    def history(self) -> list[tuple[TxState, TxInput, TxState]]:
+        """The last steps the machine took (at most 32), as (state, input, new state), for
+        debugging."""
+        h = self._history
+        return [(_STATE_LIST[ord(h[i])], _INPUT_LIST[ord(h[i + 1])], _STATE_LIST[ord(h[i + 2])])
+                for i in range(0, len(h), 3)]
 
     # -- timers ---------------------------------------------------------------------------
 
     @property
     def deadlines(self) -> dict[Timer, float]:
         """A copy of the running timers and their absolute deadlines."""
-        return dict(self._deadlines)
+        return {_TIMER_LIST[i]: d for i, d in self._deadlines.items()}
 
     def interval(self, timer: Timer) -> float | None:
         """The current interval of a running timer (the retransmit interval for A/E/G)."""
-        return self._intervals.get(timer) if timer in self._deadlines else None
+        i = _TIMER_INDEX[timer]
+        return self._intervals.get(i) if i in self._deadlines else None
 
     def next_deadline(self) -> float | None:
-        return min(self._deadlines.values(), default=None)
+        deadlines = self._deadlines
+        if not deadlines:
+            return None
+        return min(deadlines.values())
 
     def _initial_duration(self, timer: Timer) -> float | None:
-        """Start value of ``timer``; ``None`` when it is not used on this transport."""
-        t = self.timers
-        unreliable = not self.reliable
-        durations: dict[Timer, float | None] = {
-            # §17.1.1.2 / §17.1.2.2 / §17.2.1: A, E, G start at T1, unreliable transports only.
-            Timer.A: t.t1 if unreliable else None,
-            Timer.E: t.t1 if unreliable else None,
-            Timer.G: t.t1 if unreliable else None,
-            Timer.B: t.timer_b,  # §17.1.1.2: 64*T1
-            Timer.F: t.timer_f,  # §17.1.2.2: 64*T1
-            Timer.H: t.timer_h,  # §17.2.1: 64*T1
-            Timer.L: t.timer_l,  # RFC 6026 §8.7: 64*T1
-            Timer.M: t.timer_m,  # RFC 6026 §8.4: 64*T1
-            # §17.1.1.2: D > 32 s for unreliable, zero for reliable transports.
-            Timer.D: t.timer_d_unreliable if unreliable else 0.0,
-            # §17.1.2.2 / §17.2.1: K and I are T4 for unreliable, zero for reliable.
-            Timer.K: t.t4 if unreliable else 0.0,
-            Timer.I: t.t4 if unreliable else 0.0,
-            # §17.2.2: J is 64*T1 for unreliable, zero for reliable.
-            Timer.J: t.timer_j_unreliable if unreliable else 0.0,
-            Timer.TRYING: self.trying_delay,  # §17.2.1: 200 ms
-        }
-        return durations[timer]
+        """Start value of ``timer``; ``None`` when it is not used on this transport
+        (precomputed once per timer set and transport kind, see :func:`_durations`)."""
+        return self._durations[_TIMER_INDEX[timer]]
 
     def _apply_timer(self, action: Action, now: float, zero: list[Timer]) -> None:
         timer = action.timer
         if timer is None:  # pragma: no cover - the tables always name the timer
             raise LocalProtocolError(f"timer op {action.op.value} without a timer")
-        if action.op is Op.CANCEL_TIMER:
+        fired: list[int] = []
+        self._timer_step(_TIMER_CODES[action.op], _TIMER_INDEX[timer], now, fired)
+        zero.extend(_TIMER_LIST[i] for i in fired)
+
+    def _timer_step(self, code: int, timer: int, now: float, zero: list[int]) -> None:
+        if code == _CANCEL:
             self._deadlines.pop(timer, None)
             return
-        if action.op is Op.START_TIMER:
-            duration = self._initial_duration(timer)
+        if code == _START:
+            duration = self._durations[timer]
             if duration is None:
                 return
-        elif action.op is Op.RESET_TIMER_T2:
+        elif code == _RESET_T2:
             # §17.1.2.2: timer E in Proceeding is reset to T2.
             duration = self.timers.t2
-        else:  # BACKOFF_TIMER
+        else:  # _BACKOFF
             previous = self._intervals.get(timer, self.timers.t1)
-            if timer is Timer.A:
+            if timer == _TIMER_A:
                 # §17.1.1.2: A doubles each time (T1, 2*T1, 4*T1, ...); B bounds it.
                 duration = 2 * previous
             else:
@@ -526,41 +646,45 @@ class TransactionMachine:
         A timer input is only accepted while that timer runs (use :meth:`fire_due` to let
         the machine pick expired timers).
         """
-        timer = _INPUT_TIMERS.get(inp)
-        if timer is not None and timer not in self._deadlines:
-            raise TransactionError(f"timer {timer.value} is not running", where=self.state.value)
-        row = self.row_for(inp)
-        if timer is not None:
-            del self._deadlines[timer]
-        effects: list[Action] = []
-        zero: list[Timer] = []
+        deadlines = self._deadlines
+        timer = _INPUT_TIMER.get(inp)
+        if timer is not None and timer not in deadlines:
+            raise TransactionError(f"timer {_TIMER_VALUES[timer]} is not running",
+                                   where=self.state.value)
         old = self.state
-        self.state = row.new_state
-        self.history.append((old, inp, row.new_state))
-        for action in row.actions:
-            if action.op in _TIMER_OPS:
-                self._apply_timer(action, now, zero)
-            else:
-                effects.append(action)
-        if self.state is TxState.TERMINATED:
-            self._deadlines.clear()
-            return effects
+        step = self._STEPS.get((old, inp))
+        if step is None:
+            self.row_for(inp)  # raises the typed error
+            raise TransactionError(f"no transition for {inp.value}", where=old.value)
+        if timer is not None:
+            del deadlines[timer]
+        new_state, effects, timer_ops, hist = step
+        self.state = new_state
+        history = self._history + hist
+        self._history = history if len(history) <= 3 * _HISTORY else history[3:]
+        zero: list[int] = []
+        for code, t in timer_ops:
+            self._timer_step(code, t, now, zero)
+        out = list(effects)
+        if new_state is _TERMINATED:
+            deadlines.clear()
+            return out
         # Zero-valued timers (D, I, J, K on reliable transports) fire at once: the RFC says
         # the transaction then moves "immediately" to Terminated.
-        for timer in zero:
-            self._deadlines[timer] = now
-            effects.extend(self.handle(TIMER_INPUTS[timer], now))
-        return effects
+        for t in zero:
+            deadlines[t] = now
+            out.extend(self.handle(_TIMER_INPUT_BY_INDEX[t], now))
+        return out
 
     def fire_due(self, now: float) -> list[Action]:
         """Fire every timer whose deadline is ``<= now`` (earliest first)."""
         effects: list[Action] = []
-        while self.state is not TxState.TERMINATED:
-            due = [(d, t.value, t) for t, d in self._deadlines.items() if d <= now]
+        while self.state is not _TERMINATED:
+            due = [(d, _TIMER_VALUES[i], i) for i, d in self._deadlines.items() if d <= now]
             if not due:
                 break
-            _, _, timer = min(due)
-            effects.extend(self.handle(TIMER_INPUTS[timer], now))
+            _, _, timer = min(due) if len(due) > 1 else due[0]
+            effects.extend(self.handle(_TIMER_INPUT_BY_INDEX[timer], now))
         return effects
 
     @property
@@ -571,6 +695,7 @@ class TransactionMachine:
 class InviteClientMachine(TransactionMachine):
     """RFC 3261 §17.1.1 + RFC 6026 §7.2 (Calling/Proceeding/Completed/Accepted)."""
 
+    __slots__ = ()
     KIND = TxKind.INVITE_CLIENT
     TABLE = INVITE_CLIENT_TABLE
 
@@ -578,6 +703,7 @@ class InviteClientMachine(TransactionMachine):
 class NonInviteClientMachine(TransactionMachine):
     """RFC 3261 §17.1.2 (Trying/Proceeding/Completed)."""
 
+    __slots__ = ()
     KIND = TxKind.NON_INVITE_CLIENT
     TABLE = NON_INVITE_CLIENT_TABLE
 
@@ -585,6 +711,7 @@ class NonInviteClientMachine(TransactionMachine):
 class InviteServerMachine(TransactionMachine):
     """RFC 3261 §17.2.1 + RFC 6026 §7.1 (Proceeding/Completed/Confirmed/Accepted)."""
 
+    __slots__ = ()
     KIND = TxKind.INVITE_SERVER
     TABLE = INVITE_SERVER_TABLE
 
@@ -592,6 +719,7 @@ class InviteServerMachine(TransactionMachine):
 class NonInviteServerMachine(TransactionMachine):
     """RFC 3261 §17.2.2 (Trying/Proceeding/Completed)."""
 
+    __slots__ = ()
     KIND = TxKind.NON_INVITE_SERVER
     TABLE = NON_INVITE_SERVER_TABLE
 

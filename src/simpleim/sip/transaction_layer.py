@@ -181,6 +181,12 @@ Event = (
     | RequestRejected
 )
 
+_SEND_REQUEST: Final = Op.SEND_REQUEST
+_RETRANSMIT_REQUEST: Final = Op.RETRANSMIT_REQUEST
+_PASS_TO_TU: Final = Op.PASS_TO_TU
+_SEND_RESPONSE: Final = Op.SEND_RESPONSE
+_TERMINATE: Final = Op.TERMINATE
+
 # -- transactions ---------------------------------------------------------------------------------
 
 _ServerKey = tuple[str, str, "int | None", str]
@@ -189,6 +195,9 @@ _LegacyKey = tuple[str, str, str, int, str, str]
 
 class Transaction:
     """A live transaction: its machine, the request that created it and what it last sent."""
+
+    __slots__ = ("id", "machine", "request", "peer", "reliable", "last_response", "scheduled",
+                 "_request_bytes")
 
     def __init__(
         self,
@@ -231,6 +240,8 @@ class Transaction:
 class ClientTransaction(Transaction):
     """RFC 3261 §17.1: matched by (branch, CSeq method) (§17.1.3)."""
 
+    __slots__ = ("key", "ack", "cancel_wanted", "cancel_id")
+
     def __init__(
         self,
         tx_id: str,
@@ -249,6 +260,8 @@ class ClientTransaction(Transaction):
 
 class ServerTransaction(Transaction):
     """RFC 3261 §17.2: matched by (branch, sent-by, method) or the RFC 2543 rules (§17.2.3)."""
+
+    __slots__ = ("source", "key", "legacy_key")
 
     def __init__(
         self,
@@ -331,6 +344,8 @@ class TransactionLayer:
         self._legacy: dict[_LegacyKey, list[ServerTransaction]] = {}
         self._heap: list[tuple[float, int, str]] = []
         self._outbox: list[Outgoing] = []
+        self._entropy = b""
+        self._entropy_pos = 0
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -350,13 +365,26 @@ class TransactionLayer:
         elif self._rng is not None:
             branch = f"{self._rng.getrandbits(96):024x}"
         else:
-            branch = secrets.token_hex(12)
+            # 96 random bits from the CSPRNG, drawn in blocks (one getrandom() per 256)
+            pool = self._entropy
+            pos = self._entropy_pos
+            if pos >= len(pool):
+                pool = self._entropy = secrets.token_bytes(12 * 256)
+                pos = 0
+            self._entropy_pos = pos + 12
+            return MAGIC_COOKIE + pool[pos : pos + 12].hex()
         return branch if branch.startswith(MAGIC_COOKIE) else MAGIC_COOKIE + branch
 
     def datagrams_to_send(self) -> list[Outgoing]:
         """Everything queued since the last call, in order."""
         out, self._outbox = self._outbox, []
         return out
+
+    def earliest_scheduled(self) -> float | None:
+        """A lower bound of :meth:`next_deadline` (``None``: no timer at all), in O(1): the
+        earliest entry of the timer heap, which may be stale (earlier than the timer now)."""
+        heap = self._heap
+        return heap[0][0] if heap else None
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`handle_timer` has something to do, or ``None``."""
@@ -387,7 +415,7 @@ class TransactionLayer:
             raise LocalProtocolError("ACK is not sent in a client transaction (§17.1.1.3)")
         if len(self._by_id) >= self.max_transactions:
             raise TransactionError("too many live transactions", status=503)
-        if not request.headers.get_all("Via"):
+        if "Via" not in request.headers:
             raise LocalProtocolError("request has no Via header (RFC 3261 §8.1.1.7)")
         if request.top_via.branch is None:
             _set_top_via_branch(request, self.new_branch())
@@ -532,18 +560,25 @@ class TransactionLayer:
         events: list[Event] = []
         for action in effects:
             op = action.op
-            if op is Op.SEND_REQUEST or op is Op.RETRANSMIT_REQUEST:
-                self._queue(tx, tx.request_bytes(), tx.request)
+            if op is _SEND_REQUEST or op is _RETRANSMIT_REQUEST:
+                self._outbox.append(
+                    Outgoing(tx.request_bytes(), tx.peer, tx.reliable, tx.request, tx.id))
+            elif op is _PASS_TO_TU:
+                events += self._to_tu(tx, message, source, now)
+            elif op is _SEND_RESPONSE:
+                if isinstance(message, SipResponse):
+                    tx.last_response = message
+                    self._outbox.append(
+                        Outgoing(message.to_bytes(), tx.peer, tx.reliable, message, tx.id))
+            elif op is _TERMINATE:
+                self._destroy(tx)
+                events.append(TransactionTerminated(tx.id, tx.machine.KIND))
             elif op is Op.SEND_ACK:
                 if isinstance(tx, ClientTransaction) and isinstance(message, SipResponse):
                     # §17.1.1.3: the ACK for a non-2xx is built once and re-sent as is.
                     if tx.ack is None:
                         tx.ack = ack_for_non2xx(tx.request, message)
                     self._queue(tx, tx.ack.to_bytes(), tx.ack)
-            elif op is Op.SEND_RESPONSE:
-                if isinstance(message, SipResponse):
-                    tx.last_response = message
-                    self._queue(tx, message.to_bytes(), message)
             elif op is Op.RETRANSMIT_RESPONSE:
                 if tx.last_response is not None:
                     self._queue(tx, tx.last_response.to_bytes(), tx.last_response)
@@ -552,15 +587,10 @@ class TransactionLayer:
                 trying = tx.request.create_response(100)
                 tx.last_response = trying
                 self._queue(tx, trying.to_bytes(), trying)
-            elif op is Op.PASS_TO_TU:
-                events += self._to_tu(tx, message, source, now)
             elif op is Op.INFORM_TIMEOUT:
                 events.append(TransactionTimeout(tx.id, tx.request))
             elif op is Op.INFORM_TRANSPORT_ERROR:
                 events.append(TransportFailure(tx.id, tx.request))
-            elif op is Op.TERMINATE:
-                self._destroy(tx)
-                events.append(TransactionTerminated(tx.id, tx.kind))
         return events
 
     def _to_tu(
@@ -606,8 +636,7 @@ class TransactionLayer:
     # -- responses ---------------------------------------------------------------------------
 
     def _receive_response(self, resp: SipResponse, source: Peer, now: float) -> list[Event]:
-        vias = resp.headers.get_all("Via")
-        branch = resp.top_via.branch if vias else None
+        branch = resp.top_via.branch if "Via" in resp.headers else None
         # §17.1.3: match on the top Via branch and the CSeq method.
         tx = self._client.get((branch or "", resp.cseq.method))
         if tx is None:
@@ -624,7 +653,7 @@ class TransactionLayer:
     def _receive_request(
         self, req: SipRequest, source: Peer, now: float, reliable: bool
     ) -> list[Event]:
-        if not req.headers.get_all("Via"):
+        if "Via" not in req.headers:
             raise TransactionError("request without Via (RFC 3261 §8.1.1.7)", status=400)
         if req.method == "ACK":
             tx = self._match_server(req)
@@ -635,7 +664,14 @@ class TransactionLayer:
                 return self._feed(tx, TxInput.RECV_ACK, now, req, source)
             except TransactionError:
                 return []  # e.g. ACK while still Proceeding: discard
-        tx = self._match_server(req)
+        # §17.2.3: branch + sent-by + method; the RFC 2543 rules without the magic cookie.
+        key = _server_key(req)
+        legacy: _LegacyKey | None = None
+        if key is not None:
+            tx = self._server.get(key)
+        else:
+            legacy = _legacy_key(req)
+            tx = self._match_legacy(req, legacy, ack=False)
         if tx is not None:
             try:
                 # §17.2.1 / §17.2.2: a retransmission is absorbed by its transaction.
@@ -651,8 +687,6 @@ class TransactionLayer:
         kind = TxKind.INVITE_SERVER if req.method == "INVITE" else TxKind.NON_INVITE_SERVER
         machine = machine_for(
             kind, reliable=reliable, timers=self.timers, trying_delay=self.trying_delay)
-        key = _server_key(req)
-        legacy = None if key is not None else _legacy_key(req)
         peer = response_destination(req, source, reliable)
         stx = ServerTransaction(
             self._next_id("s"), machine, req, peer, reliable, source, key, legacy)

@@ -135,6 +135,8 @@ class Params:
                 if raw[j] == "=":
                     end = raw.find(";", j)
                     return raw[j + 1 :] if end < 0 else raw[j + 1 : end]
+            elif ";" + name.lower() not in raw.lower():
+                return default  # no parameter of that name in any spelling
         items = self._items
         for k, v in items:
             if k == name:
@@ -156,6 +158,17 @@ class Params:
         if not isinstance(name, str):
             return False
         low = name.lower()
+        if self._parsed is None:
+            # unsplit fast-path text: every parameter starts with ";" (values hold no ";")
+            raw = self._raw.lower()
+            needle = ";" + low
+            i = raw.find(needle)
+            while i >= 0:
+                j = i + len(needle)
+                if j == len(raw) or raw[j] in ";=":
+                    return True
+                i = raw.find(needle, j)
+            return False
         return any(k.lower() == low for k, _ in self._items)
 
     def __iter__(self) -> Iterator[str]:

@@ -6,9 +6,10 @@ write and only then answer ``200 OK`` (RFC 3261 §10.3 step 7: bindings are upda
 before the response).  Times are wall-clock seconds (``time.time()``) passed in by the
 caller as ``now``; the store never reads a clock.
 
-The binding record is :class:`simpleim.server.location.Binding`, shared with the
-location service, so the store satisfies its ``BindingStore`` protocol and the
-authenticator's ``UserDirectory`` protocol as is.
+The binding record is :class:`simpleim.store.model.Binding` (re-exported by
+:mod:`simpleim.server.location`), shared with the location service, so the store
+satisfies its ``BindingStore`` protocol and the authenticator's ``UserDirectory``
+protocol as is.  The store never imports :mod:`simpleim.server`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from simpleim.errors import ConfigError
-from simpleim.server.location import Binding
 from simpleim.sip.auth import ha1
+from simpleim.store.model import Binding
 
 __all__ = [
     "DEFAULT_STORE_URL",

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from simpleim.errors import StorageError
-from simpleim.server.location import Binding, binding_key
 from simpleim.store.base import Store, User
+from simpleim.store.model import Binding, binding_key
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "Statement"]
 

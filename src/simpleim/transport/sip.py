@@ -44,6 +44,7 @@ from simpleim.sip.transaction_layer import (
     RequestRejected,
     ResponseReceived,
     TransactionLayer,
+    TransactionTerminated,
     TransactionTimeout,
     TransportFailure,
 )
@@ -148,7 +149,12 @@ class IncomingRequest:
         endpoint = self.endpoint
         if response.status >= 200:
             self.final_sent = True
-            if response.status >= 300 and self.request.method == "INVITE":
+            if self.request.method != "INVITE":
+                # RFC 3261 §17.2.2: the non-INVITE server transaction now only answers
+                # retransmissions itself (Completed, Timer J); CANCEL and ACK concern INVITE
+                # only (§9.2, §17.2.1): the endpoint needs this request no more.
+                endpoint._server.pop(self.transaction_id, None)
+            elif response.status >= 300:
                 endpoint._note_rejected_invite(self)
             if endpoint.on_final is not None:
                 endpoint.on_final(self, response)
@@ -254,6 +260,13 @@ class SipEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._receiving = False
+        # via_for(): "SIP/2.0/<T> <sent-by>;branch=" per (transport, IPv6?), valid while the
+        # listener list is unchanged (SipNetwork.generation; 0 = listeners set up by hand)
+        self._via_prefix: dict[tuple[str, bool], tuple[int, str]] = {}
+        # (host, port) destinations of the transaction layer -> TransportAddr
+        self._dests: dict[Any, TransportAddr] = {}
+        # (host, port) sources handed to the transaction layer -> TransportAddr
+        self._sources: dict[Any, TransportAddr] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -350,6 +363,8 @@ class SipEndpoint:
         for ev in events:
             if isinstance(ev, ResponseReceived):
                 self._on_response(ev)
+            elif isinstance(ev, TransactionTerminated):
+                self._terminated(ev.transaction_id)
             elif isinstance(ev, RequestReceived):
                 inc = IncomingRequest(self, ev.request, self._addr(ev.source), local,
                                       ev.transaction_id)
@@ -367,12 +382,14 @@ class SipEndpoint:
                 self._on_failure(ev.transaction_id, ev.request, ev.status)
             elif isinstance(ev, RequestRejected):
                 log.warning("request refused (%d): too many transactions", ev.status)
-            else:  # TransactionTerminated
-                self._server.pop(ev.transaction_id, None)
-                key = self._rejected_keys.pop(ev.transaction_id, None)
-                if key is not None:
-                    self._rejected.pop(key, None)
-                self._client.pop(ev.transaction_id, None)
+
+    def _terminated(self, transaction_id: str) -> None:
+        self._server.pop(transaction_id, None)
+        if self._rejected_keys:
+            key = self._rejected_keys.pop(transaction_id, None)
+            if key is not None:
+                self._rejected.pop(key, None)
+        self._client.pop(transaction_id, None)
 
     def _note_rejected_invite(self, inc: IncomingRequest) -> None:
         req = inc.request
@@ -424,11 +441,16 @@ class SipEndpoint:
             return
         handler(inc)
 
-    @staticmethod
-    def _addr(source: Any) -> TransportAddr:
+    def _addr(self, source: Any) -> TransportAddr:
         if isinstance(source, TransportAddr):
             return source
-        return TransportAddr("udp", source[0], source[1])
+        addr = self._sources.get(source)
+        if addr is None:
+            addr = TransportAddr("udp", source[0], source[1])
+            if len(self._sources) >= 4096:
+                self._sources.clear()
+            self._sources[source] = addr
+        return addr
 
     def _on_cancel(self, ev: CancelReceived, local: TransportAddr) -> None:
         req = ev.request
@@ -465,10 +487,16 @@ class SipEndpoint:
 
     def via_for(self, dest: TransportAddr, branch: str) -> str:
         """Our Via value towards ``dest`` (RFC 3261 §18.1.1, rport per RFC 3581 §3)."""
-        local = self.net.local_for(dest.transport, dest.host)
-        if local is None:
-            raise LocalProtocolError(f"no listener to send to {dest}")
-        return f"SIP/2.0/{dest.transport.upper()} {local.hostport};branch={branch};rport"
+        net = self.net
+        key = (dest.transport, ":" in dest.host)
+        cached = self._via_prefix.get(key)
+        if cached is None or cached[0] != net.generation or cached[0] == 0:
+            local = net.local_for(dest.transport, dest.host)
+            if local is None:
+                raise LocalProtocolError(f"no listener to send to {dest}")
+            prefix = f"SIP/2.0/{dest.transport.upper()} {local.hostport};branch="
+            cached = self._via_prefix[key] = (net.generation, prefix)
+        return f"{cached[1]}{branch};rport"
 
     def local_for(self, dest: TransportAddr) -> TransportAddr | None:
         return self.net.local_for(dest.transport, dest.host)
@@ -535,6 +563,10 @@ class SipEndpoint:
             ):
                 return
             client.final = resp
+            if client.request.method != "INVITE":
+                # RFC 3261 §17.1.2.2: after its final response a non-INVITE client transaction
+                # only absorbs retransmissions (Completed, Timer K): nothing more reaches us.
+                del self._client[client.transaction_id]
         client.on_response(resp)
 
     def _on_failure(self, transaction_id: str, request: SipRequest, status: int) -> None:
@@ -643,22 +675,34 @@ class SipEndpoint:
             send = self.net.send
             for item in out:
                 send(item.data, self._dest_of(item), item.transaction_id)
+        armed = self._timer_at
+        if armed is not None:
+            earliest = layer.earliest_scheduled()
+            if earliest is None or armed <= earliest:
+                return  # the armed wake-up comes no later than any timer (usual case)
         self._arm_timer(layer.next_deadline())
 
-    @staticmethod
-    def _dest_of(item: Outgoing) -> TransportAddr:
+    def _dest_of(self, item: Outgoing) -> TransportAddr:
         dest = item.dest
         if isinstance(dest, TransportAddr):
             return dest
-        return TransportAddr("udp", normalize_host(str(dest[0])), int(dest[1]))
+        addr = self._dests.get(dest)
+        if addr is None:
+            addr = TransportAddr("udp", normalize_host(str(dest[0])), int(dest[1]))
+            if len(self._dests) >= 4096:
+                self._dests.clear()
+            self._dests[dest] = addr
+        return addr
 
     def _arm_timer(self, deadline: float | None) -> None:
         if deadline is None or self._closed:
             return  # an already armed wake-up that finds nothing due is harmless
+        armed = self._timer_at
+        if armed is not None and armed <= deadline:
+            return  # (rounding up below could only move the deadline later)
         # Wake-ups are rounded up to a tick, so that one wake-up serves every timer due
         # within it (thousands of transactions per second each end with a timer).
         deadline = math.ceil(deadline / TIMER_TICK) * TIMER_TICK
-        armed = self._timer_at
         if armed is not None and armed <= deadline:
             return
         if self._timer is not None:

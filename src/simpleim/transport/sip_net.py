@@ -59,6 +59,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._net = net
         self.local = local
         self.transport: asyncio.DatagramTransport | None = None
+        # socket address -> TransportAddr (the same few peers send most datagrams)
+        self._sources: dict[tuple[Any, ...], TransportAddr] = {}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not every loop's UDP transport subclasses DatagramTransport (CPython 3.11 does not).
@@ -68,9 +70,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) <= 4 and not data.strip():
             # RFC 5626 §3.5.1 / §4.4.1 keep-alives on UDP are STUN; bare CRLFs are ignored.
             return
-        self._net.deliver(
-            data, TransportAddr("udp", normalize_host(addr[0]), addr[1]), self.local
-        )
+        source = self._sources.get(addr)
+        if source is None:
+            source = TransportAddr("udp", normalize_host(addr[0]), addr[1])
+            if len(self._sources) >= 4096:
+                self._sources.clear()
+            self._sources[addr] = source
+        self._net.deliver(data, source, self.local)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors (port unreachable) on UDP: nothing to do, transactions time out.
@@ -176,13 +182,17 @@ class SipNetwork:
         self._conns: dict[TransportAddr, _StreamProtocol] = {}
         self._pending: dict[TransportAddr, list[tuple[bytes, str | None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._udp_out: list[tuple[asyncio.DatagramTransport, bytes, tuple[str, int]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.listeners: list[TransportAddr] = []
+        # bumped whenever the listener list changes (lets callers cache what they derive)
+        self.generation = 0
 
     # ------------------------------------------------------------------ listening
 
     async def listen(self, spec: ListenSpec) -> TransportAddr:
         """Open one listener; returns its bound address (port 0 is resolved)."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
         if spec.transport == "udp":
             local = TransportAddr("udp", normalize_host(spec.host), spec.port)
@@ -203,6 +213,7 @@ class SipNetwork:
             # the first UDP listener of each address family sends our UDP messages
             self._udp_by_family.setdefault(":" in proto.local.host, transport)
             self.listeners.append(proto.local)
+            self.generation += 1
             return proto.local
         if spec.transport in RELIABLE:
             ssl_ctx: ssl.SSLContext | None = None
@@ -223,6 +234,7 @@ class SipNetwork:
             local = _peer(name, tuple(sockname))
             self._servers.append(server)
             self.listeners.append(local)
+            self.generation += 1
             return local
         raise OSError(f"unknown transport {spec.transport!r}")
 
@@ -306,7 +318,27 @@ class SipNetwork:
         if transport is None:
             self._fail(dest, "no UDP listener for this address family", [tag] if tag else [])
             return
-        transport.sendto(data, (dest.host, dest.port))
+        # Datagrams are queued and sent once per event-loop iteration, after every datagram
+        # read in that iteration was handled: the peers are woken once per batch instead of
+        # once per message (on a loaded host each wake-up costs a context switch).
+        queue = self._udp_out
+        queue.append((transport, data, (dest.host, dest.port)))
+        if len(queue) == 1:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush_udp)
+
+    def _flush_udp(self) -> None:
+        """Send the queued UDP datagrams, in order."""
+        queue, self._udp_out = self._udp_out, []
+        for transport, data, addr in queue:
+            if transport.is_closing():
+                continue
+            try:
+                transport.sendto(data, addr)
+            except Exception:  # noqa: BLE001 - one bad datagram must not drop the batch
+                log.exception("cannot send a UDP datagram to %s", addr)
 
     async def _connect(self, dest: TransportAddr) -> None:
         loop = asyncio.get_running_loop()
@@ -354,6 +386,8 @@ class SipNetwork:
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
+        if self._udp_out:
+            self._flush_udp()  # what was sent before close() leaves first
         for proto in self._udp:
             if proto.transport is not None:
                 proto.transport.close()
@@ -370,3 +404,4 @@ class SipNetwork:
         for task in list(self._tasks):
             task.cancel()
         self.listeners.clear()
+        self.generation += 1
