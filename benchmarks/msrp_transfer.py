@@ -4,8 +4,11 @@
     python benchmarks/msrp_transfer.py --quick    # 64 MiB (under 30 s)
 
 Each case runs in its own subprocess (so the peak RSS is the case's own): both ends live in one
-process, file -> socket -> file, like the raw copy.  Reported: MB/s (10^6 bytes/s), CPU seconds
-per GiB (user+sys of the process), peak RSS (``resource.ru_maxrss``), SHA-1 equality.
+process, file -> socket -> file, like the raw copy.  The MSRP side is what a client does: default
+``MsrpEndpoint`` settings, ``send_file`` with the default ``Failure-Report: yes`` (every chunk is
+its own SEND transaction and gets a 200, RFC 4975 §7.2), the same for every chunk size.
+Reported: MB/s (10^6 bytes/s), CPU seconds per GiB (user+sys of the process), peak RSS
+(``resource.ru_maxrss``), SHA-1 equality.
 Each case runs ``--repeat`` times (best kept; default 2, 3 with --quick) in tmpfs when possible.
 The last output line is JSON for the 64 KiB case (the goal: ours >= 0.6 x raw).
 """

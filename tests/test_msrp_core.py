@@ -533,3 +533,153 @@ def test_connection_never_raises_on_peer_input(frames: list) -> None:
         conn.data_to_send()
     conn.handle_timer(1e9)
     conn.connection_lost()
+
+
+# --------------------------------------------------------------------------- resume (RFC 5547)
+def test_resume_sender_starts_at_offset_and_receiver_completes() -> None:
+    """RFC 5547 §6 file-range N+1-total: the sender's first chunk is Byte-Range N+1-.../total
+    (RFC 4975 §7.1.1); a receiver holding bytes 1..N (resume_from=N) appends and completes."""
+    data = os.urandom(10_000)
+    held = 3_000
+    p = Pair(chunk=4_000)
+    sink = MemorySink()
+    sink.write_at(0, data[:held])                          # the partial file kept before
+    p.sb.set_sink_factory(lambda _req: sink, resume_from=held)
+    p.ca.attach(p.sa, 0.0)
+    msg = p.sa.send(data, "application/octet-stream", offset=held, success_report=True)
+    assert msg.start == held and msg.sent_bytes == 0
+    p.run()
+    sends = [m for w in p.wire_ab for m in parse_stream(w)
+             if isinstance(m, MsrpRequest) and m.body is not None]
+    assert [str(m.byte_range) for m in sends] == ["3001-7000/10000", "7001-10000/10000"]
+    assert [m.flag for m in sends] == ["+", "$"]
+    (rx,) = p.of(p.eb, MessageReceived)
+    assert rx.message.complete and rx.message.sink is sink and sink.data == data
+    assert rx.message.start == held and rx.message.received == 7_000
+    # §7.1.3: the success REPORT covers what this message carried; the sender takes it as
+    # delivery of its range.
+    reports = [m for w in p.wire_ba for m in parse_stream(w)
+               if isinstance(m, MsrpRequest) and m.method == "REPORT"]
+    assert [str(r.byte_range) for r in reports] == ["3001-10000/10000"]
+    assert p.of(p.ea, MessageDelivered)[0].message is msg and msg.sent_bytes == 7_000
+
+
+def test_resume_sub_range_ends_with_dollar_at_the_stop() -> None:
+    """file-range 2001-6000 of a 10000-byte file: offset + length, the last chunk ($) ends at
+    the stop, the total stays the file size."""
+    data = os.urandom(10_000)
+    p = Pair(chunk=3_000)
+    sink = MemorySink()
+    p.sb.set_sink_factory(lambda _req: sink, resume_from=2_000)
+    p.ca.attach(p.sa, 0.0)
+    p.sa.send(data, "application/octet-stream", offset=2_000, length=4_000)
+    p.run()
+    sends = [m for w in p.wire_ab for m in parse_stream(w)
+             if isinstance(m, MsrpRequest) and m.body is not None]
+    assert [(str(m.byte_range), m.flag) for m in sends] == [("2001-5000/10000", "+"),
+                                                             ("5001-6000/10000", "$")]
+    (rx,) = p.of(p.eb, MessageReceived)
+    assert rx.message.complete and bytes(sink.buffer[2_000:6_000]) == data[2_000:6_000]
+
+
+def test_message_starting_mid_file_without_resume_stays_incomplete() -> None:
+    """Without resume_from the bytes 1..N are missing: no MessageReceived (RFC 4975 §7.3.1)."""
+    p = Pair(chunk=4_000)
+    p.ca.attach(p.sa, 0.0)
+    p.sa.send(os.urandom(10_000), "application/octet-stream", offset=3_000)
+    p.run()
+    assert not p.of(p.eb, MessageReceived) and p.sb.reassembler.in_progress == 1
+
+
+def test_send_range_checks() -> None:
+    s = MsrpSession(A, [B])
+    with pytest.raises(LocalProtocolError):
+        s.send(b"abc", offset=4)
+    with pytest.raises(LocalProtocolError):
+        s.send(b"abc", offset=1, length=3)
+    with pytest.raises(LocalProtocolError):
+        s.send(b"abc", offset=-1)
+    with pytest.raises(LocalProtocolError):
+        Reassembler().set_sink_factory(lambda _r: MemorySink(), resume_from=-1)
+
+
+# --------------------------------------------------------------------------- interruption
+def _sends(wires: list[bytes]) -> list[MsrpRequest]:
+    return [m for m in parse_stream(b"".join(wires))
+            if isinstance(m, MsrpRequest) and m.method == "SEND" and m.body is not None]
+
+
+def test_interruptible_chunks_are_open_ended_and_reassembled() -> None:
+    """RFC 4975 §7.1.1: an interruptible chunk says Byte-Range n-*/total; written whole it
+    still ends at chunk size with '+', the last one with '$'."""
+    p = Pair()
+    p.sa = MsrpSession(A, [B], chunk_size=4_000, interrupt_slice=1_000)
+    p.ca.attach(p.sa, 0.0)
+    data = os.urandom(10_000)
+    msg = p.sa.send(data, "application/octet-stream", success_report=True)
+    p.run()
+    sends = _sends(p.wire_ab)
+    assert [(str(m.byte_range), m.flag, len(m.body or b"")) for m in sends] == [
+        ("1-*/10000", "+", 4_000), ("4001-*/10000", "+", 4_000), ("8001-*/10000", "$", 2_000)]
+    (rx,) = p.of(p.eb, MessageReceived)
+    assert rx.message.sink.data == data
+    assert p.of(p.ea, MessageSent)[0].message is msg and p.of(p.ea, MessageDelivered)
+
+
+def test_urgent_message_interrupts_a_chunk_in_progress() -> None:
+    """A short message queued while a big chunk is being written: the chunk is ended with '+'
+    where it stands, the short message goes, the big one resumes from the next byte."""
+    p = Pair()
+    p.sa = MsrpSession(A, [B], chunk_size=50_000, interrupt_slice=1_000)
+    p.ca.attach(p.sa, 0.0)
+    p.run()
+    big = os.urandom(120_000)
+    p.sa.send(big, "application/octet-stream")
+    p.ea += p.ca.pump(0.0, budget=5_500)          # the first chunk is open, ~5 KB written
+    p.sa.send(b"urgent", "text/plain")
+    p.run()
+    sends = _sends(p.wire_ab)
+    assert sends[0].byte_range is not None and sends[0].byte_range.end is None
+    assert sends[0].flag == "+" and 0 < len(sends[0].body or b"") < 50_000      # interrupted
+    assert sends[1].body == b"urgent" and sends[1].flag == "$"
+    n = len(sends[0].body or b"")
+    assert str(sends[2].byte_range) == f"{n + 1}-*/120000"                     # resumes
+    got = {e.message.sink.data for e in p.of(p.eb, MessageReceived)}
+    assert got == {big, b"urgent"}
+    assert len(p.of(p.ea, MessageSent)) == 2
+
+
+def test_response_interrupts_a_chunk_in_progress() -> None:
+    """Our 200 to the peer's SEND must not land inside our own chunk body: the open chunk is
+    ended first (§7.1.1), the stream stays well framed, both messages arrive."""
+    p = Pair()
+    p.sa = MsrpSession(A, [B], chunk_size=50_000, interrupt_slice=2_000)
+    p.ca.attach(p.sa, 0.0)
+    p.run()
+    big = os.urandom(60_000)
+    p.sa.send(big, "application/octet-stream")
+    p.ea += p.ca.pump(0.0, budget=7_000)          # chunk open
+    p.sb.send(b"hello alice", "text/plain")
+    p.eb += p.cb.pump(0.0)
+    p.ea += p.ca.receive_data(b"".join(p.cb.data_to_send()), 0.0)    # alice answers 200
+    p.run()
+    out = b"".join(p.wire_ab)
+    msgs = parse_stream(out)                       # well framed (raises otherwise)
+    first = [m for m in msgs if isinstance(m, MsrpRequest) and m.body][0]
+    assert first.flag == "+" and len(first.body or b"") < 50_000
+    assert [e.message.sink.data for e in p.of(p.eb, MessageReceived)] == [big]
+    assert [e.message.sink.data for e in p.of(p.ea, MessageReceived)] == [b"hello alice"]
+
+
+def test_abort_ends_the_open_chunk_with_hash() -> None:
+    p = Pair()
+    p.sa = MsrpSession(A, [B], chunk_size=50_000, interrupt_slice=1_000)
+    p.ca.attach(p.sa, 0.0)
+    p.run()
+    msg = p.sa.send(os.urandom(100_000), "application/octet-stream")
+    p.ea += p.ca.pump(0.0, budget=3_000)
+    p.sa.abort(msg.message_id)
+    p.run()
+    sends = _sends(p.wire_ab)
+    assert [m.flag for m in sends] == ["#"] and msg.state is OutgoingState.ABORTED
+    assert p.of(p.eb, MessageAborted) and not p.of(p.eb, MessageReceived)

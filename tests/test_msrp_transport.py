@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from simpleim.msrp import MsrpUri, plan_connection
+from simpleim.msrp import MemorySink, MessageHead, MsrpParser, MsrpRequest, MsrpUri, plan_connection
 from simpleim.msrp.fsm import Binding
-from simpleim.transport.msrp import EndpointSession, MsrpEndpoint, MsrpTransferError
+from simpleim.transport.msrp import EndpointSession, FileSink, MsrpEndpoint, MsrpTransferError
 
 SIZE = 50 * 1024 * 1024
 
@@ -260,7 +260,6 @@ async def test_tshark_sees_no_malformed_msrp(tmp_path: Path) -> None:
 
 
 async def test_ipv6_loopback_and_custom_sink() -> None:
-    from simpleim.msrp import MemorySink
     a, b = MsrpEndpoint("::1", 0), MsrpEndpoint("::1", 0)
     try:
         await a.start()
@@ -291,8 +290,6 @@ async def test_ipv6_loopback_and_custom_sink() -> None:
 async def test_relay_auth_is_refreshed_before_expiry() -> None:
     """A tiny AUTH-only relay on loopback: 401 challenge, then 200 with Expires: 2; the
     endpoint re-AUTHs at 80 % of Expires (RFC 4976 §5.1)."""
-    from simpleim.msrp import MsrpParser, MsrpRequest
-    from simpleim.msrp.parser import MessageHead
     from simpleim.sip.auth import parse_credentials
 
     auths: list[MsrpRequest] = []
@@ -335,3 +332,126 @@ async def test_relay_auth_is_refreshed_before_expiry() -> None:
         await b.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_send_file_offset_and_receive_file_resume(tmp_path: Path) -> None:
+    """RFC 5547 §6 file-range resume over TCP: the receiver keeps its partial file (bytes
+    1..N), the sender sends from Byte-Range N+1 (send_file(offset=N)), the file completes."""
+    src = tmp_path / "src.bin"
+    data = os.urandom(300_000)
+    src.write_bytes(data)
+    held = 123_457
+    partial = tmp_path / "partial.bin"
+    partial.write_bytes(data[:held])
+    a, b, sa, sb = await pair(16 * 1024)
+    try:
+        sb.receive_file(partial, resume_from=held)
+        msg = await sa.send_file(src, offset=held, wait=False)
+        await sa.wait_sent(msg)
+        assert msg.sent_bytes == len(data) - held
+        rx = await sb.receive(timeout=10)
+        assert rx.complete and rx.start == held and rx.received == len(data) - held
+        assert partial.read_bytes() == data
+        # a second message on the stream: the stream is reusable after a resumed one
+        sb.receive_file(tmp_path / "again.bin")
+        await sa.send_file(src, offset=0)
+        await sb.receive(timeout=10)
+        assert (tmp_path / "again.bin").read_bytes() == data
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_closing_connection_is_not_reused() -> None:
+    """RFC 4975 §5.4: connections are shared per (host, port, transport), but one whose last
+    session just ended is closing: a new session to the same peer must get a new connection
+    and bind at once (it used to hit the closing one and fail with 408)."""
+    a, b = MsrpEndpoint(), MsrpEndpoint()
+    await a.start()
+    await b.start()
+    try:
+        b1, b2 = b.new_session(), b.new_session()
+        a1, a2 = a.new_session(b1.local_path), a.new_session(b2.local_path)
+        b1.set_remote_path(a1.local_path)
+        b2.set_remote_path(a2.local_path)
+        await a.connect(a1)
+        first = a1.runner
+        assert first is not None
+        a1.close()                       # last session: the connection starts closing
+        assert not first.usable
+        await a.connect(a2, timeout=3)   # no wait for the old one to be gone
+        assert a2.runner is not None and a2.runner is not first and a2.runner.usable
+        await a2.send(b"after", "text/plain")
+        assert (await b2.receive(timeout=5)).sink.data == b"after"  # type: ignore[attr-defined]
+        await asyncio.wait_for(first.closed.wait(), 5)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_relay_auth_after_closing_connection_gets_a_new_connection() -> None:
+    """RFC 4976 §5: AUTH on a connection to our relay; when the previous session's connection
+    to the relay is closing, the next AUTH goes on a new connection (no 408)."""
+    conns = 0
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal conns
+        conns += 1
+        parser = MsrpParser()
+        while data := await reader.read(65536):
+            for ev in parser.feed(data):
+                if not isinstance(ev, MessageHead) or not isinstance(ev.message, MsrpRequest):
+                    continue
+                req = ev.message
+                paths = f"To-Path: {req.from_path[0]}\r\nFrom-Path: {req.to_path[0]}\r\n"
+                extra = f"Use-Path: msrp://127.0.0.1:{port}/r{conns};tcp\r\nExpires: 600\r\n"
+                writer.write(f"MSRP {req.tid} 200 OK\r\n{paths}{extra}-------{req.tid}$\r\n"
+                             .encode())
+        writer.close()
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    relay_uri = MsrpUri("msrp", "127.0.0.1", port, None)
+    b = MsrpEndpoint()
+    await b.start()
+    try:
+        s1 = b.new_session()
+        await b.authenticate(s1, relay_uri, "bob", "pw")
+        s1.close()                                   # its connection to the relay closes
+        s2 = b.new_session()
+        async with asyncio.timeout(5):
+            await b.authenticate(s2, relay_uri, "bob", "pw")
+        assert s2.runner is not None and s2.runner.usable and conns == 2
+    finally:
+        await b.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_interruptible_chunks_over_tcp(tmp_path: Path) -> None:
+    """RFC 4975 §7.1.1 over a real connection: big chunks written in slices (n-*/total), a
+    short message sent meanwhile interrupts the chunk in progress; both arrive intact."""
+    src = tmp_path / "src.bin"
+    data = os.urandom(3_000_000)
+    src.write_bytes(data)
+    a, b = MsrpEndpoint(), MsrpEndpoint()
+    await a.start()
+    await b.start()
+    try:
+        sb = b.new_session()
+        sa = a.new_session(sb.local_path, chunk_size=1 << 20, interrupt_slice=16 * 1024)
+        sb.set_remote_path(sa.local_path)
+        sb.receive_with(lambda req: FileSink(tmp_path / (req.message_id or "m"))
+                        if (req.content_type or "").startswith("application") else MemorySink())
+        await a.connect(sa)
+        big = await sa.send_file(src, wait=False)
+        await asyncio.sleep(0)
+        await sa.send(b"meanwhile", "text/plain")
+        await sa.wait_sent(big)
+        got = [await sb.receive(timeout=10), await sb.receive(timeout=10)]
+        small = [m for m in got if isinstance(m.sink, MemorySink)]
+        assert small and small[0].sink.data == b"meanwhile"
+        assert (tmp_path / big.message_id).read_bytes() == data
+    finally:
+        await a.close()
+        await b.close()

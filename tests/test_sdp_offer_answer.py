@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from simpleim.sdp import (
     FileSelector,
     LocalEndpoint,
     MsrpMedia,
+    SessionDescription,
     Setup,
     answer_offer,
     build_offer,
@@ -445,3 +447,42 @@ def test_disable_streams_bumps_version_and_keeps_m_lines() -> None:
     assert [m.port for m in ans.sdp.media] == [BOB.port, 0]
     with pytest.raises(LocalProtocolError):
         disable_streams(offer, [5])
+
+
+# ------------------------------------------------------------------- one MSRP session per m-line
+def _two_files_offer() -> SessionDescription:
+    pic2 = FileDescription(FileSelector("second.jpg", "image/jpeg", 1000), transfer_id="t2")
+    return build_offer(ALICE, [file_push_stream(ALICE, PIC), file_push_stream(ALICE, pic2)])
+
+
+def test_answer_gives_each_m_line_its_own_msrp_path() -> None:
+    """RFC 4975 §8.1 / §6: the session-id in a=path identifies one MSRP session per m-line;
+    RFC 5547 §8: one m-line per file - two files must not share a session."""
+    offer = _two_files_offer()
+    per_line = replace(BOB, stream_paths=(("msrp://192.0.2.2:8888/bob-f1;tcp",),
+                                          ("msrp://192.0.2.2:8888/bob-f2;tcp",)))
+    ans = answer_offer(offer, per_line)
+    paths = [MsrpMedia.from_media(m, ans.sdp).path for m in ans.sdp.media]
+    assert paths == [("msrp://192.0.2.2:8888/bob-f1;tcp",), ("msrp://192.0.2.2:8888/bob-f2;tcp",)]
+    assert [o.local.path for o in ans.streams if o.local] == paths
+    assert all(n.accepted for n in process_answer(offer, ans.sdp))
+    # a factory, called only for accepted lines
+    calls: list[int] = []
+
+    def factory(i: int) -> tuple[str, ...]:
+        calls.append(i)
+        return (f"msrp://192.0.2.2:8888/bob-x{i};tcp",)
+
+    def policy(f: FileDescription) -> bool:
+        return f.transfer_id == "t2"           # decline the first file
+
+    ans = answer_offer(offer, replace(BOB, path_factory=factory),
+                       file_policy=policy)
+    assert calls == [1] and ans.sdp.media[0].port == 0
+    assert MsrpMedia.from_media(ans.sdp.media[1], ans.sdp).path == (
+        "msrp://192.0.2.2:8888/bob-x1;tcp",)
+
+
+def test_answer_refuses_one_path_for_two_accepted_m_lines() -> None:
+    with pytest.raises(LocalProtocolError, match="share the MSRP path"):
+        answer_offer(_two_files_offer(), BOB)

@@ -23,6 +23,10 @@ __all__ = [
     "OutgoingMessage",
     "OutgoingChunk",
     "make_chunk",
+    "OpenChunk",
+    "open_chunk",
+    "chunk_slice",
+    "close_chunk",
     "DEFAULT_CHUNK_SIZE",
 ]
 
@@ -77,13 +81,30 @@ class OutgoingMessage:
     failure_report: str = "yes"
     headers: tuple[tuple[str, str], ...] = ()
     state: OutgoingState = OutgoingState.QUEUED
-    offset: int = 0                 # bytes already put in chunks
+    offset: int = 0                 # 0-based offset of the next byte to put in a chunk
+    #: 0-based offset of the first byte sent (``Byte-Range`` of the first chunk starts at
+    #: ``start + 1``): > 0 when resuming a file from the middle (RFC 5547 §6 file-range).
+    start: int = 0
+    #: 0-based end (exclusive) of what is sent; ``None`` = up to ``total`` / end of source.
+    stop: int | None = None
     outstanding: int = 0            # chunks waiting for a transaction response
     status: int | None = None       # failure status, if any
     comment: str | None = None
     abort_requested: bool = False
     _lookahead: bytes | None = field(default=None, repr=False)
     _static: str | None = field(default=None, repr=False)
+    _carry: bytes = field(default=b"", repr=False)       # read from the source, not sent yet
+    _open: OpenChunk | None = field(default=None, repr=False)   # chunk being written
+
+    @property
+    def end(self) -> int | None:
+        """Where the last chunk ends (exclusive): ``stop``, else ``total``."""
+        return self.stop if self.stop is not None else self.total
+
+    @property
+    def sent_bytes(self) -> int:
+        """Body bytes put in chunks so far (progress)."""
+        return self.offset - self.start
 
     @property
     def finished_sending(self) -> bool:
@@ -96,6 +117,17 @@ class OutgoingMessage:
 
 
 @dataclass(slots=True)
+class OpenChunk:
+    """An interruptible chunk: its head (``Byte-Range: n-*/total``) is out, its body is being
+    written a slice at a time and its end-line is not written yet (RFC 4975 §7.1.1)."""
+
+    tid: str
+    limit: int          # offset at which the chunk ends at the latest (chunk size / message end)
+    marker: bytes       # ``-------<tid>``: must not occur in the body (§7.1)
+    tail: bytes = b""   # the last body bytes written (a marker could straddle two slices)
+
+
+@dataclass(slots=True)
 class OutgoingChunk:
     tid: str
     message: OutgoingMessage
@@ -103,10 +135,11 @@ class OutgoingChunk:
     byte_range: ByteRange
     flag: str
     size: int           # body bytes
+    nbytes: int = -1    # bytes on the wire (head + body + end-line)
 
-    @property
-    def nbytes(self) -> int:
-        return sum(len(b) for b in self.buffers)
+    def __post_init__(self) -> None:
+        if self.nbytes < 0:
+            self.nbytes = sum(len(b) for b in self.buffers)
 
 
 def _static_headers(msg: OutgoingMessage, to_path: str, from_path: str) -> str:
@@ -142,12 +175,12 @@ def make_chunk(
     if msg.abort_requested:
         data = b""
         flag = FLAG_ABORT
-    elif msg.total is not None:
-        want = min(chunk_size, msg.total - start)
-        data = msg.source.read(want) if want > 0 else b""
+    elif (stop := msg.end) is not None:
+        want = min(chunk_size, stop - start)
+        data = _take(msg, want) if want > 0 else b""
         if len(data) < want:
             flag = FLAG_ABORT           # the source ended early: abandon the message (§7.1.1)
-        elif start + len(data) >= msg.total:
+        elif start + len(data) >= stop:
             flag = FLAG_END
     else:
         data = msg._lookahead if msg._lookahead is not None else msg.source.read(chunk_size)
@@ -156,7 +189,10 @@ def make_chunk(
         if not nxt:
             flag = FLAG_END
     end = start + len(data)
-    br = ByteRange(start + 1, end, end if flag == FLAG_END else msg.total)
+    total = msg.total
+    if total is None and flag == FLAG_END:
+        total = end
+    br = ByteRange(start + 1, end, total)
     tid = new_tid()
     for _ in range(16):
         if data.find(b"-------" + tid.encode("ascii")) < 0:
@@ -164,11 +200,97 @@ def make_chunk(
         tid = new_tid()
     else:
         raise LocalProtocolError("could not find a transaction id absent from the body")
-    head = (f"MSRP {tid} SEND\r\n{msg._static}Byte-Range: {br}\r\n"
+    head = (f"MSRP {tid} SEND\r\n{msg._static}Byte-Range: {start + 1}-{end}/"
+            f"{'*' if total is None else total}\r\n"
             f"Content-Type: {msg.content_type}\r\n\r\n").encode()
     tail = b"\r\n" + end_line(tid, flag)
     msg.offset = end
     if flag != FLAG_MORE:
         msg.source.close()
     # The message's state moves in the caller, through fsm.MESSAGE_TABLE.
-    return OutgoingChunk(tid, msg, [head, data, tail], br, flag, len(data))
+    return OutgoingChunk(tid, msg, [head, data, tail], br, flag, len(data),
+                         len(head) + len(data) + len(tail))
+
+
+def _take(msg: OutgoingMessage, n: int) -> bytes:
+    """Up to ``n`` body bytes: first what was read but not sent (``_carry``), then the source."""
+    carry = msg._carry
+    if not carry:
+        return msg.source.read(n)
+    if len(carry) >= n:
+        msg._carry = carry[n:]
+        return carry[:n]
+    msg._carry = b""
+    return carry + msg.source.read(n - len(carry))
+
+
+# ---------------------------------------------------------------- interruptible chunks
+# RFC 4975 §7.1.1: a sender that may interrupt a chunk (to let another message go first)
+# sends it with "Byte-Range: n-*/total" - the end is not known when the head leaves - and ends
+# it with the "+" flag wherever it stops; the receiver takes the chunk's end from the data that
+# actually arrived.  The chunk is written a slice at a time: open_chunk -> chunk_slice ... ->
+# close_chunk.
+
+def open_chunk(
+    msg: OutgoingMessage,
+    new_tid: Callable[[], str],
+    to_path: str,
+    from_path: str,
+    chunk_size: int,
+) -> bytes:
+    """Start an interruptible chunk of ``msg`` (whose end must be known); returns its head."""
+    if msg.finished_sending or msg._open is not None:
+        raise LocalProtocolError(f"message {msg.message_id} cannot open a chunk now")
+    stop = msg.end
+    if stop is None:
+        raise LocalProtocolError("interruptible chunks need a message of known size")
+    if chunk_size < 1:
+        raise LocalProtocolError("chunk size must be positive")
+    if msg._static is None:
+        msg._static = _static_headers(msg, to_path, from_path)
+    start = msg.offset
+    tid = new_tid()
+    msg._open = OpenChunk(tid, min(start + chunk_size, stop), b"-------" + tid.encode("ascii"))
+    total = "*" if msg.total is None else msg.total
+    return (f"MSRP {tid} SEND\r\n{msg._static}Byte-Range: {start + 1}-*/{total}\r\n"
+            f"Content-Type: {msg.content_type}\r\n\r\n").encode()
+
+
+def chunk_slice(msg: OutgoingMessage, size: int) -> tuple[bytes, str | None]:
+    """The next piece (at most ``size`` bytes) of the open chunk's body, and the flag to end
+    the chunk with right after it, if it must end: ``$`` (message complete), ``+`` (chunk
+    full) or ``#`` (the source ended early).  When the piece would put ``-------<tid>`` into
+    the body (§7.1) nothing is returned with ``+``: the chunk ends before it and the data
+    waits for the next chunk (which has another transaction id)."""
+    oc = msg._open
+    stop = msg.end
+    if oc is None or stop is None:
+        raise LocalProtocolError(f"message {msg.message_id} has no open chunk")
+    want = min(size, oc.limit - msg.offset)
+    data = _take(msg, want) if want > 0 else b""
+    seen = oc.tail + data
+    if seen.find(oc.marker) >= 0:
+        msg._carry = data + msg._carry
+        return b"", FLAG_MORE
+    keep = len(oc.marker) - 1
+    oc.tail = seen[-keep:] if len(seen) > keep else seen
+    msg.offset += len(data)
+    if len(data) < want:
+        return data, FLAG_ABORT        # the source ended early: abandon the message (§7.1.1)
+    if msg.offset >= stop:
+        return data, FLAG_END
+    if msg.offset >= oc.limit:
+        return data, FLAG_MORE
+    return data, None
+
+
+def close_chunk(msg: OutgoingMessage, flag: str) -> tuple[str, bytes]:
+    """End the open chunk with ``flag`` (``+`` interrupts it, RFC 4975 §7.1.1): returns its
+    transaction id and the CRLF + end-line to write."""
+    oc = msg._open
+    if oc is None:
+        raise LocalProtocolError(f"message {msg.message_id} has no open chunk")
+    msg._open = None
+    if flag != FLAG_MORE:
+        msg.source.close()
+    return oc.tid, b"\r\n" + end_line(oc.tid, flag)

@@ -24,11 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from simpleim.errors import LocalProtocolError, MsrpParseError
-from simpleim.msrp.chunker import OutgoingChunk, OutgoingMessage, OutgoingState, make_chunk
+from simpleim.msrp.chunker import (
+    OutgoingChunk,
+    OutgoingMessage,
+    OutgoingState,
+    chunk_slice,
+    close_chunk,
+    make_chunk,
+    open_chunk,
+)
 from simpleim.msrp.fsm import BINDING_TABLE, MESSAGE_TABLE, Binding, step
 from simpleim.msrp.message import (
     FLAG_ABORT,
     FLAG_END,
+    FLAG_MORE,
     REASONS,
     ByteRange,
     MsrpRequest,
@@ -174,12 +183,20 @@ class _Incoming:
     session: MsrpSession | None
     cursor: ChunkCursor | None
     error: MsrpParseError | None
+    failure_report: str | None = None     # validated Failure-Report of a SEND
+
+
+_CHUNK_EVENT = {FLAG_ABORT: "abort", FLAG_END: "last_chunk", FLAG_MORE: "chunk"}
 
 
 def _counter_ids() -> Callable[[], str]:
-    prefix = new_ident(4)
+    """32-character transaction ids (the longest ident, RFC 4975 §9): a random prefix and a
+    counter.  The end-line ``-------<tid>`` is what both ends search each body for (§7.1: the
+    sender checks it is absent, the receiver finds it); a longer needle lets ``bytes.find``
+    skip further, halving the per-byte cost of both scans."""
+    prefix = new_ident(11)
     counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter):x}"
+    return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFF:010x}"
 
 
 class MsrpConnection:
@@ -214,8 +231,16 @@ class MsrpConnection:
         self._rr: deque[MsrpSession] = deque()
         self.closed = False
         self.bytes_received = 0
+        # The interruptible chunk whose end-line is not written yet (RFC 4975 §7.1.1): nothing
+        # else may be written on the connection before it is ended.
+        self._open: tuple[MsrpSession, OutgoingMessage] | None = None
+        self._now = 0.0
         self._paths: dict[str, list[MsrpUri]] = {}
         self._resp_paths: dict[tuple[str | None, str | None], str] = {}
+        # (To-Path, From-Path) header texts already checked (§7.3 / §5.4) -> the session and
+        # the remote path it was checked against: later chunks of a transfer skip the checks.
+        self._routes: dict[tuple[str | None, str | None],
+                          tuple[MsrpSession, list[MsrpUri]]] = {}
 
     def _path(self, req: MsrpRequest, name: str) -> list[MsrpUri]:
         """Parsed To-Path/From-Path, cached by header text (the same for every chunk)."""
@@ -274,10 +299,15 @@ class MsrpConnection:
             self._rr.remove(session)
         for m in session.reassembler.abort_all():
             self._pending.append(MessageAborted(session, m))
+        if self._open is not None and self._open[0] is session:
+            self._close_open(FLAG_ABORT, self._now, self._pending)   # §7.1.1: abandoned
         session.connection = None
 
     # ------------------------------------------------------------------ output
     def _emit(self, data: bytes) -> None:
+        if self._open is not None:
+            # RFC 4975 §7.1.1: a chunk in progress is interrupted ("+") to let this go out.
+            self._close_open(FLAG_MORE, self._now, self._pending)
         self._out.append(data)
         self._out_bytes += len(data)
 
@@ -311,9 +341,13 @@ class MsrpConnection:
         events = self._take_pending()
         if self.closed:
             return events
+        self._now = now
         idle_rounds = 0
         while (self._out_bytes < budget and self._inflight < self._max_inflight and self._rr
                and idle_rounds < len(self._rr)):
+            if self._open is not None:
+                self._continue_open(now, events)
+                continue
             session = self._rr[0]
             self._rr.rotate(-1)
             if session.binding is not Binding.BOUND and session.binding is not Binding.BINDING:
@@ -324,6 +358,16 @@ class MsrpConnection:
                 idle_rounds += 1
                 continue
             idle_rounds = 0
+            sl = session.interrupt_slice
+            if (sl is not None and sl < session.chunk_size and msg.end is not None
+                    and not msg.abort_requested):
+                head = open_chunk(msg, self._new_id, session.to_path_text(),
+                                  session.from_path_text(), session.chunk_size)
+                self._out.append(head)
+                self._out_bytes += len(head)
+                self._open = (session, msg)
+                self._next_slice(session, msg, now, events)     # never an empty chunk
+                continue
             self._send_chunk(session, msg, now, events)
         return events
 
@@ -331,21 +375,67 @@ class MsrpConnection:
                     events: list[MsrpEvent]) -> None:
         chunk: OutgoingChunk = make_chunk(msg, self._new_id, session.to_path_text(),
                                           session.from_path_text(), session.chunk_size)
-        event = {FLAG_ABORT: "abort", FLAG_END: "last_chunk"}.get(chunk.flag, "chunk")
-        msg.state, _ = step(MESSAGE_TABLE, msg.state, event)       # §7.1.1
+        msg.state, _ = step(MESSAGE_TABLE, msg.state, _CHUNK_EVENT[chunk.flag])    # §7.1.1
         for b in chunk.buffers:
             if b:
                 self._out.append(b)
         self._out_bytes += chunk.nbytes
+        self._chunk_sent(session, msg, chunk.tid, now, events)
+
+    def _chunk_sent(self, session: MsrpSession, msg: OutgoingMessage, tid: str, now: float,
+                    events: list[MsrpEvent]) -> None:
         if msg.expects_responses:
             msg.outstanding += 1
             self._inflight += 1
-            self._add_tx(_Tx(chunk.tid, "chunk", session, msg, None,
+            self._add_tx(_Tx(tid, "chunk", session, msg, None,
                              now + self._timers.msrp_transaction))
         if msg.state is OutgoingState.SENT and msg.outstanding == 0:
             self._finish_sent(session, msg, "written", events)
         elif msg.state is OutgoingState.ABORTED and msg.outstanding == 0:
             session.forget(msg)
+
+    def _continue_open(self, now: float, events: list[MsrpEvent]) -> None:
+        """Write the next slice of the open chunk, or end it: with ``#`` when its message was
+        aborted / failed (§7.1.1, §10.5), with ``+`` when something else is waiting (another
+        message of the session or another session's data - §7.1.1 interruption)."""
+        if self._open is None:  # pragma: no cover - the caller checked
+            return
+        session, msg = self._open
+        if (msg.abort_requested or msg.state is OutgoingState.FAILED
+                or session.binding is Binding.CLOSED):
+            self._close_open(FLAG_ABORT, now, events)
+            return
+        if session.next_message() is not msg or any(
+                s is not session and s.binding in (Binding.BOUND, Binding.BINDING)
+                and s.has_pending() for s in self._rr):
+            self._close_open(FLAG_MORE, now, events)
+            return
+        self._next_slice(session, msg, now, events)
+
+    def _next_slice(self, session: MsrpSession, msg: OutgoingMessage, now: float,
+                    events: list[MsrpEvent]) -> None:
+        data, flag = chunk_slice(msg, session.interrupt_slice or session.chunk_size)
+        if data:
+            self._out.append(data)
+            self._out_bytes += len(data)
+        if flag is not None:
+            self._close_open(flag, now, events)
+
+    def _close_open(self, flag: str, now: float, events: list[MsrpEvent]) -> None:
+        """End the open chunk with ``flag`` (its transaction starts now)."""
+        if self._open is None:
+            return
+        session, msg = self._open
+        self._open = None
+        if flag == FLAG_MORE and (msg.abort_requested or msg.state is OutgoingState.FAILED):
+            flag = FLAG_ABORT           # it will not continue: abandon it (§7.1.1, §10.5)
+        tid, tail = close_chunk(msg, flag)
+        self._out.append(tail)
+        self._out_bytes += len(tail)
+        event = _CHUNK_EVENT[flag]
+        if (msg.state, event) in MESSAGE_TABLE:
+            msg.state, _ = step(MESSAGE_TABLE, msg.state, event)        # §7.1.1
+        self._chunk_sent(session, msg, tid, now, events)
 
     def _finish_sent(self, session: MsrpSession, msg: OutgoingMessage, event: str,
                      events: list[MsrpEvent]) -> None:
@@ -367,6 +457,7 @@ class MsrpConnection:
         if self.closed:
             events.append(ProtocolViolation("data after close", 400))
             return events
+        self._now = now
         self.bytes_received += len(data)
         try:
             parsed = self._parser.feed(data)
@@ -397,6 +488,18 @@ class MsrpConnection:
     def _on_request_head(self, req: MsrpRequest) -> None:
         cur = _Incoming(req, None, None, None)
         self._cur = cur
+        headers = req.headers
+        key = (headers.get("To-Path"), headers.get("From-Path"))
+        route = self._routes.get(key)
+        if route is not None:
+            known = route[0]
+            if (known.connection is self and known.binding is Binding.BOUND
+                    and known.remote_path is route[1]
+                    and self.sessions.get(known.session_id) is known):
+                cur.session = known
+                self._request_for(cur, known)
+                return
+            del self._routes[key]
         try:
             to_path = self._path(req, "To-Path")
             from_path = self._path(req, "From-Path")
@@ -421,9 +524,18 @@ class MsrpConnection:
             return
         if session.binding is not Binding.BOUND:
             self._bind(session, "request_in")
+        if session.binding is Binding.BOUND and session.connection is self:
+            if len(self._routes) >= 64:
+                self._routes.clear()
+            self._routes[key] = (session, session.remote_path)
+        self._request_for(cur, session)
+
+    def _request_for(self, cur: _Incoming, session: MsrpSession) -> None:
+        """Method-specific checks of a request addressed to ``session``."""
+        req = cur.request
         if req.method == "SEND":
             try:
-                req.failure_report  # noqa: B018 - validates the header (400)
+                cur.failure_report = req.failure_report     # validates the header (400)
                 ct = req.content_type
                 if ct is not None and not content_type_accepted(ct, session.accept_types):
                     raise MsrpParseError(f"{ct} not accepted", status=415,
@@ -471,7 +583,7 @@ class MsrpConnection:
             self._failure_report(session, req, cur.error.status)
             events.append(RequestRejected(session, req, cur.error.status, cur.error.detail))
             return
-        self._respond(req, 200, None)
+        self._respond(req, 200, None, cur.failure_report)
         if cur.cursor is None or session is None:
             return
         done = session.reassembler.end_chunk(cur.cursor, ev.flag)
@@ -484,13 +596,15 @@ class MsrpConnection:
         if done.first.success_report:
             self._success_report(session, done)
 
-    def _respond(self, req: MsrpRequest, status: int, comment: str | None) -> None:
+    def _respond(self, req: MsrpRequest, status: int, comment: str | None,
+                 fr: str | None = None) -> None:
         """Transaction response (RFC 4975 §7.2), hop-by-hop: To-Path = previous hop (first
         From-Path URI), From-Path = us (first To-Path URI)."""
-        try:
-            fr = req.failure_report
-        except MsrpParseError:
-            fr = "yes"
+        if fr is None:
+            try:
+                fr = req.failure_report
+            except MsrpParseError:
+                fr = "yes"
         if fr == "no" or (fr == "partial" and status == 200):
             return      # §7.2
         key = (req.headers.get("From-Path"), req.headers.get("To-Path"))
@@ -522,10 +636,11 @@ class MsrpConnection:
 
     def _success_report(self, session: MsrpSession, msg: IncomingMessage) -> None:
         """§7.1.3: REPORT, To-Path = the SEND's From-Path, covering the whole message."""
-        size = msg.size
+        end = msg.final_end if msg.final_end is not None else msg.size
+        br = ByteRange(msg.start + 1, end, msg.total if msg.total is not None else end)
         req = make_request(
             self._new_id(), "REPORT", msg.first.from_path, [session.local_uri],
-            [("Message-ID", msg.message_id), ("Byte-Range", str(ByteRange(1, size, size))),
+            [("Message-ID", msg.message_id), ("Byte-Range", str(br)),
              ("Status", str(MsrpStatus(200, "OK")))])
         self._emit(req.to_bytes())
 
@@ -563,8 +678,11 @@ class MsrpConnection:
         if msg is None or status is None:
             return
         if status.code == 200:
-            if br is not None and br.start == 1 and br.end is not None and (
-                    msg.total is None or br.end >= msg.total) and msg.state in (
+            # §7.1.2: the REPORT's Byte-Range tells what it covers; a resumed message
+            # (RFC 5547 §6 file-range) is delivered when its own range [start, end) is.
+            need = msg.end if msg.end is not None else msg.offset
+            if br is not None and br.start <= msg.start + 1 and br.end is not None and (
+                    br.end >= need) and msg.state in (
                     OutgoingState.SENT, OutgoingState.ACKED, OutgoingState.DELIVERED):
                 msg.state, action = step(MESSAGE_TABLE, msg.state, "success_report", "remote")
                 if action == "notify_delivered":
@@ -641,6 +759,7 @@ class MsrpConnection:
     def handle_timer(self, now: float) -> list[MsrpEvent]:
         """Fail transactions whose 30 s ran out (§7.3: treat as 408)."""
         events = self._take_pending()
+        self._now = now
         q = self._timeouts
         while q and q[0][0] <= now:
             _, tid = q.popleft()
@@ -662,6 +781,7 @@ class MsrpConnection:
         self._tx.clear()
         self._timeouts.clear()
         self._inflight = 0
+        self._open = None
         for session in list(self.sessions.values()):
             for msg in list(session.outgoing.values()):
                 msg.outstanding = 0
@@ -685,7 +805,7 @@ class MsrpConnection:
     @property
     def idle(self) -> bool:
         """No transaction, no queued data: safe to close without losing anything."""
-        return (not self._tx and not self._out and self._parser.idle
+        return (not self._tx and not self._out and self._parser.idle and self._open is None
                 and not any(s.has_pending() for s in self.sessions.values()))
 
     def check_open(self) -> None:

@@ -124,11 +124,18 @@ class MsrpHeaders:
     def get(self, name: str) -> str | None:
         index = self._index
         if index is None:
+            # Keys: every lower-cased name, plus the name as written for the first field of
+            # each name (both map to that first field's value): a lookup with the usual
+            # spelling ("To-Path") needs no lower().
             index = {}
             for n, v in self._items:
-                index.setdefault(n.lower(), v)
+                low = n.lower()
+                if low not in index:
+                    index[low] = v
+                    index[n] = v
             self._index = index
-        return index.get(name.lower())
+        found = index.get(name)
+        return found if found is not None else index.get(name.lower())
 
     def get_all(self, name: str) -> list[str]:
         low = name.lower()

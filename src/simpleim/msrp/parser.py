@@ -16,6 +16,7 @@ the connection must be closed (the parser stays failed).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from simpleim.errors import MsrpParseError
@@ -41,6 +42,18 @@ __all__ = [
 ]
 
 _HEAD, _BODY, _FAILED = 0, 1, 2
+# Fast path of the start line (one C-level regex match instead of decode/split/checks);
+# anything it does not match goes through the detailed checks, which raise the precise error.
+# §9: req-start = pMSRP SP transact-id SP method CRLF; resp-start = pMSRP SP transact-id SP
+# status-code [SP comment] CRLF (comment = utf8text, no control characters here).
+_START_FAST = re.compile(
+    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) (?:([A-Z]+)|([0-9]{3})(?: ([\x20-\x7f]*))?)")
+# The usual transaction response (§7.2: To-Path, From-Path, nothing else), matched as a whole:
+# start line, the two paths and the end-line with the same transaction id (backreference).
+_RESP_FAST = re.compile(
+    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) ([0-9]{3})(?: ([\x20-\x7e]*))?\r\n"
+    rb"To-Path: ?([\x21-\x7e][\x20-\x7e]*)\r\nFrom-Path: ?([\x21-\x7e][\x20-\x7e]*)\r\n"
+    rb"-------\1\$\r\n")
 _FLAGS = frozenset(b"$+#")
 _KNOWN = frozenset({"To-Path", "From-Path", "Message-ID", "Byte-Range", "Success-Report",
                     "Failure-Report", "Status", "Content-Type", "Expires", "Use-Path"})
@@ -88,7 +101,7 @@ class MsrpParser:
     """
 
     __slots__ = ("_limits", "_carry", "_state", "_scan", "_msg", "_marker", "_virtual",
-                 "_consumed", "_error", "_tid")
+                 "_consumed", "_error", "_tid", "_fast_limit")
 
     def __init__(self, limits: MsrpLimits | None = None) -> None:
         self._limits = limits or MsrpLimits()
@@ -101,6 +114,9 @@ class MsrpParser:
         self._consumed = 0          # stream offset of the carry's first byte
         self._error: MsrpParseError | None = None
         self._tid: str | None = None
+        lim = self._limits
+        # a message no longer than this satisfies every limit (fast paths need no checks)
+        self._fast_limit = min(lim.max_line, lim.max_head) if lim.max_headers >= 2 else 0
 
     @property
     def current_tid(self) -> str | None:
@@ -163,6 +179,17 @@ class MsrpParser:
     def _parse_head(self, work: bytes, pos: int, events: list[ParserEvent]) -> int:
         lim = self._limits
         if self._msg is None:
+            m = _RESP_FAST.match(work, pos)
+            if m is not None and m.end() - pos <= self._fast_limit:
+                tid_b, code, comment_b, to_b, from_b = m.groups()
+                tid = tid_b.decode("ascii")
+                resp = _trusted_response(tid, int(code),
+                                         None if comment_b is None else comment_b.decode("ascii"))
+                resp.headers._items += [("To-Path", to_b.decode("ascii").rstrip(" ")),
+                                        ("From-Path", from_b.decode("ascii").rstrip(" "))]
+                events.append(MessageHead(resp, False))
+                events.append(MessageEnd(tid, "$"))
+                return m.end()
             if work[pos: pos + 5] != b"MSRP "[: len(work) - pos]:
                 raise self._fail("stream does not start with 'MSRP '", "start-line")
             idx = work.find(b"\r\n", pos, pos + lim.max_line + 2)
@@ -223,6 +250,17 @@ class MsrpParser:
         except UnicodeDecodeError as exc:
             raise self._fail("header is not UTF-8", "header") from exc
         lines = block.split("\r\n")
+        nl = len(lines) - 1
+        if (len(block) <= lim.max_line and nl < lim.max_headers and "\x00" not in block
+                and block.count("\r") == nl and block.count("\n") == nl):
+            # Fast path: no line can be too long, no CR/LF/NUL inside a line (C-level checks).
+            items = msg.headers._items
+            for line in lines:
+                name, colon, value = line.partition(":")
+                if not colon or (name not in _KNOWN and not _HNAME.fullmatch(name)):
+                    raise self._fail(f"bad header line {line[:40]!r}", "header")
+                items.append((name, value.strip(" \t")))
+            return
         if len(lines) > lim.max_headers:
             raise self._fail("too many header fields", "header", 413)
         items = msg.headers._items
@@ -245,6 +283,16 @@ class MsrpParser:
         self._state = _HEAD
 
     def _start_line(self, line: bytes) -> MsrpMessage:
+        m = _START_FAST.fullmatch(line)
+        if m is not None:
+            tid_b, method, code, comment_b = m.groups()
+            tid = tid_b.decode("ascii")
+            self._tid = tid
+            self._marker = b"\r\n-------" + tid_b
+            if method is not None:
+                return _trusted_request(tid, method.decode("ascii"))
+            comment = None if comment_b is None else comment_b.decode("ascii")
+            return _trusted_response(tid, int(code), comment)
         try:
             text = line.decode("ascii")
         except UnicodeDecodeError as exc:

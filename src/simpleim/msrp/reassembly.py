@@ -4,6 +4,11 @@ Chunks may arrive out of order, twice, or interrupted (``Byte-Range: n-*/t`` end
 Body data is written to a :class:`ChunkSink` at its offset as it arrives; nothing is buffered
 here beyond the set of received ranges.  A message is complete when a chunk flagged ``$`` has
 been seen and every byte from 1 to the end of that chunk has arrived.  ``#`` aborts it.
+
+Resume (RFC 5547 §6 ``file-range``): with ``resume_from=N`` the sink already holds bytes
+``1..N`` (a partial file kept from an interrupted transfer), the sender starts at
+``Byte-Range: N+1-.../total`` and the message is complete when ``N+1`` up to the end of the
+``$`` chunk (the requested range's stop) has arrived.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from simpleim.errors import MsrpParseError
+from simpleim.errors import LocalProtocolError, MsrpParseError
 from simpleim.msrp.message import FLAG_ABORT, FLAG_END, ByteRange, MsrpRequest
 
 __all__ = [
@@ -121,10 +126,17 @@ class IncomingMessage:
     final_end: int | None = None       # end offset of the chunk flagged '$'
     complete: bool = False
     aborted: bool = False
+    start: int = 0                     # bytes [0, start) were held before (resume)
 
     @property
     def size(self) -> int:
+        """End of the data held from byte 0 on (``start`` counts as held)."""
         return self.ranges.contiguous_end
+
+    @property
+    def received(self) -> int:
+        """Bytes of this message that arrived (progress; resumed bytes not counted)."""
+        return self.ranges.total - self.start
 
 
 @dataclass(slots=True)
@@ -151,9 +163,17 @@ class Reassembler:
         self._max_size = max_size
         self._max_messages = max_messages
         self._messages: dict[str, IncomingMessage] = {}
+        self._resume_from = 0
 
-    def set_sink_factory(self, factory: Callable[[MsrpRequest], ChunkSink]) -> None:
+    def set_sink_factory(self, factory: Callable[[MsrpRequest], ChunkSink], *,
+                         resume_from: int = 0) -> None:
+        """Where the next messages go.  ``resume_from=N``: the sinks the factory returns
+        already hold the first ``N`` bytes (RFC 5547 §6 file-range resume): messages count
+        them as received, so a message sent from ``Byte-Range: N+1-`` on completes."""
+        if resume_from < 0:
+            raise LocalProtocolError("resume_from must not be negative")
         self._factory = factory
+        self._resume_from = resume_from
 
     @property
     def in_progress(self) -> int:
@@ -180,6 +200,9 @@ class Reassembler:
                 raise MsrpParseError("too many messages in progress", status=413,
                                      where="Message-ID")
             msg = IncomingMessage(mid, req.content_type, br.total, self._factory(req), req)
+            if self._resume_from:
+                msg.start = self._resume_from
+                msg.ranges.add(0, self._resume_from)
             self._messages[mid] = msg
         elif br.total is not None and msg.total is not None and br.total != msg.total:
             raise MsrpParseError("Byte-Range total changed within a message",

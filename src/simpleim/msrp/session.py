@@ -63,12 +63,20 @@ class MsrpSession:
         cema: bool = False,
         sink_factory: Callable[[MsrpRequest], ChunkSink] | None = None,
         id_factory: Callable[[], str] = new_ident,
+        interrupt_slice: int | None = None,
     ) -> None:
         if local_uri.session_id is None:
             raise LocalProtocolError("the local MSRP URI needs a session-id (RFC 4975 §6)")
         if chunk_size < 1:
             raise LocalProtocolError("chunk size must be positive")
+        if interrupt_slice is not None and interrupt_slice < 1:
+            raise LocalProtocolError("interrupt slice must be positive")
         self.local_uri = local_uri
+        #: When set (and smaller than ``chunk_size``), chunks of messages of known size are
+        #: written ``interrupt_slice`` bytes at a time with ``Byte-Range: n-*/total`` and are
+        #: interrupted (ended with ``+``) as soon as another message or a response has to go
+        #: out on the connection (RFC 4975 §7.1.1).  None: every chunk is written whole.
+        self.interrupt_slice = interrupt_slice
         self.remote_path: list[MsrpUri] = list(remote_path)
         self.relay_path: list[MsrpUri] = list(relay_path)
         self.accept_types = tuple(accept_types)
@@ -83,10 +91,16 @@ class MsrpSession:
         self._bulk: deque[OutgoingMessage] = deque()
         self.outgoing: dict[str, OutgoingMessage] = {}   # by Message-ID, until final
         self._to_path_str: str | None = None
+        self._from_path_str: str | None = None
 
-    def set_sink_factory(self, factory: Callable[[MsrpRequest], ChunkSink]) -> None:
-        """Where the next incoming messages go (called with the first chunk's request)."""
-        self.reassembler.set_sink_factory(factory)
+    def set_sink_factory(self, factory: Callable[[MsrpRequest], ChunkSink], *,
+                         resume_from: int = 0) -> None:
+        """Where the next incoming messages go (called with the first chunk's request).
+
+        ``resume_from=N``: the sinks already hold bytes 1..N of the message (a partial file
+        of an interrupted transfer); the peer sends from ``Byte-Range: N+1-`` on and the
+        message completes when the rest arrived (RFC 5547 §6 file-range)."""
+        self.reassembler.set_sink_factory(factory, resume_from=resume_from)
 
     # ------------------------------------------------------------------ paths
     @property
@@ -111,7 +125,9 @@ class MsrpSession:
         return self._to_path_str
 
     def from_path_text(self) -> str:
-        return str(self.local_uri)
+        if self._from_path_str is None:
+            self._from_path_str = str(self.local_uri)
+        return self._from_path_str
 
     def set_remote_path(self, path: Sequence[MsrpUri]) -> None:
         """A new SDP answer / re-INVITE changed the peer's path (RFC 4975 §8.4)."""
@@ -157,28 +173,49 @@ class MsrpSession:
         success_report: bool = False,
         failure_report: str = "yes",
         headers: Sequence[tuple[str, str]] = (),
+        offset: int = 0,
+        length: int | None = None,
     ) -> OutgoingMessage:
         """Queue a message; chunks leave when the connection pumps (RFC 4975 §7.1.1).
 
         Give ``data`` (in memory) or ``source`` + ``total`` (streamed; ``total=None`` for a
         body of unknown length: the Byte-Range total is ``*`` until the last chunk).
+
+        ``offset`` / ``length`` send only part of the message: the first chunk carries
+        ``Byte-Range: offset+1-.../total`` and the last one (flagged ``$``) ends at
+        ``offset+length`` (RFC 5547 §6 ``file-range``, used to resume an interrupted
+        transfer; RFC 4975 §7.1.1 Byte-Range).  ``source`` must be positioned at ``offset``
+        (``data`` is the whole body and is sliced here).
         """
         if (data is None) == (source is None):
             raise LocalProtocolError("give exactly one of data / source")
         if failure_report not in ("yes", "no", "partial"):
             raise LocalProtocolError(f"bad Failure-Report {failure_report!r}")
+        if offset < 0 or (length is not None and length < 0):
+            raise LocalProtocolError("offset and length must not be negative")
         if data is not None:
-            source = BytesSource(data)
             total = len(data)
+            if offset or length is not None:
+                data = data[offset: None if length is None else offset + length]
+            source = BytesSource(data)
         if source is None:  # pragma: no cover - excluded above, keeps type checkers happy
             raise LocalProtocolError("no source")
+        stop: int | None = None
+        if length is not None:
+            stop = offset + length
+            if total is not None and stop > total:
+                raise LocalProtocolError(f"range {offset + 1}-{stop} beyond the total {total}")
+        elif total is not None and offset > total:
+            raise LocalProtocolError(f"offset {offset} beyond the total {total}")
         mid = message_id or self.new_id()
         if mid in self.outgoing:
             raise LocalProtocolError(f"Message-ID {mid} is already in use")
         msg = OutgoingMessage(mid, content_type, source, total, success_report,
-                              failure_report, tuple(headers))
+                              failure_report, tuple(headers), offset=offset, start=offset,
+                              stop=stop)
         self.outgoing[mid] = msg
-        if total is not None and total <= self.chunk_size:
+        end = msg.end
+        if end is not None and end - offset <= self.chunk_size:
             self._urgent.append(msg)
         else:
             self._bulk.append(msg)

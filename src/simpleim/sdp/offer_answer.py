@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from simpleim.errors import LocalProtocolError, SdpError
 
@@ -58,7 +58,15 @@ DEFAULT_WRAPPED_TYPES = ("text/plain", "message/imdn+xml")
 
 @dataclass(frozen=True)
 class LocalEndpoint:
-    """Where our MSRP stack listens: address for ``c=``/``o=``, TCP port and our path."""
+    """Where our MSRP stack listens: address for ``c=``/``o=``, TCP port and our path.
+
+    Every m-line is its own MSRP session, identified by the session-id of the MSRP URI in its
+    ``a=path`` (RFC 4975 §8.1, §6; RFC 5547 §8: one m-line per file).  When answering several
+    m-lines, give each its own path: ``stream_paths[i]`` for m-line ``i`` and/or
+    ``path_factory(i)`` (called only for the m-lines that are accepted); ``path`` is the
+    fallback (fine for a single stream).  :func:`answer_offer` refuses to give two accepted
+    m-lines the same path.
+    """
 
     address: str
     port: int
@@ -68,6 +76,19 @@ class LocalEndpoint:
     username: str = "-"
     session_id: str = "0"
     session_version: str = "0"
+    stream_paths: tuple[tuple[str, ...], ...] = ()
+    path_factory: Callable[[int], Sequence[str]] | None = field(default=None, compare=False)
+
+    def path_for(self, index: int) -> tuple[str, ...]:
+        """Our ``a=path`` for m-line ``index`` (0-based)."""
+        if index < len(self.stream_paths) and self.stream_paths[index]:
+            return tuple(self.stream_paths[index])
+        if self.path_factory is not None:
+            path = tuple(self.path_factory(index))
+            if not path:
+                raise LocalProtocolError(f"empty MSRP path for m-line {index + 1}")
+            return path
+        return self.path
 
     @property
     def connection(self) -> Connection:
@@ -364,7 +385,7 @@ def _answer_stream(index: int, media: MediaDescription, offer: SessionDescriptio
         wrapped = (intersect_types(remote.accept_wrapped_types, caps.accept_wrapped_types)
                    or caps.accept_wrapped_types)
     ours = MsrpMedia(
-        port=local.port, proto=media.proto, path=local.path, accept_types=types,
+        port=local.port, proto=media.proto, path=local.path_for(index), accept_types=types,
         accept_wrapped_types=wrapped, max_size=caps.max_size,
         setup=setup,
         connection_attr="new" if remote.connection_attr is not None else None,
@@ -395,6 +416,16 @@ def answer_offer(offer: SessionDescription, local: LocalEndpoint,
         # RFC 3264 §6 / OMA SIMPLE IM 9.2.1.2: nothing acceptable -> 488 Not Acceptable Here.
         raise SdpError(f"no acceptable media: {first.reason}", status=488,
                        where=f"m-line {first.index + 1}")
+    # RFC 4975 §8.1/§6: the session-id in a=path identifies one MSRP session per m-line;
+    # two accepted lines on one path would mix their messages (e.g. two files, RFC 5547 §8).
+    seen: dict[tuple[str, ...], int] = {}
+    for o in outcomes:
+        if o.accepted and o.local is not None:
+            other = seen.setdefault(o.local.path, o.index)
+            if other != o.index:
+                raise LocalProtocolError(
+                    f"m-lines {other + 1} and {o.index + 1} would share the MSRP path "
+                    f"{' '.join(o.local.path)}: give LocalEndpoint per-stream paths")
     # RFC 3264 §6: the answer has exactly as many m-lines as the offer, in the same order.
     sdp = SessionDescription(origin=local.origin, session_name="-",
                              connection=local.connection, times=(Timing(0, 0),),

@@ -11,10 +11,12 @@ __all__ = ["FileSource", "FileSink"]
 class FileSource:
     """:class:`simpleim.msrp.ChunkSource` over a file (unbuffered reads of ``n`` bytes)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], offset: int = 0) -> None:
         self.path = Path(path)
         self._f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
         self.size = os.fstat(self._f.fileno()).st_size
+        if offset:
+            self._f.seek(offset)      # resume from the middle (RFC 5547 §6 file-range)
 
     def read(self, n: int) -> bytes:
         if self._f.closed:
@@ -28,12 +30,22 @@ class FileSource:
 
 class FileSink:
     """:class:`simpleim.msrp.ChunkSink` writing at offsets into a file (out-of-order chunks use
-    ``pwrite``).  An aborted message's file is removed."""
+    ``pwrite``).  An aborted message's file is removed.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``resume=True``: the file is a partial copy kept from an interrupted transfer: it is
+    opened without truncation (new data lands at its offsets, RFC 5547 §6 file-range) and it
+    is kept when the message is aborted, so that a later transfer can resume it again."""
+
+    def __init__(self, path: str | os.PathLike[str], *, resume: bool = False) -> None:
         self.path = Path(path)
-        self._f = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()/abort()
-        self._pos = 0
+        self.resume = resume
+        if resume:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            self._f = open(fd, "r+b", buffering=0)  # noqa: SIM115 - closed by close()/abort()
+            self._pos = -1          # every write goes through pwrite at its offset
+        else:
+            self._f = open(self.path, "wb", buffering=0)  # noqa: SIM115 - closed by close()/abort()
+            self._pos = 0
         self.closed = False
         self.aborted = False
 
@@ -63,6 +75,8 @@ class FileSink:
         if not self._f.closed:
             self._f.close()
         self.aborted = True
+        if self.resume:
+            return
         try:
             self.path.unlink()
         except FileNotFoundError:
