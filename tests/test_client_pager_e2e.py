@@ -17,8 +17,8 @@ async def test_register_and_pager_with_imdn(tmp_path: Path, transport: str) -> N
     async with pair(tmp_path, transport) as (alice, bob):
         reg = await wait_event(alice, lambda e: isinstance(e, RegisteredEvent))
         assert isinstance(reg, RegisteredEvent) and reg.expires > 0
-        # the simpleim registrar answers 420 to "Require: pref": retried without it
-        assert not alice._require_pref
+        # the simpleim registrar supports "pref" (RFC 3840 option tag): no 420, no retry without it
+        assert alice._require_pref
         result = await alice.send_message("bob", "hello bob")
         assert result.mode == "pager" and result.status == 200
         ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))

@@ -90,15 +90,19 @@ async def test_chat_ask_accept(tmp_path: Path) -> None:
 
 
 async def test_session_timer_refresh_and_expiry(tmp_path: Path) -> None:
-    """RFC 4028: alice (refresher=uac) refreshes at half the interval; when she stops,
-    bob's timer ends the session with BYE (interval - min(32, interval/3))."""
+    """RFC 4028: alice (refresher=uac) refreshes at half the interval with a re-INVITE
+    (OMA §7.1.1.8); bob answers refresher=uas (OMA §7.1.2.2), so the refreshes alternate.
+    When nobody refreshes any more, the watching side's timer ends the session with BYE
+    (interval - min(32, interval/3))."""
     from simpleim.timers import Timers
 
     quick = {"timers": Timers(tc1=0.5, tc2=2.0, min_se=1.0), "session_expires": 3}
     async with pair(tmp_path, alice=quick, bob=quick) as (alice, bob):
         chat = await alice.start_chat("bob")
-        await wait_event(bob, _is_state("established"))
-        await asyncio.sleep(3.5)  # > interval: only alive thanks to the UPDATE refreshes
+        ev = await wait_event(bob, _is_state("established"))
+        assert isinstance(ev, SessionEvent)
+        bob_chat = bob.sessions[ev.session_id]
+        await asyncio.sleep(3.5)  # > interval: only alive thanks to the refreshes
         assert not chat.ended.is_set()
         await chat.send("still here")
         await wait_event(bob, lambda e: isinstance(e, MessageEvent))
@@ -107,9 +111,11 @@ async def test_session_timer_refresh_and_expiry(tmp_path: Path) -> None:
             return None
 
         chat.refresh = no_refresh  # type: ignore[method-assign]
-        ended = await wait_event(bob, _is_state("ended"), timeout=6)
-        assert isinstance(ended, SessionEvent) and "session timer" in (ended.reason or "")
-        await wait_event(alice, _is_state("ended"))
+        bob_chat.refresh = no_refresh  # type: ignore[method-assign]
+        ended = await wait_event(bob, _is_state("ended"), timeout=10)
+        assert isinstance(ended, SessionEvent)
+        await wait_event(alice, _is_state("ended"), timeout=10)
+        assert "session timer" in (chat.end_reason or "") + (bob_chat.end_reason or "")
 
 
 async def test_422_min_se_retry(tmp_path: Path) -> None:

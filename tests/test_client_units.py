@@ -216,3 +216,40 @@ def test_options_request_and_classify() -> None:
                                'iari.gsma-is"'), ft) == "image"
     assert classify_invite(Inc('*;+g.3gpp.app%5fref="urn%3Aurnxxx%3A3gpp-application.ims.'
                                'iari.gsmais"'), ft) == "image"                 # Mercuro
+
+
+def test_answer_streams_one_msrp_session_per_m_line() -> None:
+    """RFC 4975 §8.1: each accepted m-line gets its own MSRP URI (answer_offer with per-stream
+    paths); rejected lines' sessions are closed."""
+    from simpleim.client.filetransfer import FT_CAPS
+    from simpleim.client.media import answer_streams, local_endpoint
+    from simpleim.sdp import (
+        FileDescription,
+        FileSelector,
+        LocalEndpoint,
+        MsrpMedia,
+        build_offer,
+        file_push_stream,
+    )
+    from simpleim.transport.msrp import EndpointSession, MsrpEndpoint
+
+    ep = MsrpEndpoint("127.0.0.1", 9)
+    alice = LocalEndpoint("192.0.2.1", 7654, ("msrp://192.0.2.1:7654/alice;tcp",))
+    files = [FileDescription(FileSelector(f"f{i}.bin", "application/octet-stream", 10 + i),
+                             transfer_id=f"t{i}") for i in range(3)]
+    offer = build_offer(alice, [file_push_stream(alice, f) for f in files])
+    made: list[EndpointSession] = []
+
+    def new(i: int) -> tuple[LocalEndpoint, EndpointSession]:
+        s = ep.new_session()
+        made.append(s)
+        return local_endpoint(ep, s), s
+
+    sdp, outcomes, streams = answer_streams(
+        offer, new, FT_CAPS, file_policy=lambda d: d.transfer_id != "t1")
+    paths = [MsrpMedia.from_media(m, sdp).path for m in sdp.media]
+    assert [o.accepted for o in outcomes] == [True, False, True]
+    assert sorted(streams) == [0, 2] and sdp.media[1].port == 0
+    assert paths[0] == tuple(str(u) for u in made[0].local_path)
+    assert paths[2] == tuple(str(u) for u in made[2].local_path) and paths[0] != paths[2]
+    assert made[1].core.session_id not in ep._sessions          # rejected line: closed

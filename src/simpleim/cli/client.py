@@ -32,8 +32,16 @@ def _common() -> argparse.ArgumentParser:
     g = p.add_argument_group("account")
     g.add_argument("--account", metavar="USER@DOMAIN", help="our address of record")
     g.add_argument("--password", help="digest password (prefer SIMPLEIM_PASSWORD)")
-    g.add_argument("--proxy", metavar="[udp:|tcp:]HOST:PORT",
-                   help="outbound proxy / registrar (default: the account's domain, port 5060)")
+    g.add_argument("--proxy", metavar="[udp:|tcp:|tls:|sips:]HOST:PORT",
+                   help="outbound proxy / registrar (default: the account's domain, port "
+                        "5060; tls:/sips: signalling over TLS, port 5061)")
+    g.add_argument("--tls-ca", metavar="FILE",
+                   help="CA certificate(s) to verify a TLS proxy with (PEM)")
+    g.add_argument("--tls-cert", metavar="PEM",
+                   help="certificate chain for MSRP over TLS (with a tls: proxy)")
+    g.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    g.add_argument("--insecure", action="store_true",
+                   help="do not verify the TLS proxy's certificate (test setups only)")
     g.add_argument("--listen", metavar="[udp:|tcp:]HOST:PORT",
                    help="local SIP address (default 127.0.0.1, ephemeral port)")
     g.add_argument("--msrp-listen", metavar="HOST:PORT", help="local MSRP address")

@@ -73,6 +73,8 @@ def _config(args: argparse.Namespace, **extra: Any) -> ClientConfig:
         "msrp_relay": args.msrp_relay,
         "display_name": args.display_name, "expires": args.expires,
         "fixed_datetime": args.fixed_datetime,
+        "tls_ca": args.tls_ca, "tls_insecure": True if args.insecure else None,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key,
     }
     overrides.update(extra)
     return load_config(path=args.config, overrides=overrides)
@@ -94,7 +96,10 @@ def _run(cmd: str, args: argparse.Namespace,
         return _fail(cmd, 2, str(exc))
 
     async def main() -> int:
-        account = Account(cfg)
+        try:
+            account = Account(cfg)
+        except ConfigError as exc:
+            return _fail(cmd, 2, str(exc))
         try:
             await account.start(register=not args.no_register)
         except RegistrationError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,13 @@ from typing import Any
 
 from simpleim.content.cpim import CpimDateTime
 from simpleim.content.imdn import NotificationType, Status
-from simpleim.errors import ContentError, LocalProtocolError, ProtocolError, SimpleImError
+from simpleim.errors import (
+    ConfigError,
+    ContentError,
+    LocalProtocolError,
+    ProtocolError,
+    SimpleImError,
+)
 from simpleim.sdp import FileSelector
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.dialog import DialogState
@@ -46,11 +53,11 @@ from .capabilities import (
     result_of,
     retry_decision,
 )
+from .composing import ComposingTracker
 from .config import ClientConfig
 from .downloads import DownloadDir
 from .events import (
     CapabilitiesEvent,
-    ComposingEvent,
     ErrorEvent,
     Event,
     EventStream,
@@ -73,7 +80,7 @@ from .pager import (
     new_tag,
 )
 from .session import ChatSession, InviteSession, SessionFailed, imdn_event, wanted_notifications
-from .ua import UserAgent
+from .ua import ClientEndpoint, UserAgent
 
 __all__ = ["Account", "SendResult", "RegistrationError", "refresh_delay"]
 
@@ -102,15 +109,22 @@ class Account:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.events = EventStream()
-        self.endpoint = SipEndpoint(self._on_request, timers=config.timers,
-                                    server_name=USER_AGENT)
+        self.endpoint: SipEndpoint = ClientEndpoint(self._on_request, timers=config.timers,
+                                                    server_name=USER_AGENT,
+                                                    ssl_client=client_tls_context(config))
         self.auth = DigestClient(config.user, config.password)
         self.ua = UserAgent(self.endpoint, config.proxy_addr, self.auth,
                             username=config.user, password=config.password)
         msrp = config.msrp_addr
-        self.msrp = MsrpEndpoint(msrp.host, msrp.port, timers=config.timers)
+        # RFC 4975 §6 / §8.1: MSRP over TLS (msrps, TCP/TLS/MSRP) when the signalling is TLS
+        # and we have a certificate for our (passive side) listener.
+        msrp_server = msrp_tls_context(config)
+        self.msrp = MsrpEndpoint(msrp.host, msrp.port, timers=config.timers,
+                                 ssl_server=msrp_server,
+                                 ssl_client=client_tls_context(config) if msrp_server else None)
         self.tracker = Tc2Tracker(config.timers)
         self.capabilities = CapabilityCache(config.capability_ttl)
+        self.composing = ComposingTracker(self.emit)
         self.downloads = DownloadDir(config.download_dir)
         self.sessions: dict[str, InviteSession] = {}
         self.shared_files: dict[FileSelector, Path] = {}
@@ -148,13 +162,31 @@ class Account:
         await self.msrp.start()
         self._reg_call_id = new_call_id(self.local.host)
         tp = ";transport=tcp" if self.local.transport == "tcp" else ""
-        uri = f"sip:{cfg.user}@{self.local.hostport}{tp}"
+        hostport = self.local.hostport
+        if cfg.proxy_addr.transport == "tls":
+            # RFC 3261 §26.2 / §18: signalling over the TLS connection we open to the proxy;
+            # our Contact names its local end, so that the proxy reuses it towards us.
+            hostport = await self._open_tls(cfg.proxy_addr)
+            tp = ";transport=tls"
+        uri = f"sip:{cfg.user}@{hostport}{tp}"
         self.contact = f"<{uri}>{contact_params()}"
         self.spawn(self._tc2_loop())
         self.emit(ReadyEvent(cfg.uri, str(self.local), f"{self.msrp.host}:{self.msrp.port}"))
         if register:
             await self.register()
             self.spawn(self._refresh_loop())
+
+    async def _open_tls(self, proxy: TransportAddr) -> str:
+        """Open (and verify) the TLS connection to the proxy; returns its local host:port."""
+        net = self.endpoint.net
+        await net._connect(proxy)
+        conn = net._conns.get(proxy)
+        transport = None if conn is None else conn.transport
+        sockname = None if transport is None else transport.get_extra_info("sockname")
+        if not sockname:
+            raise OSError(f"TLS connection to {proxy.host}:{proxy.port} failed")
+        host = str(sockname[0])
+        return f"[{host}]:{sockname[1]}" if ":" in host else f"{host}:{sockname[1]}"
 
     async def close(self) -> None:
         """End sessions, de-register (OMA §5.2.3: Expires 0), close the sockets."""
@@ -173,6 +205,7 @@ class Account:
             t.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.composing.close()
         await self.ua.close()
         await self.msrp.close()
         await self.endpoint.close()
@@ -301,12 +334,16 @@ class Account:
                           asyncio.get_running_loop().time())
         return SendResult(mid, "pager", resp.status)
 
-    async def send_pager_raw(self, to: str, body: bytes, content_type: str) -> int:
-        """A MESSAGE with any body (IMDN, is-composing, plain text for non-RCS peers)."""
+    async def send_pager_raw(self, to: str, body: bytes, content_type: str, *,
+                             accept_contact: str | None = None,
+                             extra: Sequence[tuple[str, str]] = ()) -> int:
+        """A MESSAGE with any body (IMDN, is-composing, plain text for non-RCS peers);
+        ``accept_contact`` replaces the default ``*;+g.oma.sip-im``."""
         cfg = self.config
+        kw: dict[str, Any] = {} if accept_contact is None else {"accept_contact": accept_contact}
         req = build_request("MESSAGE", target=self.normalize_uri(to), from_uri=cfg.uri,
                             from_tag=new_tag(), call_id=new_call_id(self._host), body=body,
-                            content_type=content_type)
+                            content_type=content_type, extra=tuple(extra), **kw)
         resp = await self.ua.request(req)
         return resp.status
 
@@ -461,9 +498,10 @@ class Account:
             self.report_imdn(decoded, sender)
             return
         if decoded.kind == "composing" and decoded.composing is not None:
-            self.emit(ComposingEvent(decoded.sender or sender, decoded.composing.state.value,
-                                     session_id))
+            # RFC 3994 §4.3 receiver timing (C-UP-06): active until idle / message / refresh
+            self.composing.indication(decoded.sender or sender, session_id, decoded.composing)
             return
+        self.composing.message(decoded.sender or sender, session_id)
         cpim = decoded.cpim
         if decoded.message_id:
             self._received[decoded.message_id] = (decoded, decoded.sender or sender)
@@ -521,6 +559,33 @@ class Account:
     def check_started(self) -> None:
         if self.local is None:
             raise LocalProtocolError("the account is not started")
+
+
+def client_tls_context(config: ClientConfig) -> ssl.SSLContext | None:
+    """The TLS client context (RFC 3261 §26.2.1: the proxy's certificate is verified) -
+    ``tls_ca`` adds a CA file, ``tls_insecure`` turns verification off (test setups)."""
+    if config.proxy_addr.transport != "tls":
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=config.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS CA file {config.tls_ca}: {exc}") from exc
+    if config.tls_insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def msrp_tls_context(config: ClientConfig) -> ssl.SSLContext | None:
+    """The msrps listener's context: only with TLS signalling and ``tls_cert``/``tls_key``."""
+    if config.proxy_addr.transport != "tls" or not (config.tls_cert and config.tls_key):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the TLS certificate/key: {exc}") from exc
+    return ctx
 
 
 def refresh_delay(expires: int) -> float:

@@ -52,7 +52,7 @@ class ClientConfig:
 
     aor: str                                  # user@domain
     password: str = ""
-    proxy: str | None = None                  # [udp:|tcp:]host[:port]; None = the domain
+    proxy: str | None = None                  # [udp:|tcp:|tls:]host[:port]; None = the domain
     listen: str = "127.0.0.1:0"               # [udp:|tcp:]host[:port] for SIP
     msrp_listen: str = "127.0.0.1:0"          # host[:port] for MSRP (TCP)
     msrp_relay: str | None = None             # msrp://host:port;tcp of our RFC 4976 relay
@@ -72,6 +72,10 @@ class ClientConfig:
     options_retry_delay: float = 1.0
     capability_ttl: float = 300.0
     max_sessions: int = 64                    # more concurrent INVITE sessions -> 486 Busy
+    tls_ca: str | None = None                 # CA file to verify the TLS proxy (RFC 3261 §26.2)
+    tls_insecure: bool = False                # do not verify the proxy's certificate (tests)
+    tls_cert: str | None = None               # PEM chain + key: MSRP over TLS (msrps listener)
+    tls_key: str | None = None                #   when the signalling is TLS (RFC 4975 §6)
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")
@@ -101,13 +105,21 @@ class ClientConfig:
     def transport(self) -> str:
         for text in (self.proxy or "", self.listen):
             prefix = text.split(":", 1)[0].lower()
-            if prefix in ("udp", "tcp"):
+            if prefix in ("udp", "tcp", "tls"):
                 return prefix
+            if prefix == "sips":
+                return "tls"                   # RFC 3261 §26.2: sips over TLS
         return "udp"
 
     @property
     def listen_addr(self) -> TransportAddr:
-        return parse_hostport(self.listen, default_port=0, default_transport=self.transport)
+        """Our SIP listener.  With a TLS proxy the client listens on TCP (it has no server
+        certificate): the proxy reaches it over the TLS connection the client opened
+        (RFC 3261 §18 connection reuse, RFC 5923 style)."""
+        addr = parse_hostport(self.listen, default_port=0, default_transport=self.transport)
+        if addr.transport == "tls":
+            return TransportAddr("tcp", addr.host, addr.port)
+        return addr
 
     @property
     def msrp_addr(self) -> TransportAddr:
@@ -116,14 +128,17 @@ class ClientConfig:
 
 def parse_hostport(text: str, *, default_port: int, default_transport: str = "udp"
                    ) -> TransportAddr:
-    """``[udp:|tcp:]host[:port]`` (IPv6 as ``[::1]:5060``); ``localhost`` -> 127.0.0.1."""
+    """``[udp:|tcp:|tls:|sips:]host[:port]`` (IPv6 as ``[::1]:5060``); ``localhost`` ->
+    127.0.0.1.  ``sips:`` is TLS (RFC 3261 §26.2), default port 5061."""
     transport = default_transport
     rest = text.strip()
     head, sep, tail = rest.partition(":")
-    if sep and head.lower() in ("udp", "tcp", "tls"):
+    if sep and head.lower() in ("udp", "tcp", "tls", "sips"):
         transport, rest = head.lower(), tail
-    if transport == "tls":
-        raise ConfigError("TLS is not supported by the client yet")
+    if transport == "sips":
+        transport = "tls"
+    if transport == "tls" and default_port == 5060:
+        default_port = 5061                     # RFC 3261 §26.2 / §19.1.2
     if rest.startswith("["):
         end = rest.find("]")
         if end < 0:

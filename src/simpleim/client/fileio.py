@@ -1,6 +1,5 @@
-"""File plumbing for transfers: hashing, ranged sources, resumable sinks, and the reassembler
-adapter that lets a resumed message start at ``file-range`` (RFC 5547 §6, §8.4 with
-RFC 4975 §7.1.1 Byte-Range)."""
+"""File plumbing for transfers: hashing, type guessing and resumable sinks (RFC 5547 §6
+file-range; the MSRP layer resumes with ``send_file(offset=)`` / ``receive_with(resume_from=)``)."""
 
 from __future__ import annotations
 
@@ -9,14 +8,11 @@ import mimetypes
 import os
 from pathlib import Path
 
-from simpleim.msrp.message import MsrpRequest
-from simpleim.msrp.reassembly import ChunkCursor, Reassembler
 from simpleim.sdp.file_transfer import FileHash
 
 from .thumbnails import guess_image_type
 
-__all__ = ["sha1_of", "file_hash", "guess_type", "RangeSource", "PartialSink",
-           "ResumeReassembler"]
+__all__ = ["sha1_of", "file_hash", "guess_type", "PartialSink"]
 
 _READ = 1 << 20
 
@@ -45,23 +41,6 @@ def file_hash(path: Path) -> FileHash:
 def guess_type(path: Path) -> str:
     return guess_image_type(path) or mimetypes.guess_type(path.name)[0] \
         or "application/octet-stream"
-
-
-class RangeSource:
-    """:class:`~simpleim.msrp.ChunkSource` over ``path`` starting at byte ``offset``."""
-
-    def __init__(self, path: Path, offset: int = 0) -> None:
-        self._f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
-        self._f.seek(offset)
-
-    def read(self, n: int) -> bytes:
-        if self._f.closed:
-            return b""
-        data = self._f.read(n)
-        return data or b""
-
-    def close(self) -> None:
-        self._f.close()
 
 
 class PartialSink:
@@ -97,21 +76,3 @@ class PartialSink:
         # Keep the data: a later offer of the same file resumes from here.
         self.close()
         self.aborted = True
-
-
-class ResumeReassembler(Reassembler):
-    """Adapter: the colleague's :class:`Reassembler` completes a message only when every
-    byte from 1 arrived; a resumed transfer starts at ``file-range`` start, so the bytes we
-    already hold are entered as received."""
-
-    def __init__(self, sink: PartialSink, already: int) -> None:
-        super().__init__(lambda _req: sink)
-        self.already = already
-        self.sink = sink
-
-    def begin_chunk(self, req: MsrpRequest) -> ChunkCursor:
-        cur = super().begin_chunk(req)
-        if self.already and not cur.message.ranges.ranges():
-            cur.message.ranges.add(0, self.already)
-        return cur
-

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from simpleim.content.filetransfer import BodyPart, split_file_transfer_body
 from simpleim.content.imdn import NotificationType, Status
-from simpleim.errors import ContentError, ProtocolError, SdpError
+from simpleim.errors import ContentError, LocalProtocolError, ProtocolError, SdpError
 from simpleim.msrp import IncomingMessage
 from simpleim.sdp import (
     Capabilities,
@@ -52,7 +52,7 @@ from simpleim.transport.sip import IncomingRequest
 from . import invites
 from .events import FileEvent
 from .features import ICSI_CPM_FT, SIP_IM
-from .fileio import PartialSink, RangeSource, ResumeReassembler, file_hash, guess_type, sha1_of
+from .fileio import PartialSink, file_hash, guess_type, sha1_of
 from .media import body_parts
 from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
 from .session import InviteSession, SessionFailed
@@ -70,6 +70,31 @@ log = logging.getLogger("simpleim.client")
 FT_CHUNK = 64 * 1024
 #: Through an RFC 4976 relay: Kamailio's msrp module reads a frame into a 64 KiB buffer.
 RELAY_CHUNK = 2048
+
+
+#: RFC 4975 §7.1.1 interruption: a file chunk on a shared connection is written this many
+#: bytes at a time, and ended early when a chat message / IMDN / response has to go out.
+INTERRUPT_SLICE = 16 * 1024
+
+
+def shares_connection(stream: EndpointSession) -> bool:
+    """Whether ``stream``'s MSRP connection also carries other sessions (RFC 4975 §5.4)."""
+    runner = stream.runner
+    if runner is None:
+        return False
+    return any(s is not stream.core for s in runner.conn.sessions.values())
+
+
+def use_interruption(stream: EndpointSession) -> bool:
+    """Interruptible chunks (RFC 4975 §7.1.1) for a file stream that shares its connection,
+    so that the other sessions' messages are not stuck behind a large chunk; a connection of
+    its own keeps whole chunks.  Returns whether interruption is on."""
+    core = stream.core
+    if shares_connection(stream) and core.chunk_size > INTERRUPT_SLICE:
+        core.interrupt_slice = INTERRUPT_SLICE
+        return True
+    core.interrupt_slice = None
+    return False
 
 
 def ft_chunk(account: Account) -> int:
@@ -175,24 +200,28 @@ async def send_stream(session: InviteSession, stream: EndpointSession, path: Pat
                       progress: Progress | None, *, kind: str = "file") -> None:
     """Send ``path`` from ``offset`` as one MSRP message whose Byte-Range is the file range
     (RFC 5547 file-range, RFC 4975 §7.1.1); waits for the 200 to the last chunk."""
-    src = RangeSource(path, offset)
-    msg = stream.core.send(source=src, total=size, content_type=content_type)
-    # Adapter: EndpointSession.send_file() has no start offset; a resumed transfer starts
-    # its Byte-Range at the file-range start.
-    msg.offset = offset
-    await stream._after_queue(msg, False)
-    fut = stream._waiters.get(msg.message_id)
-    if fut is None:
-        raise SessionFailed(0, "MSRP message not queued")
+    use_interruption(stream)
+    try:
+        msg = await stream.send_file(path, content_type, offset=offset,
+                                     length=max(0, size - offset), wait=False)
+    except MsrpTransferError as exc:
+        raise SessionFailed(exc.status, exc.comment or "transfer failed") from exc
+    except LocalProtocolError as exc:        # e.g. the file shrank below the offered size
+        raise SessionFailed(0, str(exc)) from exc
+    fut = asyncio.ensure_future(stream.wait_sent(msg))
     last = -1
-    for _ in range(10_000_000):
-        done, _pending = await asyncio.wait({fut}, timeout=0.05)
-        if msg.offset != last:
-            last = msg.offset
-            if progress is not None:
-                progress(transfer_id, msg.offset, size)
-        if done:
-            break
+    try:
+        while True:
+            done, _pending = await asyncio.wait({fut}, timeout=0.05)
+            if msg.offset != last:
+                last = msg.offset
+                if progress is not None:
+                    progress(transfer_id, msg.offset, size)
+            if done:
+                break
+    finally:
+        if not fut.done():
+            fut.cancel()
     try:
         fut.result()
     except MsrpTransferError as exc:
@@ -358,7 +387,9 @@ async def receive_into(account: Account, session: InviteSession, index: int,
     if not already and partial.exists():
         partial.unlink()
     sink = PartialSink(partial)
-    stream.core.reassembler = ResumeReassembler(sink, already)
+    # RFC 5547 §6 file-range: the partial file holds bytes 1..already; the message starts at
+    # Byte-Range already+1 and completes when the requested range has arrived.
+    stream.receive_with(lambda _req: sink, resume_from=already)
     peer = session.peer
 
     async def watch() -> None:
@@ -396,7 +427,7 @@ async def receive_into(account: Account, session: InviteSession, index: int,
     if hash_ok is False:
         partial.unlink(missing_ok=True)
         # RFC 5438 §7.2.1.1: negative delivery notification when it was asked for.
-        _send_imdn(account, imdn, peer, Status.FAILED)
+        _send_imdn(account, imdn, peer, Status.FAILED, session)
         account.emit(FileEvent(tid, peer, "failed", name, sel.size, sel.type,
                                transferred=sel.size or 0, hash_ok=False, kind=kind,
                                reason="hash mismatch"))
@@ -407,19 +438,29 @@ async def receive_into(account: Account, session: InviteSession, index: int,
         session_ft.finished.add(index)
     account.emit(FileEvent(tid, peer, "received", name, sel.size, sel.type, str(final),
                            sel.size or 0, hash_ok, kind=kind))
-    _send_imdn(account, imdn, peer, Status.DELIVERED)
+    _send_imdn(account, imdn, peer, Status.DELIVERED, session)
     return TransferResult(tid, name, sel.size or 0, "received", str(final), already, hash_ok)
 
 
-def _send_imdn(account: Account, imdn: Decoded | None, peer: str, status: Status) -> None:
-    """CPM FT trace (seed 002, step 14): the transfer's IMDN goes in a SIP MESSAGE."""
+def _send_imdn(account: Account, imdn: Decoded | None, peer: str, status: Status,
+               session: InviteSession | None = None) -> None:
+    """CPM FT trace (rcs5.1-cpm2.0-messaging-flows, step 14; CPM-06): the transfer's IMDN
+    goes in a SIP MESSAGE with the CPM file transfer ICSI in Accept-Contact and
+    P-Preferred-Service, and the session's Conversation-ID / Contribution-ID."""
     if imdn is None:
         return
     doc = imdn_reply(imdn, NotificationType.DELIVERY, status, me=account.config.uri,
                      date_time=account.now_cpim())
-    if doc is not None:
-        account.spawn(account.send_pager_raw(imdn.sender or peer, doc.to_bytes(),
-                                             "message/cpim"))
+    if doc is None:
+        return
+    extra = [("P-Preferred-Service", ICSI_CPM_FT)]
+    if session is not None:
+        extra += [("Contribution-ID", session.contribution_id),
+                  ("Conversation-ID", session.conversation_id)]
+    account.spawn(account.send_pager_raw(
+        imdn.sender or peer, doc.to_bytes(), "message/cpim",
+        accept_contact=f'*;+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"',
+        extra=extra))
 
 
 async def _receive_or_lost(stream: EndpointSession, timeout: float, ended: asyncio.Event
@@ -454,7 +495,7 @@ async def _receive_or_lost(stream: EndpointSession, timeout: float, ended: async
 
 
 FT_CAPS = Capabilities(accept_types=("message/cpim", "*"), accept_wrapped_types=("*",),
-                       accept_files=True, tls=False)
+                       accept_files=True, tls=False, cema=True)   # RFC 6714 (CPM-06)
 
 
 async def on_file_invite(account: Account, inc: IncomingRequest, offer: SessionDescription,

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from simpleim.errors import ProtocolError, SdpError, SimpleImError
@@ -32,10 +33,18 @@ from simpleim.sdp import (
     process_answer,
 )
 from simpleim.sip.multipart import MultipartPart, build_multipart
-from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.msrp import EndpointSession
 from simpleim.transport.sip import IncomingRequest
 
-from .features import ALLOW, ICSI_CPM_SESSION, LARGE_MESSAGE, SIP_IM, USER_AGENT
+from .features import (
+    ALLOW,
+    ICSI_CPM_LARGEMSG,
+    ICSI_CPM_SESSION,
+    ICSI_TAG,
+    LARGE_MESSAGE,
+    SIP_IM,
+    USER_AGENT,
+)
 from .media import (
     FilePolicy,
     PullSource,
@@ -43,7 +52,6 @@ from .media import (
     connect_stream,
     local_endpoint,
     sdp_of,
-    settle_closing,
 )
 from .pager import build_request, new_tag
 from .session import ChatSession, Invitation, InviteSession, SessionFailed
@@ -62,7 +70,21 @@ CHAT_CAPS = Capabilities(accept_types=("message/cpim", "text/plain",
                                        "application/im-iscomposing+xml"),
                          accept_wrapped_types=("text/plain", "message/imdn+xml",
                                                "application/im-iscomposing+xml", "*"),
-                         accept_files=False, tls=False)
+                         # RFC 6714 / CPM-06: a=msrp-cema in the answer when offered
+                         accept_files=False, tls=False, cema=True)
+
+
+def cema_target(offer: SessionDescription, o: StreamOutcome) -> tuple[str, int] | None:
+    """RFC 6714 §4.1: with msrp-cema on both sides the active end connects to the offer's
+    c= address and m= port (a middlebox may have rewritten them, not the path URI)."""
+    if not (o.we_connect and o.local is not None and o.local.cema and o.remote is not None
+            and o.remote.cema):
+        return None
+    media = offer.media[o.index]
+    conn = offer.connection_for(media)
+    if conn is None or not media.port:
+        return None
+    return conn.address, media.port
 
 
 def new_stream(account: Account, chunk_size: int | None = None
@@ -80,21 +102,11 @@ async def prepare_streams(account: Account, count: int, chunk_size: int | None =
     if relay is None:
         return out
     relay_uri = MsrpUri.parse(relay)
-    await settle_closing(account.msrp)
     done: list[tuple[LocalEndpoint, EndpointSession]] = []
     try:
         for _local, stream in out:
-            for attempt in range(3):
-                try:
-                    await account.msrp.authenticate(stream, relay_uri, account.config.user,
-                                                    account.config.password)
-                    break
-                except MsrpTransferError as exc:
-                    # Adapter: MsrpEndpoint reuses a connection to the relay that is being
-                    # closed (last session just ended); its AUTH then fails with 408.
-                    if exc.status != 408 or attempt == 2:
-                        raise
-                    await asyncio.sleep(0.1)
+            await account.msrp.authenticate(stream, relay_uri, account.config.user,
+                                            account.config.password)
             done.append((local_endpoint(account.msrp, stream), stream))
     except (ProtocolError, OSError, SimpleImError) as exc:
         for _local, stream in out:
@@ -172,6 +184,7 @@ async def establish(
         session._finish(f"{status} {reason}".strip())
         raise SessionFailed(status, reason)
     session.dialog = result.dialog
+    session.note_peer(result.response)          # C-ST-01 (OMA §7.1.2.1 step 2)
     try:
         answer = sdp_of(result.response)
         if answer is None:
@@ -243,12 +256,26 @@ async def start_chat(account: Account, target: str, *, timeout: float) -> ChatSe
 
 def classify_invite(inc: IncomingRequest, offer: SessionDescription | None) -> str:
     """OMA §7.1.2 dispatch (checklist C-ST-00): ``large``, ``image``, ``file`` or ``chat``."""
-    accept_contact = " ".join(inc.request.headers.get_all("Accept-Contact")).lower()
+    h = inc.request.headers
+    accept_contact = " ".join(h.get_all("Accept-Contact")).lower().replace("%3a", ":")
+    service = " ".join(h.get_all("P-Preferred-Service") + h.get_all("P-Asserted-Service"))
+    contact_icsi = {v.strip().lower() for c in inc.request.contacts
+                    for v in (c.params.get(ICSI_TAG) or "").strip('"').replace("%3A", ":")
+                    .replace("%3a", ":").split(",") if v.strip()}
+    image = "gsma-is" in accept_contact or "gsmais" in accept_contact  # IR.79 §2.2 IARI
+    has_file = offer is not None and any(m.has("file-selector") for m in offer.media)
+    # CPM-03: large message mode is known from the +g.oma.sip-im.large-message tag or the
+    # CPM largemsg ICSI (Accept-Contact, P-Preferred-Service, a Contact naming only it) -
+    # not from the SDP: the RCS large message offer carries a=file-selector:size too.
+    # (IR.79 image share reuses the largemsg ICSI: its IARI decides first.)
     if LARGE_MESSAGE in accept_contact:
         return "large"
-    if offer is not None and any(m.has("file-selector") for m in offer.media):
-        if "gsma-is" in accept_contact or "gsmais" in accept_contact:
-            return "image"  # IR.79 §2.2 IARI (Mercuro: pre-RFC "gsmais")
+    if has_file and image:
+        return "image"      # (Mercuro: pre-RFC "gsmais")
+    if ICSI_CPM_LARGEMSG in accept_contact or ICSI_CPM_LARGEMSG in service.lower() \
+            or contact_icsi == {ICSI_CPM_LARGEMSG}:
+        return "large"
+    if has_file:
         return "file"
     return "chat"
 
@@ -362,6 +389,10 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
                  connect: bool = True, chunk_size: int | None = None) -> list[StreamOutcome]:
     """200 OK with the SDP answer (OMA §7.1.2.1), dialog (RFC 3261 §12.1.1), MSRP up."""
     req = inc.request
+    session.note_peer(req)                      # C-ST-01: OMA §7.1.2.1 step 2
+    if account.msrp.ssl_server is not None:
+        # our MSRP is msrps-only (TLS signalling + certificate): TCP/TLS/MSRP offers only
+        caps = replace(caps, tls=True, plain_tcp=False)
     prepared = await prepare_streams(account, len(offer.media), chunk_size)
     sdp, outcomes, streams = answer_streams(
         offer, lambda i: prepared[i], caps, file_policy=file_policy,
@@ -386,6 +417,8 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
         value = req.headers.get(name)
         if value:
             resp.headers.add(name, value)
+            # OMA CPM 2.0: the session keeps the peer's identifiers (IMDN, FT trace)
+            setattr(session, name.lower().replace("-", "_"), value.strip())
     resp.headers.add("Content-Type", "application/sdp")
     resp.body = sdp.to_bytes()
     from simpleim.sip.dialog import Dialog
@@ -402,7 +435,7 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
         for o in outcomes:
             if o.accepted and o.remote is not None and o.index in streams:
                 jobs.append(connect_stream(account.msrp, streams[o.index], o.remote.path,
-                                           o.we_connect))
+                                           o.we_connect, cema_to=cema_target(offer, o)))
         try:
             await until_ended(session, asyncio.gather(*jobs))
         except (ProtocolError, OSError, TimeoutError) as exc:
@@ -418,6 +451,8 @@ async def answer_reinvite(account: Account, session: InviteSession,
     """OMA §7.1.2.2: validate the new offer; streams set to port 0 are closed (RFC 3264
     §8.2); the others keep their MSRP session.  200 with Session-Expires;refresher=uas."""
     req = inc.request
+    if session.too_brief(inc):                  # RFC 4028 §8: 422 with Min-SE
+        return
     try:
         offer = sdp_of(req)
     except ProtocolError as exc:

@@ -11,11 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from simpleim.errors import ProtocolError
 from simpleim.msrp import MemorySink
-from simpleim.sdp import Capabilities, Direction, SessionDescription, chat_stream
+from simpleim.sdp import (
+    Capabilities,
+    Direction,
+    FileDescription,
+    FileSelector,
+    LocalEndpoint,
+    MsrpMedia,
+    SessionDescription,
+    chat_stream,
+)
 from simpleim.transport.msrp import MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
@@ -30,8 +40,11 @@ if TYPE_CHECKING:
 
 __all__ = ["send_large_message", "receive_large_message", "LargeMessageSession"]
 
+#: accept_files: the large message offer may carry ``a=file-selector:size:N`` (CPM-03,
+#: RCS trace); the mode is known from the feature tag / ICSI, not from the SDP.
 LARGE_CAPS = Capabilities(accept_types=("message/cpim", "text/plain", "*"),
-                          accept_wrapped_types=("*",), accept_files=False, tls=False)
+                          accept_wrapped_types=("*",), accept_files=True, tls=False,
+                          cema=True)                                  # RFC 6714 (CPM-06)
 
 
 class LargeMessageSession(InviteSession):
@@ -45,12 +58,15 @@ async def send_large_message(account: Account, target: str, cpim: bytes, message
     # OMA §9.1.1.2: Accept-Contact with +g.oma.sip-im.large-message; CPM largemsg ICSI.
     ac = (f'*;{SIP_IM};{LARGE_MESSAGE};+g.3gpp.icsi-ref='
           f'"{ICSI_CPM_LARGEMSG.replace(":", "%3A")}"')
+    def media(_i: int, local: LocalEndpoint) -> MsrpMedia:
+        m = chat_stream(local, accept_types=("message/cpim",), accept_wrapped_types=("*",),
+                        direction=Direction.SENDONLY)              # §9.1.1.2: sendonly
+        # RCS 5.1 / CPM 2.0 large message trace (CPM-03): a=file-selector:size:<bytes>
+        return replace(m, file=FileDescription(FileSelector(size=len(cpim))))
+
     await invites.establish(
-        account, session, target,
-        lambda i, local: chat_stream(local, accept_types=("message/cpim",),
-                                     accept_wrapped_types=("*",),
-                                     direction=Direction.SENDONLY),  # §9.1.1.2: sendonly
-        1, accept_contact=ac, timeout=timeout)
+        account, session, target, media, 1, accept_contact=ac, timeout=timeout,
+        extra_headers=[("P-Preferred-Service", ICSI_CPM_LARGEMSG)])
     stream = next(iter(session.streams.values()))
     try:
         await stream.send(cpim, "message/cpim")
@@ -72,7 +88,8 @@ async def receive_large_message(account: Account, inc: IncomingRequest,
     invitation = invites.ring(session, inc)
     invitation.accept()
     try:
-        await invites.accept(account, session, inc, offer, LARGE_CAPS)
+        caps = replace(LARGE_CAPS, max_file_size=account.config.max_file_size)
+        await invites.accept(account, session, inc, offer, caps)
     except ProtocolError as exc:
         invites.reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)
         return

@@ -1,24 +1,22 @@
-"""MSRP media of a session: one :class:`EndpointSession` per ``m=message`` line, SDP answers
-built line by line so that every stream gets its own MSRP URI (RFC 4975 §8.1: the session-id
-in a=path identifies the stream)."""
+"""MSRP media of a session: one :class:`EndpointSession` per ``m=message`` line, each with its
+own MSRP URI in the SDP answer (RFC 4975 §8.1: the session-id in a=path identifies the
+stream)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
 from simpleim.errors import SdpError
 from simpleim.msrp import make_request, new_ident
+from simpleim.msrp.setup import ConnectionPlan
 from simpleim.msrp.uri import parse_path
 from simpleim.sdp import (
     Capabilities,
     LocalEndpoint,
-    MediaDescription,
     SessionDescription,
     StreamOutcome,
-    Timing,
     answer_offer,
     parse_sdp,
 )
@@ -27,15 +25,16 @@ from simpleim.sip.message import SipMessage
 from simpleim.sip.multipart import MultipartPart, parse_multipart
 from simpleim.transport.msrp import EndpointSession, MsrpEndpoint
 
-__all__ = ["local_endpoint", "answer_streams", "sdp_of", "connect_stream", "body_parts",
-           "settle_closing"]
+__all__ = ["local_endpoint", "answer_streams", "sdp_of", "connect_stream", "body_parts"]
 
 
 def local_endpoint(ep: MsrpEndpoint, stream: EndpointSession) -> LocalEndpoint:
     host = ep.advertise_host
+    # RFC 4975 §8.1: msrps URIs go with the TCP/TLS/MSRP m-line protocol.
+    proto = "TCP/TLS/MSRP" if ep.scheme == "msrps" else "TCP/MSRP"
     return LocalEndpoint(address=host, port=ep.port,
                          path=tuple(str(u) for u in stream.local_path),
-                         addrtype="IP6" if ":" in host else "IP4")
+                         addrtype="IP6" if ":" in host else "IP4", proto=proto)
 
 
 def body_parts(msg: SipMessage) -> list[MultipartPart]:
@@ -72,42 +71,36 @@ def answer_streams(
     file_policy: FilePolicy | None = None,
     pull_source: PullSource | None = None,
 ) -> tuple[SessionDescription, list[StreamOutcome], dict[int, EndpointSession]]:
-    """Answer each m-line on its own (own MSRP session), then join the lines (RFC 3264 §6:
-    same number and order of m-lines; rejected ones with port 0)."""
-    lines: list[MediaDescription] = []
-    outcomes: list[StreamOutcome] = []
-    streams: dict[int, EndpointSession] = {}
-    first_local: LocalEndpoint | None = None
-    for index, media in enumerate(offer.media):
-        local, stream = new_stream(index)
-        first_local = first_local or local
-        sub = replace(offer, media=(media,))
-        try:
-            ans = answer_offer(sub, local, caps, file_policy=file_policy,
-                               pull_source=pull_source)
-        except SdpError as exc:
+    """Answer the offer (RFC 3264 §6: same number and order of m-lines; rejected ones with
+    port 0); every m-line gets its own MSRP session (``LocalEndpoint.stream_paths``).  The
+    sessions of rejected lines are closed."""
+    pairs = [new_stream(i) for i in range(len(offer.media))]
+    if not pairs:
+        raise SdpError("offer has no media", status=488, where="m=")
+    first_local = pairs[0][0]
+    local = replace(first_local, stream_paths=tuple(lo.path for lo, _s in pairs))
+    try:
+        ans = answer_offer(offer, local, caps, file_policy=file_policy,
+                           pull_source=pull_source)
+    except SdpError:
+        for _lo, stream in pairs:
             stream.close()
-            lines.append(MediaDescription(media=media.media, port=0, proto=media.proto,
-                                          formats=media.formats or ("*",)))
-            outcomes.append(StreamOutcome(index, False, exc.reason))
-            continue
-        lines.append(ans.sdp.media[0])
-        outcomes.append(replace(ans.streams[0], index=index))
-        streams[index] = stream
-    if not streams or first_local is None:
-        reason = next((o.reason for o in outcomes if o.reason), "no acceptable media")
-        # RFC 3264 §6 / OMA §9.2.1.2: nothing acceptable -> 488.
-        raise SdpError(f"no acceptable media: {reason}", status=488, where="m=")
-    sdp = SessionDescription(origin=first_local.origin, session_name="-",
-                             connection=first_local.connection, times=(Timing(0, 0),),
-                             media=tuple(lines))
-    return sdp, outcomes, streams
+        raise
+    streams: dict[int, EndpointSession] = {}
+    for o in ans.streams:
+        if o.accepted:
+            streams[o.index] = pairs[o.index][1]
+        else:
+            pairs[o.index][1].close()
+    return ans.sdp, list(ans.streams), streams
 
 
 async def connect_stream(ep: MsrpEndpoint, stream: EndpointSession, remote_path: tuple[str, ...],
-                         we_connect: bool, *, timeout: float = 10.0) -> None:
+                         we_connect: bool, *, timeout: float = 10.0,
+                         cema_to: tuple[str, int] | None = None) -> None:
     """Set the peer's path and connect (active) or wait for the peer's first SEND (passive,
-    RFC 4975 §5.4 / RFC 6135)."""
+    RFC 4975 §5.4 / RFC 6135).  ``cema_to``: the SDP c=/m= address to connect to when
+    msrp-cema was negotiated (RFC 6714 §4.1)."""
     stream.set_remote_path(parse_path(" ".join(remote_path)))
     if stream.core.relay_path:
         # RFC 4976 §5: the AUTH connection to our relay is the session's connection.  The
@@ -126,20 +119,13 @@ async def connect_stream(ep: MsrpEndpoint, stream: EndpointSession, remote_path:
                                f"({resp.status_code if resp else 'no answer'})", status=488)
         return
     if we_connect:
-        await settle_closing(ep)
-        await ep.connect(stream, timeout=timeout)
+        plan = None
+        if cema_to is not None:
+            first = stream.core.to_path[0]
+            plan = ConnectionPlan(True, cema_to[0], cema_to[1], first.secure, "active",
+                                  "RFC 6714: CEMA, SDP c=/m= address")
+        await ep.connect(stream, plan, timeout=timeout)
     else:
         await stream.wait_bound(timeout)
 
 
-async def settle_closing(ep: MsrpEndpoint, timeout: float = 1.0) -> None:
-    """Adapter: MsrpEndpoint reuses its connection to a host:port (RFC 4975 §5.4) even while
-    that connection is being closed (its last session just ended); a new session bound to
-    it would then never bind.  Wait until such connections are really gone."""
-    closing = [r for r in list(ep._runners)
-               if r.transport is not None and r.transport.is_closing()
-               and not r.closed.is_set()]
-    for r in closing:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await r.closed.wait()

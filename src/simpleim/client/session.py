@@ -13,6 +13,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +22,11 @@ from simpleim.content.iscomposing import ComposeSender, SenderAction
 from simpleim.errors import ContentError, ProtocolError, SimpleImError
 from simpleim.sdp import SessionDescription
 from simpleim.sip.dialog import Dialog, DialogState
-from simpleim.sip.message import SipResponse
+from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
-from .events import ComposingEvent, ErrorEvent, ImdnEvent, MessageEvent, SessionEvent
+from .events import ErrorEvent, ImdnEvent, MessageEvent, SessionEvent
 from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
 from .sessiontimer import SessionTimer, TimerAction, TimerInput, negotiated_interval
 from .ua import InviteAttempt
@@ -98,6 +99,9 @@ class InviteSession:
         self.attempt: InviteAttempt | None = None
         self.to_tag: str | None = None
         self.conversation_id = secrets.token_hex(16)
+        #: C-ST-01: the peer's Allow methods and Supported option tags (empty: not sent)
+        self.peer_allow: tuple[str, ...] = ()
+        self.peer_supported: tuple[str, ...] = ()
         self.contribution_id = secrets.token_hex(16)
 
     @property
@@ -157,19 +161,78 @@ class InviteSession:
             self._timer_task = None
             await self.end("session timer expired (RFC 4028 §10)")
 
+    def local_sdp(self) -> SessionDescription | None:
+        """The SDP in use on our side (our offer as UAC, our answer as UAS), with the m-lines
+        closed since (RFC 3264 §8.2) at port 0."""
+        sdp = self.offer if self.is_uac else self.answer
+        if sdp is None:
+            return None
+        media = tuple(m if i in self.streams or m.port == 0 else m.with_port(0)
+                      for i, m in enumerate(sdp.media))
+        return replace(sdp, media=media)
+
     async def refresh(self) -> None:
-        """RFC 4028 §7.1: refresh with UPDATE (no SDP change) and re-arm on the 2xx."""
+        """Session refresh (OMA SIMPLE IM §7.1.1.8, RFC 4028 §7.4): a re-INVITE with
+        ``Supported: timer``, ``Session-Expires;refresher=uac`` and the SDP in use; the 2xx
+        decides who refreshes next (its refresher, RFC 4028 §7.2: OMA §7.1.2.2 peers answer
+        'uas'); 422 is retried with its Min-SE; a peer refusing the re-INVITE (405/501) is
+        refreshed with UPDATE (RFC 4028 §7.4 allows either)."""
         if self.dialog is None or self.dialog.state is not DialogState.CONFIRMED:
             return
-        se = f"{int(self.timer.interval)};refresher={'uac'}"
-        resp = await self.account.ua.in_dialog(
-            self.dialog, "UPDATE", headers=[("Session-Expires", se), ("Supported", "timer")])
+        from .features import ALLOW
+        cfg = self.account.config
+        interval = int(self.timer.interval) or cfg.session_expires
+        sdp = self.local_sdp()
+        method = "INVITE" if sdp is not None and (not self.peer_allow
+                                                  or "INVITE" in self.peer_allow) else "UPDATE"
+        resp: SipResponse | None = None
+        for _ in range(3):
+            headers = [("Session-Expires", f"{interval};refresher=uac"),
+                       ("Supported", "timer"), ("Min-SE", str(int(cfg.timers.min_se))),
+                       ("Allow", ALLOW)]
+            body = sdp.to_bytes() if method == "INVITE" and sdp is not None else b""
+            resp = await self.account.ua.in_dialog(
+                self.dialog, method, headers=headers, body=body,
+                content_type="application/sdp" if body else None)
+            min_se = resp.headers.get("Min-SE") if resp.status == 422 else None
+            if min_se is not None and min_se.split(";")[0].strip().isdigit():
+                # RFC 4028 §7.4: 422 -> retry with Session-Expires >= its Min-SE.
+                interval = max(interval, int(min_se.split(";")[0].strip()))
+                continue
+            if resp.status in (405, 501) and method == "INVITE":
+                method = "UPDATE"
+                continue
+            if resp.status == 491:
+                # RFC 3261 §14.1: glare with the peer's re-INVITE - retry after 0-2 s.
+                await asyncio.sleep(secrets.randbelow(2000) / 1000)
+                continue
+            break
+        if resp is None:
+            return
         if 200 <= resp.status < 300:
-            self.timer, _ = self.timer.step(TimerInput.NEGOTIATED_US,
-                                            asyncio.get_running_loop().time())
+            self.note_peer(resp)
+            nego = negotiated_interval(resp, we_are_uac=True)
+            now = asyncio.get_running_loop().time()
+            if nego is None:
+                # RFC 4028 §7.2: no Session-Expires in the 2xx - the peer has no timer; we
+                # keep refreshing with the interval we asked for.
+                self.timer, _ = self.timer.step(TimerInput.NEGOTIATED_US, now, float(interval))
+            else:
+                ev = TimerInput.NEGOTIATED_US if nego[1] else TimerInput.NEGOTIATED_PEER
+                self.timer, _ = self.timer.step(ev, now, nego[0])
             self._arm_timer()
         elif resp.status in (408, 481):
             await self.end(f"refresh failed with {resp.status}")
+
+    def note_peer(self, msg: SipRequest | SipResponse) -> None:
+        """OMA SIMPLE IM §7.1.2.1 step 2 (C-ST-01): store the methods the peer supports
+        (Allow) and its option tags (Supported), from its INVITE / 200 / refreshes."""
+        allow = [v.strip().upper() for v in msg.headers.get_all("Allow") if v.strip()]
+        if allow:
+            self.peer_allow = tuple(allow)
+        supported = [v.strip().lower() for v in msg.headers.get_all("Supported") if v.strip()]
+        if supported or "supported" in msg.headers:
+            self.peer_supported = tuple(supported)
 
     # ------------------------------------------------------------------ ending
     async def end(self, reason: str = "local hangup") -> None:
@@ -201,6 +264,7 @@ class InviteSession:
             if t is not current:
                 t.cancel()
         self.account.forget(self)
+        self.account.composing.forget_session(self.session_id)
         self.on_ended(reason)
         self.emit_state("ended", reason)
 
@@ -217,6 +281,9 @@ class InviteSession:
 
     def on_update(self, inc: IncomingRequest) -> None:
         """RFC 4028 §9: a session refresh; answer 200 with Session-Expires, restart the timer."""
+        self.note_peer(inc.request)
+        if self.too_brief(inc):
+            return
         se = inc.request.headers.get("Session-Expires")
         headers: list[tuple[str, str]] = [("Supported", "timer")]
         if se:
@@ -230,6 +297,15 @@ class InviteSession:
         if se:
             self.is_refresh_peer(resp)
 
+    def too_brief(self, inc: IncomingRequest) -> bool:
+        """RFC 4028 §8: a refresh with a Session-Expires below our Min-SE -> 422 + Min-SE."""
+        se = (inc.request.headers.get("Session-Expires") or "").split(";")[0].strip()
+        min_se = int(self.account.config.timers.min_se)
+        if se.isdigit() and int(se) < min_se:
+            inc.reply(422, headers=[("Min-SE", str(min_se))])
+            return True
+        return False
+
     def is_refresh_peer(self, resp: SipResponse) -> None:
         nego = negotiated_interval(resp, we_are_uac=False)
         if nego is not None:
@@ -241,6 +317,7 @@ class InviteSession:
     def on_reinvite(self, inc: IncomingRequest) -> None:
         """OMA §7.1.2.2: a re-INVITE; the default keeps the media (answers our last SDP)
         and handles streams set to port 0 by the peer (RFC 3264 §8.2)."""
+        self.note_peer(inc.request)
         self.spawn(self.account.answer_reinvite(self, inc))
 
     def on_ack(self, inc: IncomingRequest) -> None:
@@ -363,9 +440,11 @@ class ChatSession(InviteSession):
             acc.report_imdn(decoded, self.peer)
             return
         if decoded.kind == "composing" and decoded.composing is not None:
-            acc.emit(ComposingEvent(decoded.sender or self.peer,
-                                    decoded.composing.state.value, self.session_id))
+            # RFC 3994 §4.3 receiver timing (C-UP-06 / SMM-C-020)
+            acc.composing.indication(decoded.sender or self.peer, self.session_id,
+                                     decoded.composing)
             return
+        acc.composing.message(decoded.sender or self.peer, self.session_id)
         mid = decoded.message_id
         if mid is not None:
             self.received[mid] = decoded

@@ -26,9 +26,39 @@ from simpleim.transport.sip_addr import TransportAddr
 
 from .features import USER_AGENT
 
-__all__ = ["UserAgent", "InviteAttempt", "InviteResult"]
+__all__ = ["UserAgent", "InviteAttempt", "InviteResult", "ClientEndpoint", "with_user_agent"]
 
 log = logging.getLogger("simpleim.client")
+
+
+def with_user_agent(msg: SipRequest | SipResponse) -> SipRequest | SipResponse:
+    """OMA SIMPLE IM §5.x (C-LM-06): every request and every response but 100 Trying that the
+    IM client sends carries a User-Agent ``IM-client/OMA1.0 <product>``."""
+    if isinstance(msg, SipResponse) and msg.status == 100:
+        return msg
+    if "user-agent" not in msg.headers:
+        msg.headers.add("User-Agent", USER_AGENT)
+    return msg
+
+
+class ClientEndpoint(SipEndpoint):
+    """The client's :class:`SipEndpoint`: adds the User-Agent (C-LM-06) to what it sends -
+    responses through the server transactions, requests through the client transactions and
+    the ACKs / 2xx retransmissions sent outside transactions."""
+
+    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> None:
+        with_user_agent(response)
+        super()._send_response(inc, response)
+
+    def send_request(self, request: SipRequest, dest: TransportAddr,
+                     on_response: Callable[[SipResponse], None], *,
+                     add_via: bool = True) -> ClientRequest:
+        with_user_agent(request)
+        return super().send_request(request, dest, on_response, add_via=add_via)
+
+    def send_stateless(self, message: SipRequest | SipResponse, dest: TransportAddr) -> None:
+        with_user_agent(message)
+        super().send_stateless(message, dest)
 
 
 class InviteResult:
