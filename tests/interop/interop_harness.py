@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from capture import wait_capture_live
+
 INTEROP_DIR = Path(__file__).resolve().parent
 SIPP_DIR = INTEROP_DIR / "sipp"
 KAMAILIO_CFG = INTEROP_DIR / "kamailio" / "kamailio.cfg"
@@ -148,6 +150,8 @@ class PeerProcess:
     log_path: Path
     proc: subprocess.Popen[bytes]
     started_at: float = field(default_factory=time.monotonic)
+    #: for a tshark capture: (file, a TCP port of its filter) to probe
+    capture: tuple[Path, int] | None = None
 
     @property
     def pid(self) -> int:
@@ -682,15 +686,20 @@ def start_capture(
     peers: PeerSet, binary: str, pcap: Path, ports: Iterable[int], name: str = "tshark"
 ) -> PeerProcess:
     """tshark on lo, restricted to *ports*; returns once the capture is running."""
-    argv = [binary, "-i", "lo", "-f", capture_filter(ports), "-w", str(pcap), "-q"]
+    ports = sorted(set(ports))
+    argv = [binary, "-i", "lo", "-B", "64", "-f", capture_filter(ports), "-w", str(pcap), "-q"]
     peer = peers.spawn(name, argv)
     peer.wait_log(r"Capturing on", timeout=20.0)
-    time.sleep(0.3)  # the banner precedes the first read of the ring buffer slightly
+    # the banner precedes the real start of the capture slightly: probe until frames arrive
+    wait_capture_live(pcap, ports[0])
+    peer.capture = (pcap, ports[0])
     return peer
 
 
 def stop_capture(peer: PeerProcess) -> None:
-    time.sleep(0.5)  # let the last frames of the run reach the capture
+    if peer.capture is not None:
+        # frames are captured in order: once a later probe is in the file, the run's are too
+        wait_capture_live(*peer.capture)
     rc = peer.stop(sig=signal.SIGINT, timeout=10.0)
     if rc not in (0, -signal.SIGINT):
         raise PeerError(f"tshark ended with rc={rc}\n{peer.describe()}")
