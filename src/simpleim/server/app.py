@@ -463,9 +463,10 @@ def run_server(config: ServerConfig) -> int:
     """CLI entry: configure logging, use uvloop when installed, run :func:`serve`."""
     configure_logging(config.log_level)
     # Start-up objects are kept out of the collector's way (frozen).  Under load most
-    # tracked objects belong to live transactions (a non-INVITE server transaction lives
-    # 64*T1 = 32 s in Completed, RFC 3261 §17.2.2) and are freed by reference counting:
-    # every collection of a generation visits them all, so a generation's size is a pause.
+    # tracked objects belong to live transactions and are freed by reference counting:
+    # every collection of a generation visits them all, so a generation's size is a pause
+    # (Completed non-INVITE transactions, 64*T1 = 32 s each, RFC 3261 §17.2.2, are kept as
+    # untracked records by the transaction layer).
     # Young collections every 10,000 net allocations and the middle generation every 10 of
     # them keep each pause to tens of milliseconds (50,000 x 20 made 0.4 s pauses at 2500
     # MESSAGE/s: longer than T1, i.e. retransmission storms); full collections stay as rare

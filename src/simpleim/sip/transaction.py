@@ -46,6 +46,10 @@ __all__ = [
     "NON_INVITE_SERVER_TABLE",
     "TABLES",
     "TU_INPUTS",
+    "PARKABLE_KINDS",
+    "PARKED_TIMER",
+    "PARKED_TIMER_INPUT",
+    "completed_step",
     "TIMER_INPUTS",
     "TransactionMachine",
     "InviteClientMachine",
@@ -589,6 +593,13 @@ class TransactionMachine:
             return None
         return min(deadlines.values())
 
+    def sole_deadline(self, timer: Timer) -> float | None:
+        """The deadline of ``timer`` when it is the only running timer, else ``None``."""
+        deadlines = self._deadlines
+        if len(deadlines) != 1:
+            return None
+        return deadlines.get(_TIMER_INDEX[timer])
+
     def _initial_duration(self, timer: Timer) -> float | None:
         """Start value of ``timer``; ``None`` when it is not used on this transport
         (precomputed once per timer set and transport kind, see :func:`_durations`)."""
@@ -741,3 +752,56 @@ def machine_for(
 ) -> TransactionMachine:
     """A fresh machine of ``kind`` in state ``INITIAL``."""
     return _MACHINES[kind](reliable=reliable, timers=timers, trying_delay=trying_delay)
+
+
+# -- Completed non-INVITE transactions, kept as compact records --------------------------------
+#
+# A non-INVITE transaction in Completed over an unreliable transport only waits for Timer J
+# (server, 64*T1 = 32 s, §17.2.2) or K (client, T4 = 5 s, §17.1.2.2), absorbing or answering
+# retransmissions meanwhile.  A busy proxy holds tens of thousands of them: the transaction
+# layer then drops the machine and keeps a compact record (key, last response bytes,
+# deadline); inputs for such a record are still decided by the rows of the tables above,
+# looked up here.  Only rows that stay in Completed without timer changes, or end the
+# transaction, can be applied to a record (checked below at import time).
+
+PARKABLE_KINDS: Final = frozenset({TxKind.NON_INVITE_SERVER, TxKind.NON_INVITE_CLIENT})
+# the timer a record waits for, per kind
+PARKED_TIMER: Final[Mapping[TxKind, Timer]] = MappingProxyType({
+    TxKind.NON_INVITE_SERVER: Timer.J,
+    TxKind.NON_INVITE_CLIENT: Timer.K,
+})
+PARKED_TIMER_INPUT: Final[Mapping[TxKind, TxInput]] = MappingProxyType({
+    TxKind.NON_INVITE_SERVER: TxInput.TIMER_J,
+    TxKind.NON_INVITE_CLIENT: TxInput.TIMER_K,
+})
+# the effects a record can perform (anything else needs the full machine)
+PARKED_OPS: Final = frozenset({
+    Op.RETRANSMIT_RESPONSE, Op.TERMINATE, Op.INFORM_TRANSPORT_ERROR})
+
+
+def completed_step(kind: TxKind, inp: TxInput) -> tuple[TxState, tuple[Action, ...]]:
+    """The row for ``inp`` in state Completed of a non-INVITE ``kind``, as (new state,
+    effects) -- the effects without the timer operations, in row order.  Raises the same
+    typed errors as :meth:`TransactionMachine.row_for` when the table has no such row."""
+    step = _MACHINES[kind]._STEPS.get((TxState.COMPLETED, inp))
+    if step is None:
+        text = f"{kind.value} transaction: {inp.value} in state {TxState.COMPLETED.value}"
+        if inp in TU_INPUTS:
+            raise LocalProtocolError(text, where=TxState.COMPLETED.value)
+        raise TransactionError(text, where=TxState.COMPLETED.value)
+    return step[0], step[1]
+
+
+def _check_parkable() -> None:
+    for kind in PARKABLE_KINDS:
+        for (state, _inp), (new_state, effects, timer_ops, _h) in _MACHINES[kind]._STEPS.items():
+            if state is not TxState.COMPLETED:
+                continue
+            staying = new_state is TxState.COMPLETED and not timer_ops
+            ending = new_state is TxState.TERMINATED
+            if not (staying or ending) or any(a.op not in PARKED_OPS for a in effects):
+                raise LocalProtocolError(  # pragma: no cover - a table edit broke the records
+                    f"{kind.value} Completed row for {_inp.value} cannot apply to a record")
+
+
+_check_parkable()

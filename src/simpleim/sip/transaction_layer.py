@@ -13,6 +13,13 @@ Drive it like aioquic: hand it what arrived and the current time, perform what i
 The four state machines live in :mod:`simpleim.sip.transaction`; this module matches messages to
 transactions (client §17.1.3, server §17.2.3 with the RFC 2543 fallback, CANCEL §9.2), turns
 machine effects into :class:`Outgoing` datagrams and TU events, and keeps one timer heap.
+
+A non-INVITE transaction that reaches Completed over an unreliable transport only waits for
+Timer J (server, 32 s) or K (client, 5 s): it is then kept as a compact record (key, final
+response bytes, deadline; inputs still decided by the Completed rows of its table, see
+:func:`simpleim.sip.transaction.completed_step`) in a per-kind deadline queue instead of the
+heap.  Such a record counts in ``len(layer)`` but :meth:`TransactionLayer.get` no longer
+returns it.
 """
 
 from __future__ import annotations
@@ -21,13 +28,18 @@ import heapq
 import itertools
 import random
 import secrets
+from bisect import insort
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 from simpleim.errors import LocalProtocolError, TransactionError
-from simpleim.sip.message import SipRequest, SipResponse
+from simpleim.sip.message import Headers, SipRequest, SipResponse, parse_message
 from simpleim.sip.transaction import (
+    PARKABLE_KINDS,
+    PARKED_TIMER,
+    PARKED_TIMER_INPUT,
     TRYING_DELAY,
     Action,
     Op,
@@ -35,6 +47,7 @@ from simpleim.sip.transaction import (
     TxInput,
     TxKind,
     TxState,
+    completed_step,
     machine_for,
     response_input,
 )
@@ -69,15 +82,48 @@ Peer = Any
 SipMessage = SipRequest | SipResponse
 
 
-@dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message the transport must send to ``dest`` (over a reliable transport or not)."""
+    """A message the transport must send to ``dest`` (over a reliable transport or not).
 
-    data: bytes
-    dest: Peer
-    reliable: bool
-    message: SipMessage
-    transaction_id: str | None = None  # report a send failure with transport_error(id, now)
+    ``transaction_id``: report a send failure with ``transport_error(id, now)``.  ``message``
+    is the message object; a resent response of a Completed record is only kept as bytes:
+    its ``message`` is parsed from ``data`` when first read.
+    """
+
+    __slots__ = ("data", "dest", "reliable", "_message", "transaction_id")
+
+    def __init__(
+        self,
+        data: bytes,
+        dest: Peer,
+        reliable: bool,
+        message: SipMessage | None,
+        transaction_id: str | None = None,
+    ) -> None:
+        self.data = data
+        self.dest = dest
+        self.reliable = reliable
+        self._message = message
+        self.transaction_id = transaction_id
+
+    @property
+    def message(self) -> SipMessage:
+        message = self._message
+        if message is None:
+            message = self._message = parse_message(self.data)
+        return message
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outgoing):
+            return NotImplemented
+        return (self.data, self.dest, self.reliable, self.transaction_id) == (
+            other.data, other.dest, other.reliable, other.transaction_id)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"Outgoing(data={self.data!r}, dest={self.dest!r}, reliable={self.reliable!r}, "
+                f"transaction_id={self.transaction_id!r})")
 
 
 # -- events for the transaction user -----------------------------------------------------------
@@ -197,7 +243,7 @@ class Transaction:
     """A live transaction: its machine, the request that created it and what it last sent."""
 
     __slots__ = ("id", "machine", "request", "peer", "reliable", "last_response", "scheduled",
-                 "_request_bytes")
+                 "_request_bytes", "_response_bytes")
 
     def __init__(
         self,
@@ -215,6 +261,7 @@ class Transaction:
         self.last_response: SipResponse | None = None
         self.scheduled: float | None = None  # the deadline pushed on the layer's heap
         self._request_bytes: bytes | None = None
+        self._response_bytes: bytes | None = None  # last_response as sent
 
     @property
     def kind(self) -> TxKind:
@@ -310,6 +357,44 @@ def _to_tag(msg: SipMessage) -> str:
     return msg.to_addr.tag or ""
 
 
+# A Completed non-INVITE transaction kept as a compact record (see
+# simpleim.sip.transaction.completed_step): a tuple of atoms only (strings, bytes, numbers and
+# tuples of them), which the cyclic garbage collector stops tracking, instead of ~25 objects
+# (transaction, machine, request and response with their headers and typed values).
+# (id, kind, deadline, key, peer, last response bytes | None, request snapshot | None)
+_Record = tuple[str, TxKind, float, Any, Peer, "bytes | None", "tuple[Any, ...] | None"]
+_R_ID: Final = 0
+_R_KIND: Final = 1
+_R_DEADLINE: Final = 2
+_R_KEY: Final = 3
+_R_PEER: Final = 4
+_R_RESPONSE: Final = 5
+_R_REQUEST: Final = 6
+_COMPLETED: Final = TxState.COMPLETED
+_NON_INVITE_SERVER: Final = TxKind.NON_INVITE_SERVER
+_NON_INVITE_CLIENT: Final = TxKind.NON_INVITE_CLIENT
+
+
+def _snapshot(req: SipRequest) -> tuple[Any, ...]:
+    """The request as plain values, to rebuild an equal request if it is ever needed again
+    (a transport error on a record, RFC 3261 §17.2.4)."""
+    h = req.headers
+    return (req.method, req._uri, req._uri_text, req._uri_str, tuple(h._items),
+            tuple(h._names.items()), req.body)
+
+
+def _restore(snap: tuple[Any, ...]) -> SipRequest:
+    method, uri, uri_text, uri_str, items, names, body = snap
+    req: SipRequest = object.__new__(SipRequest)
+    req.headers = Headers._from_parsed(list(items), dict(names))
+    req.body = body
+    req.method = method
+    req._uri = uri
+    req._uri_text = uri_text
+    req._uri_str = uri_str
+    return req
+
+
 class TransactionLayer:
     """All transactions of one SIP element.  See the module docstring for the driving loop.
 
@@ -343,6 +428,13 @@ class TransactionLayer:
         self._server: dict[_ServerKey, ServerTransaction] = {}
         self._legacy: dict[_LegacyKey, list[ServerTransaction]] = {}
         self._heap: list[tuple[float, int, str]] = []
+        # Completed non-INVITE transactions as records: by id, by matching key, and one
+        # deadline queue per kind (Timer J / K have one duration each: appended in order)
+        self._parked: dict[str, _Record] = {}
+        self._parked_server: dict[_ServerKey, _Record] = {}
+        self._parked_client: dict[tuple[str, str], _Record] = {}
+        self._expiry: dict[TxKind, deque[tuple[float, str]]] = {
+            kind: deque() for kind in PARKABLE_KINDS}
         self._outbox: list[Outgoing] = []
         self._entropy = b""
         self._entropy_pos = 0
@@ -350,13 +442,20 @@ class TransactionLayer:
     # -- queries -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._by_id) + len(self._parked)
 
     def get(self, transaction_id: str) -> Transaction | None:
+        """A live transaction (``None`` for one that ended, or a Completed non-INVITE one:
+        those are kept as records until Timer J / K)."""
         return self._by_id.get(transaction_id)
 
     def transactions(self) -> list[Transaction]:
+        """The live transactions, without the Completed non-INVITE records (see :meth:`get`)."""
         return list(self._by_id.values())
+
+    def completed_records(self) -> int:
+        """How many Completed non-INVITE transactions are kept as records."""
+        return len(self._parked)
 
     def new_branch(self) -> str:
         """A fresh branch with the RFC 3261 magic cookie (§8.1.1.7: unique in space and time)."""
@@ -384,21 +483,37 @@ class TransactionLayer:
         """A lower bound of :meth:`next_deadline` (``None``: no timer at all), in O(1): the
         earliest entry of the timer heap, which may be stale (earlier than the timer now)."""
         heap = self._heap
-        return heap[0][0] if heap else None
+        best = heap[0][0] if heap else None
+        for fifo in self._expiry.values():
+            if fifo and (best is None or fifo[0][0] < best):
+                best = fifo[0][0]
+        return best
 
     def next_deadline(self) -> float | None:
         """The earliest time :meth:`handle_timer` has something to do, or ``None``."""
         heap = self._heap
+        best: float | None = None
         while heap:
             deadline, _, tx_id = heap[0]
             tx = self._by_id.get(tx_id)
             if tx is not None and tx.machine.next_deadline() == deadline:
-                return deadline
+                best = deadline
+                break
             heapq.heappop(heap)
             if tx is not None and tx.scheduled == deadline:
                 tx.scheduled = None
                 self._schedule(tx)
-        return None
+        parked = self._parked
+        for fifo in self._expiry.values():
+            while fifo:
+                deadline, tx_id = fifo[0]
+                rec = parked.get(tx_id)
+                if rec is not None and rec[_R_DEADLINE] == deadline:
+                    if best is None or deadline < best:
+                        best = deadline
+                    break
+                fifo.popleft()  # the record ended before its timer
+        return best
 
     # -- client side -------------------------------------------------------------------------
 
@@ -413,7 +528,7 @@ class TransactionLayer:
         """
         if request.method == "ACK":
             raise LocalProtocolError("ACK is not sent in a client transaction (§17.1.1.3)")
-        if len(self._by_id) >= self.max_transactions:
+        if len(self._by_id) + len(self._parked) >= self.max_transactions:
             raise TransactionError("too many live transactions", status=503)
         if "Via" not in request.headers:
             raise LocalProtocolError("request has no Via header (RFC 3261 §8.1.1.7)")
@@ -489,9 +604,12 @@ class TransactionLayer:
     def transport_error(self, transaction_id: str, now: float) -> list[Event]:
         """The transport could not send a message of ``transaction_id`` (RFC 3261 §17.1.4)."""
         tx = self._by_id.get(transaction_id)
-        if tx is None:
-            return []
         try:
+            if tx is None:
+                rec = self._parked.get(transaction_id)
+                if rec is None:
+                    return []
+                return self._record_input(rec, TxInput.TRANSPORT_ERROR)
             return self._feed(tx, TxInput.TRANSPORT_ERROR, now, None, None)
         except TransactionError:
             return []  # no transport error is possible in that state: nothing was sent
@@ -500,21 +618,42 @@ class TransactionLayer:
         """Fire every timer due at ``now``; returns the TU events."""
         events: list[Event] = []
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        fifos = self._expiry
+        parked = self._parked
+        while True:
+            # the earliest of the heap and of the record queues (Timer J / K), in order
+            best = heap[0][0] if heap else None
+            best_kind: TxKind | None = None
+            for kind, fifo in fifos.items():
+                if fifo and (best is None or fifo[0][0] < best):
+                    best = fifo[0][0]
+                    best_kind = kind
+            if best is None or best > now:
+                return events
+            if best_kind is None:
+                self._fire_heap_entry(now, events)
+                continue
+            deadline, tx_id = fifos[best_kind].popleft()
+            rec = parked.get(tx_id)
+            if rec is not None and rec[_R_DEADLINE] == deadline:
+                events += self._record_input(rec, PARKED_TIMER_INPUT[best_kind])
+
+    def _fire_heap_entry(self, now: float, events: list[Event]) -> None:
+        heap = self._heap
+        if heap:
             deadline, _, tx_id = heapq.heappop(heap)
             tx = self._by_id.get(tx_id)
             if tx is None:
-                continue
+                return
             if tx.scheduled == deadline:
                 tx.scheduled = None
             due = tx.machine.next_deadline()
             if due is None or due > now:
                 self._schedule(tx)
-                continue
+                return
             effects = tx.machine.fire_due(now)
             events += self._perform(tx, effects, now, None, None)
             self._schedule(tx)
-        return events
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -541,10 +680,85 @@ class TransactionLayer:
         message: SipMessage | None,
         source: Peer | None,
     ) -> list[Event]:
-        effects = tx.machine.handle(inp, now)
+        machine = tx.machine
+        effects = machine.handle(inp, now)
         events = self._perform(tx, effects, now, message, source)
+        if machine.state is _COMPLETED and machine.KIND in PARKABLE_KINDS and self._park(tx):
+            return events
         self._schedule(tx)
         return events
+
+    # -- Completed non-INVITE records ---------------------------------------------------------
+
+    def _park(self, tx: Transaction) -> bool:
+        """Replace a Completed non-INVITE transaction waiting only for Timer J / K by a
+        record (see :data:`_Record`); False when it has to stay a full transaction."""
+        if tx.id not in self._by_id:
+            return False
+        machine = tx.machine
+        # In Completed only Timer J (server) / K (client) runs (RFC 3261 §17.1.2.2, §17.2.2)
+        kind = machine.KIND
+        deadline = machine.sole_deadline(PARKED_TIMER[kind])
+        if deadline is None:
+            return False  # reliable transport: J / K are zero, the transaction already ended
+        rec: _Record
+        if isinstance(tx, ServerTransaction):
+            key = tx.key
+            if key is None or tx.legacy_key is not None or tx._response_bytes is None:
+                return False  # RFC 2543 matching needs the request and response objects
+            rec = (tx.id, kind, deadline, key, tx.peer, tx._response_bytes,
+                   _snapshot(tx.request))
+            if self._server.get(key) is tx:
+                del self._server[key]
+            self._parked_server[key] = rec
+        elif isinstance(tx, ClientTransaction):
+            rec = (tx.id, kind, deadline, tx.key, tx.peer, None, None)
+            if self._client.get(tx.key) is tx:
+                del self._client[tx.key]
+            self._parked_client[tx.key] = rec
+        else:  # pragma: no cover - every transaction is a client or a server one
+            return False
+        del self._by_id[tx.id]
+        self._parked[tx.id] = rec
+        fifo = self._expiry[kind]
+        entry = (deadline, tx.id)
+        if fifo and deadline < fifo[-1][0]:
+            insort(fifo, entry)  # time went backwards (callers' clocks): keep the order
+        else:
+            fifo.append(entry)
+        return True
+
+    def _record_input(self, rec: _Record, inp: TxInput) -> list[Event]:
+        """Apply the Completed row for ``inp`` (RFC 3261 §17.1.2.2 / §17.2.2 / §17.2.4) to
+        a record: only resending the final response, informing the TU of a transport
+        error and terminating are possible there (checked in simpleim.sip.transaction)."""
+        tx_id = rec[_R_ID]
+        kind = rec[_R_KIND]
+        _new_state, effects = completed_step(kind, inp)
+        events: list[Event] = []
+        for action in effects:
+            op = action.op
+            if op is Op.RETRANSMIT_RESPONSE:
+                data = rec[_R_RESPONSE]
+                if data is not None:
+                    self._outbox.append(
+                        Outgoing(data, rec[_R_PEER], False, None, tx_id))
+            elif op is Op.INFORM_TRANSPORT_ERROR:
+                snap = rec[_R_REQUEST]
+                if snap is not None:
+                    events.append(TransportFailure(tx_id, _restore(snap)))
+            elif op is _TERMINATE:
+                self._unpark(rec)
+                events.append(TransactionTerminated(tx_id, kind))
+        return events
+
+    def _unpark(self, rec: _Record) -> None:
+        # §17.1.2.2 / §17.2.2: Terminated -> destroyed (its deadline entry is dropped lazily).
+        self._parked.pop(rec[_R_ID], None)
+        table: dict[Any, _Record] = (
+            self._parked_server if rec[_R_KIND] is _NON_INVITE_SERVER else self._parked_client)
+        if table.get(rec[_R_KEY]) is rec:
+            del table[rec[_R_KEY]]
 
     def _queue(self, tx: Transaction, data: bytes, message: SipMessage) -> None:
         self._outbox.append(Outgoing(data, tx.peer, tx.reliable, message, tx.id))
@@ -568,8 +782,8 @@ class TransactionLayer:
             elif op is _SEND_RESPONSE:
                 if isinstance(message, SipResponse):
                     tx.last_response = message
-                    self._outbox.append(
-                        Outgoing(message.to_bytes(), tx.peer, tx.reliable, message, tx.id))
+                    data = tx._response_bytes = message.to_bytes()
+                    self._outbox.append(Outgoing(data, tx.peer, tx.reliable, message, tx.id))
             elif op is _TERMINATE:
                 self._destroy(tx)
                 events.append(TransactionTerminated(tx.id, tx.machine.KIND))
@@ -638,8 +852,16 @@ class TransactionLayer:
     def _receive_response(self, resp: SipResponse, source: Peer, now: float) -> list[Event]:
         branch = resp.top_via.branch if "Via" in resp.headers else None
         # §17.1.3: match on the top Via branch and the CSeq method.
-        tx = self._client.get((branch or "", resp.cseq.method))
+        key = (branch or "", resp.cseq.method)
+        tx = self._client.get(key)
         if tx is None:
+            rec = self._parked_client.get(key)
+            if rec is not None:
+                try:
+                    # §17.1.2.2: retransmitted responses in Completed are absorbed.
+                    return self._record_input(rec, response_input(resp.status, from_tu=False))
+                except TransactionError:
+                    return []
             # §18.1.2: a response matching no transaction is passed to the core.
             return [ResponseReceived(None, resp, source)]
         try:
@@ -669,6 +891,14 @@ class TransactionLayer:
         legacy: _LegacyKey | None = None
         if key is not None:
             tx = self._server.get(key)
+            if tx is None:
+                rec = self._parked_server.get(key)
+                if rec is not None:
+                    try:
+                        # §17.2.2: a retransmission in Completed gets the final response again.
+                        return self._record_input(rec, TxInput.RECV_RETRANSMISSION)
+                    except TransactionError:
+                        return []
         else:
             legacy = _legacy_key(req)
             tx = self._match_legacy(req, legacy, ack=False)
@@ -678,7 +908,7 @@ class TransactionLayer:
                 return self._feed(tx, TxInput.RECV_RETRANSMISSION, now, req, source)
             except TransactionError:
                 return []
-        if len(self._by_id) >= self.max_transactions:
+        if len(self._by_id) + len(self._parked) >= self.max_transactions:
             # Bounded state: refuse statelessly (RFC 3261 §21.5.4 503 Service Unavailable).
             reject = req.create_response(503)
             reject.headers.set("Retry-After", "5")

@@ -149,6 +149,9 @@ class IncomingRequest:
         endpoint = self.endpoint
         if response.status >= 200:
             self.final_sent = True
+            # A CANCEL after the final response changes nothing (§9.2): drop the handler,
+            # which usually refers back to this request (proxy context <-> request cycle).
+            self.on_cancel = None
             if self.request.method != "INVITE":
                 # RFC 3261 §17.2.2: the non-INVITE server transaction now only answers
                 # retransmissions itself (Completed, Timer J); CANCEL and ACK concern INVITE
