@@ -53,6 +53,19 @@ async def test_404_unknown_and_480_unregistered() -> None:
         assert resp.status == 404
         resp = await alice.send(alice.request("MESSAGE", f"sip:carol@{DOMAIN}", body=b"x"))
         assert resp.status == 480
+        # RFC 3261 §8.2.6.2 / §16.7: responses the proxy makes itself carry a To tag
+        assert resp.to_addr.tag
+
+
+async def test_own_responses_carry_a_to_tag() -> None:
+    async with running_server() as srv:
+        alice = await srv.ua("alice")
+        for req in (alice.request("OPTIONS", f"sip:{DOMAIN}"),
+                    alice.request("OPTIONS", f"sip:{DOMAIN}", headers=[("Require", "foo")]),
+                    alice.request("MESSAGE", "sip:bob@elsewhere.test", body=b"x")):
+            resp = await alice.send(req, auth=False)
+            assert resp.status in (200, 420, 403, 407)
+            assert resp.to_addr.tag, resp.status
 
 
 async def test_foreign_domain_is_refused() -> None:

@@ -441,6 +441,10 @@ async def serve(
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not in the main thread: the caller sets ``stop``
+        if config.auth and not await store.list_users(config.domain):
+            # Every REGISTER would get 401 for ever: say why once, at start.
+            log.warning("no user in domain %s: add one with 'simpleim user add NAME "
+                        "--domain %s --db %s'", config.domain, config.domain, config.db_url)
         line = server.ready_line(bound)
         if ready is not None:
             ready(line)

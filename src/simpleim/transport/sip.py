@@ -21,6 +21,7 @@ import asyncio
 import ipaddress
 import logging
 import math
+import secrets
 import ssl
 import time
 from collections.abc import Callable
@@ -182,6 +183,10 @@ class IncomingRequest:
         RFC 3261 §12.1.1: a dialog-creating response copies the Record-Route values.
         """
         copy_rr = 100 < status < 300 and self.request.method in _DIALOG_METHODS
+        if to_tag is None and status > 100 and self.request.to_addr.tag is None:
+            # RFC 3261 §8.2.6.2 (and §16.7 for a response a proxy makes itself): every
+            # response but 100 to a request without a To tag gets one.
+            to_tag = secrets.token_hex(6)
         resp = self.request.create_response(status, reason, to_tag=to_tag,
                                             copy_record_route=copy_rr)
         for name, value in headers:
