@@ -119,7 +119,13 @@ async def test_auth_wrong_password_is_refused(kamailio: Path) -> None:
 # that; with a bigger tcp_rd_buf_size its msrp module answers 501 to big frames), so chunks
 # through it stay below 16 KiB.
 @pytest.mark.slow
-@pytest.mark.parametrize("chunk", [2048, 10 * 1024])
+@pytest.mark.parametrize("chunk", [
+    2048, 10 * 1024,
+    pytest.param(64 * 1024, marks=pytest.mark.xfail(
+        reason="Kamailio 5.6.3's MSRP relay cannot take frames above 16 KiB (tcp_read buffer "
+               "overrun, or 501 with a bigger tcp_rd_buf_size); not run: it ends in timeouts",
+        run=False)),
+])
 async def test_50mb_through_kamailio_relay(kamailio: Path, big_file: tuple[Path, str],
                                            tmp_path: Path, chunk: int) -> None:
     src, digest = big_file
