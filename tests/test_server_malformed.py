@@ -7,14 +7,12 @@ import itertools
 import re
 from pathlib import Path
 
-import pytest
-
 from simpleim.server.app import ImServer
 from simpleim.sip.message import SipResponse, parse_message
 from simpleim.transport.sip_addr import TransportAddr
 from test_server_helpers import DOMAIN, running_server
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "sip" / "rfc4475"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "sip" / "rfc4475"
 
 # file -> expected status (the server as proxy/registrar for example.com)
 EXPECTED = {
@@ -49,7 +47,6 @@ class _Capture:
         return out
 
 
-@pytest.mark.skipif(not VECTORS.is_dir(), reason="shared RFC 4475 vectors not available")
 async def test_rfc4475_vectors_through_the_server() -> None:
     async with running_server(auth=False, domain="example.com") as srv:
         cap = _Capture(srv.server)
