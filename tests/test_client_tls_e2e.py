@@ -6,8 +6,6 @@ connection (the Contact names its local end)."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -25,35 +23,12 @@ from simpleim.server.config import ServerConfig
 from simpleim.server.location import aor_key
 from simpleim.store import open_store
 from simpleim.transport.sip_addr import ListenSpec
-
-
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .sign(key, hashes.SHA256()))
-    c, k = tmp / "cert.pem", tmp / "key.pem"
-    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
-    return c, k
+from tls_certs import self_signed_cert
 
 
 @asynccontextmanager
 async def tls_server(tmp: Path) -> AsyncIterator[tuple[ImServer, int, Path]]:
-    cert, key = _self_signed(tmp)
+    cert, key = self_signed_cert(tmp)
     port = free_port()
     store = await open_store(f"sqlite:///{tmp / 'server.db'}")
     for name, pw in PASSWORDS.items():
