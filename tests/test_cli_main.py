@@ -135,10 +135,10 @@ def test_server_tls_listener_from_cli(tmp_path: object) -> None:
     import signal
     from pathlib import Path
 
-    from test_transport_sip import _make_cert
+    from tls_certs import self_signed_cert
 
     tmp = Path(str(tmp_path))
-    cert, key = _make_cert(tmp)
+    cert, key = self_signed_cert(tmp)
     proc = subprocess.Popen(
         _server_cmd("--listen", "tls:127.0.0.1:0", "--tls-cert", str(cert), "--tls-key",
                     str(key), "--db", f"sqlite:///{tmp / 's.db'}", "--log-level", "warning"),
