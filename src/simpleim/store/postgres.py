@@ -65,7 +65,6 @@ class PostgresStore(SqlStore):
     def __init__(self, pool: Any, errors: tuple[type[BaseException], ...]) -> None:
         self._pool = pool
         self._errors = errors
-        self._closed = False
 
     @classmethod
     async def open(cls, config: StoreConfig | str) -> PostgresStore:
@@ -101,10 +100,6 @@ class PostgresStore(SqlStore):
             await store.close()
             raise
         return store
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError("the store is closed")
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         self._check_open()

@@ -118,6 +118,13 @@ def _check_binding(aor: str, b: Binding) -> None:
 class SqlStore(Store):
     """Backend-independent SQL; subclasses implement the two primitives."""
 
+    #: set by a backend's ``close()``; every primitive checks it first
+    _closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the store is closed")
+
     @abc.abstractmethod
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.

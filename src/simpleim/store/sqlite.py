@@ -75,7 +75,6 @@ class SqliteStore(SqlStore):
     def __init__(self, conn: aiosqlite.Connection, target: SqliteTarget) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
-        self._closed = False
         self.target = target
 
     @classmethod
@@ -105,10 +104,6 @@ class SqliteStore(SqlStore):
             await store.close()
             raise
         return store
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StorageError("the store is closed")
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         self._check_open()
