@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,49 +16,6 @@ from simpleim.store import Store, StoreConfig, open_store, store_scheme
 from simpleim.store.postgres import split_postgres_url, to_dollar_params
 from simpleim.store.sql import SCHEMA_VERSION
 from simpleim.store.sqlite import SqliteStore, parse_sqlite_url
-
-PG_BASE = "postgresql://root@127.0.0.1:5432/test"
-
-
-async def _pg_available() -> bool:
-    try:
-        import asyncpg
-    except ImportError:
-        return False
-    try:
-        conn = await asyncpg.connect(PG_BASE, timeout=2)
-    except (TimeoutError, OSError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
-async def _drop_schema(schema: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_BASE, timeout=5)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s = await open_store("sqlite://:memory:")
-        async with s:
-            yield s
-        return
-    if not await _pg_available():
-        pytest.skip("no PostgreSQL at 127.0.0.1:5432")
-    schema = "simpleim_test_" + secrets.token_hex(6)
-    s = await open_store(f"{PG_BASE}?schema={schema}")
-    try:
-        async with s:
-            yield s
-    finally:
-        await _drop_schema(schema)
 
 
 def binding(aor: str = "alice@example.com", contact: str = "sip:alice@10.0.0.1:5060",
