@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import require_ipv6_loopback
 from simpleim.msrp import MemorySink, MessageHead, MsrpParser, MsrpRequest, MsrpUri, plan_connection
 from simpleim.msrp.fsm import Binding
 from simpleim.transport.msrp import EndpointSession, FileSink, MsrpEndpoint, MsrpTransferError
@@ -171,12 +172,10 @@ async def test_unknown_session_is_refused() -> None:
 
 
 async def test_ipv6_loopback_and_custom_sink() -> None:
+    require_ipv6_loopback()
     a, b = MsrpEndpoint("::1", 0), MsrpEndpoint("::1", 0)
-    try:
-        await a.start()
-        await b.start()
-    except OSError as exc:
-        pytest.skip(f"no IPv6 loopback here: {exc}")
+    await a.start()
+    await b.start()
     try:
         sb = b.new_session()
         assert str(sb.local_uri).startswith(f"msrp://[::1]:{b.port}/")

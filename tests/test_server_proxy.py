@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 
+from needs import require_ipv6_loopback
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipRequest
 from simpleim.sip.uri import SipUri
@@ -259,16 +260,7 @@ async def test_response_to_unknown_branch_is_dropped() -> None:
 
 
 async def test_message_to_ua_over_ipv6_if_available() -> None:
-    import socket
-
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    try:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        sock.bind(("::1", 0))
-        sock.close()
-    except OSError:
-        pytest.skip("no ::1")
+    require_ipv6_loopback()
     async with running_server(auth=False, host="::1") as srv:
         bob = await srv.ua("bob", host="::1")
         await bob.register()

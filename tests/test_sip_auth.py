@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from needs import unavailable
 from simpleim.errors import AuthError, LocalProtocolError, SipParseError
 from simpleim.sip.auth import (
     ALGORITHMS,
@@ -84,8 +85,9 @@ def test_rfc7616_section_3_9_1_examples(algorithm: str, expected: str) -> None:
     assert again.response == expected
 
 
-@pytest.mark.skipif("SHA-512-256" not in ALGORITHMS, reason="no SHA-512/256 in hashlib")
 def test_rfc7616_section_3_9_2_sha512_256_userhash() -> None:
+    if "SHA-512-256" not in ALGORITHMS:
+        unavailable("no SHA-512/256 in this OpenSSL build's hashlib", optional=True)
     ch = parse_challenge(
         'Digest realm="api@example.org", qop="auth", algorithm=SHA-512-256, '
         'nonce="5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK", '

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import require_ipv6_loopback
 from simpleim.sip.auth import DigestClient, DigestServer, ha1
 from simpleim.sip.message import SipRequest, SipResponse, parse_message
 from simpleim.sip.uri import SipUri
@@ -92,20 +93,9 @@ async def test_tls_listener(tmp_path: Path) -> None:
         await server.close()
 
 
-def _has_ipv6() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 on ::1")
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_ipv6(transport: str) -> None:
+    require_ipv6_loopback()
     server, client, addr = await _pair(transport, "::1")
     try:
         assert addr.host == "::1"

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from needs import unavailable
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
 from capture import check_msrp_capture, wait_capture_live  # noqa: E402
@@ -50,7 +52,7 @@ async def _until(acc: object, pred: object, timeout: float = LONG) -> object:
 async def test_session_and_file_transfer_via_kamailio_clean_capture(tmp_path: Path) -> None:
     tshark = require("tshark", "tshark")
     if os.geteuid() != 0:
-        pytest.skip("capturing on lo needs root (or dumpcap capabilities)")
+        unavailable("capturing on lo needs root (or dumpcap capabilities)")
     img = tmp_path / "pic.jpg"
     Image.new("RGB", (300, 200), (50, 100, 150)).save(img, "JPEG")
     blob = tmp_path / "blob.bin"

@@ -9,8 +9,6 @@ example.test; SIPp is the other user agent (flows in interop_flows.py):
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from interop_flows import ua_register_and_receive, ua_send_message
 from interop_harness import KAMAILIO_PORT, PeerProcess, Sipp
@@ -18,16 +16,10 @@ from interop_harness import KAMAILIO_PORT, PeerProcess, Sipp
 pytestmark = pytest.mark.interop
 
 
-def _require_endpoint() -> None:
-    if importlib.util.find_spec("simpleim.transport.sip") is None:
-        pytest.skip("waiting for simpleim.transport.sip.SipEndpoint")
-
-
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_simpleim_ua_registers_and_receives_message(
     sipp: Sipp, kamailio: PeerProcess, transport: str
 ) -> None:
-    _require_endpoint()
     await ua_register_and_receive(sipp, KAMAILIO_PORT, transport=transport)
 
 
@@ -35,5 +27,4 @@ async def test_simpleim_ua_registers_and_receives_message(
 async def test_simpleim_ua_sends_message_answering_407(
     sipp: Sipp, kamailio: PeerProcess, transport: str
 ) -> None:
-    _require_endpoint()
     await ua_send_message(sipp, KAMAILIO_PORT, transport=transport)

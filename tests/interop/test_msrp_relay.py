@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from needs import unavailable
 from simpleim.errors import AuthError
 from simpleim.msrp import MsrpUri
 from simpleim.transport.msrp import MsrpEndpoint
@@ -44,9 +45,9 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     exe = shutil.which("kamailio") or ("/usr/sbin/kamailio" if os.path.exists("/usr/sbin/kamailio")
                                        else None)
     if exe is None:
-        pytest.skip("kamailio is not installed (apt-get install kamailio) - MSRP relay interop")
+        unavailable("kamailio not installed (Debian package kamailio; .ci/run installs it)")
     if _port_open(RELAY_PORT) or _port_open(5270):
-        pytest.skip("ports 2955/5270 are busy (another kamailio running?)")
+        unavailable("ports 2955/5270 are busy (another kamailio running?)")
     run = tmp_path_factory.mktemp("kamailio")
     cfg = run / "kamailio-msrp.cfg"
     shutil.copy(CFG, cfg)

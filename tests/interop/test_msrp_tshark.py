@@ -13,20 +13,21 @@ from pathlib import Path
 import pytest
 from capture import check_msrp_capture, wait_capture_live
 
+from needs import unavailable
 from simpleim.transport.msrp import MsrpEndpoint
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.skipif(shutil.which("tshark") is None and not os.environ.get("CI"),
-                       reason="tshark is not installed"),
 ]
 
 LONG = 60.0
 
 
 async def test_tshark_sees_no_malformed_msrp(tmp_path: Path) -> None:
+    if shutil.which("tshark") is None:
+        unavailable("tshark not installed (Debian package tshark; .ci/run installs it)")
     if os.geteuid() != 0:
-        pytest.skip("capturing on lo needs root (or dumpcap capabilities)")
+        unavailable("capturing on lo needs root (or dumpcap capabilities)")
     a, b = MsrpEndpoint(), MsrpEndpoint()
     await a.start()
     await b.start()
