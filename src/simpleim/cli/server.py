@@ -9,9 +9,15 @@ from simpleim.errors import ConfigError
 from simpleim.server.config import (
     AUTH_ALGORITHMS,
     DEFAULT_AUTH_ALGORITHMS,
+    LOG_FORMATS,
     ServerConfig,
     parse_auth_algorithms,
     parse_listen,
+)
+from simpleim.server.config_file import (
+    ConfigValue,
+    load_server_config_file,
+    server_config_overrides,
 )
 from simpleim.transport.sip_addr import ListenSpec
 
@@ -34,22 +40,45 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         ),
     )
     parser.add_argument(
-        "--domain", default="localhost", help="the SIP domain served (default: %(default)s)"
+        "--domain", default=None, help="the SIP domain served (default: localhost)"
     )
     parser.add_argument(
         "--listen", action="append", metavar="[PROTO:]HOST:PORT", default=None, help=_LISTEN_HELP
     )
     parser.add_argument(
-        "--db", default="sqlite:///simpleim.db", metavar="URL",
-        help="store URL, sqlite:///PATH or postgresql://... (default: %(default)s)",
+        "--db", default=None, metavar="URL",
+        help="store URL, sqlite:///PATH or postgresql://... (default: sqlite:///simpleim.db)",
     )
     parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain for tls: listeners")
     parser.add_argument("--tls-key", metavar="PEM", help="private key for tls: listeners")
     parser.add_argument(
-        "--log-level", default="info",
+        "--log-level", default=None,
         choices=["debug", "info", "warning", "error", "critical"],
-        help="log level (default: %(default)s); 'warning' turns off the per-transaction "
+        help="log level (default: info); 'warning' turns off the per-transaction "
              "lines (benchmarks)",
+    )
+    parser.add_argument(
+        "--log-format", default=None, choices=list(LOG_FORMATS),
+        help="log lines as text or as one JSON object per line (default: text)",
+    )
+    parser.add_argument(
+        "--log-file", default=None, metavar="PATH",
+        help="append the log to PATH instead of stderr (reopened when logrotate moves "
+             "it; default: stderr)",
+    )
+    parser.add_argument(
+        "--metrics", default=None, metavar="HOST:PORT",
+        help="serve /healthz and Prometheus /metrics over HTTP on HOST:PORT "
+             "(default: off; e.g. 127.0.0.1:9090)",
+    )
+    parser.add_argument(
+        "--config", default=None, metavar="FILE",
+        help="TOML configuration file (docs/server.md); flags override it",
+    )
+    parser.add_argument(
+        "--check-config", action="store_true",
+        help="check the configuration (file + flags, TLS files) and exit: 0 if valid, "
+             "else one line on stderr and exit 2",
     )
     parser.add_argument("--realm", default=None, help="digest realm (default: the domain)")
     parser.add_argument(
@@ -57,20 +86,21 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         help="DANGEROUS, for tests only: no digest authentication, anyone may register",
     )
     parser.add_argument(
-        "--auth-algorithms", default=",".join(a.lower() for a in DEFAULT_AUTH_ALGORITHMS),
+        "--auth-algorithms", default=None,
         metavar="ALG[,ALG...]",
         help="digest algorithms offered, most preferred first, one challenge each "
              f"(RFC 8760): {', '.join(a.lower() for a in AUTH_ALGORITHMS)}. Default: "
-             "%(default)s (SIPp and baresip 1.0 handle only MD5); 'sha-256,md5' lets "
+             + ",".join(a.lower() for a in DEFAULT_AUTH_ALGORITHMS)
+             + " (SIPp and baresip 1.0 handle only MD5); 'sha-256,md5' lets "
              "RFC 8760 clients pick SHA-256",
     )
     parser.add_argument(
-        "--min-expires", type=int, default=60,
-        help="registrar Min-Expires in seconds (default: %(default)s)",
+        "--min-expires", type=int, default=None,
+        help="registrar Min-Expires in seconds (default: 60)",
     )
     parser.add_argument(
-        "--max-expires", type=int, default=3600,
-        help="registrar maximum expires in seconds (default: %(default)s)",
+        "--max-expires", type=int, default=None,
+        help="registrar maximum expires in seconds (default: 3600)",
     )
     parser.add_argument(
         "--alias", action="append", default=None, metavar="HOST",
@@ -79,34 +109,56 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.set_defaults(func=run_server_command)
 
 
+def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
+    """The ServerConfig fields the command line sets explicitly (they win over the file)."""
+    out: dict[str, ConfigValue] = {}
+    if args.listen:
+        listen: list[ListenSpec] = []
+        for item in args.listen:
+            listen.extend(parse_listen(item))
+        out["listen"] = tuple(listen)
+    if args.auth_algorithms is not None:
+        out["auth_algorithms"] = parse_auth_algorithms(args.auth_algorithms)
+    if args.no_auth:
+        out["auth"] = False
+    if args.alias:
+        out["aliases"] = tuple(args.alias)
+    simple = {"domain": "domain", "db": "db_url", "tls_cert": "tls_cert",
+              "tls_key": "tls_key", "log_level": "log_level", "log_format": "log_format",
+              "log_file": "log_file", "metrics": "metrics_listen", "realm": "realm",
+              "min_expires": "min_expires", "max_expires": "max_expires"}
+    for attr, name in simple.items():
+        value = getattr(args, attr)
+        if value is not None:
+            out[name] = value
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    listen: list[ListenSpec] = []
-    for item in args.listen or ["127.0.0.1:5060"]:
-        listen.extend(parse_listen(item))
-    config = ServerConfig(
-        domain=args.domain,
-        listen=tuple(listen),
-        db_url=args.db,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        log_level=args.log_level,
-        realm=args.realm,
-        auth=not args.no_auth,
-        auth_algorithms=parse_auth_algorithms(args.auth_algorithms),
-        min_expires=args.min_expires,
-        max_expires=args.max_expires,
-        aliases=tuple(args.alias or ()),
-    )
-    config.validate()
-    return config
+    """Defaults, then the ``--config`` file, then the flags; validated."""
+    from_file = load_server_config_file(args.config) if args.config else {}
+    return server_config_overrides(ServerConfig(), from_file, _flag_overrides(args))
+
+
+def check_config(config: ServerConfig) -> None:
+    """What ``--check-config`` adds to validation: the TLS files load."""
+    from simpleim.server.app import make_server_ssl
+
+    make_server_ssl(config)
 
 
 def run_server_command(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
+        if args.check_config:
+            check_config(config)
     except ConfigError as exc:
         print(f"simpleim server: {exc}", file=sys.stderr)
         return 2
+    if args.check_config:
+        print(f"simpleim server: configuration OK (domain={config.domain}, "
+              + " ".join(str(spec) for spec in config.listen) + ")")
+        return 0
     from simpleim.server.app import run_server
 
     return run_server(config)

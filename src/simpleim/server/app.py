@@ -26,10 +26,12 @@ from typing import Any, Protocol
 from simpleim.errors import ConfigError, ProtocolError, SipParseError, StorageError
 from simpleim.server.auth import Authenticator, UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
-from simpleim.server.config import ServerConfig
+from simpleim.server.config import ServerConfig, parse_host_port
+from simpleim.server.http import OpsHttpServer
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
 from simpleim.server.logging import TransactionLog, configure_logging
+from simpleim.server.metrics import ServerMetrics, TimedStore
 from simpleim.server.proxy import Proxy, Target
 from simpleim.server.registrar import Registrar
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
@@ -94,8 +96,13 @@ class ImServer:
         *,
         ssl_server: ssl.SSLContext | None = None,
         ssl_client: ssl.SSLContext | None = None,
+        metrics: ServerMetrics | None = None,
     ) -> None:
         self.config = config
+        self.metrics = metrics
+        if store is not None and metrics is not None:
+            # store latency (simpleim_store_seconds) of every call the server makes
+            store = TimedStore(store, metrics)
         self.store = store
         self.identity = LocalIdentity(config.domain, config.aliases)
         self.endpoint = SipEndpoint(
@@ -110,6 +117,8 @@ class ImServer:
         )
         self.endpoint.on_final = self._on_final
         self.location = LocationService(store)
+        if metrics is not None:
+            metrics.watch_location(self.location.binding_count, self.location.aor_count)
         self.registrar = Registrar(config, self.location,
                                    is_local_domain=self.identity.is_local_domain)
         self.proxy = Proxy(self.endpoint, self.identity, config.timers)
@@ -123,6 +132,7 @@ class ImServer:
         self.tx_log = TransactionLog()
         self._tasks: set[asyncio.Task[None]] = set()
         self._purge_task: asyncio.Task[None] | None = None
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,6 +153,7 @@ class ImServer:
         return bound
 
     async def close(self) -> None:
+        self._closed = True
         if self._purge_task is not None:
             self._purge_task.cancel()
             await asyncio.gather(self._purge_task, return_exceptions=True)
@@ -165,6 +176,15 @@ class ImServer:
                 except StorageError as exc:
                     log.error("cannot purge expired bindings: %s", exc)
 
+    async def health(self) -> str | None:
+        """None when the server can serve (listeners open, store answering), else why not
+        (``/healthz``)."""
+        if self._closed:
+            return "SIP listeners are closed"
+        if self.store is not None:
+            await self.store.user_exists("")
+        return None
+
     def ready_line(self, bound: list[TransportAddr]) -> str:
         return (f"simpleim server ready: domain={self.config.domain} listening "
                 + " ".join(str(b) for b in bound))
@@ -177,6 +197,24 @@ class ImServer:
     def _on_final(self, inc: IncomingRequest, resp: SipResponse) -> None:
         if self.tx_log.enabled:
             self.tx_log.record(inc.request, resp.status, time.monotonic() - inc.received_at)
+        metrics = self.metrics
+        if metrics is not None:
+            method = inc.request.method
+            metrics.transaction(method, resp.status)
+            if method == "INVITE" and 200 <= resp.status < 300:
+                metrics.session_established(inc.request.call_id, self._session_lifetime(resp))
+            elif method == "BYE":
+                metrics.session_ended(inc.request.call_id)
+
+    def _session_lifetime(self, resp: SipResponse) -> float:
+        """How long a session counts as active without a refresh: the RFC 4028
+        Session-Expires of the 2xx when there is one, else the configured default."""
+        value = resp.headers.get("Session-Expires")
+        if value:
+            delta = value.split(";", 1)[0].strip()
+            if delta.isdigit() and int(delta) > 0:
+                return float(delta)
+        return self.config.timers.session_expires
 
     # ------------------------------------------------------------------ dispatch
 
@@ -427,9 +465,15 @@ async def serve(
         print(f"simpleim server: {exc}", file=sys.stderr)
         return 1
     try:
-        server = ImServer(config, store, ssl_server=ssl_server)
+        metrics = ServerMetrics() if config.metrics_listen else None
+        server = ImServer(config, store, ssl_server=ssl_server, metrics=metrics)
+        ops: OpsHttpServer | None = None
         try:
             bound = await server.start()
+            if metrics is not None and config.metrics_listen:
+                ops = OpsHttpServer(metrics.registry, server.health)
+                host, port = parse_host_port(config.metrics_listen, 9090)
+                ops_addr = await ops.start(host, port)
         except OSError as exc:
             print(f"simpleim server: cannot listen: {exc.strerror or exc}", file=sys.stderr)
             await server.close()
@@ -446,12 +490,16 @@ async def serve(
             log.warning("no user in domain %s: add one with 'simpleim user add NAME "
                         "--domain %s --db %s'", config.domain, config.domain, config.db_url)
         line = server.ready_line(bound)
+        if ops is not None:
+            line += f" metrics=http://{_http_host(ops_addr[0])}:{ops_addr[1]}/metrics"
         if ready is not None:
             ready(line)
         else:
             print(line, flush=True)
         await stop.wait()
         log.info("shutting down")
+        if ops is not None:
+            await ops.close()
         await server.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -463,9 +511,17 @@ async def serve(
     return 0
 
 
+def _http_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def run_server(config: ServerConfig) -> int:
     """CLI entry: configure logging, use uvloop when installed, run :func:`serve`."""
-    configure_logging(config.log_level)
+    try:
+        configure_logging(config.log_level, config.log_format, config.log_file)
+    except ConfigError as exc:
+        print(f"simpleim server: {exc}", file=sys.stderr)
+        return 1
     # Start-up objects are kept out of the collector's way (frozen).  Under load most
     # tracked objects belong to live transactions and are freed by reference counting:
     # every collection of a generation visits them all, so a generation's size is a pause

@@ -24,12 +24,15 @@ __all__ = [
     "DEFAULT_SIP_PORT",
     "DEFAULT_SIPS_PORT",
     "TRANSPORTS",
+    "LOG_FORMATS",
+    "parse_host_port",
 ]
 
 # RFC 3261 §19.1.2: default ports 5060 (udp/tcp) and 5061 (tls).
 DEFAULT_SIP_PORT = 5060
 DEFAULT_SIPS_PORT = 5061
 TRANSPORTS = ("udp", "tcp", "tls")
+LOG_FORMATS = ("text", "json")
 # Digest algorithms the server can offer: those whose HA1 the store keeps (MD5, SHA-256)
 # and their -sess variants (RFC 7616 §3.4.2: the session key derives from the same HA1).
 AUTH_ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
@@ -71,6 +74,11 @@ def _split_host_port(text: str, default_port: int) -> tuple[str, int]:
     except ValueError:
         raise ConfigError(f"listen host must be an IP address, got {host!r}") from None
     return host, port
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST[:PORT]`` (IPv6 in brackets) -> ``(ip, port)``; ``localhost`` is 127.0.0.1."""
+    return _split_host_port(text.strip(), default_port)
 
 
 def parse_listen(text: str) -> list[ListenSpec]:
@@ -143,6 +151,11 @@ class ServerConfig:
     # RFC 3261 §18.1.1: maximum UDP message size we accept (513 above it, §21.5.14).
     max_message_size: int = 65535
     user_agent: str = "simpleim"
+    # Operations (docs/server.md "Logs" / "Metrics"): log line format and destination
+    # (None = stderr), and the HTTP listener of /healthz and /metrics (None = off).
+    log_format: str = "text"
+    log_file: str | None = None
+    metrics_listen: str | None = None
 
     @property
     def auth_realm(self) -> str:
@@ -164,3 +177,9 @@ class ServerConfig:
             raise ConfigError("min_expires must be > 0 and <= max_expires")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ConfigError(f"unknown log level {self.log_level!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"unknown log format {self.log_format!r}: use text or json")
+        if self.metrics_listen is not None:
+            parse_host_port(self.metrics_listen, 9090)
+        if self.default_expires <= 0:
+            raise ConfigError("default_expires must be > 0")

@@ -120,3 +120,11 @@ class LocationService:
 
     def aors(self) -> list[str]:
         return list(self._index)
+
+    def aor_count(self) -> int:
+        """How many AORs have bindings in the index (expired ones until purged)."""
+        return len(self._index)
+
+    def binding_count(self) -> int:
+        """How many bindings the index holds (expired ones until purged)."""
+        return sum(len(entries) for entries in self._index.values())
