@@ -39,11 +39,11 @@ async def test_user_agent_on_every_request_and_response(tmp_path: Path) -> None:
     200, OPTIONS, UPDATE, REGISTER."""
     async with pair(tmp_path) as (alice, bob):
         a_sent, b_sent = _record(alice), _record(bob)
-        await alice.send_message("bob", "ua?")
-        chat = await alice.start_chat("bob")
+        await alice.pager.send("bob", "ua?")
+        chat = await alice.chats.start("bob")
         await wait_event(bob, _is_state("established"))
         await chat.refresh()
-        await alice.query_capabilities("bob", use_cache=False)
+        await alice.capabilities.query("bob", use_cache=False)
         await chat.end()
         await wait_event(bob, _is_state("ended"))
         await asyncio.sleep(0.2)
@@ -71,7 +71,7 @@ async def test_peer_allow_and_supported_stored_per_session(tmp_path: Path) -> No
     """C-ST-01 (OMA SIMPLE IM §7.1.2.1 step 2): the invited client stores the Allow of the
     INVITE; the inviting one that of the 200 (and both the Supported option tags)."""
     async with pair(tmp_path) as (alice, bob):
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         ev = await wait_event(bob, _is_state("established"))
         assert isinstance(ev, SessionEvent)
         bob_chat = bob.sessions[ev.session_id]
@@ -92,7 +92,7 @@ async def test_refresh_is_reinvite_with_current_sdp(tmp_path: Path) -> None:
 
     async with pair(tmp_path, bob={"timers": Timers(tc1=0.5, tc2=2.0, min_se=300.0),
                                    "session_expires": 1800}) as (alice, bob):
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         ev = await wait_event(bob, _is_state("established"))
         assert isinstance(ev, SessionEvent)
         bob_chat = bob.sessions[ev.session_id]
@@ -131,7 +131,7 @@ async def test_composing_receiver_timing_session_and_pager(tmp_path: Path) -> No
     ctype = "application/im-iscomposing+xml"
     async with pair(tmp_path) as (alice, bob):
         # session: active (refresh 1 s) -> idle after ~1 s
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         await wait_event(bob, _is_state("established"))
         await chat.stream.send(doc, ctype)
         act = await wait_event(bob, composing("active"))
@@ -149,14 +149,14 @@ async def test_composing_receiver_timing_session_and_pager(tmp_path: Path) -> No
         assert isinstance(ev, ComposingEvent) and ev.state == "idle"
         await chat.end()
         # pager mode (session_id None): active, refreshed (no event), expires -> idle
-        assert await alice.send_pager_raw("bob", doc, ctype) == 200
+        assert await alice.pager.send_raw("bob", doc, ctype) == 200
         act = await wait_event(bob, composing("active"))
         assert isinstance(act, ComposingEvent) and act.session_id is None
-        assert bob.composing.state("sip:alice@example.test") == "active"
-        assert await alice.send_pager_raw("bob", doc, ctype) == 200
+        assert bob.inbox.composing.state("sip:alice@example.test") == "active"
+        assert await alice.pager.send_raw("bob", doc, ctype) == 200
         idle = await wait_event(bob, lambda e: isinstance(e, ComposingEvent))
         assert isinstance(idle, ComposingEvent) and idle.state == "idle"
-        assert bob.composing.state("sip:alice@example.test") == "idle"
+        assert bob.inbox.composing.state("sip:alice@example.test") == "idle"
 
 
 async def test_answer_has_msrp_cema_when_offered(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ async def test_answer_has_msrp_cema_when_offered(tmp_path: Path) -> None:
     from simpleim.sdp import chat_stream
 
     async with pair(tmp_path) as (alice, bob):
-        session = ChatSession(alice, "sip:bob@example.test", is_uac=True,
+        session = ChatSession(alice, alice.inbox, "sip:bob@example.test", is_uac=True,
                               call_id="cema-test@127.0.0.1")
         await invites.establish(alice, session, "sip:bob@example.test",
                                 lambda i, local: chat_stream(local, cema=True), 1,
@@ -183,7 +183,7 @@ async def test_answer_has_msrp_cema_when_offered(tmp_path: Path) -> None:
         assert isinstance(msg, MessageEvent) and msg.message_id == mid
         await session.end()
         # and without msrp-cema in the offer, none in the answer
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         assert chat.answer is not None and not chat.answer.media[0].has("msrp-cema")
         await chat.end()
 
@@ -198,7 +198,7 @@ async def test_file_transfer_delivery_imdn_has_cpm_ft_service(tmp_path: Path) ->
     doc.write_text("imdn please\n")
     async with pair(tmp_path) as (alice, bob):
         b_sent = _record(bob)
-        await alice.send_files("bob", [doc])
+        await alice.files.send("bob", [doc])
         await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
         await wait_event(alice, lambda e: isinstance(e, ImdnEvent))
     invite = next(m for m in b_sent if isinstance(m, SipResponse) and m.status == 200
@@ -224,7 +224,7 @@ async def test_large_message_offer_has_file_selector_size(tmp_path: Path) -> Non
     async with pair(tmp_path) as (alice, bob):
         a_sent = _record(alice)
         text = "L" * 3000
-        result = await alice.send_message("bob", text)
+        result = await alice.pager.send("bob", text)
         assert result.mode == "large"
         msg = await wait_event(bob, lambda e: isinstance(e, MessageEvent | FileEvent))
         assert isinstance(msg, MessageEvent) and msg.mode == "large" and msg.text == text
@@ -295,13 +295,13 @@ async def test_file_stream_interruptible_only_on_shared_connection(tmp_path: Pat
     try:
         async with pair(tmp_path) as (alice, bob):
             # alone on its connection: whole chunks
-            await alice.send_files("bob", [big])
+            await alice.files.send("bob", [big])
             await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
             assert seen[-1] == (False, False)
             # with a chat to the same peer: the same connection, interruptible slices
-            chat = await alice.start_chat("bob")
+            chat = await alice.chats.start("bob")
             await wait_event(bob, _is_state("established"))
-            send = asyncio.ensure_future(alice.send_files("bob", [big]))
+            send = asyncio.ensure_future(alice.files.send("bob", [big]))
             mid = await chat.send("between the slices")
             msg = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
             assert isinstance(msg, MessageEvent) and msg.message_id == mid

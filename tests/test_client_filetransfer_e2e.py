@@ -15,7 +15,6 @@ from PIL import Image
 from client_helpers import pair, wait_event
 from simpleim.client.config import Policy
 from simpleim.client.events import FileEvent, ImdnEvent, SessionEvent
-from simpleim.client.filetransfer import share_file
 from simpleim.sdp import FileSelector
 
 
@@ -30,7 +29,7 @@ async def test_push_two_files_with_thumbnail(tmp_path: Path, transport: str) -> 
     data = tmp_path / "data.bin"
     data.write_bytes(os.urandom(300_000))
     async with pair(tmp_path, transport) as (alice, bob):
-        results = await alice.send_files("bob", [img, data])
+        results = await alice.files.send("bob", [img, data])
         assert [r.status for r in results] == ["sent", "sent"]
         got = [await wait_event(bob, _received), await wait_event(bob, _received)]
         by_name = {e.file_name: e for e in got if isinstance(e, FileEvent)}
@@ -49,11 +48,11 @@ async def test_offer_with_icon_and_same_name_no_overwrite(tmp_path: Path) -> Non
     img = tmp_path / "photo.jpg"
     Image.new("RGB", (64, 64), (0, 30, 200)).save(img, "JPEG")
     async with pair(tmp_path) as (alice, bob):
-        await alice.send_files("bob", [img])
+        await alice.files.send("bob", [img])
         offered = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "offered")
         assert isinstance(offered, FileEvent) and offered.reason is not None  # icon seen
         first = await wait_event(bob, _received)
-        await alice.send_files("bob", [img])
+        await alice.files.send("bob", [img])
         second = await wait_event(bob, _received)
         assert isinstance(first, FileEvent) and isinstance(second, FileEvent)
         assert first.path != second.path
@@ -67,7 +66,7 @@ async def test_too_large_declined(tmp_path: Path) -> None:
         from simpleim.client.session import SessionFailed
 
         try:
-            await alice.send_files("bob", [big])
+            await alice.files.send("bob", [big])
         except SessionFailed as exc:
             assert exc.status == 603
         else:
@@ -81,7 +80,7 @@ async def test_declined_by_policy(tmp_path: Path) -> None:
         from simpleim.client.session import SessionFailed
 
         try:
-            await alice.send_files("bob", [f])
+            await alice.files.send("bob", [f])
         except SessionFailed as exc:
             assert exc.status == 603
         else:
@@ -92,8 +91,8 @@ async def test_pull(tmp_path: Path) -> None:
     src = tmp_path / "shared.bin"
     src.write_bytes(os.urandom(200_000))
     async with pair(tmp_path) as (alice, bob):
-        desc = share_file(alice, src)
-        result = await bob.pull_file("alice", selector=desc.selector)
+        desc = alice.files.share(src)
+        result = await bob.files.pull("alice", desc.selector)
         assert result.status == "received" and result.hash_ok
         assert Path(result.path or "").read_bytes() == src.read_bytes()
 
@@ -111,11 +110,11 @@ async def test_resume_after_connection_cut(tmp_path: Path) -> None:
                 for runner in list(alice.msrp._runners):  # kill the MSRP connection
                     runner.close()
 
-        first = await alice.send_files("bob", [src], progress=progress)
+        first = await alice.files.send("bob", [src], progress=progress)
         assert first[0].status == "failed"
         failed = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "failed")
         assert isinstance(failed, FileEvent) and 0 < failed.transferred < src.stat().st_size
-        second = await alice.send_files("bob", [src])
+        second = await alice.files.send("bob", [src])
         assert second[0].status == "sent" and second[0].resumed_from > 0
         done = await wait_event(bob, _received, timeout=30)
         assert isinstance(done, FileEvent) and done.hash_ok
@@ -136,7 +135,7 @@ async def test_tc1_reinvite_port0_then_bye(tmp_path: Path) -> None:
     async with pair(tmp_path) as (alice, bob):
         from simpleim.client.filetransfer import FileTransferSession
 
-        results = await alice.send_files("bob", [a, b], tc1=30.0, wait_release=False)
+        results = await alice.files.send("bob", [a, b], tc1=30.0, wait_release=False)
         assert [r.status for r in results] == ["sent", "sent"]
         session = next(s for s in alice.sessions.values() if isinstance(s, FileTransferSession))
         await session.release_lines({0})

@@ -19,7 +19,7 @@ async def test_register_and_pager_with_imdn(tmp_path: Path, transport: str) -> N
         assert isinstance(reg, RegisteredEvent) and reg.expires > 0
         # the simpleim registrar supports "pref" (RFC 3840 option tag): no 420, no retry without it
         assert alice._require_pref
-        result = await alice.send_message("bob", "hello bob")
+        result = await alice.pager.send("bob", "hello bob")
         assert result.mode == "pager" and result.status == 200
         ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
         assert isinstance(ev, MessageEvent)
@@ -35,7 +35,7 @@ async def test_register_and_pager_with_imdn(tmp_path: Path, transport: str) -> N
 async def test_large_message(tmp_path: Path) -> None:
     async with pair(tmp_path) as (alice, bob):
         text = "x" * 5000
-        result = await alice.send_message("bob", text)
+        result = await alice.pager.send("bob", text)
         assert result.mode == "large"
         ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
         assert isinstance(ev, MessageEvent)
@@ -48,10 +48,10 @@ async def test_unknown_user_and_offline(tmp_path: Path) -> None:
         Account(client_config("alice", port, tmp_path)) as alice,
     ):
         with pytest.raises(SessionFailed) as err:
-            await alice.send_message("nobody", "hi")
+            await alice.pager.send("nobody", "hi")
         assert err.value.status == 404
         with pytest.raises(SessionFailed) as err:
-            await alice.send_message("carol", "hi")
+            await alice.pager.send("carol", "hi")
         assert err.value.status == 480
 
 
@@ -70,13 +70,13 @@ async def test_deregistration_on_close(tmp_path: Path) -> None:
     async with pair(tmp_path) as (alice, bob):
         await alice.close()          # OMA §5.2.3: REGISTER with Expires: 0
         with pytest.raises(SessionFailed) as err:
-            await bob.send_message("alice", "still there?")
+            await bob.pager.send("alice", "still there?")
         assert err.value.status == 480
 
 
 async def test_pager_display_notification(tmp_path: Path) -> None:
     async with pair(tmp_path) as (alice, bob):
-        sent = await alice.send_message("bob", "read me")
+        sent = await alice.pager.send("bob", "read me")
         msg = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
         assert isinstance(msg, MessageEvent) and msg.message_id == sent.message_id
         assert await bob.mark_displayed(sent.message_id)     # RFC 5438 §7.2.1.2 via MESSAGE

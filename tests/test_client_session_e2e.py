@@ -21,7 +21,7 @@ def _is_state(state: str):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_chat_imdn_composing(tmp_path: Path, transport: str) -> None:
     async with pair(tmp_path, transport) as (alice, bob):
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         ev = await wait_event(bob, _is_state("established"))
         assert isinstance(ev, SessionEvent) and ev.kind == "chat"
         bob_chat = bob.sessions[ev.session_id]
@@ -58,13 +58,13 @@ async def test_chat_imdn_composing(tmp_path: Path, transport: str) -> None:
 async def test_chat_declined(tmp_path: Path) -> None:
     async with pair(tmp_path, bob={"policy": Policy(sessions="decline")}) as (alice, _bob):
         with pytest.raises(SessionFailed) as err:
-            await alice.start_chat("bob")
+            await alice.chats.start("bob")
         assert err.value.status == 480  # OMA §7.1.2.1
 
 
 async def test_chat_cancel(tmp_path: Path) -> None:
     async with pair(tmp_path, bob={"policy": Policy(sessions="ask")}) as (alice, bob):
-        task = asyncio.ensure_future(alice.start_chat("bob"))
+        task = asyncio.ensure_future(alice.chats.start("bob"))
         await wait_event(bob, _is_state("invited"))
         await asyncio.sleep(0.1)
         session = next(iter(alice.sessions.values()))
@@ -78,7 +78,7 @@ async def test_chat_cancel(tmp_path: Path) -> None:
 
 async def test_chat_ask_accept(tmp_path: Path) -> None:
     async with pair(tmp_path, bob={"policy": Policy(sessions="ask")}) as (alice, bob):
-        task = asyncio.ensure_future(alice.start_chat("bob"))
+        task = asyncio.ensure_future(alice.chats.start("bob"))
         ev = await wait_event(bob, _is_state("invited"))
         assert isinstance(ev, SessionEvent) and ev.invitation is not None
         ev.invitation.accept()
@@ -98,7 +98,7 @@ async def test_session_timer_refresh_and_expiry(tmp_path: Path) -> None:
 
     quick = {"timers": Timers(tc1=0.5, tc2=2.0, min_se=1.0), "session_expires": 3}
     async with pair(tmp_path, alice=quick, bob=quick) as (alice, bob):
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         ev = await wait_event(bob, _is_state("established"))
         assert isinstance(ev, SessionEvent)
         bob_chat = bob.sessions[ev.session_id]
@@ -126,7 +126,7 @@ async def test_422_min_se_retry(tmp_path: Path) -> None:
         alice={"timers": Timers(min_se=1.0), "session_expires": 5},
         bob={"timers": Timers(min_se=120.0)},
     ) as (alice, _bob):
-        chat = await alice.start_chat("bob")  # 422 Min-SE: 120 -> retried (RFC 4028 §7.4)
+        chat = await alice.chats.start("bob")  # 422 Min-SE: 120 -> retried (RFC 4028 §7.4)
         assert chat.timer.interval == 120.0
         await chat.end()
 
@@ -134,13 +134,13 @@ async def test_422_min_se_retry(tmp_path: Path) -> None:
 async def test_busy_486(tmp_path: Path) -> None:
     async with pair(tmp_path, bob={"max_sessions": 0}) as (alice, _bob):
         with pytest.raises(SessionFailed) as err:
-            await alice.start_chat("bob")
+            await alice.chats.start("bob")
         assert err.value.status == 486
 
 
 async def test_lost_msrp_connection_ends_session(tmp_path: Path) -> None:
     async with pair(tmp_path) as (alice, bob):
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         await wait_event(bob, _is_state("established"))
         for runner in list(alice.msrp._runners):
             runner.close()

@@ -60,10 +60,10 @@ async def test_pager_and_session_over_tls(tmp_path: Path) -> None:
             assert ";transport=tls" in bob.contact
             binding = server.location.lookup(aor_key("bob", DOMAIN))[0]
             assert binding.source is not None and binding.source[0] == "tls"
-            await alice.send_message("bob", "over tls")
+            await alice.pager.send("bob", "over tls")
             msg = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
             assert isinstance(msg, MessageEvent) and msg.text == "over tls"
-            chat = await alice.start_chat("bob")
+            chat = await alice.chats.start("bob")
             await wait_event(bob, lambda e: isinstance(e, SessionEvent)
                              and e.state == "established")
             await chat.send("session over tls")
@@ -85,7 +85,7 @@ async def test_msrp_over_tls_when_signalling_is_tls(tmp_path: Path) -> None:
         alice = Account(_config("alice", f"tls:127.0.0.1:{port}", tmp_path, **tls))
         bob = Account(_config("bob", f"tls:127.0.0.1:{port}", tmp_path, **tls))
         async with alice, bob:
-            chat = await alice.start_chat("bob")
+            chat = await alice.chats.start("bob")
             await wait_event(bob, lambda e: isinstance(e, SessionEvent)
                              and e.state == "established")
             assert chat.offer is not None and chat.answer is not None
@@ -101,7 +101,7 @@ async def test_msrp_over_tls_when_signalling_is_tls(tmp_path: Path) -> None:
             await chat.end()
             doc = tmp_path / "doc.bin"
             doc.write_bytes(os.urandom(200_000))
-            results = await alice.send_files("bob", [doc])
+            results = await alice.files.send("bob", [doc])
             assert [r.status for r in results] == ["sent"]
             got = await wait_event(bob, lambda e: isinstance(e, FileEvent)
                                    and e.state == "received", timeout=30)

@@ -71,7 +71,7 @@ async def test_baresip_text_plain_both_ways(tmp_path: Path) -> None:
             await bs.wait_for("200 OK", timeout=20)
             async with account(account_config("bob", f"udp:127.0.0.1:{port}",
                                               tmp_path)) as bob:
-                result = await bob.send_message("dave", "Hello baresip from simpleim")
+                result = await bob.pager.send("dave", "Hello baresip from simpleim")
                 assert result.mode == "pager-plain" and result.status == 200
                 await bs.wait_for("Hello baresip from simpleim")
                 for _ in range(20):     # ctrl_tcp needs a moment after start

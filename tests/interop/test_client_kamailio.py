@@ -74,7 +74,7 @@ async def test_session_and_file_transfer_via_kamailio_clean_capture(tmp_path: Pa
             await cap.wait_for("Capturing on", timeout=LONG)
             await asyncio.to_thread(wait_capture_live, pcap, alice.msrp.port)
             # 1-1 session through Kamailio (record-routed), MSRP peer to peer
-            chat = await alice.start_chat("bob")
+            chat = await alice.chats.start("bob")
             await chat.composing(True)
             mid = await chat.send("hello via kamailio")
             msg = await _until(bob, lambda e: isinstance(e, MessageEvent))
@@ -85,14 +85,14 @@ async def test_session_and_file_transfer_via_kamailio_clean_capture(tmp_path: Pa
             await chat.end()
             await _until(bob, lambda e: isinstance(e, SessionEvent) and e.state == "ended")
             # file transfer: two m-lines, thumbnail in multipart, hash checked
-            results = await alice.send_files("bob", [img, blob])
+            results = await alice.files.send("bob", [img, blob])
             assert [r.status for r in results] == ["sent", "sent"]
             for _ in range(2):
                 got = await _until(bob, lambda e: isinstance(e, FileEvent)
                                    and e.state == "received")
                 assert isinstance(got, FileEvent) and got.hash_ok
             # pager through Kamailio as well
-            await alice.send_message("bob", "pager via kamailio")
+            await alice.pager.send("bob", "pager via kamailio")
             await _until(bob, lambda e: isinstance(e, MessageEvent) and e.mode == "pager")
             await asyncio.sleep(0.5)
         finally:
@@ -120,7 +120,7 @@ async def test_session_and_file_transfer_through_kamailio_msrp_relay(tmp_path: P
     async with kamailio(tmp_path), \
             account(account_config("alice", proxy, tmp_path, msrp_relay=relay)) as alice, \
             account(account_config("bob", proxy, tmp_path, msrp_relay=relay)) as bob:
-        chat = await alice.start_chat("bob")
+        chat = await alice.chats.start("bob")
         stream = next(iter(chat.streams.values()))
         assert str(stream.local_path[0]).startswith(f"msrp://127.0.0.1:{MSRP_RELAY_PORT}/")
         mid = await chat.send("through the relay")
@@ -129,7 +129,7 @@ async def test_session_and_file_transfer_through_kamailio_msrp_relay(tmp_path: P
         imdn = await _until(alice, lambda e: isinstance(e, ImdnEvent))
         assert isinstance(imdn, ImdnEvent) and imdn.message_id == mid
         await chat.end()
-        results = await alice.send_files("bob", [blob])
+        results = await alice.files.send("bob", [blob])
         assert results[0].status == "sent"
         got = await _until(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
         assert isinstance(got, FileEvent) and got.hash_ok

@@ -62,7 +62,7 @@ async def test_linphone_cpim_imdn_both_ways(tmp_path: Path) -> None:
             async with account(account_config("alice", f"udp:127.0.0.1:{port}",
                                               tmp_path)) as alice:
                 # simpleim -> linphone: CPIM + IMDN request; linphone answers a deflate IMDN.
-                result = await alice.send_message("carol", "Hello linphone from simpleim")
+                result = await alice.pager.send("carol", "Hello linphone from simpleim")
                 assert result.mode == "pager" and result.status == 200
                 imdn = await _event(alice, lambda e: isinstance(e, ImdnEvent))
                 assert isinstance(imdn, ImdnEvent)

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from simpleim.client.account import Account, RegistrationError
+from simpleim.client import Account, RegistrationError
 from simpleim.client.config import ClientConfig, Policy, load_config
 from simpleim.client.events import (
     CapabilitiesEvent,
@@ -201,7 +201,7 @@ async def _react(account: Account, ev: MessageEvent, args: argparse.Namespace) -
             if isinstance(session, ChatSession):
                 await session.send(f"echo: {ev.text}")
             else:
-                account.spawn(account.send_message(ev.sender, f"echo: {ev.text}"))
+                account.spawn(account.pager.send(ev.sender, f"echo: {ev.text}"))
 
 
 # ---------------------------------------------------------------------------- send
@@ -210,7 +210,7 @@ def run_send(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         text = sys.stdin.read() if args.text == "-" else args.text
         async with asyncio.timeout(args.timeout):
-            result = await account.send_message(args.to, text, content_type=args.content_type)
+            result = await account.pager.send(args.to, text, content_type=args.content_type)
         print(f"sent {result.mode} {result.message_id}", flush=True)
         if args.wait_imdn:
             with contextlib.suppress(TimeoutError):
@@ -228,7 +228,7 @@ def run_send(args: argparse.Namespace) -> int:
 
 def run_chat(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
-        chat = await account.start_chat(args.to, timeout=args.timeout)
+        chat = await account.chats.start(args.to, timeout=args.timeout)
         print(f"session with {chat.peer} established; type lines, /quit to end", flush=True)
         sent: dict[str, str] = {}
         loop = asyncio.get_running_loop()
@@ -321,7 +321,7 @@ def run_send_file(args: argparse.Namespace) -> int:
             if not p.is_file():
                 return _fail("send-file", 2, f"no such file: {p}")
         with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
-            results = await account.send_files(
+            results = await account.files.send(
                 args.to, paths, thumbnail=not args.no_thumbnail,
                 progress=lambda tid, done, total: bars.update(tid, done, total),
                 timeout=args.timeout, tc1=0.0)   # OMA §10.2: no further file follows
@@ -344,7 +344,7 @@ def run_share_image(args: argparse.Namespace) -> int:
         if not path.is_file():
             return _fail("share-image", 2, f"no such file: {path}")
         with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
-            result = await account.share_image(
+            result = await account.images.share(
                 args.to, path, title=args.title, timeout=args.timeout,
                 progress=lambda tid, done, total: bars.update(tid, done, total))
         print(f"{result.status} {result.name} {result.size}", flush=True)
@@ -356,7 +356,7 @@ def run_share_image(args: argparse.Namespace) -> int:
 def run_capabilities(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         async with asyncio.timeout(args.timeout):
-            result = await account.query_capabilities(args.to, use_cache=False)
+            result = await account.capabilities.query(args.to, use_cache=False)
         if args.json:
             print(json.dumps({"event": "capabilities", "peer": result.peer,
                               "status": result.status, "services": list(result.names)}),

@@ -1,16 +1,18 @@
 """File transfer (OMA SIMPLE IM §10, RFC 5547, CPM FT trace of seed 002).
 
-Push (:func:`send_files`): one INVITE, one ``sendonly`` m-line per file with ``file-selector``
-(name, type, size, sha-1 hash), ``file-transfer-id``, ``file-disposition``, ``file-date`` and a
-JPEG ``file-icon`` (``cid:``) carried in a ``multipart/mixed`` body next to the SDP and a
-``message/cpim`` part that asks for the transfer's IMDN.  A ``file-range`` in the answer
-resumes an interrupted transfer.  After the 200 to the last chunk Tc1 runs (§10.2, §15.2):
-then BYE when no stream is left, else a re-INVITE with port 0 on the finished lines.
+Push (:meth:`FileTransfers.send`): one INVITE, one ``sendonly`` m-line per file with
+``file-selector`` (name, type, size, sha-1 hash), ``file-transfer-id``, ``file-disposition``,
+``file-date`` and a JPEG ``file-icon`` (``cid:``) carried in a ``multipart/mixed`` body next
+to the SDP and a ``message/cpim`` part that asks for the transfer's IMDN.  A ``file-range``
+in the answer resumes an interrupted transfer.  After the 200 to the last chunk Tc1 runs
+(§10.2, §15.2): then BYE when no stream is left, else a re-INVITE with port 0 on the finished
+lines.
 
-Pull (:func:`pull_file`): a ``recvonly`` offer with a selector (RFC 5547 §8.3), optionally a
-``file-range`` to resume.  Files we serve for pulls are registered with :func:`share_file`.
+Pull (:meth:`FileTransfers.pull`): a ``recvonly`` offer with a selector (RFC 5547 §8.3),
+optionally a ``file-range`` to resume.  Files we serve for pulls are registered with
+:meth:`FileTransfers.share`.
 
-Receive (:func:`on_file_invite`, §10.3): policy / size check (too large -> declined), resume
+Receive (:meth:`FileTransfers.receive`, §10.3): policy / size check (too large -> declined), resume
 from ``.partial/<sha1>``, hash verified on arrival, sanitized unique name in the download dir,
 IMDN for the transfer.
 """
@@ -25,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email.utils import formatdate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simpleim.content.filetransfer import BodyPart, split_file_transfer_body
 from simpleim.content.imdn import NotificationType, Status
@@ -49,20 +51,30 @@ from simpleim.sip.multipart import MultipartPart
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
-from . import invites
+from .config import ClientConfig
+from .context import ClientContext, MessageSink
+from .downloads import DownloadDir
 from .events import FileEvent
 from .features import ICSI_CPM_FT, SIP_IM
 from .fileio import PartialSink, file_hash, guess_type, sha1_of
+from .inbox import send_pager
+from .invites import (
+    InviteRouter,
+    accept,
+    connect_negotiated,
+    decide,
+    establish,
+    is_file_transfer,
+    reject,
+    ring,
+)
 from .media import body_parts
-from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
+from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id, normalize_uri
 from .session import InviteSession, SessionFailed
 from .thumbnails import make_thumbnail
 
-if TYPE_CHECKING:
-    from .account import Account
-
-__all__ = ["FileTransferSession", "TransferResult", "send_files", "pull_file", "share_file",
-           "on_file_invite", "release_action", "FT_CHUNK"]
+__all__ = ["FileTransfers", "FileTransferSession", "TransferResult", "Progress",
+           "release_action", "FT_CHUNK"]
 
 log = logging.getLogger("simpleim.client")
 
@@ -97,8 +109,9 @@ def use_interruption(stream: EndpointSession) -> bool:
     return False
 
 
-def ft_chunk(account: Account) -> int:
-    return RELAY_CHUNK if account.config.msrp_relay else FT_CHUNK
+def ft_chunk(config: ClientConfig) -> int:
+    """The chunk size of file streams: small through an MSRP relay."""
+    return RELAY_CHUNK if config.msrp_relay else FT_CHUNK
 
 Progress = Callable[[str, int, int], None]
 
@@ -131,10 +144,10 @@ def release_action(finished: set[int], streams: set[int]) -> str:
 class FileTransferSession(InviteSession):
     kind = "file"
 
-    def __init__(self, account: Account, peer: str, *, is_uac: bool, call_id: str,
+    def __init__(self, ctx: ClientContext, peer: str, *, is_uac: bool, call_id: str,
                  image: bool = False, tc1: float | None = None) -> None:
-        super().__init__(account, peer, is_uac=is_uac, call_id=call_id)
-        self.tc1 = account.config.timers.tc1 if tc1 is None else tc1
+        super().__init__(ctx, peer, is_uac=is_uac, call_id=call_id)
+        self.tc1 = ctx.config.timers.tc1 if tc1 is None else tc1
         if image:
             self.kind = "image"
         self.finished: set[int] = set()
@@ -168,9 +181,9 @@ class FileTransferSession(InviteSession):
         origin = replace(base.origin, sess_version=str(int(base.origin.sess_version
                                                          or "0") + 1))
         new = replace(base, origin=origin, media=media)
-        resp = await self.account.ua.in_dialog(
+        resp = await self.ctx.ua.in_dialog(
             self.dialog, "INVITE", body=new.to_bytes(), content_type="application/sdp",
-            headers=[("Supported", "timer"), ("Contact", self.account.contact)])
+            headers=[("Supported", "timer"), ("Contact", self.ctx.contact)])
         if 200 <= resp.status < 300:
             if self.is_uac:
                 self.offer = new
@@ -228,137 +241,14 @@ async def send_stream(session: InviteSession, stream: EndpointSession, path: Pat
         raise SessionFailed(exc.status, exc.comment or "transfer failed") from exc
 
 
-async def send_files(account: Account, target: str, paths: Sequence[Path], *,
-                     thumbnail: bool = True, disposition: str = "attachment",
-                     progress: Progress | None = None, timeout: float = 60.0,
-                     wait_release: bool = True, tc1: float | None = None
-                     ) -> list[TransferResult]:
-    """Push ``paths`` to ``target`` in one session (several m-lines, OMA §10.1).
-
-    ``tc1`` overrides the Tc1 wait after the last file (§10.2: 0 when the caller knows no
-    further file follows, e.g. the CLI)."""
-    if not paths:
-        raise SessionFailed(0, "no file given")
-    cfg = account.config
-    descs: list[FileDescription] = []
-    icons: list[MultipartPart] = []
-    for p in paths:
-        if not p.is_file():
-            raise SessionFailed(0, f"not a file: {p}")
-        cid: str | None = None
-        if thumbnail and guess_type(p).startswith("image/"):
-            thumb = make_thumbnail(p)
-            if thumb is not None:
-                cid = f"{secrets.token_hex(8)}@{cfg.domain}"
-                # RFC 5547 §6 file-icon + RFC 2392 cid; base64 keeps the SIP body 7-bit
-                # clean (RFC 2045 §6.8, as the Mercuro client does).
-                icons.append(MultipartPart.create("image/jpeg", _b64(thumb), [
-                    ("Content-ID", f"<{cid}>"), ("Content-Transfer-Encoding", "base64"),
-                    ("Content-Disposition", "icon")]))
-        descs.append(describe(p, disposition=disposition, icon_cid=cid))
-    # CPM FT (seed 002): a message/cpim part carries the IMDN request of the transfer.
-    mid = new_message_id()
-    cpim = build_im(sender=cfg.uri, recipient=target, body=b"", content_type="text/plain",
-                    message_id=mid, imdn=("positive-delivery", "negative-delivery"),
-                    date_time=account.now_cpim())
-    session = FileTransferSession(account, target, is_uac=True, tc1=tc1,
-                                  call_id=f"{secrets.token_hex(12)}@{account.msrp.host}")
-    ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"'
-    negotiated = await invites.establish(
-        account, session, target,
-        lambda i, local: file_push_stream(local, descs[i]), len(descs),
-        accept_contact=ac, parts_before=[MultipartPart.create("message/cpim",
-                                                              cpim.to_bytes())],
-        parts_after=icons, timeout=timeout, chunk_size=ft_chunk(account),
-        extra_headers=[("P-Preferred-Service", ICSI_CPM_FT)])     # seed 002 CPM FT
-    account.tracker.sent(mid, target, {NotificationType.DELIVERY.value},
-                         asyncio.get_running_loop().time())
-    results: list[TransferResult] = []
-
-    async def one(i: int) -> TransferResult:
-        d = descs[i]
-        size = d.selector.size or 0
-        name = d.selector.name or paths[i].name
-        tid = d.transfer_id or ""
-        n = negotiated[i]
-        if not n.accepted or i not in session.streams:
-            account.emit(FileEvent(tid, target, "declined", name, size, d.selector.type,
-                                   direction="out"))
-            return TransferResult(tid, name, size, "declined")
-        rng = n.remote.file.range if n.remote is not None and n.remote.file else None
-        offset = max(0, (rng.start - 1)) if rng is not None else 0
-        offset = min(offset, size)
-        try:
-            await send_stream(session, session.streams[i], paths[i],
-                              d.selector.type or "application/octet-stream", offset, size,
-                              tid, progress)
-        except SessionFailed as exc:
-            account.emit(FileEvent(tid, target, "failed", name, size, d.selector.type,
-                                   transferred=offset, direction="out", reason=exc.reason))
-            return TransferResult(tid, name, size, "failed", resumed_from=offset)
-        session.stream_finished(i)
-        account.emit(FileEvent(tid, target, "sent", name, size, d.selector.type,
-                               str(paths[i]), size, direction="out"))
-        return TransferResult(tid, name, size, "sent", str(paths[i]), offset)
-
-    results = list(await asyncio.gather(*(one(i) for i in range(len(descs)))))
-    if any(r.status == "failed" for r in results):
-        await session.end("transfer failed")
-    elif wait_release:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(cfg.timers.tc1 + 10):
-                await session.ended.wait()
-    return results
 
 
 # ---------------------------------------------------------------------------- pull
 
-def share_file(account: Account, path: Path) -> FileDescription:
-    """Offer ``path`` for pulls (RFC 5547 §8.3): matched by name, type, size or hash."""
-    desc = describe(path)
-    account.shared_files[desc.selector] = path
-    return desc
 
 
-def _find_shared(account: Account, selector: FileSelector) -> tuple[FileDescription, Path] | None:
-    for sel, path in account.shared_files.items():
-        if selector.matches(sel) and path.is_file():
-            return FileDescription(selector=sel), path
-    return None
 
 
-async def pull_file(account: Account, frm: str, *, selector: FileSelector,
-                    timeout: float = 60.0, progress: Progress | None = None) -> TransferResult:
-    """Pull a file (``recvonly`` offer, RFC 5547 §8.3), resuming from a partial copy with
-    ``a=file-range`` when one is kept for the selector's hash."""
-    session = FileTransferSession(account, frm, is_uac=True,
-                                  call_id=f"{secrets.token_hex(12)}@{account.msrp.host}")
-    key = _partial_key(selector, None)
-    already = account.downloads.partial_size(key) if selector.hash else 0
-
-    def media(i: int, local: object) -> MsrpMedia:
-        m = file_pull_stream(local, selector, accept_types=("*",))  # type: ignore[arg-type]
-        if already and selector.size and already < selector.size and m.file is not None:
-            # RFC 5547 §6: file-range asks only for the part we miss.
-            m = replace(m, file=replace(m.file, range=FileRange(already + 1, selector.size)))
-        return m
-
-    ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"'
-    negotiated = await invites.establish(account, session, frm, media, 1, accept_contact=ac,
-                                         timeout=timeout, chunk_size=ft_chunk(account),
-                                         connect=False)
-    n = negotiated[0]
-    if not n.accepted or n.remote is None or n.remote.file is None:
-        await session.end("pull refused")
-        raise SessionFailed(404, "file not available")
-    desc = n.remote.file
-    stream = session.streams[0]
-    result_task = asyncio.ensure_future(
-        receive_into(account, session, 0, stream, desc, key_override=key, progress=progress))
-    await invites.connect_negotiated(account, session, negotiated)
-    result = await result_task
-    await session.end("pull complete")
-    return result
 
 
 def _partial_key(selector: FileSelector, transfer_id: str | None) -> str:
@@ -370,97 +260,8 @@ def _partial_key(selector: FileSelector, transfer_id: str | None) -> str:
 
 # ---------------------------------------------------------------------------- receiving
 
-async def receive_into(account: Account, session: InviteSession, index: int,
-                       stream: EndpointSession, desc: FileDescription, *,
-                       key_override: str | None = None, imdn: Decoded | None = None,
-                       progress: Progress | None = None) -> TransferResult:
-    """Receive one file stream into the partial store, verify the hash, move it into the
-    download directory (sanitized, unique name)."""
-    sel = desc.selector
-    key = key_override or _partial_key(sel, desc.transfer_id)
-    tid = desc.transfer_id or key
-    name = sel.name or "file"
-    kind = "image" if session.kind == "image" else "file"
-    rng = desc.range
-    already = (rng.start - 1) if rng is not None else 0
-    partial = account.downloads.partial_path(key)
-    if not already and partial.exists():
-        partial.unlink()
-    sink = PartialSink(partial)
-    # RFC 5547 §6 file-range: the partial file holds bytes 1..already; the message starts at
-    # Byte-Range already+1 and completes when the requested range has arrived.
-    stream.receive_with(lambda _req: sink, resume_from=already)
-    peer = session.peer
-
-    async def watch() -> None:
-        last = -1
-        while True:
-            await asyncio.sleep(0.1)
-            if sink.written != last:
-                last = sink.written
-                if progress is not None:
-                    progress(tid, last, sel.size or 0)
-
-    watcher = asyncio.ensure_future(watch())
-    try:
-        msg = await _receive_or_lost(stream, account.config.timers.msrp_transaction * 4,
-                                     session.ended)
-    finally:
-        watcher.cancel()
-        sink.close()
-    if msg is None or not msg.complete:
-        have = partial.stat().st_size if partial.exists() else 0
-        account.emit(FileEvent(tid, peer, "failed", name, sel.size, sel.type,
-                               transferred=have, kind=kind, reason="interrupted"))
-        return TransferResult(tid, name, sel.size or 0, "failed", resumed_from=already)
-    if sel.size is not None:
-        with open(partial, "r+b") as f:
-            f.truncate(sel.size)
-    hash_ok: bool | None = None
-    h = sel.hash
-    if h is not None and h.algorithm.lower() == "sha-1":
-        # RFC 5547 §6: the hash lets the receiver check the file it got.
-        try:
-            hash_ok = sha1_of(partial) == h.digest()
-        except SdpError:
-            hash_ok = False
-    if hash_ok is False:
-        partial.unlink(missing_ok=True)
-        # RFC 5438 §7.2.1.1: negative delivery notification when it was asked for.
-        _send_imdn(account, imdn, peer, Status.FAILED, session)
-        account.emit(FileEvent(tid, peer, "failed", name, sel.size, sel.type,
-                               transferred=sel.size or 0, hash_ok=False, kind=kind,
-                               reason="hash mismatch"))
-        return TransferResult(tid, name, sel.size or 0, "failed", hash_ok=False)
-    final = account.downloads.finish(partial, name)
-    session_ft = session if isinstance(session, FileTransferSession) else None
-    if session_ft is not None:
-        session_ft.finished.add(index)
-    account.emit(FileEvent(tid, peer, "received", name, sel.size, sel.type, str(final),
-                           sel.size or 0, hash_ok, kind=kind))
-    _send_imdn(account, imdn, peer, Status.DELIVERED, session)
-    return TransferResult(tid, name, sel.size or 0, "received", str(final), already, hash_ok)
 
 
-def _send_imdn(account: Account, imdn: Decoded | None, peer: str, status: Status,
-               session: InviteSession | None = None) -> None:
-    """CPM FT trace (rcs5.1-cpm2.0-messaging-flows, step 14; CPM-06): the transfer's IMDN
-    goes in a SIP MESSAGE with the CPM file transfer ICSI in Accept-Contact and
-    P-Preferred-Service, and the session's Conversation-ID / Contribution-ID."""
-    if imdn is None:
-        return
-    doc = imdn_reply(imdn, NotificationType.DELIVERY, status, me=account.config.uri,
-                     date_time=account.now_cpim())
-    if doc is None:
-        return
-    extra = [("P-Preferred-Service", ICSI_CPM_FT)]
-    if session is not None:
-        extra += [("Contribution-ID", session.contribution_id),
-                  ("Conversation-ID", session.conversation_id)]
-    account.spawn(account.send_pager_raw(
-        imdn.sender or peer, doc.to_bytes(), "message/cpim",
-        accept_contact=f'*;+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"',
-        extra=extra))
 
 
 async def _receive_or_lost(stream: EndpointSession, timeout: float, ended: asyncio.Event
@@ -498,129 +299,371 @@ FT_CAPS = Capabilities(accept_types=("message/cpim", "*"), accept_wrapped_types=
                        accept_files=True, tls=False, cema=True)   # RFC 6714 (CPM-06)
 
 
-async def on_file_invite(account: Account, inc: IncomingRequest, offer: SessionDescription,
-                         *, image: bool) -> None:
-    """OMA §10.3 / IR.79 §2.4: an incoming file transfer or image share."""
-    req = inc.request
-    peer = str(req.from_addr.uri)
-    cfg = account.config
-    session = FileTransferSession(account, peer, is_uac=False, call_id=req.call_id,
-                                  image=image)
-    # The multipart body may carry the CPIM (IMDN request) and the icons (RFC 5547 §6).
-    cpim_decoded: Decoded | None = None
-    icons: dict[int, int] = {}
-    try:
-        parts = [BodyPart.of(p.headers.items(), p.body) for p in body_parts(req)]
-        ftb = split_file_transfer_body(parts)
-        if ftb.cpim is not None:
-            cpim_decoded = decode_body("message/cpim", ftb.cpim.to_bytes(), sender=peer)
-        for i, m in enumerate(offer.media):
-            d = FileDescription.from_media(m)
-            if d is not None and d.icon:
-                icon = ftb.icon(d.icon)
-                if icon is not None:
-                    icons[i] = len(icon.data)
-    except (ContentError, ProtocolError) as exc:
-        log.info("ignoring unreadable file-transfer body parts: %s", exc)
-    pushes = [(i, FileDescription.from_media(m)) for i, m in enumerate(offer.media)
-              if m.port != 0 and m.has("file-selector")]
-    invitation = invites.ring(session, inc)
-    invitation.decline_status = 603     # IR.79 §2.4 / RFC 5547: decline with 603
-    for i, d in pushes:
-        if d is None:
-            continue
-        account.emit(FileEvent(d.transfer_id or "", peer, "offered", d.selector.name,
-                               d.selector.size, d.selector.type, kind=session.kind,
-                               reason=f"icon {icons[i]} bytes" if i in icons else None,
-                               invitation=invitation))
-    policy = cfg.policy.images if image else cfg.policy.files
-    ok = await invites.decide(account, invitation, policy)
-    if invitation.cancelled:
-        return
-    if not ok:
-        invites.reject(session, inc, invitation.decline_status, "declined by the user")
-        return
-    too_big = [d for _i, d in pushes if d is not None and cfg.max_file_size is not None
-               and (d.selector.size or 0) > cfg.max_file_size]
-    if too_big and len(too_big) == len(pushes):
-        invites.reject(session, inc, 603, "file too large")
-        return
-    recv_descs: dict[int, FileDescription] = {}
-    serve: dict[int, tuple[FileDescription, Path, FileRange | None]] = {}
-
-    def file_policy(d: FileDescription) -> bool | FileDescription:
-        if cfg.max_file_size is not None and (d.selector.size or 0) > cfg.max_file_size:
-            return False          # §10.3: user choice / limits: stream rejected (port 0)
-        key = _partial_key(d.selector, d.transfer_id)
-        have = account.downloads.partial_size(key) if d.selector.hash else 0
-        size = d.selector.size or 0
-        if 0 < have < size:
-            # RFC 5547 §6 file-range: ask only for what is missing (resume).
-            return replace(d, range=FileRange(have + 1, size))
-        return True
-
-    def pull_source(sel: FileSelector) -> FileDescription | None:
-        found = _find_shared(account, sel)
-        return found[0] if found else None
-
-    caps = replace(FT_CAPS, max_file_size=cfg.max_file_size)
-    try:
-        outcomes = await invites.accept(account, session, inc, offer, caps,
-                                        file_policy=file_policy, pull_source=pull_source,
-                                        connect=False, chunk_size=ft_chunk(account))
-    except ProtocolError as exc:
-        invites.reject(session, inc, 603 if exc.status == 488 and too_big else
-                       (exc.status if exc.status >= 400 else 488), exc.detail)
-        return
-    for o in outcomes:
-        if not o.accepted or o.local is None or o.local.file is None or o.remote is None:
-            continue
-        if o.local.direction is Direction.RECVONLY:
-            recv_descs[o.index] = replace(o.remote.file or o.local.file,
-                                          range=o.local.file.range)
-        elif o.local.direction is Direction.SENDONLY:
-            found = _find_shared(account, o.remote.file.selector) if o.remote.file else None
-            if found is not None:
-                serve[o.index] = (o.local.file, found[1], o.remote.file.range
-                                  if o.remote.file else None)
-    jobs = [receive_into(account, session, i, session.streams[i], d, imdn=cpim_decoded)
-            for i, d in recv_descs.items()]
-    tasks = [asyncio.ensure_future(j) for j in jobs]
-    try:
-        await invites.connect_negotiated(account, session, [
-            _neg(o) for o in outcomes if o.accepted])
-    except (ProtocolError, OSError, TimeoutError) as exc:
-        for t in tasks:
-            t.cancel()
-        await session.end(f"MSRP connection failed: {exc}")
-        return
-    for i, (d, path, rng) in serve.items():
-        size = d.selector.size or path.stat().st_size
-        offset = (rng.start - 1) if rng is not None else 0
-        try:
-            await send_stream(session, session.streams[i], path,
-                              d.selector.type or "application/octet-stream", offset, size,
-                              d.transfer_id or "", None)
-            session.stream_finished(i)
-            account.emit(FileEvent(d.transfer_id or "", peer, "sent", d.selector.name, size,
-                                   d.selector.type, str(path), size, direction="out"))
-        except SessionFailed as exc:
-            account.emit(FileEvent(d.transfer_id or "", peer, "failed", d.selector.name,
-                                   size, d.selector.type, direction="out",
-                                   reason=exc.reason))
-    results = await asyncio.gather(*tasks, return_exceptions=True)
-    if any(isinstance(r, TransferResult) and r.status == "failed" for r in results):
-        await session.end("transfer interrupted")
-        return
-    # §10.2: the sender releases (BYE / port 0 after Tc1); end it ourselves if it never does.
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(cfg.timers.tc1 + 30):
-            await session.ended.wait()
-    await session.end("transfer complete")
 
 
 def _neg(o: StreamOutcome) -> NegotiatedStream:
     return NegotiatedStream(o.index, o.accepted, o.local, o.remote, o.we_connect)
 
 
-__all__ += ["describe", "send_stream", "receive_into", "ft_chunk"]
+__all__ += ["describe", "send_stream", "ft_chunk"]
+
+
+class FileTransfers:
+    """File transfer of an account: push, pull, files offered for pulls, incoming (§10)."""
+
+    def __init__(self, ctx: ClientContext, sink: MessageSink) -> None:
+        self.ctx = ctx
+        self.sink = sink
+        self.downloads = DownloadDir(ctx.config.download_dir)
+        #: files offered for pulls (RFC 5547 §8.3), see :meth:`share`
+        self.shared: dict[FileSelector, Path] = {}
+
+    def register(self, router: InviteRouter) -> None:
+        """OMA §10.3: an offer with a file-selector (push or pull) is a file transfer."""
+        router.add("file", is_file_transfer, self.on_invite, priority=100)
+
+    async def on_invite(self, inc: IncomingRequest, offer: SessionDescription) -> None:
+        await self.receive(inc, offer, image=False)
+
+    async def send(self, to: str, files: Sequence[str | Path], *,
+                   thumbnail: bool = True, disposition: str = "attachment",
+                   progress: Progress | None = None, timeout: float = 60.0,
+                   wait_release: bool = True, tc1: float | None = None
+                   ) -> list[TransferResult]:
+        """Push ``files`` to ``to`` in one session (one m-line each, OMA §10.1, RFC 5547
+        §8.2); one :class:`TransferResult` per file, in order.
+
+        ``tc1`` overrides the Tc1 wait after the last file (§10.2: 0 when the caller knows no
+        further file follows, e.g. the CLI)."""
+        if not files:
+            raise SessionFailed(0, "no file given")
+        cfg = self.ctx.config
+        target = normalize_uri(to, cfg.domain)
+        paths = [Path(f) for f in files]
+        descs: list[FileDescription] = []
+        icons: list[MultipartPart] = []
+        for p in paths:
+            if not p.is_file():
+                raise SessionFailed(0, f"not a file: {p}")
+            cid: str | None = None
+            if thumbnail and guess_type(p).startswith("image/"):
+                thumb = make_thumbnail(p)
+                if thumb is not None:
+                    cid = f"{secrets.token_hex(8)}@{cfg.domain}"
+                    # RFC 5547 §6 file-icon + RFC 2392 cid; base64 keeps the SIP body 7-bit
+                    # clean (RFC 2045 §6.8, as the Mercuro client does).
+                    icons.append(MultipartPart.create("image/jpeg", _b64(thumb), [
+                        ("Content-ID", f"<{cid}>"), ("Content-Transfer-Encoding", "base64"),
+                        ("Content-Disposition", "icon")]))
+            descs.append(describe(p, disposition=disposition, icon_cid=cid))
+        # CPM FT (seed 002): a message/cpim part carries the IMDN request of the transfer.
+        mid = new_message_id()
+        cpim = build_im(sender=cfg.uri, recipient=target, body=b"", content_type="text/plain",
+                        message_id=mid, imdn=("positive-delivery", "negative-delivery"),
+                        date_time=self.ctx.now_cpim())
+        session = FileTransferSession(self.ctx, target, is_uac=True, tc1=tc1,
+                                      call_id=f"{secrets.token_hex(12)}@{self.ctx.msrp.host}")
+        ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"'
+        negotiated = await establish(
+            self.ctx, session, target,
+            lambda i, local: file_push_stream(local, descs[i]), len(descs),
+            accept_contact=ac, parts_before=[MultipartPart.create("message/cpim",
+                                                                  cpim.to_bytes())],
+            parts_after=icons, timeout=timeout, chunk_size=ft_chunk(self.ctx.config),
+            extra_headers=[("P-Preferred-Service", ICSI_CPM_FT)])     # seed 002 CPM FT
+        self.sink.sent(mid, target, {NotificationType.DELIVERY.value})
+        results: list[TransferResult] = []
+
+        async def one(i: int) -> TransferResult:
+            d = descs[i]
+            size = d.selector.size or 0
+            name = d.selector.name or paths[i].name
+            tid = d.transfer_id or ""
+            n = negotiated[i]
+            if not n.accepted or i not in session.streams:
+                self.ctx.emit(FileEvent(tid, target, "declined", name, size, d.selector.type,
+                                        direction="out"))
+                return TransferResult(tid, name, size, "declined")
+            rng = n.remote.file.range if n.remote is not None and n.remote.file else None
+            offset = max(0, (rng.start - 1)) if rng is not None else 0
+            offset = min(offset, size)
+            try:
+                await send_stream(session, session.streams[i], paths[i],
+                                  d.selector.type or "application/octet-stream", offset, size,
+                                  tid, progress)
+            except SessionFailed as exc:
+                self.ctx.emit(FileEvent(tid, target, "failed", name, size, d.selector.type,
+                                        transferred=offset, direction="out",
+                                        reason=exc.reason))
+                return TransferResult(tid, name, size, "failed", resumed_from=offset)
+            session.stream_finished(i)
+            self.ctx.emit(FileEvent(tid, target, "sent", name, size, d.selector.type,
+                                    str(paths[i]), size, direction="out"))
+            return TransferResult(tid, name, size, "sent", str(paths[i]), offset)
+
+        results = list(await asyncio.gather(*(one(i) for i in range(len(descs)))))
+        if any(r.status == "failed" for r in results):
+            await session.end("transfer failed")
+        elif wait_release:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(cfg.timers.tc1 + 10):
+                    await session.ended.wait()
+        return results
+
+    def share(self, path: str | Path) -> FileDescription:
+        """Offer ``path`` for pulls (RFC 5547 §8.3): matched by name, type, size or hash."""
+        desc = describe(Path(path))
+        self.shared[desc.selector] = Path(path)
+        return desc
+
+    def _find_shared(self, selector: FileSelector) -> tuple[FileDescription, Path] | None:
+        for sel, path in self.shared.items():
+            if selector.matches(sel) and path.is_file():
+                return FileDescription(selector=sel), path
+        return None
+
+    async def pull(self, source: str, selector: FileSelector, *, timeout: float = 60.0,
+                   progress: Progress | None = None) -> TransferResult:
+        """Pull a file from ``source`` (``recvonly`` offer, RFC 5547 §8.3), resuming from a
+        partial copy with ``a=file-range`` when one is kept for the selector's hash."""
+        frm = normalize_uri(source, self.ctx.config.domain)
+        session = FileTransferSession(self.ctx, frm, is_uac=True,
+                                      call_id=f"{secrets.token_hex(12)}@{self.ctx.msrp.host}")
+        key = _partial_key(selector, None)
+        already = self.downloads.partial_size(key) if selector.hash else 0
+
+        def media(i: int, local: object) -> MsrpMedia:
+            m = file_pull_stream(local, selector, accept_types=("*",))  # type: ignore[arg-type]
+            if already and selector.size and already < selector.size and m.file is not None:
+                # RFC 5547 §6: file-range asks only for the part we miss.
+                m = replace(m, file=replace(m.file, range=FileRange(already + 1, selector.size)))
+            return m
+
+        ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"'
+        negotiated = await establish(self.ctx, session, frm, media, 1, accept_contact=ac,
+                                     timeout=timeout, chunk_size=ft_chunk(self.ctx.config),
+                                     connect=False)
+        n = negotiated[0]
+        if not n.accepted or n.remote is None or n.remote.file is None:
+            await session.end("pull refused")
+            raise SessionFailed(404, "file not available")
+        desc = n.remote.file
+        stream = session.streams[0]
+        result_task = asyncio.ensure_future(
+            self.receive_into(session, 0, stream, desc, key_override=key, progress=progress))
+        await connect_negotiated(self.ctx, session, negotiated)
+        result = await result_task
+        await session.end("pull complete")
+        return result
+
+    async def receive_into(self, session: InviteSession, index: int,
+                           stream: EndpointSession, desc: FileDescription, *,
+                           key_override: str | None = None, imdn: Decoded | None = None,
+                           progress: Progress | None = None) -> TransferResult:
+        """Receive one file stream into the partial store, verify the hash, move it into the
+        download directory (sanitized, unique name)."""
+        sel = desc.selector
+        key = key_override or _partial_key(sel, desc.transfer_id)
+        tid = desc.transfer_id or key
+        name = sel.name or "file"
+        kind = "image" if session.kind == "image" else "file"
+        rng = desc.range
+        already = (rng.start - 1) if rng is not None else 0
+        partial = self.downloads.partial_path(key)
+        if not already and partial.exists():
+            partial.unlink()
+        sink = PartialSink(partial)
+        # RFC 5547 §6 file-range: the partial file holds bytes 1..already; the message starts at
+        # Byte-Range already+1 and completes when the requested range has arrived.
+        stream.receive_with(lambda _req: sink, resume_from=already)
+        peer = session.peer
+
+        async def watch() -> None:
+            last = -1
+            while True:
+                await asyncio.sleep(0.1)
+                if sink.written != last:
+                    last = sink.written
+                    if progress is not None:
+                        progress(tid, last, sel.size or 0)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            msg = await _receive_or_lost(stream, self.ctx.config.timers.msrp_transaction * 4,
+                                         session.ended)
+        finally:
+            watcher.cancel()
+            sink.close()
+        if msg is None or not msg.complete:
+            have = partial.stat().st_size if partial.exists() else 0
+            self.ctx.emit(FileEvent(tid, peer, "failed", name, sel.size, sel.type,
+                                    transferred=have, kind=kind, reason="interrupted"))
+            return TransferResult(tid, name, sel.size or 0, "failed", resumed_from=already)
+        if sel.size is not None:
+            with open(partial, "r+b") as f:
+                f.truncate(sel.size)
+        hash_ok: bool | None = None
+        h = sel.hash
+        if h is not None and h.algorithm.lower() == "sha-1":
+            # RFC 5547 §6: the hash lets the receiver check the file it got.
+            try:
+                hash_ok = sha1_of(partial) == h.digest()
+            except SdpError:
+                hash_ok = False
+        if hash_ok is False:
+            partial.unlink(missing_ok=True)
+            # RFC 5438 §7.2.1.1: negative delivery notification when it was asked for.
+            self._send_imdn(imdn, peer, Status.FAILED, session)
+            self.ctx.emit(FileEvent(tid, peer, "failed", name, sel.size, sel.type,
+                                    transferred=sel.size or 0, hash_ok=False, kind=kind,
+                                    reason="hash mismatch"))
+            return TransferResult(tid, name, sel.size or 0, "failed", hash_ok=False)
+        final = self.downloads.finish(partial, name)
+        session_ft = session if isinstance(session, FileTransferSession) else None
+        if session_ft is not None:
+            session_ft.finished.add(index)
+        self.ctx.emit(FileEvent(tid, peer, "received", name, sel.size, sel.type, str(final),
+                                sel.size or 0, hash_ok, kind=kind))
+        self._send_imdn(imdn, peer, Status.DELIVERED, session)
+        return TransferResult(tid, name, sel.size or 0, "received", str(final), already, hash_ok)
+
+    def _send_imdn(self, imdn: Decoded | None, peer: str, status: Status,
+                   session: InviteSession | None = None) -> None:
+        """CPM FT trace (rcs5.1-cpm2.0-messaging-flows, step 14; CPM-06): the transfer's IMDN
+        goes in a SIP MESSAGE with the CPM file transfer ICSI in Accept-Contact and
+        P-Preferred-Service, and the session's Conversation-ID / Contribution-ID."""
+        if imdn is None:
+            return
+        doc = imdn_reply(imdn, NotificationType.DELIVERY, status, me=self.ctx.config.uri,
+                         date_time=self.ctx.now_cpim())
+        if doc is None:
+            return
+        extra = [("P-Preferred-Service", ICSI_CPM_FT)]
+        if session is not None:
+            extra += [("Contribution-ID", session.contribution_id),
+                      ("Conversation-ID", session.conversation_id)]
+        self.ctx.spawn(send_pager(
+            self.ctx, imdn.sender or peer, doc.to_bytes(), "message/cpim",
+            accept_contact=f'*;+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"',
+            extra=extra))
+
+    async def receive(self, inc: IncomingRequest, offer: SessionDescription,
+                      *, image: bool) -> None:
+        """OMA §10.3 / IR.79 §2.4: an incoming file transfer or image share."""
+        req = inc.request
+        peer = str(req.from_addr.uri)
+        cfg = self.ctx.config
+        session = FileTransferSession(self.ctx, peer, is_uac=False, call_id=req.call_id,
+                                      image=image)
+        # The multipart body may carry the CPIM (IMDN request) and the icons (RFC 5547 §6).
+        cpim_decoded: Decoded | None = None
+        icons: dict[int, int] = {}
+        try:
+            parts = [BodyPart.of(p.headers.items(), p.body) for p in body_parts(req)]
+            ftb = split_file_transfer_body(parts)
+            if ftb.cpim is not None:
+                cpim_decoded = decode_body("message/cpim", ftb.cpim.to_bytes(), sender=peer)
+            for i, m in enumerate(offer.media):
+                d = FileDescription.from_media(m)
+                if d is not None and d.icon:
+                    icon = ftb.icon(d.icon)
+                    if icon is not None:
+                        icons[i] = len(icon.data)
+        except (ContentError, ProtocolError) as exc:
+            log.info("ignoring unreadable file-transfer body parts: %s", exc)
+        pushes = [(i, FileDescription.from_media(m)) for i, m in enumerate(offer.media)
+                  if m.port != 0 and m.has("file-selector")]
+        invitation = ring(session, inc)
+        invitation.decline_status = 603     # IR.79 §2.4 / RFC 5547: decline with 603
+        for i, d in pushes:
+            if d is None:
+                continue
+            self.ctx.emit(FileEvent(d.transfer_id or "", peer, "offered", d.selector.name,
+                                    d.selector.size, d.selector.type, kind=session.kind,
+                                    reason=f"icon {icons[i]} bytes" if i in icons else None,
+                                    invitation=invitation))
+        policy = cfg.policy.images if image else cfg.policy.files
+        ok = await decide(self.ctx, invitation, policy)
+        if invitation.cancelled:
+            return
+        if not ok:
+            reject(session, inc, invitation.decline_status, "declined by the user")
+            return
+        too_big = [d for _i, d in pushes if d is not None and cfg.max_file_size is not None
+                   and (d.selector.size or 0) > cfg.max_file_size]
+        if too_big and len(too_big) == len(pushes):
+            reject(session, inc, 603, "file too large")
+            return
+        recv_descs: dict[int, FileDescription] = {}
+        serve: dict[int, tuple[FileDescription, Path, FileRange | None]] = {}
+
+        def file_policy(d: FileDescription) -> bool | FileDescription:
+            if cfg.max_file_size is not None and (d.selector.size or 0) > cfg.max_file_size:
+                return False          # §10.3: user choice / limits: stream rejected (port 0)
+            key = _partial_key(d.selector, d.transfer_id)
+            have = self.downloads.partial_size(key) if d.selector.hash else 0
+            size = d.selector.size or 0
+            if 0 < have < size:
+                # RFC 5547 §6 file-range: ask only for what is missing (resume).
+                return replace(d, range=FileRange(have + 1, size))
+            return True
+
+        def pull_source(sel: FileSelector) -> FileDescription | None:
+            found = self._find_shared(sel)
+            return found[0] if found else None
+
+        caps = replace(FT_CAPS, max_file_size=cfg.max_file_size)
+        try:
+            outcomes = await accept(self.ctx, session, inc, offer, caps,
+                                    file_policy=file_policy, pull_source=pull_source,
+                                    connect=False, chunk_size=ft_chunk(self.ctx.config))
+        except ProtocolError as exc:
+            reject(session, inc, 603 if exc.status == 488 and too_big else
+                   (exc.status if exc.status >= 400 else 488), exc.detail)
+            return
+        for o in outcomes:
+            if not o.accepted or o.local is None or o.local.file is None or o.remote is None:
+                continue
+            if o.local.direction is Direction.RECVONLY:
+                recv_descs[o.index] = replace(o.remote.file or o.local.file,
+                                              range=o.local.file.range)
+            elif o.local.direction is Direction.SENDONLY:
+                found = self._find_shared(o.remote.file.selector) if o.remote.file else None
+                if found is not None:
+                    serve[o.index] = (o.local.file, found[1], o.remote.file.range
+                                      if o.remote.file else None)
+        jobs = [self.receive_into(session, i, session.streams[i], d, imdn=cpim_decoded)
+                for i, d in recv_descs.items()]
+        tasks = [asyncio.ensure_future(j) for j in jobs]
+        try:
+            await connect_negotiated(self.ctx, session, [
+                _neg(o) for o in outcomes if o.accepted])
+        except (ProtocolError, OSError, TimeoutError) as exc:
+            for t in tasks:
+                t.cancel()
+            await session.end(f"MSRP connection failed: {exc}")
+            return
+        for i, (d, path, rng) in serve.items():
+            size = d.selector.size or path.stat().st_size
+            offset = (rng.start - 1) if rng is not None else 0
+            try:
+                await send_stream(session, session.streams[i], path,
+                                  d.selector.type or "application/octet-stream", offset, size,
+                                  d.transfer_id or "", None)
+                session.stream_finished(i)
+                self.ctx.emit(FileEvent(d.transfer_id or "", peer, "sent", d.selector.name,
+                                        size, d.selector.type, str(path), size,
+                                        direction="out"))
+            except SessionFailed as exc:
+                self.ctx.emit(FileEvent(d.transfer_id or "", peer, "failed", d.selector.name,
+                                        size, d.selector.type, direction="out",
+                                        reason=exc.reason))
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        if any(isinstance(r, TransferResult) and r.status == "failed" for r in results):
+            await session.end("transfer interrupted")
+            return
+        # §10.2: the sender releases (BYE / port 0 after Tc1); end it ourselves if it never does.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(cfg.timers.tc1 + 30):
+                await session.ended.wait()
+        await session.end("transfer complete")

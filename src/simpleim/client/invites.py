@@ -1,13 +1,16 @@
-"""INVITE set-up for every session kind, both directions.
+"""INVITE set-up for every session kind, both directions, and the incoming INVITE router.
 
 Outgoing (:func:`establish`): INVITE with the OMA §7.1.1.1 headers (Accept-Contact, Contact
 with ``+g.oma.sip-im``, User-Agent, ``Supported: timer``, ``Session-Expires;refresher=uac``,
 Allow) and CPM Conversation-ID / Contribution-ID; SDP offer (one m-line per stream, or a
 multipart body); on the 200: dialog, RFC 3264 answer check, MSRP connect, session timer.
 
-Incoming (:func:`on_invite`): dispatch per OMA §7.1.2 (C-ST-00): large message feature tag
--> §9.2; file-selector in the SDP -> file transfer §10.3 (image share when the IR.79 IARI is
-asked for); else a chat §7.1.2.1.  :func:`accept` sends the 200 with the SDP answer.
+Incoming (:class:`InviteRouter`): OMA §7.1.2 dispatch (C-ST-00) through routes that the
+features register, each keyed by what the request is (:class:`InviteFacts`: feature tags in
+Accept-Contact, the asserted / preferred service, the Contact's ICSI, a file-selector in the
+SDP) - large message §9.2, image share IR.79, file transfer §10.3, chat §7.1.2.1; a new
+feature (conference, deferred push, history) adds a route.  :func:`accept` sends the 200
+with the SDP answer.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from simpleim.errors import ProtocolError, SdpError, SimpleImError
 from simpleim.msrp.uri import MsrpUri
@@ -29,20 +31,19 @@ from simpleim.sdp import (
     SessionDescription,
     StreamOutcome,
     build_offer,
-    chat_stream,
     process_answer,
 )
+from simpleim.sip.dialog import Dialog
 from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.transport.msrp import EndpointSession
 from simpleim.transport.sip import IncomingRequest
 
+from .context import ClientContext
 from .features import (
     ALLOW,
     ICSI_CPM_LARGEMSG,
-    ICSI_CPM_SESSION,
     ICSI_TAG,
     LARGE_MESSAGE,
-    SIP_IM,
     USER_AGENT,
 )
 from .media import (
@@ -54,14 +55,11 @@ from .media import (
     sdp_of,
 )
 from .pager import build_request, new_tag
-from .session import ChatSession, Invitation, InviteSession, SessionFailed
+from .session import Invitation, InviteSession, SessionFailed
 from .ua import InviteAttempt
 
-if TYPE_CHECKING:
-    from .account import Account
-
-__all__ = ["establish", "start_chat", "on_invite", "accept", "answer_reinvite",
-           "classify_invite", "CHAT_CAPS"]
+__all__ = ["establish", "accept", "classify_invite", "CHAT_CAPS", "InviteFacts",
+           "InviteRouter", "InviteRoute", "InviteHandler"]
 
 log = logging.getLogger("simpleim.client")
 
@@ -87,27 +85,27 @@ def cema_target(offer: SessionDescription, o: StreamOutcome) -> tuple[str, int] 
     return conn.address, media.port
 
 
-def new_stream(account: Account, chunk_size: int | None = None
+def new_stream(ctx: ClientContext, chunk_size: int | None = None
                ) -> tuple[LocalEndpoint, EndpointSession]:
-    s = account.msrp.new_session(chunk_size=chunk_size or account.config.chunk_size)
-    return local_endpoint(account.msrp, s), s
+    s = ctx.msrp.new_session(chunk_size=chunk_size or ctx.config.chunk_size)
+    return local_endpoint(ctx.msrp, s), s
 
 
-async def prepare_streams(account: Account, count: int, chunk_size: int | None = None
+async def prepare_streams(ctx: ClientContext, count: int, chunk_size: int | None = None
                           ) -> list[tuple[LocalEndpoint, EndpointSession]]:
     """``count`` MSRP sessions; with ``msrp_relay`` configured each is authorized at our
     relay first (RFC 4976 §5: AUTH, then a=path = Use-Path + our URI)."""
-    out = [new_stream(account, chunk_size) for _ in range(count)]
-    relay = account.config.msrp_relay
+    out = [new_stream(ctx, chunk_size) for _ in range(count)]
+    relay = ctx.config.msrp_relay
     if relay is None:
         return out
     relay_uri = MsrpUri.parse(relay)
     done: list[tuple[LocalEndpoint, EndpointSession]] = []
     try:
         for _local, stream in out:
-            await account.msrp.authenticate(stream, relay_uri, account.config.user,
-                                            account.config.password)
-            done.append((local_endpoint(account.msrp, stream), stream))
+            await ctx.msrp.authenticate(stream, relay_uri, ctx.config.user,
+                                            ctx.config.password)
+            done.append((local_endpoint(ctx.msrp, stream), stream))
     except (ProtocolError, OSError, SimpleImError) as exc:
         for _local, stream in out:
             stream.close()
@@ -116,7 +114,7 @@ async def prepare_streams(account: Account, count: int, chunk_size: int | None =
 
 
 async def establish(
-    account: Account,
+    ctx: ClientContext,
     session: InviteSession,
     target: str,
     make_media: Callable[[int, LocalEndpoint], MsrpMedia],
@@ -132,10 +130,10 @@ async def establish(
     chunk_size: int | None = None,
 ) -> list[NegotiatedStream]:
     """Send the INVITE and bring the negotiated MSRP streams up."""
-    cfg = account.config
+    cfg = ctx.config
     locals_: list[LocalEndpoint] = []
     media: list[MsrpMedia] = []
-    for i, (local, stream) in enumerate(await prepare_streams(account, count, chunk_size)):
+    for i, (local, stream) in enumerate(await prepare_streams(ctx, count, chunk_size)):
         session.streams[i] = stream
         locals_.append(local)
         media.append(make_media(i, local))
@@ -149,7 +147,7 @@ async def establish(
         body, ctype = sdp, "application/sdp"
     from_tag = new_tag()
     interval = cfg.session_expires
-    account.sessions[session.call_id] = session
+    ctx.sessions.add(session)
     for cseq in (1, 3):
         headers = [
             ("Supported", "timer"),                                   # OMA §7.1.1.1 SHALL
@@ -161,14 +159,14 @@ async def establish(
             *extra_headers,
         ]
         req = build_request("INVITE", target=target, from_uri=cfg.uri, from_tag=from_tag,
-                            call_id=session.call_id, contact=account.contact, cseq=cseq,
+                            call_id=session.call_id, contact=ctx.contact, cseq=cseq,
                             display_name=cfg.display_name, body=body, content_type=ctype,
                             accept_contact=accept_contact, extra=tuple(headers))
         session.attempt = account_attempt = InviteAttempt()
         try:
             async with asyncio.timeout(timeout):
-                result = await account.ua.invite(req, attempt=account_attempt,
-                                                 local_contact=account.local_contact())
+                result = await ctx.ua.invite(req, attempt=account_attempt,
+                                                 local_contact=ctx.local_contact())
         except TimeoutError:
             account_attempt.cancel()
             session._finish("no answer")
@@ -201,7 +199,7 @@ async def establish(
                 s.close()
     if connect:
         try:
-            await connect_negotiated(account, session, negotiated)
+            await connect_negotiated(ctx, session, negotiated)
         except (ProtocolError, OSError, TimeoutError) as exc:
             await session.end(f"MSRP connection failed: {exc}")
             raise SessionFailed(0, f"MSRP connection failed: {exc}") from exc
@@ -211,12 +209,12 @@ async def establish(
     return negotiated
 
 
-async def connect_negotiated(account: Account, session: InviteSession,
+async def connect_negotiated(ctx: ClientContext, session: InviteSession,
                              negotiated: Sequence[NegotiatedStream]) -> None:
     jobs = []
     for n in negotiated:
         if n.accepted and n.remote is not None and n.index in session.streams:
-            jobs.append(connect_stream(account.msrp, session.streams[n.index], n.remote.path,
+            jobs.append(connect_stream(ctx.msrp, session.streams[n.index], n.remote.path,
                                        n.we_connect))
     await until_ended(session, asyncio.gather(*jobs))
 
@@ -240,88 +238,154 @@ async def until_ended(session: InviteSession, work: Awaitable[object]) -> None:
                 await task
 
 
-async def start_chat(account: Account, target: str, *, timeout: float) -> ChatSession:
-    session = ChatSession(account, target, is_uac=True,
-                          call_id=f"{new_tag()}{new_tag()}@{account.msrp.host}")
-    ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_SESSION.replace(":", "%3A")}"'
-    await establish(account, session, target, lambda i, local: chat_stream(local), 1,
-                    accept_contact=ac, timeout=timeout,
-                    # seed 002 CPM session INVITE: P-Preferred-Service with the session ICSI.
-                    extra_headers=[("P-Preferred-Service", ICSI_CPM_SESSION)])
-    session.start_media()
-    return session
-
-
 # ---------------------------------------------------------------------------- incoming
+
+@dataclass(frozen=True)
+class InviteFacts:
+    """What an incoming INVITE is, as the routes see it (OMA §7.1.2, C-ST-00)."""
+
+    accept_contact: str              # all Accept-Contact values, lower case, %3A decoded
+    service: str                     # P-Preferred-Service + P-Asserted-Service, lower case
+    contact_icsi: frozenset[str]     # the ICSIs of the Contact's +g.3gpp.icsi-ref
+    has_file: bool                   # an m-line with a=file-selector (RFC 5547)
+
+    @classmethod
+    def of(cls, inc: IncomingRequest, offer: SessionDescription | None) -> InviteFacts:
+        h = inc.request.headers
+        accept_contact = " ".join(h.get_all("Accept-Contact")).lower().replace("%3a", ":")
+        service = " ".join(h.get_all("P-Preferred-Service")
+                           + h.get_all("P-Asserted-Service")).lower()
+        icsi = frozenset(v.strip().lower() for c in inc.request.contacts
+                         for v in (c.params.get(ICSI_TAG) or "").strip('"')
+                         .replace("%3A", ":").replace("%3a", ":").split(",") if v.strip())
+        has_file = offer is not None and any(m.has("file-selector") for m in offer.media)
+        return cls(accept_contact, service, icsi, has_file)
+
+    @property
+    def image_share(self) -> bool:
+        """IR.79 §2.2: the image share IARI (Mercuro: pre-RFC "gsmais")."""
+        return "gsma-is" in self.accept_contact or "gsmais" in self.accept_contact
+
+    def names_service(self, icsi: str) -> bool:
+        """``icsi`` in Accept-Contact or the service headers, or the Contact's only ICSI."""
+        return icsi in self.accept_contact or icsi in self.service \
+            or self.contact_icsi == {icsi}
+
+
+# The predicates of the built-in kinds.  CPM-03: large message mode is known from the
+# +g.oma.sip-im.large-message tag or the CPM largemsg ICSI - not from the SDP: the RCS
+# large message offer carries a=file-selector:size too.  IR.79 image share reuses the
+# largemsg ICSI, so its IARI decides first (priorities below).
+def is_large_tagged(f: InviteFacts) -> bool:
+    return LARGE_MESSAGE in f.accept_contact
+
+
+def is_image_share(f: InviteFacts) -> bool:
+    return f.has_file and f.image_share
+
+
+def is_large_icsi(f: InviteFacts) -> bool:
+    return f.names_service(ICSI_CPM_LARGEMSG)
+
+
+def is_file_transfer(f: InviteFacts) -> bool:
+    return f.has_file
+
+
+def is_chat(f: InviteFacts) -> bool:
+    return True
+
+
+#: (kind, priority, predicate) of the built-in kinds; higher priority is tried first.
+BUILTIN_KINDS: tuple[tuple[str, int, Callable[[InviteFacts], bool]], ...] = (
+    ("large", 400, is_large_tagged),
+    ("image", 300, is_image_share),
+    ("large", 200, is_large_icsi),
+    ("file", 100, is_file_transfer),
+    ("chat", 0, is_chat),
+)
+
 
 def classify_invite(inc: IncomingRequest, offer: SessionDescription | None) -> str:
     """OMA §7.1.2 dispatch (checklist C-ST-00): ``large``, ``image``, ``file`` or ``chat``."""
-    h = inc.request.headers
-    accept_contact = " ".join(h.get_all("Accept-Contact")).lower().replace("%3a", ":")
-    service = " ".join(h.get_all("P-Preferred-Service") + h.get_all("P-Asserted-Service"))
-    contact_icsi = {v.strip().lower() for c in inc.request.contacts
-                    for v in (c.params.get(ICSI_TAG) or "").strip('"').replace("%3A", ":")
-                    .replace("%3a", ":").split(",") if v.strip()}
-    image = "gsma-is" in accept_contact or "gsmais" in accept_contact  # IR.79 §2.2 IARI
-    has_file = offer is not None and any(m.has("file-selector") for m in offer.media)
-    # CPM-03: large message mode is known from the +g.oma.sip-im.large-message tag or the
-    # CPM largemsg ICSI (Accept-Contact, P-Preferred-Service, a Contact naming only it) -
-    # not from the SDP: the RCS large message offer carries a=file-selector:size too.
-    # (IR.79 image share reuses the largemsg ICSI: its IARI decides first.)
-    if LARGE_MESSAGE in accept_contact:
-        return "large"
-    if has_file and image:
-        return "image"      # (Mercuro: pre-RFC "gsmais")
-    if ICSI_CPM_LARGEMSG in accept_contact or ICSI_CPM_LARGEMSG in service.lower() \
-            or contact_icsi == {ICSI_CPM_LARGEMSG}:
-        return "large"
-    if has_file:
-        return "file"
-    return "chat"
+    facts = InviteFacts.of(inc, offer)
+    return next(kind for kind, _p, matches in BUILTIN_KINDS if matches(facts))
 
 
-def on_invite(account: Account, inc: IncomingRequest) -> None:
-    req = inc.request
-    try:
-        offer = sdp_of(req)
-    except ProtocolError as exc:
-        inc.reply(exc.status if exc.status >= 400 else 400)
-        return
-    if offer is None:
-        # We do not do offer-less INVITEs (RFC 3264 §4 late offer): 488.
-        inc.reply(488, headers=[("Warning", '399 simpleim "INVITE without SDP offer"')])
-        return
-    se = req.headers.get("Session-Expires")
-    min_se = int(account.config.timers.min_se)
-    if se and se.split(";")[0].strip().isdigit() and int(se.split(";")[0].strip()) < min_se:
-        # RFC 4028 §8: an interval below our minimum is refused with 422 and Min-SE.
-        inc.reply(422, headers=[("Min-SE", str(min_se))])
-        return
-    if len(account.sessions) >= account.config.max_sessions:
-        inc.reply(486, headers=[("User-Agent", USER_AGENT)])    # busy (OMA §7.1.2.1: MAY)
-        return
-    inc.reply(100)
-    kind = classify_invite(inc, offer)
-    peer = str(req.from_addr.uri)
-    if kind == "large":
-        from .largemsg import receive_large_message
-        account.spawn(receive_large_message(account, inc, offer))
-    elif kind in ("file", "image"):
-        from .filetransfer import on_file_invite
-        account.spawn(on_file_invite(account, inc, offer, image=kind == "image"))
-    else:
-        session = ChatSession(account, peer, is_uac=False, call_id=req.call_id)
-        account.spawn(_incoming_chat(account, session, inc, offer))
+#: A route's handler: runs the incoming session (the router already sent 100 Trying).
+InviteHandler = Callable[[IncomingRequest, SessionDescription], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class InviteRoute:
+    kind: str
+    priority: int
+    matches: Callable[[InviteFacts], bool]
+    handler: InviteHandler
+
+
+class InviteRouter:
+    """Incoming out-of-dialog INVITEs to the feature whose route matches first (by
+    priority): the checks every INVITE gets (SDP offer, RFC 4028 §8 minimum interval,
+    busy) live here; what the request is decides the handler."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+        self._routes: list[InviteRoute] = []
+
+    def add(self, kind: str, matches: Callable[[InviteFacts], bool], handler: InviteHandler,
+            *, priority: int = 0) -> None:
+        self._routes.append(InviteRoute(kind, priority, matches, handler))
+        self._routes.sort(key=lambda r: -r.priority)
+
+    @property
+    def routes(self) -> tuple[InviteRoute, ...]:
+        return tuple(self._routes)
+
+    def route(self, inc: IncomingRequest, offer: SessionDescription | None
+              ) -> InviteRoute | None:
+        facts = InviteFacts.of(inc, offer)
+        return next((r for r in self._routes if r.matches(facts)), None)
+
+    def on_invite(self, inc: IncomingRequest) -> None:
+        ctx = self.ctx
+        req = inc.request
+        try:
+            offer = sdp_of(req)
+        except ProtocolError as exc:
+            inc.reply(exc.status if exc.status >= 400 else 400)
+            return
+        if offer is None:
+            # We do not do offer-less INVITEs (RFC 3264 §4 late offer): 488.
+            inc.reply(488, headers=[("Warning", '399 simpleim "INVITE without SDP offer"')])
+            return
+        se = req.headers.get("Session-Expires")
+        min_se = int(ctx.config.timers.min_se)
+        if se and se.split(";")[0].strip().isdigit() \
+                and int(se.split(";")[0].strip()) < min_se:
+            # RFC 4028 §8: an interval below our minimum is refused with 422 and Min-SE.
+            inc.reply(422, headers=[("Min-SE", str(min_se))])
+            return
+        if len(ctx.sessions) >= ctx.config.max_sessions:
+            inc.reply(486, headers=[("User-Agent", USER_AGENT)])  # busy (OMA §7.1.2.1: MAY)
+            return
+        route = self.route(inc, offer)
+        if route is None:
+            # RFC 3261 §21.4.18 / RFC 3841: no feature of ours takes this request.
+            inc.reply(488, headers=[("Warning", '399 simpleim "no handler for this INVITE"')])
+            return
+        inc.reply(100)
+        ctx.spawn(route.handler(inc, offer))
 
 
 def ring(session: InviteSession, inc: IncomingRequest) -> Invitation:
     """Register the invitation (180 Ringing) and its CANCEL handler (OMA §7.1.2.4)."""
     invitation = Invitation(session, inc)
-    session.account.sessions[session.call_id] = session
+    session.ctx.sessions.add(session)
     to_tag = new_tag()
     session.to_tag = to_tag
     ringing = inc.request.create_response(180, to_tag=to_tag)
-    ringing.headers.add("Contact", session.account.contact)
+    ringing.headers.add("Contact", session.ctx.contact)
     inc.respond(ringing)
 
     def cancelled(target: IncomingRequest) -> None:
@@ -337,7 +401,7 @@ def ring(session: InviteSession, inc: IncomingRequest) -> Invitation:
     return invitation
 
 
-async def decide(account: Account, invitation: Invitation, policy: str,
+async def decide(ctx: ClientContext, invitation: Invitation, policy: str,
                  timeout: float = 60.0) -> bool:
     """Apply the policy; ``ask`` waits for the application (OMA §7.1.2.1: 408 on timeout)."""
     if policy == "accept":
@@ -352,24 +416,6 @@ async def decide(account: Account, invitation: Invitation, policy: str,
     return bool(invitation.accepted)
 
 
-async def _incoming_chat(account: Account, session: ChatSession, inc: IncomingRequest,
-                         offer: SessionDescription) -> None:
-    invitation = ring(session, inc)
-    session.emit_state("invited", invitation=invitation)
-    ok = await decide(account, invitation, account.config.policy.sessions)
-    if invitation.cancelled:
-        return
-    if not ok:
-        reject(session, inc, invitation.decline_status)
-        return
-    try:
-        await accept(account, session, inc, offer, CHAT_CAPS)
-    except ProtocolError as exc:
-        reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)
-        return
-    session.start_media()
-
-
 def reject(session: InviteSession, inc: IncomingRequest, status: int,
            reason: str | None = None) -> None:
     """Decline (OMA §7.1.2.1: 480; IR.79 §2.4: 603; 486 busy; 488 media)."""
@@ -382,7 +428,7 @@ def reject(session: InviteSession, inc: IncomingRequest, status: int,
     session.emit_state("declined", reason, status)
 
 
-async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
+async def accept(ctx: ClientContext, session: InviteSession, inc: IncomingRequest,
                  offer: SessionDescription, caps: Capabilities, *,
                  file_policy: FilePolicy | None = None, pull_source: PullSource | None = None,
                  extra_headers: Sequence[tuple[str, str]] = (),
@@ -390,17 +436,17 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
     """200 OK with the SDP answer (OMA §7.1.2.1), dialog (RFC 3261 §12.1.1), MSRP up."""
     req = inc.request
     session.note_peer(req)                      # C-ST-01: OMA §7.1.2.1 step 2
-    if account.msrp.ssl_server is not None:
+    if ctx.msrp.ssl_server is not None:
         # our MSRP is msrps-only (TLS signalling + certificate): TCP/TLS/MSRP offers only
         caps = replace(caps, tls=True, plain_tcp=False)
-    prepared = await prepare_streams(account, len(offer.media), chunk_size)
+    prepared = await prepare_streams(ctx, len(offer.media), chunk_size)
     sdp, outcomes, streams = answer_streams(
         offer, lambda i: prepared[i], caps, file_policy=file_policy,
         pull_source=pull_source)
     session.offer, session.answer, session.streams = offer, sdp, streams
     to_tag = session.to_tag or new_tag()
     resp = req.create_response(200, to_tag=to_tag, copy_record_route=True)
-    resp.headers.add("Contact", account.contact)
+    resp.headers.add("Contact", ctx.contact)
     resp.headers.add("User-Agent", USER_AGENT)
     resp.headers.add("Allow", ALLOW)
     resp.headers.add("Supported", "timer")
@@ -421,20 +467,19 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
             setattr(session, name.lower().replace("-", "_"), value.strip())
     resp.headers.add("Content-Type", "application/sdp")
     resp.body = sdp.to_bytes()
-    from simpleim.sip.dialog import Dialog
     session.dialog = Dialog.from_uas(req, resp)
-    account.sessions[session.call_id] = session
+    ctx.sessions.add(session)
 
     def no_ack() -> None:
         session.spawn(session.end("no ACK (RFC 3261 §13.3.1.4)"))
 
-    account.ua.answer_2xx(inc, resp, session.acked, no_ack)
+    ctx.ua.answer_2xx(inc, resp, session.acked, no_ack)
     session.start_timer(resp)
     if connect:
         jobs = []
         for o in outcomes:
             if o.accepted and o.remote is not None and o.index in streams:
-                jobs.append(connect_stream(account.msrp, streams[o.index], o.remote.path,
+                jobs.append(connect_stream(ctx.msrp, streams[o.index], o.remote.path,
                                            o.we_connect, cema_to=cema_target(offer, o)))
         try:
             await until_ended(session, asyncio.gather(*jobs))
@@ -446,54 +491,5 @@ async def accept(account: Account, session: InviteSession, inc: IncomingRequest,
     return outcomes
 
 
-async def answer_reinvite(account: Account, session: InviteSession,
-                          inc: IncomingRequest) -> None:
-    """OMA §7.1.2.2: validate the new offer; streams set to port 0 are closed (RFC 3264
-    §8.2); the others keep their MSRP session.  200 with Session-Expires;refresher=uas."""
-    req = inc.request
-    if session.too_brief(inc):                  # RFC 4028 §8: 422 with Min-SE
-        return
-    try:
-        offer = sdp_of(req)
-    except ProtocolError as exc:
-        inc.reply(exc.status if exc.status >= 400 else 400)
-        return
-    answer = session.answer if not session.is_uac else None
-    lines = []
-    if offer is not None:
-        prev = session.answer if not session.is_uac else session.offer
-        for index, media in enumerate(offer.media):
-            if media.port == 0:
-                s = session.streams.pop(index, None)
-                if s is not None:
-                    s.close()
-                from simpleim.sdp import MediaDescription
-                lines.append(MediaDescription(media.media, 0, media.proto, media.formats))
-            elif prev is not None and index < len(prev.media):
-                lines.append(prev.media[index])
-            else:
-                lines.append(media.with_port(0))
-        if prev is not None:
-            from dataclasses import replace as dc_replace
-            answer = dc_replace(prev, media=tuple(lines))
-    resp = req.create_response(200)
-    resp.headers.add("Contact", account.contact)
-    resp.headers.add("Supported", "timer")
-    se = req.headers.get("Session-Expires")
-    if se:
-        resp.headers.add("Session-Expires", f"{se.split(';')[0].strip()};refresher=uas")
-    if answer is not None:
-        resp.headers.add("Content-Type", "application/sdp")
-        resp.body = answer.to_bytes()
-    acked = asyncio.Event()
-    session.ack_waiters.append(acked)
-    account.ua.answer_2xx(inc, resp, acked, lambda: None)
-    if se:
-        session.is_refresh_peer(resp)
-    if not session.streams:
-        with contextlib.suppress(ProtocolError, OSError):
-            await session.end("all streams closed")
-
-
 __all__ += ["ring", "decide", "reject", "connect_negotiated", "new_stream", "prepare_streams",
-            "until_ended"]
+            "until_ended", "BUILTIN_KINDS"]

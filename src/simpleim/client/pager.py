@@ -43,6 +43,8 @@ __all__ = [
     "decode_body",
     "imdn_reply",
     "cpim_datetime",
+    "normalize_uri",
+    "DEFAULT_ACCEPT_CONTACT",
 ]
 
 #: OMA SIMPLE IM §8.1: pager mode when the message is below 1300 bytes (RFC 3428 §7 limit).
@@ -50,6 +52,10 @@ PAGER_LIMIT = 1300
 CPIM = "message/cpim"
 IMDN_TYPE = "message/imdn+xml"
 COMPOSING_TYPE = "application/im-iscomposing+xml"
+
+
+#: OMA §8.1.1: Accept-Contact of a pager-mode MESSAGE.
+DEFAULT_ACCEPT_CONTACT = f"*;{SIP_IM}"
 
 
 def choose_mode(size: int, limit: int = PAGER_LIMIT) -> str:
@@ -65,6 +71,16 @@ def new_message_id() -> str:
 
 def new_tag() -> str:
     return secrets.token_hex(6)      # RFC 3261 §19.3: tags MUST be random, >= 32 bits
+
+
+def normalize_uri(to: str, domain: str) -> str:
+    """``bob`` -> ``sip:bob@<domain>``; ``bob@x`` -> ``sip:bob@x``; URIs unchanged."""
+    to = to.strip()
+    if to.startswith(("sip:", "sips:", "tel:")):
+        return to
+    if "@" not in to:
+        return f"sip:{to}@{domain}"
+    return f"sip:{to}"
 
 
 def new_call_id(host: str) -> str:
@@ -90,7 +106,7 @@ def build_im(*, sender: str, recipient: str, body: bytes, content_type: str,
 def build_request(method: str, *, target: str, from_uri: str, from_tag: str, call_id: str,
                   cseq: int = 1, contact: str | None = None, display_name: str | None = None,
                   body: bytes = b"", content_type: str | None = None,
-                  accept_contact: str | None = f"*;{SIP_IM[0:]}",
+                  accept_contact: str | None = DEFAULT_ACCEPT_CONTACT,
                   extra: tuple[tuple[str, str], ...] = ()) -> SipRequest:
     """An out-of-dialog request (RFC 3261 §8.1.1) carrying the OMA §8.1.1 / §7.1.1.1 headers:
     Accept-Contact ``*;+g.oma.sip-im`` and User-Agent."""

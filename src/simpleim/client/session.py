@@ -15,24 +15,24 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from simpleim.content.imdn import NotificationType, Status
 from simpleim.content.iscomposing import ComposeSender, SenderAction
 from simpleim.errors import ContentError, ProtocolError, SimpleImError
-from simpleim.sdp import SessionDescription
+from simpleim.sdp import MediaDescription, SessionDescription
 from simpleim.sip.dialog import Dialog, DialogState
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
-from .events import ErrorEvent, ImdnEvent, MessageEvent, SessionEvent
+from .context import ClientContext, MessageSink
+from .events import ErrorEvent, ImdnEvent, SessionEvent
+from .features import ALLOW
+from .media import sdp_of
 from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
 from .sessiontimer import SessionTimer, TimerAction, TimerInput, negotiated_interval
 from .ua import InviteAttempt
-
-if TYPE_CHECKING:
-    from .account import Account
 
 __all__ = ["InviteSession", "ChatSession", "Invitation", "SessionFailed"]
 
@@ -78,8 +78,8 @@ class InviteSession:
 
     kind = "session"
 
-    def __init__(self, account: Account, peer: str, *, is_uac: bool, call_id: str) -> None:
-        self.account = account
+    def __init__(self, ctx: ClientContext, peer: str, *, is_uac: bool, call_id: str) -> None:
+        self.ctx = ctx
         self.peer = peer
         self.is_uac = is_uac
         self.call_id = call_id
@@ -120,12 +120,12 @@ class InviteSession:
             exc = task.exception()
             log.debug("session task failed: %r", exc)
             if isinstance(exc, ProtocolError | SimpleImError | OSError):
-                self.account.emit(ErrorEvent(str(exc), getattr(exc, "status", None),
+                self.ctx.emit(ErrorEvent(str(exc), getattr(exc, "status", None),
                                              self.session_id))
 
     def emit_state(self, state: str, reason: str | None = None, status: int | None = None,
                    invitation: Invitation | None = None) -> None:
-        self.account.emit(SessionEvent(self.session_id, self.peer, state, self.kind, reason,
+        self.ctx.emit(SessionEvent(self.session_id, self.peer, state, self.kind, reason,
                                        status, invitation))
 
     # ------------------------------------------------------------------ session timer
@@ -135,13 +135,13 @@ class InviteSession:
         if nego is None:
             return
         interval, we_refresh = nego
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.now()
         ev = TimerInput.NEGOTIATED_US if we_refresh else TimerInput.NEGOTIATED_PEER
         self.timer, _ = self.timer.step(ev, now, interval)
         self._arm_timer()
 
     def refreshed(self) -> None:
-        self.timer, _ = self.timer.step(TimerInput.REFRESHED, asyncio.get_running_loop().time())
+        self.timer, _ = self.timer.step(TimerInput.REFRESHED, self.ctx.now())
         self._arm_timer()
 
     def _arm_timer(self) -> None:
@@ -151,9 +151,8 @@ class InviteSession:
             self._timer_task = self.spawn(self._timer_wait(self.timer.deadline))
 
     async def _timer_wait(self, deadline: float) -> None:
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, deadline - loop.time()))
-        self.timer, action = self.timer.step(TimerInput.DEADLINE, loop.time())
+        await asyncio.sleep(max(0.0, deadline - self.ctx.now()))
+        self.timer, action = self.timer.step(TimerInput.DEADLINE, self.ctx.now())
         if action is TimerAction.SEND_REFRESH:
             self._timer_task = None
             await self.refresh()
@@ -179,8 +178,7 @@ class InviteSession:
         refreshed with UPDATE (RFC 4028 §7.4 allows either)."""
         if self.dialog is None or self.dialog.state is not DialogState.CONFIRMED:
             return
-        from .features import ALLOW
-        cfg = self.account.config
+        cfg = self.ctx.config
         interval = int(self.timer.interval) or cfg.session_expires
         sdp = self.local_sdp()
         method = "INVITE" if sdp is not None and (not self.peer_allow
@@ -191,7 +189,7 @@ class InviteSession:
                        ("Supported", "timer"), ("Min-SE", str(int(cfg.timers.min_se))),
                        ("Allow", ALLOW)]
             body = sdp.to_bytes() if method == "INVITE" and sdp is not None else b""
-            resp = await self.account.ua.in_dialog(
+            resp = await self.ctx.ua.in_dialog(
                 self.dialog, method, headers=headers, body=body,
                 content_type="application/sdp" if body else None)
             min_se = resp.headers.get("Min-SE") if resp.status == 422 else None
@@ -212,7 +210,7 @@ class InviteSession:
         if 200 <= resp.status < 300:
             self.note_peer(resp)
             nego = negotiated_interval(resp, we_are_uac=True)
-            now = asyncio.get_running_loop().time()
+            now = self.ctx.now()
             if nego is None:
                 # RFC 4028 §7.2: no Session-Expires in the 2xx - the peer has no timer; we
                 # keep refreshing with the interval we asked for.
@@ -245,8 +243,8 @@ class InviteSession:
             # BYE first, then release the MSRP streams (OMA §7.1.1.16: "On 200, release the
             # user plane"), so that the peer sees the BYE and not a lost connection.
             with contextlib.suppress(ProtocolError, OSError, TimeoutError):
-                async with asyncio.timeout(self.account.config.timers.timer_f):
-                    await self.account.ua.in_dialog(dialog, "BYE")
+                async with asyncio.timeout(self.ctx.config.timers.timer_f):
+                    await self.ctx.ua.in_dialog(dialog, "BYE")
         self._finish(reason)
 
     def _finish(self, reason: str) -> None:
@@ -263,8 +261,7 @@ class InviteSession:
         for t in list(self._tasks):
             if t is not current:
                 t.cancel()
-        self.account.forget(self)
-        self.account.composing.forget_session(self.session_id)
+        self.ctx.sessions.forget(self)
         self.on_ended(reason)
         self.emit_state("ended", reason)
 
@@ -300,7 +297,7 @@ class InviteSession:
     def too_brief(self, inc: IncomingRequest) -> bool:
         """RFC 4028 §8: a refresh with a Session-Expires below our Min-SE -> 422 + Min-SE."""
         se = (inc.request.headers.get("Session-Expires") or "").split(";")[0].strip()
-        min_se = int(self.account.config.timers.min_se)
+        min_se = int(self.ctx.config.timers.min_se)
         if se.isdigit() and int(se) < min_se:
             inc.reply(422, headers=[("Min-SE", str(min_se))])
             return True
@@ -309,7 +306,7 @@ class InviteSession:
     def is_refresh_peer(self, resp: SipResponse) -> None:
         nego = negotiated_interval(resp, we_are_uac=False)
         if nego is not None:
-            now = asyncio.get_running_loop().time()
+            now = self.ctx.now()
             ev = TimerInput.NEGOTIATED_US if nego[1] else TimerInput.NEGOTIATED_PEER
             self.timer, _ = self.timer.step(ev, now, nego[0])
             self._arm_timer()
@@ -318,7 +315,52 @@ class InviteSession:
         """OMA §7.1.2.2: a re-INVITE; the default keeps the media (answers our last SDP)
         and handles streams set to port 0 by the peer (RFC 3264 §8.2)."""
         self.note_peer(inc.request)
-        self.spawn(self.account.answer_reinvite(self, inc))
+        self.spawn(self.answer_reinvite(inc))
+
+    async def answer_reinvite(self, inc: IncomingRequest) -> None:
+        """OMA §7.1.2.2: validate the new offer; streams set to port 0 are closed (RFC 3264
+        §8.2); the others keep their MSRP session.  200 with Session-Expires;refresher=uas."""
+        req = inc.request
+        if self.too_brief(inc):                     # RFC 4028 §8: 422 with Min-SE
+            return
+        try:
+            offer = sdp_of(req)
+        except ProtocolError as exc:
+            inc.reply(exc.status if exc.status >= 400 else 400)
+            return
+        answer = self.answer if not self.is_uac else None
+        lines = []
+        if offer is not None:
+            prev = self.answer if not self.is_uac else self.offer
+            for index, media in enumerate(offer.media):
+                if media.port == 0:
+                    s = self.streams.pop(index, None)
+                    if s is not None:
+                        s.close()
+                    lines.append(MediaDescription(media.media, 0, media.proto, media.formats))
+                elif prev is not None and index < len(prev.media):
+                    lines.append(prev.media[index])
+                else:
+                    lines.append(media.with_port(0))
+            if prev is not None:
+                answer = replace(prev, media=tuple(lines))
+        resp = req.create_response(200)
+        resp.headers.add("Contact", self.ctx.contact)
+        resp.headers.add("Supported", "timer")
+        se = req.headers.get("Session-Expires")
+        if se:
+            resp.headers.add("Session-Expires", f"{se.split(';')[0].strip()};refresher=uas")
+        if answer is not None:
+            resp.headers.add("Content-Type", "application/sdp")
+            resp.body = answer.to_bytes()
+        acked = asyncio.Event()
+        self.ack_waiters.append(acked)
+        self.ctx.ua.answer_2xx(inc, resp, acked, lambda: None)
+        if se:
+            self.is_refresh_peer(resp)
+        if not self.streams:
+            with contextlib.suppress(ProtocolError, OSError):
+                await self.end("all streams closed")
 
     def on_ack(self, inc: IncomingRequest) -> None:
         # RFC 3261 §13.3.1.4: the ACK stops the 2xx retransmissions (initial or re-INVITE).
@@ -333,10 +375,12 @@ class ChatSession(InviteSession):
 
     kind = "chat"
 
-    def __init__(self, account: Account, peer: str, *, is_uac: bool, call_id: str) -> None:
-        super().__init__(account, peer, is_uac=is_uac, call_id=call_id)
-        self.composer = ComposeSender(idle_timeout=account.config.timers.composing_idle,
-                                      refresh=account.config.timers.composing_refresh)
+    def __init__(self, ctx: ClientContext, sink: MessageSink, peer: str, *, is_uac: bool,
+                 call_id: str) -> None:
+        super().__init__(ctx, peer, is_uac=is_uac, call_id=call_id)
+        self.sink = sink
+        self.composer = ComposeSender(idle_timeout=ctx.config.timers.composing_idle,
+                                      refresh=ctx.config.timers.composing_refresh)
         self._compose_task: asyncio.Task[None] | None = None
         self.received: dict[str, Decoded] = {}
         self.on_message: Callable[[Decoded], None] | None = None
@@ -364,14 +408,13 @@ class ChatSession(InviteSession):
     async def send(self, text: str, *, content_type: str = "text/plain") -> str:
         """Send an IM in the session (CPIM with IMDN request, seed 002); returns its
         imdn.Message-ID.  Waits for the MSRP 200 (RFC 4975 §7.2)."""
-        cfg = self.account.config
+        cfg = self.ctx.config
         mid = new_message_id()
         cpim = build_im(sender=cfg.uri, recipient=self.peer, body=text.encode("utf-8"),
                         content_type=content_type, message_id=mid, imdn=cfg.imdn,
-                        date_time=self.account.now_cpim())
-        self.account.tracker.sent(mid, self.peer, wanted_notifications(cfg.imdn),
-                                  asyncio.get_running_loop().time())
-        self.composer, _ = self.composer.message_sent(asyncio.get_running_loop().time())
+                        date_time=self.ctx.now_cpim())
+        self.sink.sent(mid, self.peer, wanted_notifications(cfg.imdn))
+        self.composer, _ = self.composer.message_sent(self.ctx.now())
         try:
             await self.stream.send(cpim.to_bytes(), "message/cpim")
         except MsrpTransferError as exc:
@@ -381,7 +424,7 @@ class ChatSession(InviteSession):
     async def composing(self, active: bool = True) -> None:
         """Report typing (RFC 3994 §4 / OMA §7.1.3.4): ``active`` on activity, idle when
         the user cleared the input."""
-        now = asyncio.get_running_loop().time()
+        now = self.ctx.now()
         if active:
             self.composer, action = self.composer.composing(now)
         else:
@@ -399,13 +442,12 @@ class ChatSession(InviteSession):
         await self.stream.send(doc.to_bytes(), "application/im-iscomposing+xml")
 
     async def _compose_timer(self) -> None:
-        loop = asyncio.get_running_loop()
         for _ in range(10_000):
             deadline = self.composer.next_deadline()
             if deadline is None:
                 return
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            self.composer, action = self.composer.handle_timer(loop.time())
+            await asyncio.sleep(max(0.0, deadline - self.ctx.now()))
+            self.composer, action = self.composer.handle_timer(self.ctx.now())
             await self._composing_action(action)
 
     async def mark_displayed(self, message_id: str) -> bool:
@@ -414,7 +456,7 @@ class ChatSession(InviteSession):
         if decoded is None:
             return False
         doc = imdn_reply(decoded, NotificationType.DISPLAY, Status.DISPLAYED,
-                         me=self.account.config.uri, date_time=self.account.now_cpim())
+                         me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is None:
             return False
         await self.stream.send(doc.to_bytes(), "message/cpim")
@@ -429,36 +471,24 @@ class ChatSession(InviteSession):
             try:
                 decoded = decode_body(msg.content_type, data, sender=self.peer)
             except (ContentError, ProtocolError) as exc:
-                self.account.emit(ErrorEvent(f"undecodable MSRP message: {exc}", 415,
+                self.ctx.emit(ErrorEvent(f"undecodable MSRP message: {exc}", 415,
                                              self.session_id))
                 continue
             await self.deliver(decoded)
 
     async def deliver(self, decoded: Decoded) -> None:
-        acc = self.account
-        if decoded.kind == "imdn" and decoded.imdn is not None:
-            acc.report_imdn(decoded, self.peer)
-            return
-        if decoded.kind == "composing" and decoded.composing is not None:
-            # RFC 3994 §4.3 receiver timing (C-UP-06 / SMM-C-020)
-            acc.composing.indication(decoded.sender or self.peer, self.session_id,
-                                     decoded.composing)
-            return
-        acc.composing.message(decoded.sender or self.peer, self.session_id)
+        if not self.sink.present(decoded, self.peer, "session", self.session_id):
+            return                                 # an IMDN or an is-composing document
         mid = decoded.message_id
         if mid is not None:
             self.received[mid] = decoded
             if len(self.received) > 1000:
                 self.received.pop(next(iter(self.received)))
-        acc.emit(MessageEvent(decoded.sender or self.peer, decoded.text, decoded.content_type,
-                              "session", mid, self.session_id, decoded.disposition,
-                              decoded.cpim.datetime.text if decoded.cpim and
-                              decoded.cpim.datetime else None))
         if self.on_message is not None:
             self.on_message(decoded)
         # RFC 5438 §7.2.1.1: the delivery notification when positive-delivery was asked.
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
-                         me=acc.config.uri, date_time=acc.now_cpim())
+                         me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is not None:
             with contextlib.suppress(MsrpTransferError):
                 await self.stream.send(doc.to_bytes(), "message/cpim")

@@ -1,0 +1,118 @@
+"""Pager mode IMs (OMA SIMPLE IM §8.1-8.2, RFC 3428) with the switch to large message mode.
+
+``account.pager.send("bob", "hi")``: pager mode (MESSAGE, §8.1.1) up to ``pager_max`` bytes
+of CPIM, large message mode (INVITE + MSRP, §9.1) above.  Incoming MESSAGEs (§8.2.1) are
+answered 200 with User-Agent, decoded and handed to the inbox (which sends the delivery
+IMDN when one was asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from simpleim.errors import ContentError
+from simpleim.transport.sip import IncomingRequest
+
+from .context import ClientContext
+from .events import ErrorEvent
+from .features import USER_AGENT
+from .inbox import Inbox, send_pager
+from .largemsg import LargeMessages
+from .pager import (
+    build_im,
+    build_request,
+    choose_mode,
+    decode_body,
+    new_call_id,
+    new_message_id,
+    new_tag,
+    normalize_uri,
+)
+from .session import SessionFailed, wanted_notifications
+
+__all__ = ["PagerMessages", "SendResult", "ACCEPTED_TYPES"]
+
+#: RFC 3261 §21.4.16: what we take, listed in a 415.
+ACCEPTED_TYPES = ("message/cpim, text/plain, message/imdn+xml, "
+                  "application/im-iscomposing+xml")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Outcome of :meth:`PagerMessages.send`: ``mode`` pager / pager-plain / large, SIP
+    ``status``."""
+
+    message_id: str
+    mode: str
+    status: int
+
+
+class PagerMessages:
+    """The pager-mode feature of an account."""
+
+    def __init__(self, ctx: ClientContext, inbox: Inbox, large: LargeMessages) -> None:
+        self.ctx = ctx
+        self.inbox = inbox
+        self.large = large
+
+    async def send(self, to: str, text: str | bytes, *,
+                   content_type: str = "text/plain") -> SendResult:
+        """Send an IM; raises :class:`SessionFailed` with the SIP status when the recipient
+        refused or was unreachable."""
+        ctx = self.ctx
+        cfg = ctx.config
+        target = normalize_uri(to, cfg.domain)
+        body = text.encode("utf-8") if isinstance(text, str) else text
+        mid = new_message_id()
+        cpim = build_im(sender=cfg.uri, recipient=target, body=body, content_type=content_type,
+                        message_id=mid, imdn=cfg.imdn, date_time=ctx.now_cpim()).to_bytes()
+        if choose_mode(len(cpim), cfg.pager_max) == "large":
+            status = await self.large.send(target, cpim, mid)
+            return SendResult(mid, "large", status)
+        req = build_request("MESSAGE", target=target, from_uri=cfg.uri, from_tag=new_tag(),
+                            call_id=new_call_id(ctx.host), body=cpim,
+                            content_type="message/cpim", display_name=cfg.display_name)
+        resp = await ctx.ua.request(req)
+        accept = (resp.headers.get("Accept") or "").lower()
+        if resp.status == 415 and content_type.startswith("text/") \
+                and "message/cpim" not in accept:
+            # RFC 3428 §11 / RFC 3261 §21.4.16: the peer lists what it takes (baresip:
+            # text/plain only) - send the bare text, without CPIM and IMDN.
+            status = await self.send_raw(target, body, content_type)
+            if not 200 <= status < 300:
+                raise SessionFailed(status, "refused")
+            return SendResult(mid, "pager-plain", status)
+        if not 200 <= resp.status < 300:
+            raise SessionFailed(resp.status, resp.reason or "")
+        # OMA §8.1.1 / §15.2: store the Message-ID for Tc2 after the 202/200.
+        self.inbox.sent(mid, target, wanted_notifications(cfg.imdn))
+        return SendResult(mid, "pager", resp.status)
+
+    async def send_raw(self, to: str, body: bytes, content_type: str, *,
+                       accept_contact: str | None = None,
+                       extra: Sequence[tuple[str, str]] = ()) -> int:
+        """A MESSAGE with any body (IMDN, is-composing, plain text for non-RCS peers);
+        ``accept_contact`` replaces the default ``*;+g.oma.sip-im``.  Returns the status."""
+        return await send_pager(self.ctx, to, body, content_type,
+                                accept_contact=accept_contact, extra=extra)
+
+    def on_message(self, inc: IncomingRequest) -> None:
+        """OMA §8.2.1: accept, store, present; IMDN delivery notification when requested."""
+        req = inc.request
+        sender = str(req.from_addr.uri)
+        try:
+            decoded = decode_body(req.content_type, req.body,
+                                  content_encoding=req.headers.get("Content-Encoding"),
+                                  sender=sender)
+        except ContentError as exc:
+            hdrs: list[tuple[str, str]] = []
+            if exc.status == 415:
+                hdrs.append(("Accept", ACCEPTED_TYPES))
+                hdrs.append(("Accept-Encoding", "deflate, gzip"))
+            inc.reply(exc.status, headers=hdrs)
+            self.ctx.emit(ErrorEvent(f"bad MESSAGE from {sender}: {exc.detail}", exc.status))
+            return
+        # RFC 3428 §7: 200 OK; OMA §8.2.1: with User-Agent.
+        inc.reply(200, headers=[("User-Agent", USER_AGENT)], to_tag=new_tag())
+        self.inbox.deliver(decoded, sender, "pager")
