@@ -329,6 +329,11 @@ def parse_conference_info(data: bytes | str,
     if users_el is not None:
         users = tuple(_parse_user(u) for u in children(users_el, _NS, "user"))
         users_state = _state(users_el, "users")
+        if users_el.get("state") is None and root.get("state") == ElementState.PARTIAL.value:
+            # A partial document's <users> without a state attribute is read as a partial
+            # update (what the senders of such documents mean, RFC 4575 §4.6): replacing the
+            # list with the one or two users it names would forget everyone else.
+            users_state = ElementState.PARTIAL
     return ConferenceInfo(entity=entity, state=_state(root, "conference-info"),
                           version=_int(root.get("version"), "version"), description=desc,
                           conference_state=cstate, users=users, users_state=users_state)
@@ -372,6 +377,14 @@ def _merge_user(old: User, new: User) -> User:
                 extra_attributes=new.extra_attributes or old.extra_attributes)
 
 
+def _without_deleted(info: ConferenceInfo) -> ConferenceInfo:
+    """A full document listing a user as ``deleted`` (RFC 4575 §5.6.2) does not list it."""
+    if all(u.state is not ElementState.DELETED for u in info.users):
+        return info
+    return replace(info, users=tuple(u for u in info.users
+                                     if u.state is not ElementState.DELETED))
+
+
 def apply_notification(current: ConferenceInfo | None,
                        update: ConferenceInfo) -> ConferenceInfo:
     """Fold ``update`` into ``current`` (RFC 4575 §4.6).
@@ -385,7 +398,7 @@ def apply_notification(current: ConferenceInfo | None,
         if update.state is not ElementState.FULL:
             raise ConferenceVersionError("partial notification without full state", status=400,
                                          where="conference-info")
-        return update
+        return _without_deleted(update)
     if update.entity != current.entity:
         raise ContentError("notification for another conference", status=400,
                            where="conference-info/@entity")
@@ -397,12 +410,13 @@ def apply_notification(current: ConferenceInfo | None,
                 f"version gap: have {current.version}, got {update.version}", status=400,
                 where="conference-info/@version")
     if update.state is ElementState.FULL:
-        return update
+        return _without_deleted(update)
     if update.state is ElementState.DELETED:
         return replace(update, users=())
     users = {u.entity: u for u in current.users}
     if update.users_state is ElementState.FULL and update.users:
-        users = {u.entity: replace(u, state=ElementState.FULL) for u in update.users}
+        users = {u.entity: replace(u, state=ElementState.FULL) for u in update.users
+                 if u.state is not ElementState.DELETED}
     else:
         for u in update.users:
             if u.state is ElementState.DELETED:

@@ -59,7 +59,9 @@ def parse_xml(data: bytes | str, limits: XmlLimits = XmlLimits(), *,  # noqa: B0
                            status=400, where=what) from None
     except ParseError as exc:
         raise ContentError(f"{what}: malformed XML ({exc})", status=400, where=what) from None
-    except (ValueError, UnicodeError) as exc:
+    except (ValueError, UnicodeError, LookupError) as exc:
+        # LookupError: an XML declaration naming an encoding Python does not know
+        # (``encoding="x-foo"``) - a malformed body like any other, not a crash.
         raise ContentError(f"{what}: undecodable XML ({exc})", status=400, where=what) from None
     # Iterative walk: bounded depth and element count.
     count = 0

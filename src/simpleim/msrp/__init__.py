@@ -52,7 +52,13 @@ from simpleim.msrp.parser import (
     MsrpParser,
     parse_stream,
 )
-from simpleim.msrp.reassembly import ChunkSink, IncomingMessage, MemorySink
+from simpleim.msrp.reassembly import (
+    DEFAULT_RECEIVE_LIMITS,
+    ChunkSink,
+    IncomingMessage,
+    MemorySink,
+    ReceiveLimits,
+)
 from simpleim.msrp.relay import RelayAuth, RelayGrant
 from simpleim.msrp.session import MsrpSession, new_ident
 from simpleim.msrp.setup import ConnectionPlan, plan_connection, resolve_setup
@@ -70,6 +76,8 @@ __all__ = [
     "ConnectionPlan",
     "IncomingMessage",
     "MemorySink",
+    "ReceiveLimits",
+    "DEFAULT_RECEIVE_LIMITS",
     "MessageAborted",
     "MessageDelivered",
     "MessageEnd",

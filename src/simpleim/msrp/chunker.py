@@ -15,6 +15,7 @@ from typing import Protocol
 
 from simpleim.errors import LocalProtocolError
 from simpleim.msrp.message import FLAG_ABORT, FLAG_END, FLAG_MORE, ByteRange, end_line
+from simpleim.msrp.reassembly import RangeSet
 
 __all__ = [
     "ChunkSource",
@@ -91,6 +92,9 @@ class OutgoingMessage:
     status: int | None = None       # failure status, if any
     comment: str | None = None
     abort_requested: bool = False
+    #: ranges ``[start, end)`` covered by success REPORTs so far (some stacks send one per
+    #: chunk, RFC 4975 §7.1.2): the message is delivered when they cover all of it
+    reported: RangeSet = field(default_factory=RangeSet, repr=False)
     _lookahead: bytes | None = field(default=None, repr=False)
     _static: str | None = field(default=None, repr=False)
     _carry: bytes = field(default=b"", repr=False)       # read from the source, not sent yet

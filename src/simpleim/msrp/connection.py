@@ -462,13 +462,7 @@ class MsrpConnection:
         try:
             parsed = self._parser.feed(data)
         except MsrpParseError as exc:
-            tid = self._parser.current_tid
-            cur = self._cur
-            if tid is not None and cur is not None and cur.request.tid == tid:
-                self._respond(cur.request, exc.status, exc.detail)
-            if cur is not None and cur.cursor is not None and cur.session is not None:
-                cur.session.reassembler.fail(cur.cursor)
-            events.append(ConnectionFailed(exc))
+            self._framing_failed(exc, events)
             return events
         for ev in parsed:
             if isinstance(ev, BodyChunk):
@@ -483,7 +477,22 @@ class MsrpConnection:
             else:
                 self._on_end(ev, events)
         events += self._take_pending()
+        if self._parser.error is not None:
+            # complete messages before the bad bytes were handled above; now fail the stream
+            self._framing_failed(self._parser.error, events)
         return events
+
+    def _framing_failed(self, exc: MsrpParseError, events: list[MsrpEvent]) -> None:
+        """The stream cannot be resynchronised (RFC 4975 §9 framing): answer the message in
+        progress if we can, drop its partial data, and report the connection failed."""
+        tid = self._parser.current_tid
+        cur = self._cur
+        if tid is not None and cur is not None and cur.request.tid == tid:
+            self._respond(cur.request, exc.status, exc.detail)
+        if cur is not None and cur.cursor is not None and cur.session is not None:
+            cur.session.reassembler.fail(cur.cursor)
+        events += self._take_pending()
+        events.append(ConnectionFailed(exc))
 
     def _on_request_head(self, req: MsrpRequest) -> None:
         cur = _Incoming(req, None, None, None)
@@ -540,8 +549,11 @@ class MsrpConnection:
                 if ct is not None and not content_type_accepted(ct, session.accept_types):
                     raise MsrpParseError(f"{ct} not accepted", status=415,
                                          where="Content-Type")
-                if ct is None and req.byte_range is None:
-                    return      # empty SEND: binding / keep-alive (§5.4), nothing to store
+                br = req.byte_range
+                if (ct is None and br is None) or (br is not None and br.total == 0):
+                    # Empty SEND: binding / keep-alive (§5.4; some stacks send it with
+                    # Byte-Range: 1-0/0).  It is no message: nothing stored, nothing surfaced.
+                    return
                 cur.cursor = session.reassembler.begin_chunk(req)
             except MsrpParseError as exc:
                 cur.error = exc
@@ -559,6 +571,11 @@ class MsrpConnection:
             except MsrpParseError as exc:
                 cur.error = exc
                 cur.session.reassembler.fail(cur.cursor)
+        elif (cur.cursor is None and cur.error is None and cur.session is not None
+              and cur.request.method == "SEND" and len(data)):
+            # §7.1.1: a SEND with a body carries Content-Type; total 0 means no body
+            cur.error = MsrpParseError("body in an empty SEND (no Content-Type or total 0)",
+                                       where="body")
 
     def _on_end(self, ev: MessageEnd, events: list[MsrpEvent]) -> None:
         cur = self._cur
@@ -680,9 +697,13 @@ class MsrpConnection:
         if status.code == 200:
             # §7.1.2: the REPORT's Byte-Range tells what it covers; a resumed message
             # (RFC 5547 §6 file-range) is delivered when its own range [start, end) is.
+            # Per-chunk REPORTs (one per received chunk, as some stacks send) are
+            # aggregated: delivered once the reported ranges cover the whole message.
             need = msg.end if msg.end is not None else msg.offset
-            if br is not None and br.start <= msg.start + 1 and br.end is not None and (
-                    br.end >= need) and msg.state in (
+            if br is not None and br.end is not None:
+                msg.reported.add(br.start - 1, br.end)
+            if br is not None and (need <= msg.start or msg.reported.covers(msg.start, need)) \
+                    and msg.state in (
                     OutgoingState.SENT, OutgoingState.ACKED, OutgoingState.DELIVERED):
                 msg.state, action = step(MESSAGE_TABLE, msg.state, "success_report", "remote")
                 if action == "notify_delivered":

@@ -101,7 +101,7 @@ class MsrpParser:
     """
 
     __slots__ = ("_limits", "_carry", "_state", "_scan", "_msg", "_marker", "_virtual",
-                 "_consumed", "_error", "_tid", "_fast_limit")
+                 "_consumed", "_error", "_tid", "_fast_limit", "_at")
 
     def __init__(self, limits: MsrpLimits | None = None) -> None:
         self._limits = limits or MsrpLimits()
@@ -112,6 +112,7 @@ class MsrpParser:
         self._marker = b""
         self._virtual = 0           # body: leading carried bytes that are not body (CRLF)
         self._consumed = 0          # stream offset of the carry's first byte
+        self._at = 0                # offset in the work buffer of the message being parsed
         self._error: MsrpParseError | None = None
         self._tid: str | None = None
         lim = self._limits
@@ -128,7 +129,19 @@ class MsrpParser:
         """True between messages with nothing buffered (a clean place to close)."""
         return self._state == _HEAD and not self._carry and self._msg is None
 
+    @property
+    def error(self) -> MsrpParseError | None:
+        """The error that failed the stream, if any (see :meth:`feed`)."""
+        return self._error
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[ParserEvent]:
+        """Parse ``data``; returns the events of everything before a framing error.
+
+        When the input holds complete messages followed by garbage, the messages' events are
+        returned and the error is kept: :attr:`error` is set and every later call raises it.
+        When nothing preceded the error, it is raised at once.  The error's ``where`` names
+        the stream offset of the bad data.
+        """
         if self._error is not None:
             raise self._error
         events: list[ParserEvent] = []
@@ -155,16 +168,22 @@ class MsrpParser:
         except MsrpParseError as exc:
             self._state = _FAILED
             self._error = exc
-            raise
+            if not events:
+                raise
         return events
 
     # ------------------------------------------------------------------ internals
-    def _fail(self, reason: str, where: str, status: int = 400) -> MsrpParseError:
-        return MsrpParseError(reason, status=status, where=f"{where} (byte {self._consumed})")
+    def _fail(self, reason: str, where: str, status: int = 400,
+              at: int | None = None) -> MsrpParseError:
+        """``at``: offset in the current work buffer of the bad data (default: the start of
+        the message being parsed); reported as a stream offset."""
+        off = self._consumed + (self._at if at is None else at)
+        return MsrpParseError(reason, status=status, where=f"{where} (byte {off})")
 
     def _run(self, work: bytes, events: list[ParserEvent]) -> int:
         pos = 0
         while pos < len(work) or self._state == _BODY:
+            self._at = pos
             if self._state == _HEAD:
                 new = self._parse_head(work, pos, events)
             else:
@@ -216,7 +235,7 @@ class MsrpParser:
                 return -pos - 1
             flag = work[stop]
             if flag not in _FLAGS or work[stop + 1: stop + 3] != b"\r\n":
-                raise self._fail("malformed end-line", "end-line")
+                raise self._fail("malformed end-line", "end-line", at=e_end + 2)
             self._headers(work, pos, e_end, msg)
             events.append(MessageHead(msg, False))
             events.append(MessageEnd(msg.tid, chr(flag)))
@@ -368,6 +387,8 @@ def parse_stream(data: bytes, limits: MsrpLimits | None = None) -> list[MsrpMess
                 msg.flag = ev.flag
                 if has_body:
                     msg.body = b"".join(parts)
+    if parser.error is not None:
+        raise parser.error
     if not parser.idle:
         raise MsrpParseError("truncated MSRP stream", where="end of data")
     return out

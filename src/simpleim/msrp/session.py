@@ -20,7 +20,12 @@ from simpleim.msrp.chunker import (
 )
 from simpleim.msrp.fsm import Binding
 from simpleim.msrp.message import MsrpRequest
-from simpleim.msrp.reassembly import ChunkSink, Reassembler
+from simpleim.msrp.reassembly import (
+    DEFAULT_RECEIVE_LIMITS,
+    ChunkSink,
+    Reassembler,
+    ReceiveLimits,
+)
 from simpleim.msrp.uri import MsrpUri, format_path, path_matches
 
 __all__ = ["MsrpSession", "new_ident", "content_type_accepted"]
@@ -64,6 +69,7 @@ class MsrpSession:
         sink_factory: Callable[[MsrpRequest], ChunkSink] | None = None,
         id_factory: Callable[[], str] = new_ident,
         interrupt_slice: int | None = None,
+        receive_limits: ReceiveLimits = DEFAULT_RECEIVE_LIMITS,
     ) -> None:
         if local_uri.session_id is None:
             raise LocalProtocolError("the local MSRP URI needs a session-id (RFC 4975 §6)")
@@ -84,7 +90,7 @@ class MsrpSession:
         self.chunk_size = chunk_size
         self.cema = cema
         self.new_id = id_factory
-        self.reassembler = Reassembler(sink_factory, max_size=max_size)
+        self.reassembler = Reassembler(sink_factory, max_size=max_size, limits=receive_limits)
         self.binding = Binding.UNBOUND
         self.connection: object | None = None     # the MsrpConnection we are bound to
         self._urgent: deque[OutgoingMessage] = deque()   # small messages jump the queue
@@ -94,13 +100,15 @@ class MsrpSession:
         self._from_path_str: str | None = None
 
     def set_sink_factory(self, factory: Callable[[MsrpRequest], ChunkSink], *,
-                         resume_from: int = 0) -> None:
+                         resume_from: int = 0, max_size: int | None = None) -> None:
         """Where the next incoming messages go (called with the first chunk's request).
 
         ``resume_from=N``: the sinks already hold bytes 1..N of the message (a partial file
         of an interrupted transfer); the peer sends from ``Byte-Range: N+1-`` on and the
-        message completes when the rest arrived (RFC 5547 §6 file-range)."""
-        self.reassembler.set_sink_factory(factory, resume_from=resume_from)
+        message completes when the rest arrived (RFC 5547 §6 file-range).
+        ``max_size``: the largest message these sinks take, enforced on the bytes received
+        (413 past it)."""
+        self.reassembler.set_sink_factory(factory, resume_from=resume_from, max_size=max_size)
 
     # ------------------------------------------------------------------ paths
     @property

@@ -107,27 +107,30 @@ class EndpointSession:
     def set_remote_path(self, path: Sequence[MsrpUri]) -> None:
         self.core.set_remote_path(path)
 
-    def receive_into(self, directory: str | Path) -> None:
+    def receive_into(self, directory: str | Path, *, max_size: int | None = None) -> None:
         """Write incoming messages to files ``directory/<Message-ID>`` as they arrive."""
         d = Path(directory)
-        self.core.set_sink_factory(lambda req: FileSink(d / (req.message_id or "msg")))
+        self.core.set_sink_factory(lambda req: FileSink(d / (req.message_id or "msg")),
+                                   max_size=max_size)
 
-    def receive_file(self, path: str | Path, *, resume_from: int = 0) -> None:
+    def receive_file(self, path: str | Path, *, resume_from: int = 0,
+                     max_size: int | None = None) -> None:
         """Write the next incoming message into ``path``.
 
         ``resume_from=N`` resumes an interrupted transfer (RFC 5547 §6 file-range
         ``N+1-stop``): ``path`` already holds bytes 1..N and is kept as it is (not truncated,
         not removed on abort); the message completes when the peer's chunks - from
-        ``Byte-Range: N+1-`` on - cover the rest up to its last chunk (``$``)."""
+        ``Byte-Range: N+1-`` on - cover the rest up to its last chunk (``$``).
+        ``max_size``: refuse (413) a message growing past it, counted on received bytes."""
         p = Path(path)
         self.core.set_sink_factory(lambda _req: FileSink(p, resume=bool(resume_from)),
-                                   resume_from=resume_from)
+                                   resume_from=resume_from, max_size=max_size)
 
     def receive_with(self, factory: Callable[[MsrpRequest], ChunkSink], *,
-                     resume_from: int = 0) -> None:
-        """Incoming messages go to the sinks ``factory`` returns; ``resume_from`` as in
-        :meth:`receive_file` (the sinks already hold the first ``resume_from`` bytes)."""
-        self.core.set_sink_factory(factory, resume_from=resume_from)
+                     resume_from: int = 0, max_size: int | None = None) -> None:
+        """Incoming messages go to the sinks ``factory`` returns; ``resume_from`` and
+        ``max_size`` as in :meth:`receive_file`."""
+        self.core.set_sink_factory(factory, resume_from=resume_from, max_size=max_size)
 
     async def wait_bound(self, timeout: float = 10.0) -> None:
         async with asyncio.timeout(timeout):
