@@ -217,3 +217,27 @@ def test_per_chunk_success_reports_are_aggregated() -> None:
         ev += ca.receive_data(rep, 0.0)
         delivered = [e for e in ev if isinstance(e, MessageDelivered)]
         assert len(delivered) == (1 if i == 2 else 0)
+
+
+def test_bad_success_report_header_is_answered_400_not_raised() -> None:
+    """Found by the fuzz campaign: receive_data raised MsrpParseError out of the connection
+    (killing its reader) for a SEND whose Success-Report value is not yes/no."""
+    cb, _sb = _bob()
+    ev = cb.receive_data(_send("tid001", "msg1xx", "1-2/2", b"hi",
+                               extra="Success-Report: yes-please\r\n"), 0.0)
+    assert _statuses(cb) == [400]
+    assert any(isinstance(e, RequestRejected) for e in ev)
+
+
+def test_sdp_max_size_with_control_character_is_sdp_error() -> None:
+    """Found by the fuzz campaign: `a=max-size:4096\\x1d` raised ValueError."""
+    from simpleim.errors import SdpError
+    from simpleim.sdp.model import parse_sdp
+    from simpleim.sdp.msrp import MsrpMedia
+
+    sdp = parse_sdp(b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                    b"t=0 0\r\nm=message 7777 TCP/MSRP *\r\na=accept-types:text/plain\r\n"
+                    b"a=path:msrp://127.0.0.1:7777/abcd;tcp\r\na=max-size:4096\x1d\r\n")
+    with pytest.raises(SdpError) as info:
+        MsrpMedia.from_media(sdp.media[0])
+    assert info.value.status == 400

@@ -545,6 +545,7 @@ class MsrpConnection:
         if req.method == "SEND":
             try:
                 cur.failure_report = req.failure_report     # validates the header (400)
+                _ = req.success_report                      # validates the header (400)
                 ct = req.content_type
                 if ct is not None and not content_type_accepted(ct, session.accept_types):
                     raise MsrpParseError(f"{ct} not accepted", status=415,

@@ -147,9 +147,12 @@ class MsrpMedia:
         max_size_v = media.get("max-size")
         max_size: int | None = None
         if max_size_v is not None:
-            if not max_size_v.strip().isdigit() or not max_size_v.isascii():
+            digits = max_size_v.strip(" \t")
+            # ASCII digits only (str.isdigit/strip accept more than int() does: U+00B2,
+            # \x1d... found by the fuzz campaign as a ValueError)
+            if not digits.isascii() or not digits.isdigit():
                 raise SdpError("a=max-size must be an integer", status=400, where="a=max-size")
-            max_size = int(max_size_v)
+            max_size = int(digits)
         setup_v = media.get("setup")
         setup: Setup | None = None
         if setup_v is not None:

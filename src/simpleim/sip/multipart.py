@@ -134,5 +134,10 @@ def _parse_part(chunk: bytes) -> MultipartPart:
         name = name.strip(" \t")
         if not colon or not TOKEN_RE.fullmatch(name):
             raise ContentError(f"bad part header {line[:40]!r}", status=400, where="multipart")
+        if "\r" in value or "\n" in value:
+            # a bare CR or LF inside a part header (found by the fuzz campaign: it used to
+            # escape as LocalProtocolError 500 from Headers.add)
+            raise ContentError(f"CR/LF inside part header {name}", status=400,
+                               where="multipart")
         headers.add(name, value.strip(" \t"))
     return MultipartPart(headers, content)
