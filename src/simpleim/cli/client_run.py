@@ -30,7 +30,8 @@ from simpleim.client.events import (
 from simpleim.client.session import ChatSession, SessionFailed
 from simpleim.errors import ConfigError, SimpleImError
 
-__all__ = ["EXIT_CODES", "exit_code_for", "run_agent", "run_send", "run_chat",
+__all__ = ["EXIT_CODES", "exit_code_for", "event_json", "safe_text", "run_agent", "run_send",
+           "run_chat",
            "run_send_file", "run_share_image", "run_capabilities", "format_event"]
 
 #: Exit codes a script can rely on (docs/cli.md).
@@ -126,7 +127,42 @@ def _run(cmd: str, args: argparse.Namespace,
 
 # ---------------------------------------------------------------------------- agent
 
+def safe_text(text: str) -> str:
+    """``text`` as valid Unicode: bytes a peer sent that are not UTF-8 (kept by the SIP parser
+    as lone surrogates, e.g. in a Call-ID) become visible ``\\xNN`` escapes, so the output is
+    always valid UTF-8 (jq and Python's json read every line)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, str):
+        return safe_text(value)
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {safe_text(str(k)): _json_safe(v) for k, v in value.items()}
+    return value
+
+
+def event_json(ev: Event) -> str:
+    """One ``--json`` line for ``ev``: valid JSON and valid UTF-8 whatever the peer sent."""
+    return json.dumps(_json_safe(ev.to_json()), ensure_ascii=False)
+
+
 def format_event(ev: Event) -> str:
+    return safe_text(_format_event(ev))
+
+
+def _format_event(ev: Event) -> str:
     """One human-readable line per event."""
     if isinstance(ev, MessageEvent):
         return f"[message/{ev.mode}] {ev.sender}: {ev.text}"
@@ -149,7 +185,7 @@ def format_event(ev: Event) -> str:
         return f"[{ev.name}] {ev.aor} as {ev.contact} for {ev.expires} s"
     if isinstance(ev, ReadyEvent):
         return f"[ready] {ev.aor} sip={ev.sip} msrp={ev.msrp}"
-    return json.dumps(ev.to_json())
+    return event_json(ev)
 
 
 def run_agent(args: argparse.Namespace) -> int:
@@ -175,7 +211,7 @@ def run_agent(args: argparse.Namespace) -> int:
         async def pump() -> None:
             async for ev in account.events:
                 if args.json:
-                    print(json.dumps(ev.to_json(), ensure_ascii=False), flush=True)
+                    print(event_json(ev), flush=True)
                 else:
                     print(format_event(ev), flush=True)
                 if isinstance(ev, MessageEvent):

@@ -63,6 +63,7 @@ from .largemsg import LargeMessages
 from .messages import PagerMessages, SendResult
 from .options import CapabilityQueries
 from .pager import build_request, cpim_datetime, new_call_id, new_tag
+from .trust import SourceTrust
 from .ua import ClientEndpoint, UserAgent
 
 T = TypeVar("T")
@@ -85,9 +86,11 @@ class Account:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.events = EventStream()
-        self.endpoint: SipEndpoint = ClientEndpoint(self._on_request, timers=config.timers,
-                                                    server_name=USER_AGENT,
-                                                    ssl_client=client_tls_context(config))
+        endpoint = ClientEndpoint(self._on_request, timers=config.timers,
+                                  server_name=USER_AGENT, ssl_client=client_tls_context(config))
+        # issue 7 item 17: requests only through the proxy flow (or configured sources)
+        endpoint.trust = SourceTrust(config.proxy_addr, config.trusted_sources)
+        self.endpoint: SipEndpoint = endpoint
         self.auth = DigestClient(config.user, config.password)
         self.ua = UserAgent(self.endpoint, config.proxy_addr, self.auth,
                             username=config.user, password=config.password)

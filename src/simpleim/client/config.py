@@ -76,6 +76,9 @@ class ClientConfig:
     tls_insecure: bool = False                # do not verify the proxy's certificate (tests)
     tls_cert: str | None = None               # PEM chain + key: MSRP over TLS (msrps listener)
     tls_key: str | None = None                #   when the signalling is TLS (RFC 4975 §6)
+    #: Sources besides the proxy flow whose SIP requests are accepted: "host", "host:port",
+    #: or "*" for any (a client used without a proxy).  Issue 7 item 17.
+    trusted_sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")

@@ -24,6 +24,10 @@ def sanitize_name(name: str | None, *, default: str = "file") -> str:
     if not name:
         return default
     text = unicodedata.normalize("NFC", name)
+    # Format characters (Unicode category Cf) are invisible: bidi controls such as U+202E
+    # RIGHT-TO-LEFT OVERRIDE make "invoice\u202egpj.exe" show as "invoiceexe.jpg"; zero-width
+    # characters make lookalike names.  They are stripped, like the other unsafe characters.
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
     text = text.replace("\\", "/").rsplit("/", 1)[-1]
     text = _BAD.sub("_", text).strip().lstrip(".").strip()
     if text in _RESERVED:

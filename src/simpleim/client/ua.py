@@ -22,9 +22,10 @@ from simpleim.sip.headers import Address
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.uri import SipUri
 from simpleim.transport.sip import ClientRequest, IncomingRequest, SipEndpoint
-from simpleim.transport.sip_addr import TransportAddr
+from simpleim.transport.sip_addr import ListenSpec, TransportAddr
 
 from .features import USER_AGENT
+from .trust import SourceTrust
 
 __all__ = ["UserAgent", "InviteAttempt", "InviteResult", "ClientEndpoint", "with_user_agent"]
 
@@ -44,7 +45,25 @@ def with_user_agent(msg: SipRequest | SipResponse) -> SipRequest | SipResponse:
 class ClientEndpoint(SipEndpoint):
     """The client's :class:`SipEndpoint`: adds the User-Agent (C-LM-06) to what it sends -
     responses through the server transactions, requests through the client transactions and
-    the ACKs / 2xx retransmissions sent outside transactions."""
+    the ACKs / 2xx retransmissions sent outside transactions.
+
+    ``trust``: when given, requests from other sources than the proxy flow (or the configured
+    trusted sources) are refused - dropped with a log line (issue 7 item 17)."""
+
+    trust: SourceTrust | None = None
+
+    async def listen(self, spec: ListenSpec) -> TransportAddr:
+        if self.trust is not None:
+            await self.trust.resolve()
+        return await super().listen(spec)
+
+    def _receive(self, data: bytes, source: TransportAddr, local: TransportAddr) -> None:
+        trust = self.trust
+        if (trust is not None and not data.startswith(b"SIP/") and data.strip(b"\r\n")
+                and not trust.allows(source)):
+            trust.refuse(source)
+            return
+        super()._receive(data, source, local)
 
     def _send_response(self, inc: IncomingRequest, response: SipResponse) -> None:
         with_user_agent(response)

@@ -1,0 +1,124 @@
+"""Issue 7, client side: each test reproduces an attack on the agent/client (failed before its
+fix)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from simpleim.cli.client_run import event_json, format_event
+from simpleim.client.events import MessageEvent, SessionEvent
+from simpleim.sip.message import parse_message
+
+
+def test_agent_json_stays_valid_utf8_with_invalid_bytes_from_the_peer() -> None:
+    """Item 15: a Call-ID with invalid UTF-8 reached `agent --json` as lone surrogates and the
+    line written was not valid UTF-8 (jq / json.loads failed)."""
+    raw = (b"INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n"
+           b"From: <sip:alice@example.test>;tag=1\r\nTo: <sip:bob@example.test>\r\n"
+           b"Call-ID: \xff\xfe\xc3bad@192.0.2.1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+           b"Content-Length: 0\r\n\r\n")
+    call_id = parse_message(raw).headers.get("Call-ID")
+    assert call_id is not None
+    ev = SessionEvent(call_id, "sip:alice@example.test", "invited")
+    line = event_json(ev)
+    decoded = json.loads(line.encode("utf-8"))      # strict UTF-8, then JSON
+    assert decoded["session_id"] == "\\xff\\xfe\\xc3bad@192.0.2.1"
+    text = format_event(MessageEvent("sip:\udcffx@example.test", "hi \udce2", "text/plain",
+                                     "pager", session_id=call_id))
+    text.encode("utf-8")
+    # valid text is untouched
+    assert json.loads(event_json(SessionEvent("abc", "sip:ü@x", "invited")))["peer"] == "sip:ü@x"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims ``width`` x ``height`` (a decompression bomb's header)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 1024)) + chunk(b"IEND", b""))
+
+
+def test_thumbnail_of_a_decompression_bomb_is_skipped(tmp_path: Path) -> None:
+    """Item 16: send-file on a 400 Mpx PNG crashed with an uncaught DecompressionBombError."""
+    from simpleim.client.thumbnails import make_thumbnail
+
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(20_000, 20_000))       # 400 Mpx
+    assert make_thumbnail(bomb) is None
+    big = tmp_path / "big.png"
+    big.write_bytes(_png_header(12_000, 12_000))        # 144 Mpx: not decoded either
+    assert make_thumbnail(big) is None
+    small = tmp_path / "small.png"
+    from PIL import Image
+    Image.new("RGB", (300, 200), (200, 10, 10)).save(small)
+    thumb = make_thumbnail(small)
+    assert thumb is not None and thumb.startswith(b"\xff\xd8\xff")
+
+
+def test_bidi_controls_are_stripped_from_received_file_names() -> None:
+    """Item 18: U+202E made 'invoice\\u202egpj.exe' display as 'invoiceexe.jpg'."""
+    from simpleim.client.downloads import sanitize_name
+
+    assert sanitize_name("invoice\u202egpj.exe") == "invoicegpj.exe"
+    for ch in "\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2067\u2068\u2069\u061c\u200b\ufeff":
+        assert ch not in sanitize_name(f"a{ch}b.txt")
+    assert sanitize_name("résumé.pdf") == "résumé.pdf"
+
+
+def _forged_message(to_port: int, sender: str, text: str) -> bytes:
+    body = text.encode()
+    return (f"MESSAGE sip:bob@example.test SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKforged{to_port}\r\n"
+            f"From: <{sender}>;tag=forged\r\nTo: <sip:bob@example.test>\r\n"
+            f"Call-ID: forged-{to_port}@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n"
+            f"Content-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def test_agent_refuses_requests_that_bypass_the_proxy(tmp_path: Path) -> None:
+    """Item 17: a MESSAGE sent straight to the agent's port (no proxy, no authentication)
+    was shown as coming from alice."""
+    import socket
+
+    from client_helpers import pair, wait_event
+
+    async with pair(tmp_path) as (alice, bob):
+        assert bob.local is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.sendto(_forged_message(bob.local.port, "sip:alice@example.test", "forged"),
+                     ("127.0.0.1", bob.local.port))
+        trust = bob.endpoint.trust  # type: ignore[attr-defined]
+        await _until(lambda: trust.refused == 1)
+        await alice.send_message("bob", "real")
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.text == "real"
+
+
+async def test_trusted_sources_star_accepts_direct_requests(tmp_path: Path) -> None:
+    import socket
+
+    from client_helpers import pair, wait_event
+
+    async with pair(tmp_path, bob={"trusted_sources": ("*",)}) as (_alice, bob):
+        assert bob.local is not None
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            s.sendto(_forged_message(bob.local.port, "sip:peer@elsewhere.test", "direct"),
+                     ("127.0.0.1", bob.local.port))
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.text == "direct"
+
+
+async def _until(pred: object, timeout: float = 5.0) -> None:
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while not pred():  # type: ignore[operator]
+            await asyncio.sleep(0.01)
