@@ -96,7 +96,7 @@ async def test_agent_refuses_requests_that_bypass_the_proxy(tmp_path: Path) -> N
                      ("127.0.0.1", bob.local.port))
         trust = bob.endpoint.trust  # type: ignore[attr-defined]
         await _until(lambda: trust.refused == 1)
-        await alice.send_message("bob", "real")
+        await alice.pager.send("bob", "real")
         ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
         assert isinstance(ev, MessageEvent) and ev.text == "real"
 
