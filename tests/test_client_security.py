@@ -122,3 +122,64 @@ async def _until(pred: object, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not pred():  # type: ignore[operator]
             await asyncio.sleep(0.01)
+
+
+BAD_COMPOSING = (b'<?xml version="1.0" encoding="x-no-such-charset"?>\n<isComposing '
+                 b'xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state>'
+                 b"</isComposing>")
+
+
+async def test_cpim_from_does_not_override_the_sip_identity(tmp_path: Path) -> None:
+    """Item 5: a CPIM From of carol inside alice's MESSAGE made bob show carol and send the
+    delivery IMDN to carol.  Now bob shows alice (the authenticated identity), flags the
+    claim, and the IMDN goes to alice."""
+    from client_helpers import pair, wait_event
+    from simpleim.client.events import ImdnEvent
+    from simpleim.client.pager import build_im
+    from simpleim.content.cpim import CpimDateTime
+
+    async with pair(tmp_path) as (alice, bob):
+        forged = build_im(sender="sip:carol@example.test", recipient="sip:bob@example.test",
+                          body=b"trust me", content_type="text/plain", message_id="forged1",
+                          imdn=("positive-delivery",),
+                          date_time=CpimDateTime("2026-12-04T21:00:00Z"))
+        status = await alice.pager.send_raw("bob", forged.to_bytes(), "message/cpim")
+        assert status == 200
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent)
+        assert ev.sender == "sip:alice@example.test"
+        assert ev.claimed_sender == "sip:carol@example.test"
+        assert "unverified" in format_event(ev)
+        imdn = await wait_event(alice, lambda e: isinstance(e, ImdnEvent))
+        assert isinstance(imdn, ImdnEvent) and imdn.message_id == "forged1"
+
+
+async def test_pager_message_with_bad_xml_encoding_gets_a_response(tmp_path: Path) -> None:
+    """Item 19: an is-composing with an unknown XML encoding raised LookupError in the
+    MESSAGE handler: no response at all."""
+    from client_helpers import pair, wait_event
+    from simpleim.client.events import ErrorEvent
+
+    async with pair(tmp_path) as (alice, bob):
+        status = await alice.pager.send_raw("bob", BAD_COMPOSING,
+                                            "application/im-iscomposing+xml")
+        assert status == 400
+        err = await wait_event(bob, lambda e: isinstance(e, ErrorEvent))
+        assert isinstance(err, ErrorEvent) and "x-no-such-charset" in err.reason
+
+
+async def test_chat_receive_loop_survives_a_bad_is_composing(tmp_path: Path) -> None:
+    """Item 19: one bad is-composing killed the chat's receive loop; later messages were
+    never shown."""
+    from client_helpers import pair, wait_event
+    from simpleim.client.events import ErrorEvent
+
+    async with pair(tmp_path) as (alice, bob):
+        chat = await alice.chats.start("bob")
+        await wait_event(bob, lambda e: isinstance(e, SessionEvent) and e.state == "established")
+        await chat.stream.send(BAD_COMPOSING, "application/im-iscomposing+xml")
+        err = await wait_event(bob, lambda e: isinstance(e, ErrorEvent))
+        assert isinstance(err, ErrorEvent) and err.status == 400
+        await chat.send("still here")
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.text == "still here"

@@ -165,7 +165,9 @@ def format_event(ev: Event) -> str:
 def _format_event(ev: Event) -> str:
     """One human-readable line per event."""
     if isinstance(ev, MessageEvent):
-        return f"[message/{ev.mode}] {ev.sender}: {ev.text}"
+        claim = (f" (unverified: the message claims to be from {ev.claimed_sender})"
+                 if ev.claimed_sender else "")
+        return f"[message/{ev.mode}] {ev.sender}{claim}: {ev.text}"
     if isinstance(ev, SessionEvent):
         extra = f" ({ev.reason})" if ev.reason else ""
         return f"[session] {ev.kind} with {ev.peer} {ev.state}{extra}"

@@ -15,7 +15,7 @@ from simpleim.transport.sip import IncomingRequest
 from .context import ClientContext, MessageSink
 from .features import ICSI_CPM_SESSION, SIP_IM
 from .invites import CHAT_CAPS, InviteRouter, accept, decide, establish, is_chat, reject, ring
-from .pager import new_tag, normalize_uri
+from .pager import new_tag, normalize_uri, sip_identity
 from .session import ChatSession
 
 __all__ = ["Chats", "CHAT_ACCEPT_CONTACT"]
@@ -64,7 +64,7 @@ class Chats:
         """OMA §7.1.2.1: 180, the policy's decision (480 on decline / 408 on no answer),
         200 with the SDP answer, MSRP up."""
         ctx = self.ctx
-        peer = str(inc.request.from_addr.uri)
+        peer = sip_identity(inc.request)
         session = ChatSession(ctx, self.sink, peer, is_uac=False, call_id=inc.request.call_id)
         invitation = ring(session, inc)
         session.emit_state("invited", invitation=invitation)

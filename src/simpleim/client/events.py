@@ -75,6 +75,9 @@ class MessageEvent(Event):
     session_id: str | None = None
     imdn: tuple[str, ...] = ()
     datetime: str | None = None
+    #: set when the CPIM From names someone else than ``sender`` (the authenticated SIP
+    #: identity): an unverified claim, shown as such (RFC 3862 §7)
+    claimed_sender: str | None = None
 
     @property
     def name(self) -> str:

@@ -69,7 +69,15 @@ from .invites import (
     ring,
 )
 from .media import body_parts
-from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id, normalize_uri
+from .pager import (
+    Decoded,
+    build_im,
+    decode_body,
+    imdn_reply,
+    new_message_id,
+    normalize_uri,
+    sip_identity,
+)
 from .session import InviteSession, SessionFailed
 from .thumbnails import make_thumbnail
 
@@ -551,7 +559,7 @@ class FileTransfers:
                       *, image: bool) -> None:
         """OMA §10.3 / IR.79 §2.4: an incoming file transfer or image share."""
         req = inc.request
-        peer = str(req.from_addr.uri)
+        peer = sip_identity(req)
         cfg = self.ctx.config
         session = FileTransferSession(self.ctx, peer, is_uac=False, call_id=req.call_id,
                                       image=image)

@@ -83,7 +83,8 @@ class Inbox:
                 self._received.pop(next(iter(self._received)))
         self.ctx.emit(MessageEvent(peer, decoded.text, decoded.content_type, mode,
                                    decoded.message_id, session_id, decoded.disposition,
-                                   cpim.datetime.text if cpim and cpim.datetime else None))
+                                   cpim.datetime.text if cpim and cpim.datetime else None,
+                                   claimed_sender=decoded.claimed_sender))
         return True
 
     def deliver(self, decoded: Decoded, sender: str, mode: str,

@@ -32,7 +32,7 @@ from .context import ClientContext, MessageSink
 from .events import ErrorEvent
 from .features import ICSI_CPM_LARGEMSG, LARGE_MESSAGE, SIP_IM
 from .invites import InviteRouter, accept, establish, is_large_icsi, is_large_tagged, reject, ring
-from .pager import decode_body
+from .pager import decode_body, sip_identity
 from .session import InviteSession, SessionFailed
 
 __all__ = ["LargeMessages", "LargeMessageSession", "LARGE_ACCEPT_CONTACT", "LARGE_CAPS"]
@@ -97,7 +97,7 @@ class LargeMessages:
         message, wait for the sender's BYE."""
         ctx = self.ctx
         req = inc.request
-        peer = str(req.from_addr.uri)
+        peer = sip_identity(req)
         session = LargeMessageSession(ctx, peer, is_uac=False, call_id=req.call_id)
         invitation = ring(session, inc)
         invitation.accept()

@@ -28,6 +28,7 @@ from .pager import (
     new_message_id,
     new_tag,
     normalize_uri,
+    sip_identity,
 )
 from .session import SessionFailed, wanted_notifications
 
@@ -100,7 +101,7 @@ class PagerMessages:
     def on_message(self, inc: IncomingRequest) -> None:
         """OMA §8.2.1: accept, store, present; IMDN delivery notification when requested."""
         req = inc.request
-        sender = str(req.from_addr.uri)
+        sender = sip_identity(req)          # issue 7 item 5: not the CPIM From
         try:
             decoded = decode_body(req.content_type, req.body,
                                   content_encoding=req.headers.get("Content-Encoding"),

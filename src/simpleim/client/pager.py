@@ -24,7 +24,7 @@ from simpleim.content.imdn import (
     parse_imdn,
 )
 from simpleim.content.iscomposing import IsComposing, parse_iscomposing
-from simpleim.errors import ContentError
+from simpleim.errors import ContentError, SipParseError
 from simpleim.sip.headers import Address
 from simpleim.sip.message import Headers, SipRequest
 from simpleim.sip.uri import parse_uri
@@ -44,6 +44,8 @@ __all__ = [
     "imdn_reply",
     "cpim_datetime",
     "normalize_uri",
+    "sip_identity",
+    "same_identity",
     "DEFAULT_ACCEPT_CONTACT",
 ]
 
@@ -81,6 +83,36 @@ def normalize_uri(to: str, domain: str) -> str:
     if "@" not in to:
         return f"sip:{to}@{domain}"
     return f"sip:{to}"
+
+
+def sip_identity(req: SipRequest) -> str:
+    """The authenticated identity of a request's sender: the first P-Asserted-Identity
+    (RFC 3325 §9.1, asserted by our proxy - the only source whose requests the agent accepts
+    by default, see :mod:`simpleim.client.trust`), else the From URI."""
+    try:
+        pai = req.p_asserted_identity
+    except SipParseError:
+        pai = []
+    if pai:
+        return str(pai[0].uri)
+    return str(req.from_addr.uri)
+
+
+def _identity_key(uri: str) -> str:
+    """Comparable form of an identity: no scheme/params, case-insensitive host."""
+    text = uri.strip().strip("<>")
+    for scheme in ("sips:", "sip:", "tel:", "im:", "pres:"):
+        if text.lower().startswith(scheme):
+            text = text[len(scheme):]
+            break
+    text = text.split(";", 1)[0].split("?", 1)[0]
+    user, at, host = text.rpartition("@")
+    return f"{user}@{host.lower().rstrip('.')}" if at else text.lower()
+
+
+def same_identity(a: str, b: str) -> bool:
+    """Whether two URIs name the same user (sip:/sips:/im: of one user@host match)."""
+    return _identity_key(a) == _identity_key(b)
 
 
 def new_call_id(host: str) -> str:
@@ -134,12 +166,15 @@ class Decoded:
     """An incoming body, classified.  ``kind``: ``text``, ``imdn``, ``composing``, ``other``."""
 
     kind: str
-    sender: str | None
+    sender: str | None         # the authenticated SIP identity (else the CPIM From)
     content_type: str
     payload: bytes
     cpim: CpimMessage | None = None
     imdn: Imdn | None = None
     composing: IsComposing | None = None
+    #: the CPIM From when it names someone else than ``sender`` (RFC 3862 §7: the CPIM
+    #: header is not authenticated; the message is shown as ``sender``'s, flagged)
+    claimed_sender: str | None = None
 
     @property
     def text(self) -> str:
@@ -162,11 +197,14 @@ def decode_body(content_type: str | None, body: bytes, *, content_encoding: str 
                 sender: str | None = None) -> Decoded:
     """Classify a MESSAGE or MSRP body; raises :class:`ContentError` (415/400) when it cannot
     be understood.  Handles ``Content-Encoding: deflate/gzip`` (liblinphone) on the outer body
-    and on the CPIM payload."""
+    and on the CPIM payload.  ``sender``: the authenticated SIP identity (:func:`sip_identity`
+    or the session's peer); a CPIM From naming someone else is kept as ``claimed_sender``,
+    never taken as the sender (issue 7 item 5)."""
     if content_encoding:
         body = decode_encoding(body, content_encoding)
     ctype = _base(content_type)
     cpim: CpimMessage | None = None
+    claimed: str | None = None
     if ctype == CPIM:
         cpim = parse_cpim(body)
         payload = cpim.payload
@@ -175,19 +213,25 @@ def decode_body(content_type: str | None, body: bytes, *, content_encoding: str 
             payload = decode_encoding(payload, inner_enc)
         ctype = _base(cpim.content_type) or "text/plain"
         frm = cpim.from_addr
-        sender = frm.uri if frm is not None else sender
+        if frm is not None:
+            if sender is None:
+                sender = frm.uri
+            elif not same_identity(frm.uri, sender):
+                claimed = frm.uri
     else:
         payload = body
     if ctype == IMDN_TYPE:
-        return Decoded("imdn", sender, ctype, payload, cpim, imdn=parse_imdn(payload))
+        return Decoded("imdn", sender, ctype, payload, cpim, imdn=parse_imdn(payload),
+                       claimed_sender=claimed)
     if ctype == COMPOSING_TYPE:
         return Decoded("composing", sender, ctype, payload, cpim,
-                       composing=parse_iscomposing(payload))
+                       composing=parse_iscomposing(payload), claimed_sender=claimed)
     if ctype.startswith("text/") or ctype == "":
-        return Decoded("text", sender, ctype or "text/plain", payload, cpim)
+        return Decoded("text", sender, ctype or "text/plain", payload, cpim,
+                       claimed_sender=claimed)
     if ctype in ("application/sdp",):
         raise ContentError(f"unexpected {ctype} body", status=415, where="Content-Type")
-    return Decoded("other", sender, ctype, payload, cpim)
+    return Decoded("other", sender, ctype, payload, cpim, claimed_sender=claimed)
 
 
 def imdn_reply(decoded: Decoded, kind: NotificationType, status: Status, *, me: str,

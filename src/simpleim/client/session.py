@@ -19,7 +19,7 @@ from typing import Any
 
 from simpleim.content.imdn import NotificationType, Status
 from simpleim.content.iscomposing import ComposeSender, SenderAction
-from simpleim.errors import ContentError, ProtocolError, SimpleImError
+from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.sdp import MediaDescription, SessionDescription
 from simpleim.sip.dialog import Dialog, DialogState
 from simpleim.sip.message import SipRequest, SipResponse
@@ -468,13 +468,15 @@ class ChatSession(InviteSession):
             msg = await stream.receive()
             sink = msg.sink
             data = bytes(getattr(sink, "data", b""))
+            # One bad message (undecodable XML, a CPIM we cannot read, an IMDN we cannot
+            # answer...) is reported and skipped: the loop serves the session's next ones.
             try:
                 decoded = decode_body(msg.content_type, data, sender=self.peer)
-            except (ContentError, ProtocolError) as exc:
-                self.ctx.emit(ErrorEvent(f"undecodable MSRP message: {exc}", 415,
-                                             self.session_id))
-                continue
-            await self.deliver(decoded)
+                await self.deliver(decoded)
+            except SimpleImError as exc:
+                status = exc.status if isinstance(exc, ProtocolError) else 415
+                self.ctx.emit(ErrorEvent(f"undecodable MSRP message: {exc}", status,
+                                         self.session_id))
 
     async def deliver(self, decoded: Decoded) -> None:
         if not self.sink.present(decoded, self.peer, "session", self.session_id):
