@@ -183,3 +183,63 @@ async def test_chat_receive_loop_survives_a_bad_is_composing(tmp_path: Path) -> 
         await chat.send("still here")
         ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
         assert isinstance(ev, MessageEvent) and ev.text == "still here"
+
+
+import pytest  # noqa: E402
+
+
+async def test_file_limit_holds_on_received_bytes(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 9: an offer declaring size:10 delivered 150 MiB; the limit only looked at the
+    offer.  Now the receiver stops at the declared size.  (An offer without size is refused
+    by our own sender; the core test of ``receive_with(max_size=)`` covers that case.)"""
+    from dataclasses import replace
+
+    import simpleim.client.filetransfer as ft
+    from client_helpers import pair, wait_event
+    from simpleim.client.events import FileEvent
+
+    declared = 10
+    real_describe, real_send = ft.describe, ft.send_stream
+
+    def lying_describe(path: Path, **kw: object) -> object:
+        d = real_describe(path, **kw)  # type: ignore[arg-type]
+        return replace(d, selector=replace(d.selector, size=declared, hashes=()))
+
+    async def send_everything(session: object, stream: object, path: Path, ctype: str,
+                              offset: int, _size: int, *a: object, **kw: object) -> None:
+        await real_send(session, stream, path, ctype, offset,  # type: ignore[arg-type]
+                        path.stat().st_size, *a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ft, "describe", lying_describe)
+    monkeypatch.setattr(ft, "send_stream", send_everything)
+    src = tmp_path / "big.bin"
+    src.write_bytes(b"A" * 50_000)
+    async with pair(tmp_path) as (alice, bob):
+        res = await alice.files.send("bob", [src], thumbnail=False)
+        assert res[0].status == "failed"          # bob answered 413 (RFC 4975 §10.5)
+        ev = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state in (
+            "failed", "received"))
+        assert isinstance(ev, FileEvent) and ev.state == "failed"
+        limit = declared
+        assert ev.transferred <= limit
+        held = sum(p.stat().st_size for p in (tmp_path / "dl-bob").rglob("*") if p.is_file())
+        assert held <= limit
+
+
+def test_partial_files_expire_and_the_download_dir_is_bounded(tmp_path: Path) -> None:
+    import os
+
+    from simpleim.client.downloads import DownloadDir
+
+    d = DownloadDir(tmp_path, partial_ttl=3600, max_bytes=10_000)
+    old = d.partial_path("aaaa")
+    old.write_bytes(b"x" * 3000)
+    os.utime(old, (1_000_000, 1_000_000))
+    fresh = d.partial_path("bbbb")
+    fresh.write_bytes(b"y" * 2000)
+    (tmp_path / "done.txt").write_bytes(b"z" * 1000)
+    assert d.usage() == 6000 and d.room() == 4000
+    assert d.expire_partials() == [old]
+    assert not old.exists() and fresh.exists()
+    assert d.room() == 7000

@@ -79,6 +79,12 @@ class ClientConfig:
     #: Sources besides the proxy flow whose SIP requests are accepted: "host", "host:port",
     #: or "*" for any (a client used without a proxy).  Issue 7 item 17.
     trusted_sources: tuple[str, ...] = ()
+    #: Partial files of interrupted transfers (kept for resume) older than this are removed
+    #: (seconds; issue 7 item 9).
+    partial_ttl: float = 7 * 24 * 3600.0
+    #: Bound of the download directory (finished + partial files, bytes): offers that would
+    #: pass it are declined, a transfer is cut (413) when it would.  None: unbounded.
+    max_download_bytes: int | None = 4 * 1024 * 1024 * 1024
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")

@@ -6,8 +6,10 @@ file (same hash) can be resumed with ``a=file-range`` (RFC 5547 §8.4 / §6 file
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import time
 import unicodedata
 from pathlib import Path
 
@@ -58,10 +60,54 @@ def unique_path(directory: Path, name: str) -> Path:
 
 
 class DownloadDir:
-    """The download directory of one account."""
+    """The download directory of one account.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``partial_ttl``: partial files untouched for longer are removed (:meth:`expire_partials`);
+    ``max_bytes``: bound of the directory (finished + partial files), see :meth:`room`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, partial_ttl: float | None = None,
+                 max_bytes: int | None = None) -> None:
         self.path = Path(path).expanduser()
+        self.partial_ttl = partial_ttl
+        self.max_bytes = max_bytes
+
+    def usage(self) -> int:
+        """Bytes held by the directory's files and partial files (not recursive beyond)."""
+        total = 0
+        for d in (self.path, self.path / ".partial"):
+            try:
+                with os.scandir(d) as it:
+                    for e in it:
+                        if e.is_file(follow_symlinks=False):
+                            total += e.stat(follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+        return total
+
+    def room(self) -> int | None:
+        """Bytes that may still be written (None: unbounded)."""
+        if self.max_bytes is None:
+            return None
+        return max(0, self.max_bytes - self.usage())
+
+    def expire_partials(self, now: float | None = None) -> list[Path]:
+        """Remove partial files not written for ``partial_ttl`` seconds; returns them."""
+        if self.partial_ttl is None:
+            return []
+        now = time.time() if now is None else now
+        gone: list[Path] = []
+        try:
+            with os.scandir(self.path / ".partial") as it:
+                for e in it:
+                    if (e.is_file(follow_symlinks=False)
+                            and now - e.stat(follow_symlinks=False).st_mtime > self.partial_ttl):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(e.path)
+                            gone.append(Path(e.path))
+        except FileNotFoundError:
+            pass
+        return gone
 
     def ensure(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

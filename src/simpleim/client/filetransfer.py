@@ -322,7 +322,9 @@ class FileTransfers:
     def __init__(self, ctx: ClientContext, sink: MessageSink) -> None:
         self.ctx = ctx
         self.sink = sink
-        self.downloads = DownloadDir(ctx.config.download_dir)
+        cfg = ctx.config
+        self.downloads = DownloadDir(cfg.download_dir, partial_ttl=cfg.partial_ttl,
+                                     max_bytes=cfg.max_download_bytes)
         #: files offered for pulls (RFC 5547 §8.3), see :meth:`share`
         self.shared: dict[FileSelector, Path] = {}
 
@@ -481,9 +483,17 @@ class FileTransfers:
         if not already and partial.exists():
             partial.unlink()
         sink = PartialSink(partial)
+        # Issue 7 item 9: the limit holds on the bytes that arrive, not on the offer: never
+        # more than the declared size, the configured maximum, or the room left in the
+        # download directory (the core answers 413 and drops the message past it).
+        limits = [x for x in (sel.size, self.ctx.config.max_file_size) if x is not None]
+        room = self.downloads.room()
+        if room is not None:
+            limits.append(already + room)
         # RFC 5547 §6 file-range: the partial file holds bytes 1..already; the message starts at
         # Byte-Range already+1 and completes when the requested range has arrived.
-        stream.receive_with(lambda _req: sink, resume_from=already)
+        stream.receive_with(lambda _req: sink, resume_from=already,
+                            max_size=min(limits) if limits else None)
         peer = session.peer
 
         async def watch() -> None:
@@ -605,12 +615,17 @@ class FileTransfers:
         recv_descs: dict[int, FileDescription] = {}
         serve: dict[int, tuple[FileDescription, Path, FileRange | None]] = {}
 
+        self.downloads.expire_partials()
+        room = self.downloads.room()
+
         def file_policy(d: FileDescription) -> bool | FileDescription:
             if cfg.max_file_size is not None and (d.selector.size or 0) > cfg.max_file_size:
                 return False          # §10.3: user choice / limits: stream rejected (port 0)
             key = _partial_key(d.selector, d.transfer_id)
             have = self.downloads.partial_size(key) if d.selector.hash else 0
             size = d.selector.size or 0
+            if room is not None and size - have > room:
+                return False          # the download directory is full (issue 7 item 9)
             if 0 < have < size:
                 # RFC 5547 §6 file-range: ask only for what is missing (resume).
                 return replace(d, range=FileRange(have + 1, size))
