@@ -243,3 +243,20 @@ def test_partial_files_expire_and_the_download_dir_is_bounded(tmp_path: Path) ->
     assert d.expire_partials() == [old]
     assert not old.exists() and fresh.exists()
     assert d.room() == 7000
+
+
+async def test_chat_session_refuses_a_message_above_the_memory_limit(tmp_path: Path) -> None:
+    """Item 4 (client side): chat sessions had no size limit at all; the MSRP 413 now comes
+    from the configured per-message limit and the session goes on."""
+    from client_helpers import pair, wait_event
+    from simpleim.client.session import SessionFailed
+
+    async with pair(tmp_path, bob={"max_message_size": 4000}) as (alice, bob):
+        chat = await alice.chats.start("bob")
+        await wait_event(bob, lambda e: isinstance(e, SessionEvent) and e.state == "established")
+        with pytest.raises(SessionFailed) as info:
+            await chat.send("x" * 10_000)
+        assert info.value.status == 413
+        await chat.send("small")
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.text == "small"

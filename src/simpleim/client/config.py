@@ -79,6 +79,11 @@ class ClientConfig:
     #: Sources besides the proxy flow whose SIP requests are accepted: "host", "host:port",
     #: or "*" for any (a client used without a proxy).  Issue 7 item 17.
     trusted_sources: tuple[str, ...] = ()
+    #: Largest MSRP message held in memory (chat text, IMDN, large pager-mode message) and
+    #: the bytes the unfinished messages of one session may hold together; more is refused
+    #: with MSRP 413 (issue 7 item 4).
+    max_message_size: int = 16 * 1024 * 1024
+    max_session_memory: int = 32 * 1024 * 1024
     #: Partial files of interrupted transfers (kept for resume) older than this are removed
     #: (seconds; issue 7 item 9).
     partial_ttl: float = 7 * 24 * 3600.0

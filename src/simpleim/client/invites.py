@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from simpleim.errors import ProtocolError, SdpError, SimpleImError
+from simpleim.msrp.reassembly import ReceiveLimits
 from simpleim.msrp.uri import MsrpUri
 from simpleim.sdp import (
     Capabilities,
@@ -87,7 +88,11 @@ def cema_target(offer: SessionDescription, o: StreamOutcome) -> tuple[str, int] 
 
 def new_stream(ctx: ClientContext, chunk_size: int | None = None
                ) -> tuple[LocalEndpoint, EndpointSession]:
-    s = ctx.msrp.new_session(chunk_size=chunk_size or ctx.config.chunk_size)
+    cfg = ctx.config
+    # issue 7 item 4: what a peer may make us hold in memory, whatever its Byte-Range says
+    limits = ReceiveLimits(max_memory_message=cfg.max_message_size,
+                           max_memory=cfg.max_session_memory)
+    s = ctx.msrp.new_session(chunk_size=chunk_size or cfg.chunk_size, receive_limits=limits)
     return local_endpoint(ctx.msrp, s), s
 
 
