@@ -377,7 +377,13 @@ async def test_strict_router_request_is_fixed_up() -> None:
         proxy = srv.addr("udp")
         # RFC 3261 §16.4: a strict router put our Record-Route URI into the Request-URI and
         # the real target into the last Route value
-        req = alice.request("BYE", f"sip:{proxy.hostport};lr", to=f"<sip:bob@{DOMAIN}>;tag=t1",
+        forged = alice.request("BYE", f"sip:{proxy.hostport};lr", to=f"<sip:bob@{DOMAIN}>;tag=t1",
+                               headers=[("Route", f"<{bob.contact_uri}>")])
+        # without the stamp of a Record-Route of ours the route set is not ours (issue 7)
+        assert (await alice.send(forged)).status == 404
+        stamp = srv.server.proxy.stamp.stamp("dialog-1")
+        req = alice.request("BYE", f"sip:{proxy.hostport};lr;rt={stamp}",
+                            to=f"<sip:bob@{DOMAIN}>;tag=t1", call_id="dialog-1",
                             headers=[("Route", f"<{bob.contact_uri}>")])
         resp = await alice.send(req)
         assert resp.status == 200

@@ -21,6 +21,7 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Any, Protocol
 
 from simpleim.errors import ConfigError, ProtocolError, SipParseError, StorageError
@@ -34,6 +35,7 @@ from simpleim.server.logging import TransactionLog, configure_logging
 from simpleim.server.metrics import ServerMetrics, TimedStore
 from simpleim.server.proxy import Proxy, Target
 from simpleim.server.registrar import Registrar
+from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
 from simpleim.sip.uri import SipUri
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
@@ -54,18 +56,26 @@ SUPPORTED = frozenset({"path", "pref"})
 _SINGLE_KEYS = ("call-id", "from", "to", "cseq")
 _SINGLE_OPTIONAL = ("max-forwards", "content-type", "content-length")
 _COUNTED = _SINGLE_KEYS + _SINGLE_OPTIONAL
+# Optional headers the server reads after the transaction exists -> the parsing property.
+_READ_LATER = {
+    "route": "route", "proxy-require": "proxy_require", "require": "require",
+    "accept-contact": "accept_contact", "reject-contact": "reject_contact",
+}
 
 
 class ServerStore(UserDirectory, BindingStore, Protocol):
     """What the server needs from :mod:`simpleim.store` (users + bindings)."""
 
 
-def validate_request(req: SipRequest) -> None:
+def validate_request(req: SipRequest, max_vias: int = 70) -> None:
     """Cheap pre-transaction checks; raise SipParseError (answered 400 statelessly).
 
     RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory; §7.3.1 / RFC 4475
     §3.3.8: single-valued headers may not repeat; §8.1.1.5: the CSeq method equals the
-    request method.
+    request method.  RFC 3261 §16.3 step 1: every header the server will read later is
+    parsed here, before a transaction exists (issue 7 item 3: a From that failed to parse
+    while the final response was built left the transaction unanswered for ever).  The
+    number of Via entries is bounded (issue 7 item 14: each costs a line in every response).
     """
     counts = dict.fromkeys(_COUNTED, 0)
     # the stored keys are the lower-case long forms (compact forms expanded, RFC 3261 §7.3.3)
@@ -79,11 +89,16 @@ def validate_request(req: SipRequest) -> None:
     for key in _SINGLE_OPTIONAL:
         if counts[key] > 1:
             raise SipParseError(f"duplicated {key} header", where=key)
-    # RFC 3261 §16.3 step 1: a proxy checks the syntax of what it needs (Via, To tag,
-    # Call-ID, CSeq); From is parsed later only when authentication needs it.
-    _ = req.top_via, req.to_addr, req.call_id
+    _ = req.top_via, req.to_addr, req.from_addr, req.call_id, req.max_forwards
     if req.cseq.method != req.method:
         raise SipParseError("CSeq method differs from the request method", where="CSeq")
+    h = req.headers
+    vias = len(req._vias())
+    if vias > max_vias:
+        raise SipParseError(f"too many Via entries ({vias} > {max_vias})", where="Via")
+    for name in _READ_LATER:
+        if name in h:
+            _ = getattr(req, _READ_LATER[name])
 
 
 class ImServer:
@@ -113,7 +128,8 @@ class ImServer:
             limits=SipLimits(max_message_size=config.max_message_size,
                              max_body=config.max_message_size),
             server_name=config.domain,
-            validate=validate_request,
+            validate=partial(validate_request, max_vias=config.max_vias),
+            max_transactions=config.max_transactions,
         )
         self.endpoint.on_final = self._on_final
         self.location = LocationService(store)
@@ -121,7 +137,8 @@ class ImServer:
             metrics.watch_location(self.location.binding_count, self.location.aor_count)
         self.registrar = Registrar(config, self.location,
                                    is_local_domain=self.identity.is_local_domain)
-        self.proxy = Proxy(self.endpoint, self.identity, config.timers)
+        self.proxy = Proxy(self.endpoint, self.identity, config.timers,
+                           RouteStamp(config.route_key.encode() if config.route_key else None))
         self.endpoint.on_stray_response = self.proxy.forward_stray_response
         self.auth: Authenticator | None = None
         if config.auth:
@@ -240,16 +257,27 @@ class ImServer:
             # RFC 3261 §16.3 step 2 / §8.2.2.1: unknown Request-URI scheme -> 416.
             inc.reply(416)
             return
-        popped = self.proxy.preprocess_routes(req)
+        check = self.proxy.preprocess_routes(req)
         uri = req.uri
         if not isinstance(uri, SipUri):
             inc.reply(416)
             return
         identity = self.identity
-        routes = req.route if "route" in req.headers else []
+        in_dialog = req.to_addr.tag is not None
+        has_routes = "route" in req.headers
+        if has_routes and not in_dialog:
+            # Issue 7 item 1 (Kamailio's remove_hf("Route") for initial requests): a Route
+            # set pre-loaded beyond us neither skips authentication nor picks the next hop;
+            # the request is authenticated and routed by its Request-URI like any other.
+            log.info("dropping the pre-loaded Route of an initial %s from %s", req.method,
+                     inc.source)
+            req.headers.remove("Route")
+            has_routes = False
         uri_is_local = identity.is_local_domain(uri)
-        local_target = not routes and uri_is_local
-        if local_target and (uri.user is None or req.method == "REGISTER"):
+        if not has_routes and (
+            (req.method == "REGISTER" and uri_is_local)
+            or (uri.user is None and identity.names_domain(uri))
+        ):
             # §10.3 step 1: REGISTER for our domain (with or without a user part in the
             # Request-URI) is ours; other requests without a user address the server.
             self._for_us(inc)
@@ -273,20 +301,27 @@ class ImServer:
             if unknown:
                 inc.reply(420, headers=[("Unsupported", ", ".join(unknown))])
                 return
-        in_dialog = req.to_addr.tag is not None
-        if routes or (popped and not uri_is_local):
-            # §16.5 / §16.12: loose routing along the Route set (ACK/BYE of a dialog we
-            # record-routed, or the last hop to the remote target).
-            if not in_dialog and not uri_is_local:
-                inc.reply(403, "Relaying Forbidden")
+        # RFC 3325 §5: identities asserted by a client are not trusted (and never relayed).
+        strip_identity(req)
+        if in_dialog:
+            if not check.trusted:
+                # Issue 7 item 2: a To tag alone does not make a request in-dialog for us;
+                # only one following a route set we recorded skips the challenge
+                # (Kamailio answers 404 Not Here).
+                inc.reply(404, "Not Here")
                 return
-            self.proxy.forward(inc, [self.proxy.target_for_uri(uri, routes)])
+            if has_routes or not identity.names_domain(uri) or uri.user is None:
+                # §16.5 / §16.12: loose routing along the Route set we recorded.
+                self.proxy.forward(inc, [self.proxy.target_for_uri(
+                    uri, req.route if has_routes else [])])
+            else:
+                self._route_to_user(inc)
             return
         if not uri_is_local:
             # Requests to other domains are refused (no DNS, not an open relay).
             inc.reply(403, "Relaying Forbidden")
             return
-        if self.auth is not None and not in_dialog and self._needs_proxy_auth(req):
+        if self.auth is not None and self._needs_proxy_auth(req):
             self._spawn(self._authenticate_then_route(inc))
             return
         self._route_to_user(inc)
@@ -323,6 +358,9 @@ class ImServer:
             return
         # RFC 3261 §22.3: credentials for this proxy are consumed, not forwarded.
         req.headers.remove("Proxy-Authorization")
+        if isinstance(from_user, SipUri) and from_user.user:
+            # RFC 3325 §9.1: the identity we authenticated, asserted for the next hops.
+            assert_identity(req, from_user.user, self.config.domain)
         try:
             self._route_to_user(inc)
         except ProtocolError as exc:
@@ -420,14 +458,20 @@ class ImServer:
         uri = req.uri
         if not isinstance(uri, SipUri):
             return
-        popped = self.proxy.preprocess_routes(req)
+        check = self.proxy.preprocess_routes(req)
         uri = req.uri
         if not isinstance(uri, SipUri):
             return
+        if not check.trusted:
+            # Issue 7 item 2: an ACK for a 2xx follows the route set we recorded; any other
+            # ACK matching no transaction is not ours to relay (§17.2.3: it is dropped).
+            log.debug("dropping an ACK outside a route set of ours from %s", inc.source)
+            return
+        strip_identity(req)
         target: Target | None = None
-        if req.route or popped:
+        if req.route or not self.identity.names_domain(uri) or uri.user is None:
             target = self.proxy.target_for_uri(uri, req.route)
-        elif self.identity.is_local_domain(uri) and uri.user is not None:
+        else:
             bindings = self.location.lookup(aor_key(uri.user_unescaped, self.config.domain))
             if bindings:
                 target = self.proxy.target_for_binding(bindings[0])

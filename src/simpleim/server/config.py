@@ -156,6 +156,14 @@ class ServerConfig:
     log_format: str = "text"
     log_file: str | None = None
     metrics_listen: str | None = None
+    # --- limits (issue 7; docs/security.md lists each with its default) ---
+    # Via entries accepted in a request (more: 400); each costs a line in every response.
+    max_vias: int = 70
+    # Live SIP transactions; beyond it new requests are answered 503 statelessly.
+    max_transactions: int = 100_000
+    # Key of the Record-Route stamps (issue 7 item 2); None: a random key per process, so
+    # dialogs do not survive a restart.  Servers sharing dialogs share a key.
+    route_key: str | None = None
 
     @property
     def auth_realm(self) -> str:
@@ -175,6 +183,9 @@ class ServerConfig:
             raise ConfigError("auth_algorithms must be canonical names (parse_auth_algorithms)")
         if not 0 < self.min_expires <= self.max_expires:
             raise ConfigError("min_expires must be > 0 and <= max_expires")
+        for name in ("max_vias", "max_transactions"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ConfigError(f"unknown log level {self.log_level!r}")
         if self.log_format not in LOG_FORMATS:

@@ -2,6 +2,12 @@
 
 Used to decide whether a URI names this server (Route / Record-Route / Request-URI,
 RFC 3261 §16.4) or an address-of-record of the served domain (§10.3 step 1, §16.5).
+
+Host names are compared in canonical form (issue 7 item 13, lookalike identities): lower
+case, without the trailing dot of a fully qualified name (``example.test.`` is
+``example.test``, RFC 1034 §3.1), IPv6 compressed, and an IP literal of one of our listeners
+(whatever the port) or ``localhost`` means the served domain.  Otherwise
+``bob@example.test.`` or ``bob@127.0.0.1`` would pass as foreign identities, unchallenged.
 """
 
 from __future__ import annotations
@@ -9,7 +15,15 @@ from __future__ import annotations
 from simpleim.sip.uri import SipUri
 from simpleim.transport.sip_addr import TransportAddr, normalize_host
 
-__all__ = ["LocalIdentity"]
+__all__ = ["LocalIdentity", "canonical_host"]
+
+
+def canonical_host(host: str) -> str:
+    """Lower case, IPv6 compressed, no brackets, no trailing dot (RFC 1034 §3.1)."""
+    canon = normalize_host(host)
+    while canon.endswith(".") and len(canon) > 1:
+        canon = canon[:-1]
+    return canon
 
 
 class LocalIdentity:
@@ -17,14 +31,20 @@ class LocalIdentity:
 
     def __init__(self, domain: str, aliases: tuple[str, ...] = ()) -> None:
         self.domain = domain.lower()
-        self._names = {self.domain} | {normalize_host(a) for a in aliases}
+        self._names = {canonical_host(domain)} | {canonical_host(a) for a in aliases}
         self._addrs: set[tuple[str, int]] = set()
+        # IP literals of our listeners: a URI with one of them as host is in our domain
+        self._hosts: set[str] = set()
         self._ports: set[int] = set()
         self._cache: dict[str, bool] = {}
 
     def add_listener(self, local: TransportAddr) -> None:
         self._addrs.add((local.host, local.port))
         self._ports.add(local.port)
+        if local.host in ("0.0.0.0", "::"):
+            self._hosts.update({"127.0.0.1", "::1"})
+        else:
+            self._hosts.add(local.host)
         self._cache.clear()
 
     def _default_port(self, uri: SipUri) -> int:
@@ -34,7 +54,7 @@ class LocalIdentity:
     def is_us(self, uri: SipUri) -> bool:
         """True if ``uri`` addresses this server (an address we listen on, or the domain /
         an alias with no port or one of our ports)."""
-        host = normalize_host(uri.maddr or uri.bare_host)
+        host = canonical_host(uri.maddr or uri.bare_host)
         port = uri.port
         if host in self._names:
             return port is None or port in self._ports
@@ -52,14 +72,24 @@ class LocalIdentity:
         cached = self._cache.get(host + ":" + str(uri.port))
         if cached is not None:
             return cached
-        result = self.is_us(uri) or normalize_host(host) in self._names
+        canon = canonical_host(host)
+        if canon == "localhost":
+            canon = "127.0.0.1"
+        result = self.is_us(uri) or canon in self._names or canon in self._hosts
         if len(self._cache) < 1024:
             self._cache[host + ":" + str(uri.port)] = result
         return result
 
-    def record_route(self, local: TransportAddr) -> str:
+    def names_domain(self, uri: SipUri) -> bool:
+        """True if ``uri`` names the served domain by name (or addresses this server):
+        for routing a remote target, where a UA's contact on our host is not our domain."""
+        return canonical_host(uri.bare_host) in self._names or self.is_us(uri)
+
+    def record_route(self, local: TransportAddr, stamp: str | None = None) -> str:
         """Our Record-Route value for the listener ``local`` (RFC 3261 §16.6 step 4: a URI
-        that resolves to us, with ``lr`` for loose routing)."""
+        that resolves to us, with ``lr`` for loose routing), with the dialog's route stamp
+        (:class:`simpleim.server.trust.RouteStamp`) as ``rt`` parameter."""
         transport = "" if local.transport == "udp" else f";transport={local.transport}"
         scheme = "sips" if local.transport == "tls" else "sip"
-        return f"<{scheme}:{local.hostport}{transport};lr>"
+        rt = f";rt={stamp}" if stamp else ""
+        return f"<{scheme}:{local.hostport}{transport};lr{rt}>"

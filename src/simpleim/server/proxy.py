@@ -18,10 +18,12 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from simpleim.errors import LocalProtocolError, ProtocolError
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import Binding
+from simpleim.server.trust import RouteStamp
 from simpleim.sip.headers import Address, Via
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.uri import SipUri, parse_uri
@@ -29,7 +31,8 @@ from simpleim.timers import Timers
 from simpleim.transport.sip import ClientRequest, IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import RELIABLE, TransportAddr, normalize_host
 
-__all__ = ["Proxy", "Target", "loop_hash", "select_best_response", "via_destination"]
+__all__ = ["Proxy", "RouteCheck", "Target", "loop_hash", "select_best_response",
+           "via_destination"]
 
 log = logging.getLogger("simpleim.server.proxy")
 
@@ -37,6 +40,14 @@ log = logging.getLogger("simpleim.server.proxy")
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 # RFC 3261 §16.7 step 6: 4xx responses that help the client resubmit are preferred.
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
+
+
+class RouteCheck(NamedTuple):
+    """What :meth:`Proxy.preprocess_routes` found: how many of our own entries it consumed
+    and whether one of them carried the stamp of this dialog (a route set we recorded)."""
+
+    popped: int
+    trusted: bool
 
 
 class Target:
@@ -120,10 +131,11 @@ def _pop_top_via(msg: SipResponse) -> None:
         h._replace_line(pos[0], rest)
         return
     vias = h.get_all("Via")
-    if len(vias) <= 1:
-        msg.headers.remove("Via")
-    else:
-        msg.headers.set("Via", ", ".join(vias[1:]))
+    msg.headers.remove("Via")
+    # one Via per line (issue 7 item 14: 200 Vias joined made one 41 KB line, over the
+    # peers' line limits); the Vias stay in order, before the other headers' lines
+    for value in reversed(vias[1:]):
+        msg.headers.prepend("Via", value)
 
 
 class _Branch:
@@ -261,10 +273,12 @@ class Proxy:
         endpoint: SipEndpoint,
         identity: LocalIdentity,
         timers: Timers,
+        stamp: RouteStamp | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.identity = identity
         self.timers = timers
+        self.stamp = stamp or RouteStamp()
         # Parsed and resolved contact URIs of bindings (bindings are immutable values).
         self._contacts: dict[str, tuple[SipUri, TransportAddr, str]] = {}
 
@@ -371,11 +385,12 @@ class Proxy:
     ) -> None:
         # §16.6 step 4: Record-Route so that in-dialog requests come through us (lr).
         outgoing = self.endpoint.local_for(dest) or incoming
-        req.add_record_route(self.identity.record_route(incoming))
+        stamp = self.stamp.stamp(req.call_id)
+        req.add_record_route(self.identity.record_route(incoming, stamp))
         if outgoing != incoming:
             # RFC 5658 §3.2: double Record-Route when the two legs use different interfaces;
             # the value nearest to the callee (top) names the outgoing side.
-            req.add_record_route(self.identity.record_route(outgoing))
+            req.add_record_route(self.identity.record_route(outgoing, stamp))
 
     def _send_upstream(self, inc: IncomingRequest, resp: SipResponse) -> None:
         """Send a further 2xx after the server transaction's first final (RFC 6026 §7.1:
@@ -384,20 +399,26 @@ class Proxy:
 
     # ------------------------------------------------------------------ routing helpers
 
-    def preprocess_routes(self, req: SipRequest) -> int:
+    def preprocess_routes(self, req: SipRequest) -> RouteCheck:
         """RFC 3261 §16.4: undo a strict router's rewrite, then drop our own Route(s).
 
-        Returns how many of our own route entries were consumed.
+        Returns how many of our own route entries were consumed and whether one of them
+        carried this dialog's stamp (issue 7 item 2: only then did we record the route set).
         """
         popped = 0
+        trusted = False
         if "route" not in req.headers:
-            return 0
+            uri = req.uri
+            if isinstance(uri, SipUri) and uri.user is None and self.identity.is_us(uri):
+                trusted = self.stamp.valid(uri, req.call_id)
+            return RouteCheck(0, trusted)
         uri = req.uri
         if isinstance(uri, SipUri) and self.identity.is_us(uri) and uri.user is None:
             routes = req.route
             if routes:
                 # §16.4: the Request-URI is a value we put in Record-Route: the previous hop
                 # is a strict router; the last Route value is the real Request-URI.
+                trusted = self.stamp.valid(uri, req.call_id)
                 req.uri = routes[-1].uri
                 values = req.headers.get_all("Route")[:-1]
                 req.headers.remove("Route")
@@ -407,12 +428,13 @@ class Proxy:
         while True:
             routes = req.route
             if not routes:
-                return popped
+                return RouteCheck(popped, trusted)
             top = routes[0].uri
             if not isinstance(top, SipUri) or not self.identity.is_us(top):
-                return popped
+                return RouteCheck(popped, trusted)
             # §16.4: "If the first value in the Route header field indicates this proxy,
             # the proxy MUST remove that value from the request."
+            trusted = trusted or self.stamp.valid(top, req.call_id)
             req.pop_route()
             popped += 1
 

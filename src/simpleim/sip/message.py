@@ -479,7 +479,12 @@ class SipRequest(SipMessage):
         for key, raw in h._items:
             name = h._name(key)
             value = raw.strip(" \t")
-            if key in ("via", "from", "call-id", "cseq"):
+            if key == "via" and "," in value:
+                # One Via per line (a comma-joined list of hundreds is one huge line, over
+                # the line limits of the hops it goes back through).
+                for via in parse_via_list(value):
+                    out.add(name, str(via))
+            elif key in ("via", "from", "call-id", "cseq"):
                 out.add(name, value)
             elif key == "to":
                 if to_tag is not None and status != 100:

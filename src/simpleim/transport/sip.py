@@ -144,25 +144,42 @@ class IncomingRequest:
         return self.request.method
 
     def respond(self, response: SipResponse) -> None:
-        """Send ``response`` through the server transaction (no-op after a final one)."""
+        """Send ``response`` through the server transaction (no-op after a final one).
+
+        A final response is marked sent only once the transaction took it (issue 7 item 3:
+        a response that could not be built or sent left the request marked answered while
+        its transaction waited for ever); when it cannot be sent, a bare 500 is tried.
+        """
         if self.transaction_id is None or self.final_sent:
             return
         endpoint = self.endpoint
-        if response.status >= 200:
-            self.final_sent = True
-            # A CANCEL after the final response changes nothing (§9.2): drop the handler,
-            # which usually refers back to this request (proxy context <-> request cycle).
-            self.on_cancel = None
-            if self.request.method != "INVITE":
-                # RFC 3261 §17.2.2: the non-INVITE server transaction now only answers
-                # retransmissions itself (Completed, Timer J); CANCEL and ACK concern INVITE
-                # only (§9.2, §17.2.1): the endpoint needs this request no more.
-                endpoint._server.pop(self.transaction_id, None)
-            elif response.status >= 300:
-                endpoint._note_rejected_invite(self)
-            if endpoint.on_final is not None:
-                endpoint.on_final(self, response)
-        endpoint._send_response(self, response)
+        if response.status < 200:
+            endpoint._send_response(self, response)
+            return
+        if not endpoint._send_response(self, response):
+            if response.status == 500:
+                return  # the fallback itself failed: the sweeper ends the transaction
+            try:
+                fallback = self.request.create_response(500)
+            except ProtocolError as exc:
+                log.warning("cannot answer %s from %s: %s", self.request.method, self.source,
+                            exc.detail)
+                return
+            self.respond(fallback)
+            return
+        self.final_sent = True
+        # A CANCEL after the final response changes nothing (§9.2): drop the handler,
+        # which usually refers back to this request (proxy context <-> request cycle).
+        self.on_cancel = None
+        if self.request.method != "INVITE":
+            # RFC 3261 §17.2.2: the non-INVITE server transaction now only answers
+            # retransmissions itself (Completed, Timer J); CANCEL and ACK concern INVITE
+            # only (§9.2, §17.2.1): the endpoint needs this request no more.
+            endpoint._server.pop(self.transaction_id, None)
+        elif response.status >= 300:
+            endpoint._note_rejected_invite(self)
+        if endpoint.on_final is not None:
+            endpoint.on_final(self, response)
 
     def respond_again(self, response: SipResponse) -> None:
         """Send a further 2xx after the final one (forked INVITE 2xx pass through the
@@ -250,6 +267,11 @@ class SipEndpoint:
             ssl_client=ssl_client,
             max_message_size=self.limits.max_message_size,
         )
+        # Lifetime bounds of server transactions without a final response (seconds):
+        # RFC 3261 §16.6 step 11 Timer C for INVITE, 64*T1 for the rest, plus a margin.
+        self.max_invite_lifetime = timers.timer_c + 64 * timers.t1
+        self.max_noninvite_lifetime = 2 * 64 * timers.t1
+        self._sweeper: asyncio.TimerHandle | None = None
         self.host_map = dict(host_map or {})
         self.server_name = server_name
         self.on_stray_response = on_stray_response
@@ -289,6 +311,9 @@ class SipEndpoint:
 
     async def close(self) -> None:
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -403,7 +428,10 @@ class SipEndpoint:
         req = inc.request
         if inc.transaction_id is None:
             return
-        key = (req.call_id, req.cseq.seq, req.from_addr.tag or "")
+        try:
+            key = (req.call_id, req.cseq.seq, req.from_addr.tag or "")
+        except ProtocolError:
+            return  # no stray ACK can be matched to it: nothing to remember
         self._rejected[key] = inc.transaction_id
         self._rejected_keys[inc.transaction_id] = key
 
@@ -447,7 +475,51 @@ class SipEndpoint:
             if inc.transaction_id is not None:
                 inc.reply(501 if inc.method != "OPTIONS" else 200)
             return
-        handler(inc)
+        try:
+            handler(inc)
+        except ProtocolError as exc:
+            # A protocol error is one log line (issue 7 item 3), and the request is answered.
+            log.info("%s from %s failed: %s", inc.method, inc.source, exc)
+            if inc.transaction_id is not None and not inc.final_sent:
+                status = exc.status if 400 <= exc.status <= 699 else 500
+                try:
+                    inc.respond(inc.request.create_response(status))
+                except ProtocolError:
+                    pass  # unanswerable: the sweeper ends its transaction
+        if inc.transaction_id is not None and self._sweeper is None and self._server:
+            self._arm_sweeper()
+
+    # ------------------------------------------------------------------ lifetime bound
+
+    def _arm_sweeper(self) -> None:
+        loop = self._loop or asyncio.get_running_loop()
+        interval = max(0.05, min(self.max_noninvite_lifetime, self.max_invite_lifetime) / 4)
+        self._sweeper = loop.call_later(interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Answer 408 to every request left without a final response past its lifetime
+        (Kamailio's max_inv_lifetime / max_noninv_lifetime): every server transaction ends,
+        whatever the code above it did (issue 7 item 3)."""
+        self._sweeper = None
+        if self._closed:
+            return
+        now = time.monotonic()
+        stale = [inc for inc in self._server.values() if not inc.final_sent and now - (
+            inc.received_at + (self.max_invite_lifetime if inc.request.method == "INVITE"
+                               else self.max_noninvite_lifetime)) > 0]
+        for inc in stale:
+            log.warning("%s from %s unanswered after its lifetime: 408", inc.method,
+                        inc.source)
+            try:
+                inc.respond(inc.request.create_response(408))
+            except ProtocolError:
+                pass
+            if not inc.final_sent and inc.transaction_id is not None:
+                self._server.pop(inc.transaction_id, None)  # nothing more can be done
+        if stale:
+            self._flush()
+        if self._server:
+            self._arm_sweeper()
 
     def _addr(self, source: Any) -> TransportAddr:
         if isinstance(source, TransportAddr):
@@ -478,18 +550,22 @@ class SipEndpoint:
             # ... and the INVITE gets 487 Request Terminated (§9.2).
             target.reply(487)
 
-    def _respond_tx(self, transaction_id: str, response: SipResponse) -> None:
+    def _respond_tx(self, transaction_id: str, response: SipResponse) -> bool:
         try:
             self.layer.send_response(response, self._now(), transaction_id)
         except ProtocolError as exc:
-            log.debug("cannot respond on %s: %s", transaction_id, exc)
+            log.info("cannot respond %d on %s: %s", response.status, transaction_id,
+                     exc.detail)
+            return False
+        return True
 
-    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> None:
+    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> bool:
         if inc.transaction_id is None:
-            return
-        self._respond_tx(inc.transaction_id, response)
+            return False
+        sent = self._respond_tx(inc.transaction_id, response)
         if not self._receiving:
             self._flush()
+        return sent
 
     # ------------------------------------------------------------------ client side
 

@@ -26,6 +26,7 @@ _COPIED = {
     "cseq": "CSeq",
 }
 _MAX_HEAD = 16384
+_VIA_SPLIT = re.compile(r',(?=(?:[^"]*"[^"]*")*[^"]*$)')
 _TOKEN = re.compile(r"[A-Za-z0-9.!%*_+`'~-]+")
 
 
@@ -60,6 +61,11 @@ def error_response_bytes(data: bytes, exc: ProtocolError, agent: str) -> bytes |
             continue
         value = value.strip(" \t")
         if "\r" in value or "\n" in value:
+            continue
+        if canon == "Via" and "," in value:
+            # one Via per line (issue 7 item 14); commas inside quoted strings are kept
+            copied += [("Via", part.strip(" \t")) for part in _VIA_SPLIT.split(value)
+                       if part.strip(" \t")]
             continue
         if canon == "To" and ";tag=" not in value.replace(" ", "").lower():
             # RFC 3261 §8.2.6.2: a UAS adds a To tag to non-100 responses.

@@ -20,7 +20,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
-from simpleim.errors import RemoteProtocolError
+from simpleim.errors import ProtocolError, RemoteProtocolError
 from simpleim.transport.sip_addr import RELIABLE, ListenSpec, TransportAddr, normalize_host
 from simpleim.transport.sip_framing import StreamFramerAdapter
 
@@ -258,6 +258,9 @@ class SipNetwork:
         # not kill the listener or the connection, so log it with its traceback and go on.
         try:
             self._on_message(data, source, local)
+        except ProtocolError as exc:
+            # Issue 7 item 3: a protocol error is one line, never a traceback per datagram.
+            log.info("protocol error on a message from %s: %s", source, exc)
         except Exception:  # noqa: BLE001 - outermost receive boundary, see comment above
             log.exception("error while handling a message from %s", source)
 
