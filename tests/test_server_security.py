@@ -15,7 +15,7 @@ import pytest
 
 from simpleim.sip.message import SipResponse, parse_message
 from simpleim.transport.sip_addr import TransportAddr
-from test_server_helpers import DOMAIN, TestUA, eventually, running_server
+from test_server_helpers import DOMAIN, eventually, running_server
 
 
 class RawUdp(asyncio.DatagramProtocol):
