@@ -65,9 +65,9 @@ class ClientEndpoint(SipEndpoint):
             return
         super()._receive(data, source, local)
 
-    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> None:
+    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> bool:
         with_user_agent(response)
-        super()._send_response(inc, response)
+        return super()._send_response(inc, response)
 
     def send_request(self, request: SipRequest, dest: TransportAddr,
                      on_response: Callable[[SipResponse], None], *,
