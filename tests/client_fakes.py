@@ -161,10 +161,11 @@ class _RecordingEndpoint:
     def _note_rejected_invite(self, inc: IncomingRequest) -> None:
         pass
 
-    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> None:
+    def _send_response(self, inc: IncomingRequest, response: SipResponse) -> bool:
         parsed = parse_message(response.to_bytes())
         assert isinstance(parsed, SipResponse)
         self.responses.append(parsed)
+        return True
 
 
 def incoming(raw: str | bytes) -> tuple[IncomingRequest, list[SipResponse]]:

@@ -312,11 +312,15 @@ async def test_sessions_active_counts_invite_until_bye(tmp_path: Path) -> None:
     try:
         assert (await bob.register(expires=600)).status == 200
         invite = alice.request("INVITE", f"sip:bob@{DOMAIN}", call_id="sess-1")
-        assert (await alice.send(invite)).status == 200
+        ok = await alice.send(invite)
+        assert ok.status == 200
         gauge = "simpleim_sessions_active"
         await eventually(lambda: metrics.registry.get_sample_value(gauge) == 1.0)
+        # in-dialog: along the route set the proxy recorded (issue 7 item 2)
         bye = alice.request("BYE", f"sip:bob@{DOMAIN}", call_id="sess-1",
-                            to=f"<sip:bob@{DOMAIN}>;tag=t1")
+                            to=f"<sip:bob@{DOMAIN}>;tag=t1",
+                            headers=[("Route", v) for v in
+                                     reversed(ok.headers.get_all("Record-Route"))])
         assert (await alice.send(bye)).status == 200
         await eventually(lambda: metrics.registry.get_sample_value(gauge) == 0.0)
     finally:
