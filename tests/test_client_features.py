@@ -370,3 +370,38 @@ def test_invite_facts_read_tags_service_and_contact() -> None:
     assert facts.accept_contact == "*;+g.oma.sip-im"
     assert "oma.cpm.session" in facts.service
     assert facts.has_file is False and facts.contact_icsi == frozenset()
+
+
+async def test_large_message_with_unacceptable_media_gets_488(tmp_path: Path) -> None:
+    """C-LM-07 (OMA §9.2.1.2): an m-line we cannot take -> 488 Not Acceptable Here (after
+    the 180); no 200, no session left.  (Any accept-types on an MSRP line is acceptable:
+    a large message is taken whatever its type, LARGE_CAPS accepts '*'.)"""
+    from simpleim.client.largemsg import LARGE_CAPS
+    from simpleim.sdp import parse_sdp
+
+    assert "*" in LARGE_CAPS.accept_types
+    async with fake_context(tmp_path) as ctx:
+        large = LargeMessages(ctx, Inbox(ctx))
+        sdp_text = SDP_CHAT.replace("m=message 7394 TCP/MSRP *", "m=audio 7394 RTP/AVP 0")
+        inc, responses = _invite(sdp_text, "*;+g.oma.sip-im;+g.oma.sip-im.large-message")
+        await large.on_invite(inc, parse_sdp(sdp_text))
+        assert [r.status for r in responses] == [180, 488]
+        assert len(ctx.sessions) == 0
+
+
+def test_policy_answer_timeout_from_the_config_file(tmp_path: Path) -> None:
+    """The 408 deadline of an unanswered invitation (OMA §7.1.2.1) is configurable."""
+    from simpleim.client.config import load_config
+    from simpleim.errors import ConfigError
+
+    good = tmp_path / "good.toml"
+    good.write_text('account = "alice@example.test"\n[policy]\nsessions = "ask"\n'
+                    'answer_timeout = 5\n')
+    cfg = load_config(path=good, env={})
+    assert (cfg.policy.sessions, cfg.policy.answer_timeout) == ("ask", 5.0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('account = "alice@example.test"\n[policy]\nanswer_timeout = "soon"\n')
+    with pytest.raises(ConfigError):
+        load_config(path=bad, env={})
+    with pytest.raises(ConfigError):
+        load_config(path=good, env={}).policy.__class__(answer_timeout=0)

@@ -39,11 +39,16 @@ class Policy:
     sessions: str = "accept"
     files: str = "accept"
     images: str = "accept"
+    #: ``ask``: seconds the application has to answer before the invitation is declined
+    #: with 408 (OMA §7.1.2.1)
+    answer_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         for name in ("sessions", "files", "images"):
             if getattr(self, name) not in _POLICIES:
                 raise ConfigError(f"policy {name} must be one of {', '.join(_POLICIES)}")
+        if not self.answer_timeout > 0:
+            raise ConfigError("policy answer_timeout must be positive")
 
 
 @dataclass(frozen=True)
@@ -260,6 +265,13 @@ def load_config(
     except TypeError as exc:
         raise ConfigError(str(exc)) from exc
     if policy:
-        cfg = replace(cfg, policy=Policy(**{k: v for k, v in policy.items()
-                                            if k in ("sessions", "files", "images")}))
+        base = Policy()
+        try:
+            timeout = float(policy.get("answer_timeout", base.answer_timeout))
+        except ValueError:
+            raise ConfigError(f"bad policy answer_timeout: {policy['answer_timeout']!r}") from None
+        cfg = replace(cfg, policy=Policy(sessions=policy.get("sessions", base.sessions),
+                                         files=policy.get("files", base.files),
+                                         images=policy.get("images", base.images),
+                                         answer_timeout=timeout))
     return cfg

@@ -406,9 +406,10 @@ def ring(session: InviteSession, inc: IncomingRequest) -> Invitation:
     return invitation
 
 
-async def decide(ctx: ClientContext, invitation: Invitation, policy: str,
-                 timeout: float = 60.0) -> bool:
-    """Apply the policy; ``ask`` waits for the application (OMA §7.1.2.1: 408 on timeout)."""
+async def decide(ctx: ClientContext, invitation: Invitation, policy: str) -> bool:
+    """Apply the policy; ``ask`` waits ``policy.answer_timeout`` for the application (OMA
+    §7.1.2.1: 408 on timeout)."""
+    timeout = ctx.config.policy.answer_timeout
     if policy == "accept":
         invitation.accept()
     elif policy == "decline":
