@@ -1,21 +1,36 @@
 # simpleim — two commands:
-#   make run    set up a virtualenv and run the IM server (SQLite, 127.0.0.1:5060 UDP+TCP, domain localhost)
-#   make test   set up a virtualenv and run lint, type checks and the whole test suite
+#   make run    set up a virtualenv with simpleim (server + CLI only) and run the IM server
+#               (SQLite ./simpleim.db, 127.0.0.1:5060 UDP+TCP, domain localhost)
+#   make test   set up a virtualenv with the test tools too and run lint, type checks and the
+#               whole test suite
+# make install  only the first half of `make run`: .venv with the `simpleim` command, no server
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# What `make run` / `make install` put in the venv: simpleim and its runtime dependencies
+# (+ Pillow for image thumbnails); `make test` adds the test, benchmark and PostgreSQL tools.
+RUN_STAMP := $(VENV)/.installed-run
+STAMP     := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test lint typecheck unit interop bench clean
+.PHONY: install run test lint typecheck unit interop bench clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench,postgres,images]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[images]'
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/pip install -q -e '.[test,bench,postgres,images]'
+	touch $(STAMP) $(RUN_STAMP)
+
+install: $(RUN_STAMP)
+	@echo "simpleim installed in $(VENV): run '. $(BIN)/activate' (or use $(BIN)/simpleim)"
+
+run: $(RUN_STAMP)
 	$(BIN)/simpleim server $(ARGS)
 
 lint: $(STAMP)
