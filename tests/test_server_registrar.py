@@ -412,17 +412,20 @@ async def test_register_does_not_reveal_which_users_exist() -> None:
 class _CountingUsers:
     def __init__(self) -> None:
         self.calls: list[str] = []
+        self.ha1s: dict[str, str] = {}
 
     async def get_ha1(self, username: str, realm: str, algorithm: str) -> str | None:
         self.calls.append(username)
-        return "0" * 32 if username == "bob" else None
+        return self.ha1s.get(username)
 
     async def user_exists(self, username: str) -> bool:
-        return username == "bob"
+        return username in self.ha1s
 
 
-async def test_authenticator_caches_unknown_users_like_known_ones() -> None:
-    from simpleim.sip.auth import answer_challenge
+async def test_authenticator_sees_new_users_and_new_passwords_at_once() -> None:
+    """Issue 11 §4: a user added (or a password changed) while the server runs can register
+    at once; known users' HA1 values are still cached (one store read within the TTL)."""
+    from simpleim.sip.auth import answer_challenge, ha1
 
     users = _CountingUsers()
     now = [0.0]
@@ -430,18 +433,22 @@ async def test_authenticator_caches_unknown_users_like_known_ones() -> None:
     first = await auth.check("REGISTER", [], proxy=False)
     [(header, value)] = first.headers
     assert header == "WWW-Authenticate" and parse_challenge(value).algorithm == "MD5"
-    for name in ("bob", "ghost", "bob", "ghost"):
-        creds = answer_challenge(value, method="REGISTER", uri="sip:example.test",
-                                 username=name, password="x", cnonce="c")
-        decision = await auth.check("REGISTER", [str(creds)], proxy=False)
-        assert not decision.ok and decision.status == 401
-    # one store read per name within the TTL, known or not
-    assert users.calls == ["bob", "ghost"]
-    now[0] = 31.0
-    creds = answer_challenge(value, method="REGISTER", uri="sip:example.test",
-                             username="ghost", password="x", cnonce="c")
-    await auth.check("REGISTER", [str(creds)], proxy=False)
-    assert users.calls == ["bob", "ghost", "ghost"]
+
+    def creds(name: str, password: str, nc: int) -> str:
+        return str(answer_challenge(value, method="REGISTER", uri="sip:example.test",
+                                    username=name, password=password, cnonce=f"c{nc}",
+                                    nc=nc))
+
+    assert (await auth.check("REGISTER", [creds("ghost", "pw", 1)], proxy=False)).status == 401
+    users.ha1s["ghost"] = ha1("ghost", "example.test", "pw", "MD5")    # `user add` meanwhile
+    decision = await auth.check("REGISTER", [creds("ghost", "pw", 2)], proxy=False)
+    assert decision.ok, decision.reason
+    assert users.calls == ["ghost", "ghost"]
+    assert (await auth.check("REGISTER", [creds("ghost", "pw", 3)], proxy=False)).ok
+    assert users.calls == ["ghost", "ghost"]                           # cached
+    users.ha1s["ghost"] = ha1("ghost", "example.test", "new", "MD5")   # `user add --update`
+    assert (await auth.check("REGISTER", [creds("ghost", "new", 4)], proxy=False)).ok
+    assert not (await auth.check("REGISTER", [creds("ghost", "pw", 5)], proxy=False)).ok
 
 
 class _SlowStore:

@@ -37,7 +37,36 @@ def run(argv: list[str]) -> int:
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
-    return f"sqlite:///{(tmp_path / 'users.db').resolve()}"
+    """An existing (empty) store, as the server leaves it."""
+    url = f"sqlite:///{(tmp_path / 'users.db').resolve()}"
+
+    async def create() -> None:
+        await (await open_store(url)).close()
+
+    asyncio.run(create())
+    return url
+
+
+def test_missing_database_is_not_created_silently(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 11 §4: ``user ...`` on a path without a database says so; ``add --create``
+    creates it and says what it did."""
+    path = tmp_path / "new.db"
+    url = f"sqlite:///{path}"
+    assert run(["user", "list", "--db", url]) == EXIT_STORAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"no database at {path}" in err
+    assert run(["user", "remove", "bob", "--db", url]) == EXIT_STORAGE
+    assert run(["user", "add", "bob", "--password", "pw", "--db", url]) == EXIT_STORAGE
+    err = capsys.readouterr().err
+    assert "--create" in err and not path.exists()
+    assert run(["user", "add", "bob", "--password", "pw", "--db", url, "--create"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"created a new database at {path}" in out and "added user bob@localhost" in out
+    assert path.exists()
+    assert run(["user", "add", "carol", "--password", "pw", "--db", url, "--create"]) == 0
+    assert "created" not in capsys.readouterr().out
 
 
 def test_add_list_remove(db: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -115,7 +144,12 @@ def test_bad_db_urls(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["user", "list", "--db", "sqlite:////nonexistent-dir-simpleim/a/b.db"]) == (
         EXIT_STORAGE)
     err = capsys.readouterr().err
-    assert err.startswith("simpleim user list: error: cannot open SQLite")
+    assert err.startswith("simpleim user list: error: no database at /nonexistent-dir")
+    assert len(err.strip().splitlines()) == 1
+    assert run(["user", "add", "x", "--password", "p", "--create",
+                "--db", "sqlite:////nonexistent-dir-simpleim/a/b.db"]) == EXIT_STORAGE
+    err = capsys.readouterr().err
+    assert err.startswith("simpleim user add: error: cannot open SQLite")
     assert len(err.strip().splitlines()) == 1
 
 

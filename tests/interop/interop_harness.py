@@ -663,7 +663,8 @@ def start_simpleim_server(
     ensure_ports_free([("udp", port), ("tcp", port)], "simpleim server")
     db = f"sqlite:///{peers.workdir / (name + '.db')}"
     for user, password in (users or {}).items():
-        run_cli(["user", "add", user, "--domain", DOMAIN, "--password", password, "--db", db])
+        run_cli(["user", "add", user, "--domain", DOMAIN, "--password", password, "--db", db,
+                 "--create"])
     argv = [str(simpleim_cli()), "server", "--domain", DOMAIN,
             "--listen", f"{LOOPBACK}:{port}", "--db", db, "--log-level", log_level]
     if no_auth:

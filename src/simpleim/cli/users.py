@@ -8,9 +8,13 @@ its store work with :func:`asyncio.run`, so call it outside a running event loop
 coroutine versions are :func:`user_add`, :func:`user_list` and :func:`user_remove`
 (``async def (args) -> int``) for callers that already run a loop.
 
-Exit codes: 0 success; 1 store failure (database unreachable, corrupt, ...); 2 usage
-error (bad user name, domain, URL or password); 3 conflict (``add``: the user exists,
+Exit codes: 0 success; 1 store failure (database unreachable, corrupt, missing, ...); 2
+usage error (bad user name, domain, URL or password); 3 conflict (``add``: the user exists,
 ``remove``: no such user).  Errors are one line on stderr.
+
+A SQLite database is never created by accident: ``user list|remove`` on a path with no
+database say so, ``user add`` creates one only with ``--create`` (the server creates its own
+store when it starts).
 
 Passwords are never stored: the store keeps only the digest HA1 for MD5 and SHA-256.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
@@ -28,9 +33,11 @@ from simpleim.store import (
     DEFAULT_STORE_URL,
     Store,
     open_store,
+    store_scheme,
     validate_domain,
     validate_user_name,
 )
+from simpleim.store.sqlite import parse_sqlite_url
 
 __all__ = [
     "EXIT_CONFLICT",
@@ -85,11 +92,32 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a ``sqlite:`` URL whose database file does not exist, else None
+    (ConfigError for a malformed URL)."""
+    if store_scheme(url) != "sqlite":
+        return None
+    target = parse_sqlite_url(url)
+    if target.memory or os.path.exists(target.path):
+        return None
+    return target.path
+
+
 async def _with_store(
-    prog: str, url: str, body: Callable[[Store], Awaitable[int]]
+    prog: str, url: str, body: Callable[[Store], Awaitable[int]], *, create: bool = False
 ) -> int:
     try:
+        missing = _missing_sqlite_file(url)
+    except ConfigError as exc:
+        return _fail(prog, str(exc), EXIT_USAGE)
+    if missing is not None and not create:
+        hint = ("pass --create to make a new one" if prog.endswith(" add") else
+                "check --db, or start the server (it creates its store) and add users")
+        return _fail(prog, f"no database at {missing} ({url}): {hint}", EXIT_STORAGE)
+    try:
         store = await open_store(url)
+        if missing is not None:
+            print(f"created a new database at {missing}")
     except ConfigError as exc:
         return _fail(prog, str(exc), EXIT_USAGE)
     except StorageError as exc:
@@ -122,7 +150,7 @@ async def user_add(args: argparse.Namespace) -> int:
         print(f"{verb} user {user.aor} (realm {user.realm})")
         return EXIT_OK
 
-    return await _with_store(prog, args.db, body)
+    return await _with_store(prog, args.db, body, create=args.create)
 
 
 async def user_list(args: argparse.Namespace) -> int:
@@ -224,6 +252,9 @@ def add_user_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                      help="digest realm the HA1 is computed for (default: the domain)")
     add.add_argument("--update", action="store_true",
                      help="replace the password of an existing user instead of failing")
+    add.add_argument("--create", action="store_true",
+                     help="create the SQLite database if it does not exist yet (without it "
+                          "a missing database is an error)")
     add.set_defaults(func=_sync(user_add))
 
     lst = actions.add_parser(

@@ -70,17 +70,20 @@ class Authenticator:
         self._cache: dict[tuple[str, str], tuple[float, str | None]] = {}
         self._ttl = ha1_cache_ttl
 
-    async def _ha1(self, username: str, algorithm: str) -> str | None:
+    async def _ha1(self, username: str, algorithm: str, *, fresh: bool = False) -> str | None:
+        """The stored HA1 (None: no such user).  Known users' HA1 values are cached for
+        ``ha1_cache_ttl`` seconds; ``fresh`` reads the store again.  Unknown names are not
+        cached: a user added while the server runs (``simpleim user add`` on the same
+        database) can register at once."""
         now = self._clock()
         key = (username, algorithm)
-        hit = self._cache.get(key)
+        hit = None if fresh else self._cache.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
         value = await self._users.get_ha1(username, self.realm, algorithm)
-        # Unknown users are cached too (None), for the same time: a name probed twice costs
-        # the same whether it exists or not (no timing oracle from the database read, and
-        # enumeration floods do not reach the store).  A user added while the server runs
-        # can authenticate at most ``ha1_cache_ttl`` seconds after a failed attempt.
+        if value is None:
+            self._cache.pop(key, None)
+            return None
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (now + self._ttl, value)
@@ -113,11 +116,19 @@ class Authenticator:
         else:
             username = creds.username
             ha1: str | None = None
-            if username is not None and creds.algorithm in server.algorithms:
-                ha1 = await self._ha1(username, base_algorithm(creds.algorithm))
+            algorithm = base_algorithm(creds.algorithm)
+            known = username is not None and creds.algorithm in server.algorithms
+            if known and username is not None:
+                ha1 = await self._ha1(username, algorithm)
             # RFC 3261 §22.4: the digest uri of SIP clients is not always the Request-URI
             # (SIPp uses the next hop), so it is not compared with it here.
             result = server.verify_ha1(creds, method, ha1, now, body=body)
+            if not result.ok and ha1 is not None and username is not None:
+                # The password may have changed since the HA1 was cached (``user add
+                # --update``): one fresh read before refusing.
+                fresh = await self._ha1(username, algorithm, fresh=True)
+                if fresh != ha1:
+                    result = server.verify_ha1(creds, method, fresh, now, body=body)
         if result.ok:
             return AuthDecision(True, 200, "ok", result.username)
         if result.status == 400:
