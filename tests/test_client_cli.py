@@ -102,8 +102,12 @@ async def test_agent_and_send_commands(tmp_path: Path) -> None:
                 agent.terminate()
             async with asyncio.timeout(LONG):
                 await agent.wait()
-        # SIGTERM: de-registered and exit 0 (docs/cli.md)
+        # SIGTERM: de-registered and exit 0 (docs/cli.md); the documented "unregistered"
+        # event is printed last (issue 11 §3)
         assert agent.returncode == 0
+        assert agent.stdout is not None
+        tail = [json.loads(line) for line in (await agent.stdout.read()).splitlines()]
+        assert tail and tail[-1]["event"] == "unregistered" and tail[-1]["expires"] == 0
 
 
 async def test_exit_codes(tmp_path: Path) -> None:

@@ -13,6 +13,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from simpleim.cli.preflight import (
+    UdpProbe,
+    check_address,
+    check_image,
+    check_readable_file,
+    check_text,
+    proxy_text,
+    resolve_proxy,
+)
 from simpleim.client import Account, RegistrationError
 from simpleim.client.config import ClientConfig, Policy, load_config
 from simpleim.client.events import (
@@ -30,9 +39,11 @@ from simpleim.client.events import (
 from simpleim.client.session import ChatSession, SessionFailed
 from simpleim.errors import ConfigError, SimpleImError
 
-__all__ = ["EXIT_CODES", "exit_code_for", "event_json", "safe_text", "run_agent", "run_send",
-           "run_chat",
+__all__ = ["EXIT_CODES", "exit_code_for", "describe_failure", "event_json", "safe_text",
+           "run_agent", "run_send", "run_chat",
            "run_send_file", "run_share_image", "run_capabilities", "format_event"]
+
+log = logging.getLogger("simpleim.cli")
 
 #: Exit codes a script can rely on (docs/cli.md).
 EXIT_CODES: dict[int, str] = {
@@ -86,12 +97,41 @@ def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:
     return code
 
 
+#: Final statuses of a request to a user, in words (the status is kept in the line too).
+_FAILURE_WORDS: dict[int, str] = {
+    404: "{to} does not exist on the server",
+    604: "{to} does not exist anywhere",
+    480: "{to} is not online; {what} was not stored (the server has no deferred delivery "
+         "yet): try again when they are registered",
+    408: "no answer from {to}",
+    486: "{to} is busy",
+    603: "{to} declined",
+    606: "{to} cannot take this kind of session",
+    488: "{to} cannot take this kind of session",
+    403: "the server refused to relay this request",
+}
+
+
+def describe_failure(status: int, reason: str, to: str, what: str = "the message") -> str:
+    """``bob is not online; the message was not stored ... (480 Temporarily
+    Unavailable)``: the SIP outcome of a request in words."""
+    words = _FAILURE_WORDS.get(status)
+    wire = f"{status} {reason}".strip() if status else reason
+    if words is None:
+        return f"failed: {wire}"
+    return f"{words.format(to=to, what=what)} ({wire})"
+
+
 def _run(cmd: str, args: argparse.Namespace,
-         body: Callable[[Account], Awaitable[int]], **extra: Any) -> int:
-    """Build the config, start the account, run ``body``, map errors to exit codes."""
+         body: Callable[[Account], Awaitable[int]], *,
+         check: Callable[[], object] | None = None, **extra: Any) -> int:
+    """Check the local input (``check``), build the config, start the account, run
+    ``body``, map errors to exit codes and one-line reasons."""
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if check is not None:
+            check()                 # issue 11 §4: local input first, before the network
         cfg = _config(args, **extra)
     except ConfigError as exc:
         return _fail(cmd, 2, str(exc))
@@ -102,18 +142,16 @@ def _run(cmd: str, args: argparse.Namespace,
         except ConfigError as exc:
             return _fail(cmd, 2, str(exc))
         try:
-            await account.start(register=not args.no_register)
-        except RegistrationError as exc:
-            await account.close()
-            code = 3 if exc.status in (401, 403, 407) else exit_code_for(exc.status)
-            return _fail(cmd, code, f"registration failed: {exc.status} {exc.reason}")
-        except OSError as exc:
-            await account.close()
-            return _fail(cmd, 4, f"network error: {exc.strerror or exc}")
-        try:
+            code = await _start(cmd, args, account)
+            if code is not None:
+                return code
             return await body(account)
         except SessionFailed as exc:
-            return _fail(cmd, exit_code_for(exc.status), f"failed: {exc}")
+            to = getattr(args, "to", None) or "the peer"
+            return _fail(cmd, exit_code_for(exc.status),
+                         describe_failure(exc.status, exc.reason, to))
+        except ConfigError as exc:
+            return _fail(cmd, 2, str(exc))
         except (SimpleImError, OSError) as exc:
             return _fail(cmd, 1, f"error: {exc}")
         finally:
@@ -123,6 +161,68 @@ def _run(cmd: str, args: argparse.Namespace,
         return asyncio.run(main())
     except KeyboardInterrupt:
         return 130
+
+
+async def _start(cmd: str, args: argparse.Namespace, account: Account) -> int | None:
+    """Open the listeners and register; None when it worked, else the exit code (after
+    saying why in words: unresolvable host, refused connection, dead UDP proxy, ...)."""
+    proxy = account.config.proxy_addr
+    where = proxy_text(proxy)
+    try:
+        await resolve_proxy(proxy)
+    except OSError as exc:
+        return _fail(cmd, 4, str(exc))
+    register = not args.no_register
+    probe = UdpProbe(proxy) if register and proxy.transport == "udp" else None
+    if probe is not None:
+        await probe.start()
+    log.info("registering %s at %s", account.config.uri, where)
+    start = asyncio.ensure_future(account.start(register=register))
+    waiting: set[asyncio.Future[Any]] = {start}
+    if probe is not None:
+        waiting.add(probe.refused)
+    told = False
+    try:
+        while not start.done():
+            done, _ = await asyncio.wait(waiting, timeout=3.0,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if probe is not None and probe.refused.done() and not start.done():
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SimpleImError, OSError):
+                    await start
+                return _fail(cmd, 4, f"nothing listens at {where} (ICMP port unreachable) "
+                                     "— is the server running?")
+            if not done and not told:
+                told = True
+                print(f"simpleim {cmd}: no answer from {where} yet; still trying (RFC 3261 "
+                      "retransmissions, up to 32 s) — is the server running?",
+                      file=sys.stderr, flush=True)
+        start.result()
+    except RegistrationError as exc:
+        cause = account.endpoint.transport_errors.get(proxy)
+        if cause is not None and exc.status in (408, 503):
+            return _fail(cmd, 4, f"{cause} to {where} — is the server running?")
+        if exc.status == 408:
+            return _fail(cmd, 4, f"registration failed: no answer from {where} "
+                                 f"(408 after 32 s) — is the server running?")
+        hint = {401: " (check the account and password)",
+                407: " (check the account and password)",
+                403: " (the server does not serve this account or domain)"}
+        code = 3 if exc.status in (401, 403, 407) else exit_code_for(exc.status)
+        return _fail(cmd, code, f"registration failed: {exc.status} {exc.reason}"
+                                f"{hint.get(exc.status, '')}")
+    except OSError as exc:
+        cause = account.endpoint.transport_errors.get(proxy)
+        if cause is not None:
+            return _fail(cmd, 4, f"{cause} to {where} — is the server running?")
+        return _fail(cmd, 4, f"network error: {exc.strerror or exc}")
+    finally:
+        if probe is not None:
+            probe.close()
+    if register:
+        log.info("registered as %s (contact %s>, %d s)", account.config.uri,
+                 account.contact.split(">")[0], account.registration_expires)
+    return None
 
 
 # ---------------------------------------------------------------------------- agent
@@ -221,6 +321,12 @@ def run_agent(args: argparse.Namespace) -> int:
 
         task = asyncio.ensure_future(pump())
         await stop.wait()
+        # De-register while the pump still prints: the documented "unregistered" event is
+        # the last line (the stream ends when the account is closed).
+        await account.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.shield(task)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -245,8 +351,14 @@ async def _react(account: Account, ev: MessageEvent, args: argparse.Namespace) -
 # ---------------------------------------------------------------------------- send
 
 def run_send(args: argparse.Namespace) -> int:
+    text = ""
+
+    def check() -> None:
+        nonlocal text
+        check_address(args.to)
+        text = check_text(sys.stdin.read() if args.text == "-" else args.text)
+
     async def body(account: Account) -> int:
-        text = sys.stdin.read() if args.text == "-" else args.text
         async with asyncio.timeout(args.timeout):
             result = await account.pager.send(args.to, text, content_type=args.content_type)
         print(f"sent {result.mode} {result.message_id}", flush=True)
@@ -259,7 +371,7 @@ def run_send(args: argparse.Namespace) -> int:
                             break
         return 0
 
-    return _run("send", args, body)
+    return _run("send", args, body, check=check)
 
 
 # ---------------------------------------------------------------------------- chat
@@ -310,7 +422,7 @@ def run_chat(args: argparse.Namespace) -> int:
             shower.cancel()
         return 0
 
-    return _run("chat", args, body)
+    return _run("chat", args, body, check=lambda: check_address(args.to))
 
 
 # ---------------------------------------------------------------------------- files
@@ -355,9 +467,6 @@ class _Bars:
 def run_send_file(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         paths = [Path(f) for f in args.files]
-        for p in paths:
-            if not p.is_file():
-                return _fail("send-file", 2, f"no such file: {p}")
         with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
             results = await account.files.send(
                 args.to, paths, thumbnail=not args.no_thumbnail,
@@ -373,14 +482,17 @@ def run_send_file(args: argparse.Namespace) -> int:
                 code = 8
         return code
 
-    return _run("send-file", args, body)
+    def check() -> None:
+        check_address(args.to)
+        for f in args.files:
+            check_readable_file(f)
+
+    return _run("send-file", args, body, check=check)
 
 
 def run_share_image(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         path = Path(args.image)
-        if not path.is_file():
-            return _fail("share-image", 2, f"no such file: {path}")
         with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
             result = await account.images.share(
                 args.to, path, title=args.title, timeout=args.timeout,
@@ -388,7 +500,11 @@ def run_share_image(args: argparse.Namespace) -> int:
         print(f"{result.status} {result.name} {result.size}", flush=True)
         return 0 if result.status == "sent" else 8
 
-    return _run("share-image", args, body)
+    def check() -> None:
+        check_address(args.to)
+        check_image(args.image)
+
+    return _run("share-image", args, body, check=check)
 
 
 def run_capabilities(args: argparse.Namespace) -> int:
@@ -406,5 +522,5 @@ def run_capabilities(args: argparse.Namespace) -> int:
             return exit_code_for(result.status)
         return 0
 
-    return _run("capabilities", args, body)
+    return _run("capabilities", args, body, check=lambda: check_address(args.to))
 

@@ -147,6 +147,17 @@ def check_config(config: ServerConfig) -> None:
     make_server_ssl(config)
 
 
+def _listen_without_port(item: str) -> bool:
+    """``[udp:|tcp:|tls:]HOST`` with no ``:PORT`` (IPv6 literals in brackets)."""
+    text = item.strip()
+    prefix, colon, rest = text.partition(":")
+    if colon and prefix.lower() in ("udp", "tcp", "tls"):
+        text = rest
+    if text.startswith("["):
+        return "]:" not in text
+    return text.count(":") != 1
+
+
 def run_server_command(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
@@ -155,6 +166,11 @@ def run_server_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"simpleim server: {exc}", file=sys.stderr)
         return 2
+    for item in args.listen or []:
+        if _listen_without_port(item):
+            specs = parse_listen(item)
+            print(f"simpleim server: --listen {item} has no port: using the default "
+                  f"{specs[0].port}", file=sys.stderr, flush=True)
     if args.check_config:
         print(f"simpleim server: configuration OK (domain={config.domain}, "
               + " ".join(str(spec) for spec in config.listen) + ")")

@@ -67,17 +67,38 @@ class ClientEndpoint(SipEndpoint):
 
     def _send_response(self, inc: IncomingRequest, response: SipResponse) -> bool:
         with_user_agent(response)
+        if log.isEnabledFor(logging.INFO):
+            # `simpleim -v`: one line per answer we give, the whole message with -vv
+            log.info("<- %s from %s, answered %d %s", inc.request.method, inc.source,
+                     response.status, response.reason)
+            log.debug("sent to %s:\n%s", inc.source, _text(response))
         return super()._send_response(inc, response)
 
     def send_request(self, request: SipRequest, dest: TransportAddr,
                      on_response: Callable[[SipResponse], None], *,
                      add_via: bool = True) -> ClientRequest:
         with_user_agent(request)
-        return super().send_request(request, dest, on_response, add_via=add_via)
+        if log.isEnabledFor(logging.INFO):
+            log.info("-> %s %s via %s", request.method, request.uri, dest)
+            method = request.method
+            inner = on_response
+
+            def on_response(resp: SipResponse) -> None:
+                log.info("<- %d %s for %s", resp.status, resp.reason, method)
+                log.debug("received:\n%s", _text(resp))
+                inner(resp)
+
+        client = super().send_request(request, dest, on_response, add_via=add_via)
+        log.debug("sent to %s:\n%s", dest, _text(request))
+        return client
 
     def send_stateless(self, message: SipRequest | SipResponse, dest: TransportAddr) -> None:
         with_user_agent(message)
         super().send_stateless(message, dest)
+
+
+def _text(msg: SipRequest | SipResponse) -> str:
+    return msg.to_bytes().decode("utf-8", "replace")
 
 
 class InviteResult:

@@ -14,6 +14,7 @@ and dispatches it, after the checks every element does (RFC 3261 §16.3 / §8.2)
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import logging
 import signal
@@ -160,7 +161,14 @@ class ImServer:
             log.info("loaded %d bindings from the store", loaded)
         bound: list[TransportAddr] = []
         for spec in self.config.listen:
-            local = await self.endpoint.listen(spec)
+            try:
+                local = await self.endpoint.listen(spec)
+            except OSError as exc:
+                # Name the listener that failed (which of UDP/TCP/TLS, which port) and why
+                # (uvloop wraps the errno-carrying error in one without it).
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+                why = cause.strerror or str(cause)
+                raise OSError(cause.errno, f"{spec}: {why[:1].lower()}{why[1:]}") from exc
             self.identity.add_listener(local)
             bound.append(local)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
@@ -519,7 +527,10 @@ async def serve(
                 host, port = parse_host_port(config.metrics_listen, 9090)
                 ops_addr = await ops.start(host, port)
         except OSError as exc:
-            print(f"simpleim server: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+            hint = (" (another server on that port? choose one with --listen HOST:PORT)"
+                    if exc.errno == errno.EADDRINUSE else "")
+            print(f"simpleim server: cannot listen on {exc.strerror or exc}{hint}",
+                  file=sys.stderr)
             await server.close()
             return 1
         stop = stop or asyncio.Event()

@@ -280,6 +280,9 @@ class SipEndpoint:
         self.validate = validate
         # Called with each final response sent by a server transaction (logging).
         self.on_final: Callable[[IncomingRequest, SipResponse], None] | None = None
+        # The last transport failure towards each destination, in words ("connection
+        # refused"): a locally made 503 (RFC 3261 §8.1.3.1) can then be explained.
+        self.transport_errors: dict[TransportAddr, str] = {}
         self._server: dict[str, IncomingRequest] = {}
         # INVITE server transactions answered with >= 300: (Call-ID, CSeq, From tag) -> id.
         self._rejected: dict[tuple[str, int, str], str] = {}
@@ -667,6 +670,9 @@ class SipEndpoint:
             log.debug("server transaction %s failed with %d", transaction_id, status)
 
     def _on_transport_error(self, dest: TransportAddr, reason: str, tags: list[str]) -> None:
+        if len(self.transport_errors) >= 256:
+            self.transport_errors.clear()
+        self.transport_errors[dest] = reason
         now = self._now()
         for tag in tags:
             events = self.layer.transport_error(tag, now)

@@ -26,6 +26,7 @@ from simpleim.transport.sip_framing import StreamFramerAdapter
 
 __all__ = [
     "ListenSpec",
+    "connect_error_text",
     "TransportAddr",
     "SipNetwork",
     "MessageCallback",
@@ -368,7 +369,7 @@ class SipNetwork:
             )
         except (TimeoutError, OSError, ssl.SSLError) as exc:
             failed = self._pending.pop(dest, [])
-            self._fail(dest, f"connect failed: {exc}", [tag for _, tag in failed if tag])
+            self._fail(dest, connect_error_text(exc), [tag for _, tag in failed if tag])
             return
         queued = self._pending.pop(dest, [])
         if proto is None:
@@ -408,3 +409,17 @@ class SipNetwork:
             task.cancel()
         self.listeners.clear()
         self.generation += 1
+
+
+def connect_error_text(exc: BaseException) -> str:
+    """A failed connect in words: ``connection refused``, ``connection timed out``,
+    ``TLS handshake failed: ...``, else the OS error text."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"cannot connect: {exc.strerror.lower()}"
+    return f"cannot connect: {exc}"
