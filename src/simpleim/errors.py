@@ -27,6 +27,7 @@ __all__ = [
     "AuthError",
     "ConfigError",
     "StorageError",
+    "RegistrationError",
 ]
 
 
@@ -123,3 +124,14 @@ class ConfigError(SimpleImError):
 
 class StorageError(SimpleImError):
     """The server's database failed or refused an operation."""
+
+
+class RegistrationError(SimpleImError):
+    """A REGISTER was refused or not answered: ``status`` and ``reason`` are the final
+    response's (a locally made 408 / 503 when the registrar was not reached, RFC 3261
+    §8.1.3.1)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"registration failed: {status} {reason}")

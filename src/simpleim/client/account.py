@@ -35,6 +35,7 @@ from simpleim.errors import (
     ConfigError,
     LocalProtocolError,
     ProtocolError,
+    RegistrationError,
     SimpleImError,
 )
 from simpleim.sip.auth import DigestClient
@@ -73,11 +74,6 @@ __all__ = ["Account", "SendResult", "RegistrationError", "refresh_delay"]
 log = logging.getLogger("simpleim.client")
 
 
-class RegistrationError(SimpleImError):
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(f"registration failed: {status} {reason}")
 
 
 class Account:
