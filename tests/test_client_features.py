@@ -405,3 +405,42 @@ def test_policy_answer_timeout_from_the_config_file(tmp_path: Path) -> None:
         load_config(path=bad, env={})
     with pytest.raises(ConfigError):
         load_config(path=good, env={}).policy.__class__(answer_timeout=0)
+
+
+def test_public_client_api_names_no_any() -> None:
+    """Issue 8 §1: no ``Any`` in a public signature of the client package (the names in the
+    ``__all__`` of each module: functions, public methods and properties, dataclass fields)."""
+    import importlib
+    import inspect
+    import pkgutil
+    import re
+
+    import simpleim.client as package
+
+    any_word = re.compile(r"\bAny\b")
+    found: list[str] = []
+
+    def check(where: str, annotations: dict[str, object]) -> None:
+        for name, ann in annotations.items():
+            if any_word.search(str(ann)):
+                found.append(f"{where}:{name}")
+
+    checked = 0
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"simpleim.client.{info.name}")
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                check(f"{info.name}.{name}", obj.__annotations__)
+                checked += 1
+            elif inspect.isclass(obj) and obj.__module__ == module.__name__:
+                check(f"{info.name}.{name}", getattr(obj, "__annotations__", {}))
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_") and attr != "__init__":
+                        continue
+                    func = member.fget if isinstance(member, property) else member
+                    if inspect.isfunction(func):
+                        check(f"{info.name}.{name}.{attr}", func.__annotations__)
+                        checked += 1
+    assert checked > 80
+    assert found == []

@@ -20,7 +20,7 @@ from simpleim.client import ChatSession, MessageEvent, Policy, SessionEvent, Ses
 from simpleim.client.media import body_parts, sdp_of
 from simpleim.content.cpim import parse_cpim
 from simpleim.sdp import MsrpMedia, SessionDescription
-from simpleim.sip.message import SipMessage
+from simpleim.sip.message import SipMessage, SipRequest
 from wire import MsrpWire, direct_pair, wired_pair
 
 ALICE = "sip:alice@example.test"
@@ -647,3 +647,53 @@ async def test_registration_on_the_wire(tmp_path: Path) -> None:
         await alice.close()
         gone = a_wire.requests("REGISTER")[before:]
         assert gone and header(gone[-1], "Expires") == "0"
+
+
+async def test_large_message_cancelled_before_the_final_response(tmp_path: Path) -> None:
+    """C-LM-03 (IMSpec-LMM-C-004, §9.1.2): a large-message INVITE without a final response
+    is CANCELled (RFC 3261 §9.1: same R-URI, Call-ID, CSeq number, Via) and the 487 ACKed.
+    The peer is a scripted test peer that rings and never answers."""
+    from simpleim.client import Account
+    from simpleim.client.pager import build_im, new_message_id
+    from simpleim.content.cpim import CpimDateTime
+    from simpleim.sip.message import SipResponse
+    from wire import SipWire, _direct_config, scripted_peer
+
+    pending: dict[str, SipRequest] = {}
+
+    def script(req: SipRequest) -> list[SipResponse]:
+        if req.method == "INVITE":
+            pending["invite"] = req
+            return [req.create_response(100), req.create_response(180, to_tag="peer1")]
+        if req.method == "CANCEL":
+            return [req.create_response(200, to_tag="peer1"),
+                    pending["invite"].create_response(487, to_tag="peer1")]
+        return []
+
+    async with scripted_peer(script) as peer:
+        from client_helpers import free_port
+        alice = Account(_direct_config("alice", free_port(), peer.port, tmp_path))
+        a_wire = SipWire(alice)
+        await alice.start(register=False)
+        try:
+            mid = new_message_id()
+            cpim = build_im(sender=ALICE, recipient=BOB, body=b"y" * 2000,
+                            content_type="text/plain", message_id=mid, imdn=(),
+                            date_time=CpimDateTime("2026-12-04T22:00:00Z")).to_bytes()
+            with pytest.raises(SessionFailed) as err:
+                await alice.large.send(BOB, cpim, mid, timeout=0.5)
+            assert err.value.status == 408
+            invite = await peer.request("INVITE")
+            assert "+g.oma.sip-im.large-message" in header(invite, "Accept-Contact")
+            cancel = await peer.request("CANCEL")
+            assert str(cancel.uri) == str(invite.uri)
+            for name in ("Call-ID", "From"):
+                same_header(cancel, invite, name)
+            assert cancel.cseq.seq == invite.cseq.seq and cancel.cseq.method == "CANCEL"
+            assert values(cancel, "Via")[0] == values(invite, "Via")[0]
+            ack = await peer.request("ACK")
+            assert ack.cseq.seq == invite.cseq.seq and ack.to_addr.tag == "peer1"
+            assert a_wire.requests("BYE") == []
+            assert len(alice.sessions) == 0
+        finally:
+            await alice.close()

@@ -32,7 +32,8 @@ from simpleim.transport import msrp as msrp_transport
 from simpleim.transport.msrp import MsrpEndpoint
 from simpleim.transport.sip_addr import TransportAddr
 
-__all__ = ["SipWire", "MsrpWire", "WireEntry", "direct_pair", "wired_pair", "wait_for"]
+__all__ = ["SipWire", "MsrpWire", "WireEntry", "SipTestPeer", "direct_pair", "wired_pair",
+           "scripted_peer", "wait_for"]
 
 
 #: one clock for every recorder of a test run: ``seq`` orders SIP and MSRP records
@@ -239,3 +240,52 @@ async def wired_pair(tmp: Path, *, alice: dict[str, Any] | None = None,
                 await b.close()
         finally:
             await a.close()
+
+
+class SipTestPeer(asyncio.DatagramProtocol):
+    """A scripted SIP peer on UDP 127.0.0.1: ``script(request)`` returns the responses to
+    send back (built with ``request.create_response``); every request is recorded."""
+
+    def __init__(self, script: Callable[[SipRequest], list[SipResponse]]) -> None:
+        self.script = script
+        self.received: list[SipRequest] = []
+        self.changes = _Changes()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+        self.port = transport.get_extra_info("sockname")[1]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not data.strip():
+            return
+        msg = parse_message(data)
+        if not isinstance(msg, SipRequest):
+            return
+        self.received.append(msg)
+        self.changes.note()
+        assert self.transport is not None
+        for resp in self.script(msg):
+            self.transport.sendto(resp.to_bytes(), addr)
+
+    async def request(self, method: str, timeout: float = 10.0) -> SipRequest:
+        found: list[SipRequest] = await wait_for(
+            lambda: [r for r in self.received if r.method == method], self.changes,
+            f"{method} at the test peer", timeout)
+        return found[0]
+
+
+@contextlib.asynccontextmanager
+async def scripted_peer(script: Callable[[SipRequest], list[SipResponse]]
+                    ) -> AsyncIterator[SipTestPeer]:
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(
+        lambda: SipTestPeer(script), local_addr=("127.0.0.1", 0))
+    peer.transport = transport
+    peer.port = transport.get_extra_info("sockname")[1]
+    try:
+        yield peer
+    finally:
+        transport.close()

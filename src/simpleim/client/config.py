@@ -211,7 +211,7 @@ def load_config(
     *,
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, object] | None = None,
 ) -> ClientConfig:
     """Build a :class:`ClientConfig` from a TOML file, ``SIMPLEIM_*`` variables and overrides.
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Protocol
 
 __all__ = [
     "Event",
+    "InvitationHandle",
     "RegisteredEvent",
     "ReadyEvent",
     "MessageEvent",
@@ -23,12 +24,22 @@ __all__ = [
 ]
 
 
+class InvitationHandle(Protocol):
+    """An incoming invitation waiting for the application (policy ``ask``):
+    :class:`~simpleim.client.session.Invitation`."""
+
+    def accept(self) -> None: ...
+
+    def decline(self, status: int = 480) -> None: ...
+
+
 @dataclass(frozen=True)
 class Event:
     """Base: every event has a name (``event``) for the JSON output."""
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"event": self.name}
+    def to_json(self) -> dict[str, object]:
+        """The fields as JSON values (tuples as lists), without the live invitation."""
+        data: dict[str, object] = {"event": self.name}
         for f in fields(self):
             if f.name == "invitation":
                 continue          # a live handle, not data
@@ -94,7 +105,7 @@ class SessionEvent(Event):
     kind: str = "chat"
     reason: str | None = None
     status: int | None = None
-    invitation: Any = field(default=None, compare=False, repr=False)
+    invitation: InvitationHandle | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -118,7 +129,7 @@ class FileEvent(Event):
     kind: str = "file"
     direction: str = "in"
     reason: str | None = None
-    invitation: Any = field(default=None, compare=False, repr=False)
+    invitation: InvitationHandle | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:

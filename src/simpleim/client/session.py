@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from simpleim.content.imdn import NotificationType, Status
 from simpleim.content.iscomposing import ComposeSender, SenderAction
@@ -37,6 +37,8 @@ from .ua import InviteAttempt
 __all__ = ["InviteSession", "ChatSession", "Invitation", "SessionFailed"]
 
 log = logging.getLogger("simpleim.client")
+
+T = TypeVar("T")
 
 
 class SessionFailed(SimpleImError):
@@ -108,7 +110,7 @@ class InviteSession:
     def session_id(self) -> str:
         return self.call_id
 
-    def spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    def spawn(self, coro: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
