@@ -158,6 +158,9 @@ class _RecordingEndpoint:
         self.on_final: None = None
         self.responses: list[SipResponse] = []
 
+    def _answered(self, inc: IncomingRequest) -> None:
+        pass
+
     def _note_rejected_invite(self, inc: IncomingRequest) -> None:
         pass
 

@@ -106,7 +106,37 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "--alias", action="append", default=None, metavar="HOST",
         help="another host name meaning this server (repeatable)",
     )
+    limits = parser.add_argument_group(
+        "limits", "abuse and overload limits (docs/security.md lists each with its default)")
+    for flag, kind, name, text in _LIMIT_FLAGS:
+        limits.add_argument(flag, type=kind, default=None, dest=name, help=text)
     parser.set_defaults(func=run_server_command)
+
+
+# (flag, type, ServerConfig field, help): issue 7 limits a user may want to change
+_LIMIT_FLAGS: tuple[tuple[str, type, str, str], ...] = (
+    ("--max-contacts", int, "max_contacts", "bindings per address-of-record (default: 10)"),
+    ("--max-branches", int, "max_branches", "branches a request forks to (default: 10)"),
+    ("--auth-max-failures", int, "auth_max_failures_source",
+     "failed authentications per source address within the window before a lockout "
+     "(default: 10; 0: off)"),
+    ("--auth-max-failures-user", int, "auth_max_failures_user",
+     "failed authentications per user name within the window before a lockout "
+     "(default: 20; 0: off)"),
+    ("--auth-failure-window", float, "auth_failure_window",
+     "window of the failure counts in seconds (default: 60)"),
+    ("--auth-lockout", float, "auth_lockout", "lockout duration in seconds (default: 300)"),
+    ("--overload-max-pending", int, "overload_max_pending",
+     "unanswered requests above which new ones get 503 (default: 2000; 0: off)"),
+    ("--overload-max-lag", float, "overload_max_lag",
+     "event-loop lag in seconds above which new requests get 503 (default: 0.2; 0: off)"),
+    ("--max-transactions", int, "max_transactions",
+     "live SIP transactions; beyond, 503 (default: 100000)"),
+    ("--max-tcp-connections", int, "max_tcp_connections",
+     "open TCP/TLS connections in all (default: 4096)"),
+    ("--max-tcp-per-source", int, "max_tcp_per_source",
+     "open TCP/TLS connections per source address (default: 64)"),
+)
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
@@ -127,6 +157,7 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
               "tls_key": "tls_key", "log_level": "log_level", "log_format": "log_format",
               "log_file": "log_file", "metrics": "metrics_listen", "realm": "realm",
               "min_expires": "min_expires", "max_expires": "max_expires"}
+    simple.update({name: name for _, _, name, _ in _LIMIT_FLAGS})
     for attr, name in simple.items():
         value = getattr(args, attr)
         if value is not None:

@@ -17,6 +17,7 @@ import asyncio
 import errno
 import gc
 import logging
+import math
 import signal
 import ssl
 import sys
@@ -26,9 +27,10 @@ from functools import partial
 from typing import Any, Protocol
 
 from simpleim.errors import ConfigError, ProtocolError, SipParseError, StorageError
-from simpleim.server.auth import Authenticator, UserDirectory
+from simpleim.server.auth import AuthDecision, Authenticator, UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig, parse_host_port
+from simpleim.server.guard import AuthGuard, AuthLimits, LoadMonitor
 from simpleim.server.http import OpsHttpServer
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
@@ -102,6 +104,24 @@ def validate_request(req: SipRequest, max_vias: int = 70) -> None:
             _ = getattr(req, _READ_LATER[name])
 
 
+def _fd_bounded(max_connections: int, reserve: int = 64) -> int:
+    """The connection cap within the process's file-descriptor limit (issue 7 item 10):
+    past the fd limit the kernel refuses connections silently, so the cap is lowered and
+    that is logged once."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return max_connections
+    if soft != resource.RLIM_INFINITY and max_connections > soft - reserve:
+        capped = max(1, soft - reserve)
+        log.warning("max TCP connections lowered from %d to %d: the open-file limit is %d "
+                    "(raise it with ulimit -n / LimitNOFILE=)", max_connections, capped, soft)
+        return capped
+    return max_connections
+
+
 class ImServer:
     """Registrar + stateful proxy for one domain."""
 
@@ -147,6 +167,23 @@ class ImServer:
                 raise ConfigError("authentication needs a user store")
             self.auth = Authenticator(config.auth_realm, store,
                                       algorithms=config.auth_algorithms)
+        self.auth_guard = AuthGuard(AuthLimits(
+            per_source=config.auth_max_failures_source,
+            per_user=config.auth_max_failures_user,
+            window=config.auth_failure_window,
+            lockout=config.auth_lockout,
+        ))
+        # Issue 7 item 7: overload shedding in the endpoint, decided here.
+        self.load = LoadMonitor()
+        self._shedding = False
+        if config.overload_max_pending > 0 or config.overload_max_lag > 0:
+            self.endpoint.shed = self._overloaded
+            self.endpoint.shed_retry_after = config.overload_retry_after
+        net = self.endpoint.net
+        net.max_connections = _fd_bounded(config.max_tcp_connections)
+        net.max_per_source = config.max_tcp_per_source
+        net.incomplete_timeout = config.tcp_incomplete_timeout
+        net.idle_timeout = config.tcp_idle_timeout
         self.tx_log = TransactionLog()
         self._tasks: set[asyncio.Task[None]] = set()
         self._purge_task: asyncio.Task[None] | None = None
@@ -160,6 +197,8 @@ class ImServer:
         if loaded:
             log.info("loaded %d bindings from the store", loaded)
         bound: list[TransportAddr] = []
+        if self.config.overload_max_lag > 0:
+            self.load.start()
         for spec in self.config.listen:
             try:
                 local = await self.endpoint.listen(spec)
@@ -177,7 +216,25 @@ class ImServer:
                         "through this server; use only for tests")
         return bound
 
+    def _overloaded(self) -> bool:
+        """True while new requests are to be shed (503 + Retry-After)."""
+        cfg = self.config
+        pending = self.endpoint.unanswered
+        over = (0 < cfg.overload_max_pending < pending) or (
+            0 < cfg.overload_max_lag < self.load.lag)
+        if over != self._shedding:
+            self._shedding = over
+            ep = self.endpoint
+            if over:
+                log.warning("overload: shedding new requests with 503 (unanswered=%d, "
+                            "loop lag=%.0f ms)", pending, self.load.lag * 1000)
+            else:
+                log.warning("overload over: %d requests shed, %d retransmissions dropped "
+                            "so far", ep.shed_count, ep.dropped_retransmissions)
+        return over
+
     async def close(self) -> None:
+        self.load.stop()
         self._closed = True
         if self._purge_task is not None:
             self._purge_task.cancel()
@@ -332,7 +389,7 @@ class ImServer:
         if self.auth is not None and self._needs_proxy_auth(req):
             self._spawn(self._authenticate_then_route(inc))
             return
-        self._route_to_user(inc)
+        self._route_to_user(inc, insider=self.auth is None)
 
     def _needs_proxy_auth(self, req: SipRequest) -> bool:
         # Requests from our own users are authenticated (RFC 3261 §22.3, 407); ACK and
@@ -346,16 +403,12 @@ class ImServer:
         if auth is None:
             return
         try:
-            decision = await auth.check(
-                req.method, req.headers.get_all("Proxy-Authorization"), proxy=True,
-                body=req.body,
-            )
+            decision = await self._checked_auth(inc, "Proxy-Authorization", proxy=True)
         except StorageError as exc:
             log.error("user store failure: %s", exc)
             inc.reply(500)
             return
-        if not decision.ok:
-            inc.reply(decision.status, decision.reason, list(decision.headers))
+        if decision is None:
             return
         if inc.final_sent:
             return  # cancelled (487) while the credentials were checked
@@ -374,7 +427,41 @@ class ImServer:
         except ProtocolError as exc:
             self._reply_error(inc, exc)
 
-    def _route_to_user(self, inc: IncomingRequest) -> None:
+    async def _checked_auth(
+        self, inc: IncomingRequest, header: str, *, proxy: bool
+    ) -> AuthDecision | None:
+        """Digest check with the failed-authentication limits (issue 7 item 6); None when
+        the request was answered (challenge, failure or lockout)."""
+        auth = self.auth
+        if auth is None:
+            return None
+        req = inc.request
+        src = inc.source
+        guard = self.auth_guard
+        left = guard.locked_source(src.host)
+        if left <= 0:
+            decision = await auth.check(req.method, req.headers.get_all(header), proxy=proxy,
+                                        body=req.body)
+            if decision.username:
+                left = guard.locked_user(decision.username)
+        if left > 0:
+            # A locked-out source or user gets 403 whatever it sends (no more guesses).
+            inc.reply(403, "Forbidden", [
+                ("Retry-After", str(math.ceil(left))),
+                ("Warning", warning_value(self.config.domain,
+                                          "too many failed authentications"))])
+            return None
+        if not decision.ok:
+            if decision.failed:
+                guard.failure(src.host, src.port, src.transport, decision.username, req.method)
+            inc.reply(decision.status, decision.reason, list(decision.headers))
+            return None
+        return decision
+
+    def _route_to_user(self, inc: IncomingRequest, *, insider: bool = True) -> None:
+        """Fork to the bindings of the Request-URI's AOR.  ``insider``: the request was
+        authenticated (or authentication is off); to outsiders an unknown and an
+        unreachable user are answered alike, 404 (issue 7 item 11, as Kamailio does)."""
         req = inc.request
         uri = req.uri
         if not isinstance(uri, SipUri):
@@ -383,7 +470,10 @@ class ImServer:
         aor = aor_key(uri.user_unescaped, self.config.domain)
         bindings = self.location.lookup(aor)
         if not bindings:
-            self._spawn(self._not_found(inc, uri))
+            if insider:
+                self._spawn(self._not_found(inc, uri))
+            else:
+                inc.reply(404)
             return
         h = req.headers
         if "accept-contact" in h or "reject-contact" in h:
@@ -392,7 +482,7 @@ class ImServer:
                                                 req.reject_contact)
             if not bindings:
                 # RFC 3841 §7.2.4 / §10: no contact left -> 480 Temporarily Unavailable.
-                inc.reply(480)
+                inc.reply(480 if insider else 404)
                 return
         targets: list[Target] = []
         for b in bindings:
@@ -401,9 +491,10 @@ class ImServer:
             except ProtocolError as exc:
                 log.warning("unusable binding %s: %s", b.contact, exc.detail)
         if not targets:
-            inc.reply(480)
+            inc.reply(480 if insider else 404)
             return
-        self.proxy.forward(inc, targets)
+        # Issue 7 item 8 (Kamailio max_branches): the best-preferred bindings only.
+        self.proxy.forward(inc, targets[: self.config.max_branches])
 
     async def _not_found(self, inc: IncomingRequest, uri: SipUri) -> None:
         # §16.5: no binding -> 480 for a known user, 404 for an unknown one.
@@ -440,12 +531,8 @@ class ImServer:
         try:
             if self.auth is not None:
                 # RFC 3261 §10.3 step 3 / §22.2: REGISTER is challenged with 401.
-                decision = await self.auth.check(
-                    "REGISTER", req.headers.get_all("Authorization"), proxy=False,
-                    body=req.body,
-                )
-                if not decision.ok:
-                    inc.reply(decision.status, decision.reason, list(decision.headers))
+                decision = await self._checked_auth(inc, "Authorization", proxy=False)
+                if decision is None:
                     return
                 auth_user = decision.username
             resp = await self.registrar.handle(req, inc.source, auth_user=auth_user)

@@ -44,6 +44,9 @@ class AuthDecision:
     reason: str = ""
     username: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    # Credentials were given and were wrong (not merely missing or stale): a failure that
+    # counts towards a lockout (issue 7 item 6).
+    failed: bool = False
 
 
 class Authenticator:
@@ -132,7 +135,7 @@ class Authenticator:
         if result.ok:
             return AuthDecision(True, 200, "ok", result.username)
         if result.status == 400:
-            return AuthDecision(False, 400, result.reason)
+            return AuthDecision(False, 400, result.reason, failed=creds is not None)
         reason = "Proxy Authentication Required" if proxy else "Unauthorized"
         return AuthDecision(
             False,
@@ -140,4 +143,5 @@ class Authenticator:
             reason,
             result.username,
             tuple((result.header, value) for value in result.challenges),
+            failed=creds is not None and not result.stale,
         )

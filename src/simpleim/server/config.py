@@ -164,6 +164,27 @@ class ServerConfig:
     # Key of the Record-Route stamps (issue 7 item 2); None: a random key per process, so
     # dialogs do not survive a restart.  Servers sharing dialogs share a key.
     route_key: str | None = None
+    # Failed authentications (issue 7 item 6): per source / per user within the window
+    # before a lockout of auth_lockout seconds (0 = no limit).
+    auth_max_failures_source: int = 10
+    auth_max_failures_user: int = 20
+    auth_failure_window: float = 60.0
+    auth_lockout: float = 300.0
+    # Registrar / forking (issue 7 item 8): bindings per AOR, branches per request.
+    max_contacts: int = 10
+    max_branches: int = 10
+    # Overload shedding (issue 7 item 7): new requests get 503 + Retry-After while more
+    # than overload_max_pending requests are unanswered or the event loop lags more than
+    # overload_max_lag seconds (0 turns that bound off).
+    overload_max_pending: int = 2000
+    overload_max_lag: float = 0.2
+    overload_retry_after: int = 2
+    # TCP/TLS (issue 7 item 10): accepted connections in all and per source host, seconds a
+    # message may stay incomplete (slowloris), seconds without traffic before closing.
+    max_tcp_connections: int = 4096
+    max_tcp_per_source: int = 64
+    tcp_incomplete_timeout: float = 10.0
+    tcp_idle_timeout: float = 3605.0
 
     @property
     def auth_realm(self) -> str:
@@ -183,9 +204,18 @@ class ServerConfig:
             raise ConfigError("auth_algorithms must be canonical names (parse_auth_algorithms)")
         if not 0 < self.min_expires <= self.max_expires:
             raise ConfigError("min_expires must be > 0 and <= max_expires")
-        for name in ("max_vias", "max_transactions"):
+        for name in ("max_vias", "max_transactions", "max_contacts", "max_branches",
+                     "max_tcp_connections", "max_tcp_per_source"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
+        for name in ("auth_max_failures_source", "auth_max_failures_user",
+                     "overload_max_pending", "overload_retry_after"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
+        for name in ("auth_failure_window", "auth_lockout", "overload_max_lag",
+                     "tcp_incomplete_timeout", "tcp_idle_timeout"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ConfigError(f"unknown log level {self.log_level!r}")
         if self.log_format not in LOG_FORMATS:

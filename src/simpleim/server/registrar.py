@@ -233,6 +233,11 @@ class Registrar:
                 merged.pop(binding.key, None)
             else:
                 merged[binding.key] = binding
+        if len(merged) > cfg.max_contacts and len(merged) > len(current):
+            # Issue 7 item 8 (Kamailio registrar max_contacts): an AOR holds a bounded
+            # number of bindings; nothing is updated.
+            return self._reply(req, 403, "Too Many Contacts",
+                               f"at most {cfg.max_contacts} contacts per address-of-record")
         if updates:
             # §10.3 step 7: the bindings are written (durably) before the response.
             stored = await self._location.replace(aor, merged.values())

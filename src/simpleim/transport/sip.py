@@ -18,7 +18,6 @@ per response; :meth:`SipEndpoint.request` awaits the final response and can answ
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import math
 import secrets
@@ -32,7 +31,6 @@ from simpleim.errors import (
     LocalProtocolError,
     ProtocolError,
     SipParseError,
-    TransactionError,
 )
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse, parse_message
@@ -54,6 +52,8 @@ from simpleim.timers import DEFAULT_TIMERS, Timers
 from simpleim.transport.sip_addr import RELIABLE, ListenSpec, TransportAddr, normalize_host
 from simpleim.transport.sip_errors import error_response_bytes
 from simpleim.transport.sip_net import SipNetwork
+from simpleim.transport.sip_overload import Shed, overload_response, shed_verdict
+from simpleim.transport.sip_resolve import resolve_uri
 
 __all__ = [
     "SipEndpoint",
@@ -72,41 +72,6 @@ ResponseCallback = Callable[[SipResponse], None]
 TIMER_TICK = 0.01
 # RFC 3261 §12.1 / RFC 6665 / RFC 3515: requests whose responses can create a dialog.
 _DIALOG_METHODS = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
-
-
-def resolve_uri(uri: SipUri, host_map: dict[str, str] | None = None) -> TransportAddr:
-    """Transport address of a SIP URI without DNS (RFC 3263 §4 with IP literals only).
-
-    ``transport`` parameter or ``sips`` (TLS) picks the transport, else UDP (§4.1);
-    ``maddr`` overrides the host (RFC 3261 §19.1.1); the port defaults to 5060/5061.
-    Host names must be in ``host_map`` (``localhost`` maps to 127.0.0.1).
-    """
-    transport = uri.transport
-    if uri.secure:
-        transport = "tls"
-    elif transport is None or transport not in ("udp", "tcp", "tls"):
-        transport = "udp"
-    host = uri.maddr or uri.bare_host
-    host = normalize_host(host)
-    mapped = (host_map or {}).get(host)
-    if mapped is not None:
-        host = mapped
-    elif host == "localhost":
-        host = "127.0.0.1"
-    elif not _is_ip(host):
-        # No DNS here (RFC 3263 resolution is not done): an unknown name is unreachable.
-        raise TransactionError(f"cannot resolve {host!r} without DNS", status=503,
-                               where="Request-URI")
-    port = uri.port or (5061 if transport == "tls" else 5060)
-    return TransportAddr(transport, host, port)
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class IncomingRequest:
@@ -168,6 +133,7 @@ class IncomingRequest:
             self.respond(fallback)
             return
         self.final_sent = True
+        endpoint._answered(self)
         # A CANCEL after the final response changes nothing (§9.2): drop the handler,
         # which usually refers back to this request (proxy context <-> request cycle).
         self.on_cancel = None
@@ -272,6 +238,16 @@ class SipEndpoint:
         self.max_invite_lifetime = timers.timer_c + 64 * timers.t1
         self.max_noninvite_lifetime = 2 * 64 * timers.t1
         self._sweeper: asyncio.TimerHandle | None = None
+        # Overload shedding (issue 7 item 7): while ``shed()`` is true, a new request is
+        # answered 503 + Retry-After from its raw bytes (no parse, no transaction) and a
+        # retransmission of a request still being handled is dropped before parsing.
+        self.shed: Callable[[], bool] | None = None
+        self.shed_retry_after = 2
+        self.shed_count = 0
+        self.dropped_retransmissions = 0
+        # requests handed to the handler and not yet answered finally, by top Via branch
+        self.unanswered = 0
+        self._pending_branches: set[str] = set()
         self.host_map = dict(host_map or {})
         self.server_name = server_name
         self.on_stray_response = on_stray_response
@@ -344,6 +320,11 @@ class SipEndpoint:
             self._flush()
 
     def _receive(self, data: bytes, source: TransportAddr, local: TransportAddr) -> None:
+        shed = self.shed
+        if shed is not None and not data.startswith(b"SIP/") and shed() and self._shed(
+            data, source
+        ):
+            return
         try:
             msg = parse_message(data, self.limits)
         except SipParseError as exc:
@@ -370,6 +351,20 @@ class SipEndpoint:
                 log.debug("dropping bad response from %s: %s", source, exc)
                 return
         self._dispatch(events, local)
+
+    def _shed(self, data: bytes, source: TransportAddr) -> bool:
+        """Under overload: True if ``data`` (a request) was dealt with without parsing."""
+        verdict = shed_verdict(data, self._pending_branches)
+        if verdict is Shed.RETRANSMISSION:
+            self.dropped_retransmissions += 1
+            return True
+        if verdict is Shed.PASS:
+            return False
+        self.shed_count += 1
+        out = overload_response(data, self.server_name, self.shed_retry_after)
+        if out is not None:
+            self.net.send(out, source)
+        return True
 
     def _stamp_via(self, req: SipRequest, source: TransportAddr) -> None:
         # RFC 3261 §18.2.1: add "received" when the sent-by host differs from the source;
@@ -405,6 +400,10 @@ class SipEndpoint:
                 inc = IncomingRequest(self, ev.request, self._addr(ev.source), local,
                                       ev.transaction_id)
                 self._server[ev.transaction_id] = inc
+                self.unanswered += 1
+                branch = ev.request.top_via.branch
+                if branch:
+                    self._pending_branches.add(branch)
                 self._call_handler(inc)
             elif isinstance(ev, AckReceived):
                 if ev.transaction_id is None and self._absorb_stray_ack(ev):
@@ -492,6 +491,12 @@ class SipEndpoint:
         if inc.transaction_id is not None and self._sweeper is None and self._server:
             self._arm_sweeper()
 
+    def _answered(self, inc: IncomingRequest) -> None:
+        self.unanswered -= 1
+        branch = inc.request.top_via.branch
+        if branch:
+            self._pending_branches.discard(branch)
+
     # ------------------------------------------------------------------ lifetime bound
 
     def _arm_sweeper(self) -> None:
@@ -519,6 +524,7 @@ class SipEndpoint:
                 pass
             if not inc.final_sent and inc.transaction_id is not None:
                 self._server.pop(inc.transaction_id, None)  # nothing more can be done
+                self._answered(inc)
         if stale:
             self._flush()
         if self._server:

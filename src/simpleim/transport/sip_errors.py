@@ -37,8 +37,12 @@ def warning_value(agent: str, text: str) -> str:
     return f'399 {agent} "{clean}"'
 
 
-def error_response_bytes(data: bytes, exc: ProtocolError, agent: str) -> bytes | None:
-    """The wire bytes of an error response to ``data``, or None when it must be dropped."""
+def error_response_bytes(
+    data: bytes, exc: ProtocolError, agent: str,
+    extra: tuple[tuple[str, str], ...] = (),
+) -> bytes | None:
+    """The wire bytes of an error response to ``data`` (with the ``extra`` headers), or None
+    when it must be dropped."""
     head_end = data.find(b"\r\n\r\n")
     head_bytes = data[: head_end if head_end >= 0 else _MAX_HEAD][:_MAX_HEAD]
     head = head_bytes.decode("utf-8", "replace").lstrip("\r\n")
@@ -77,6 +81,7 @@ def error_response_bytes(data: bytes, exc: ProtocolError, agent: str) -> bytes |
     reason = REASON_PHRASES.get(status, "Bad Request")
     out = [f"SIP/2.0 {status} {reason}"]
     out += [f"{name}: {value}" for name, value in copied]
+    out += [f"{name}: {value}" for name, value in extra]
     out.append(f"Warning: {warning_value(agent, exc.detail)}")
     out.append("Content-Length: 0")
     out.append("\r\n")

@@ -19,6 +19,11 @@ class StreamFramerAdapter:
             SipLimits(max_message_size=max_message_size, max_body=max_message_size)
         )
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of an incomplete message held."""
+        return self._framer.buffered
+
     def feed(self, data: bytes) -> tuple[list[bytes], bool]:
         """Raises :class:`~simpleim.sip.framing.SipFramingError` (fatal for the stream)."""
         messages: list[bytes] = []

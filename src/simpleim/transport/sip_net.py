@@ -87,8 +87,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 class _StreamProtocol(asyncio.Protocol):
     """One TCP or TLS connection, framed by Content-Length (RFC 3261 §18.3)."""
 
-    def __init__(self, net: SipNetwork, transport_name: str, local: TransportAddr | None) -> None:
+    def __init__(self, net: SipNetwork, transport_name: str, local: TransportAddr | None,
+                 *, inbound: bool = False) -> None:
         self._net = net
+        self.inbound = inbound
+        self._incomplete: asyncio.TimerHandle | None = None
         self.name = transport_name
         self.local = local
         self.peer: TransportAddr | None = None
@@ -107,12 +110,22 @@ class _StreamProtocol(asyncio.Protocol):
             self.peer = _peer(self.name, tuple(peername))
         if self.local is None and sockname is not None:
             self.local = _peer(self.name, tuple(sockname))
+        if self.inbound and self.peer is not None and not self._net.admit(self.peer):
+            # issue 7 item 10: over the global or per-source cap (logged by admit)
+            self.inbound = False  # not counted: nothing to release
+            self.closed = True
+            self.transport.abort()
+            if not self.connected.done():
+                self.connected.set_result(None)
+            return
         if self.peer is not None:
             self._net.register_connection(self.peer, self)
         if not self.connected.done():
             self.connected.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
         self.last_activity = self._loop.time()
         try:
             messages, pong = self._framer.feed(data)
@@ -125,6 +138,7 @@ class _StreamProtocol(asyncio.Protocol):
         if pong and self.transport is not None:
             # RFC 5626 §3.5.1: answer a double-CRLF ping with a single CRLF pong.
             self.transport.write(b"\r\n")
+        self._watch_incomplete()
         if self.peer is None or self.local is None:
             return
         for message in messages:
@@ -132,13 +146,42 @@ class _StreamProtocol(asyncio.Protocol):
             if self.closed:
                 return
 
+    def _watch_incomplete(self) -> None:
+        """Issue 7 item 10 (slowloris): a message may stay incomplete for at most the
+        network's ``incomplete_timeout``; then the connection is closed."""
+        if self._framer.buffered == 0:
+            if self._incomplete is not None:
+                self._incomplete.cancel()
+                self._incomplete = None
+        elif self._incomplete is None and self._net.incomplete_timeout > 0:
+            self._incomplete = self._loop.call_later(self._net.incomplete_timeout,
+                                                     self._incomplete_expired)
+
+    def _incomplete_expired(self) -> None:
+        self._incomplete = None
+        if not self.closed and self._framer.buffered:
+            log.warning("closing %s: a message stayed incomplete for %.0f s (%d bytes)",
+                        self.peer, self._net.incomplete_timeout, self._framer.buffered)
+            self.close()
+
     def write(self, data: bytes) -> None:
         self.last_activity = self._loop.time()
         if self.transport is not None and not self.closed:
             self.transport.write(data)
 
+    def _release(self) -> None:
+        if self._incomplete is not None:
+            self._incomplete.cancel()
+            self._incomplete = None
+        # drop the partial message at once (not when the transport object goes)
+        self._framer = StreamFramerAdapter(self._net.max_message_size)
+        if self.inbound and self.peer is not None:
+            self._net.release(self.peer)
+            self.inbound = False
+
     def close(self) -> None:
         if not self.closed:
+            self._release()
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
@@ -146,6 +189,7 @@ class _StreamProtocol(asyncio.Protocol):
                 self._net.unregister_connection(self.peer, self)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
         self.closed = True
         if self.peer is not None:
             self._net.unregister_connection(self.peer, self)
@@ -166,6 +210,9 @@ class SipNetwork:
         max_message_size: int = 65535,
         connect_timeout: float = 10.0,
         idle_timeout: float = 3605.0,
+        max_connections: int = 4096,
+        max_per_source: int = 64,
+        incomplete_timeout: float = 10.0,
     ) -> None:
         self._on_message = on_message
         self._on_error = on_error
@@ -176,6 +223,13 @@ class SipNetwork:
         # Connections without traffic for this long are closed (a registered UA keeps its
         # flow alive with CRLF pings, RFC 5626 §4.4.1, or re-registers before then).
         self.idle_timeout = idle_timeout
+        # Issue 7 item 10: caps on accepted connections (all, per source host) and the
+        # time a message may stay incomplete on a stream.
+        self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.incomplete_timeout = incomplete_timeout
+        self._inbound = 0
+        self._per_source: dict[str, int] = {}
         self._reaper: asyncio.TimerHandle | None = None
         self._udp: list[_UdpProtocol] = []
         self._udp_by_family: dict[bool, asyncio.DatagramTransport] = {}
@@ -224,7 +278,7 @@ class SipNetwork:
                 ssl_ctx = self._ssl_server
             name = spec.transport
             server = await loop.create_server(
-                lambda: _StreamProtocol(self, name, None),
+                lambda: _StreamProtocol(self, name, None, inbound=True),
                 host=spec.host,
                 port=spec.port,
                 family=family,
@@ -264,6 +318,29 @@ class SipNetwork:
             log.info("protocol error on a message from %s: %s", source, exc)
         except Exception:  # noqa: BLE001 - outermost receive boundary, see comment above
             log.exception("error while handling a message from %s", source)
+
+    def admit(self, peer: TransportAddr) -> bool:
+        """Count an accepted connection; False (logged) when it is over a cap."""
+        count = self._per_source.get(peer.host, 0)
+        if self._inbound >= self.max_connections:
+            log.warning("refusing a connection from %s: %d connections open (the limit)",
+                        peer, self._inbound)
+            return False
+        if count >= self.max_per_source:
+            log.warning("refusing a connection from %s: %d connections open from %s "
+                        "(the per-source limit)", peer, count, peer.host)
+            return False
+        self._inbound += 1
+        self._per_source[peer.host] = count + 1
+        return True
+
+    def release(self, peer: TransportAddr) -> None:
+        self._inbound -= 1
+        count = self._per_source.get(peer.host, 0) - 1
+        if count > 0:
+            self._per_source[peer.host] = count
+        else:
+            self._per_source.pop(peer.host, None)
 
     def register_connection(self, peer: TransportAddr, proto: _StreamProtocol) -> None:
         self._conns[peer] = proto
