@@ -165,6 +165,10 @@ async def running_server(
     domain: str = DOMAIN,
     **config: object,
 ) -> AsyncIterator[ServerHandle]:
+    # Tests share one event loop and a busy machine: the load-based shedding (lag,
+    # utilisation) stays off unless a test asks for it; the pending bound stays on.
+    config.setdefault("overload_max_lag", 0.0)
+    config.setdefault("overload_max_busy", 0.0)
     store = await open_store("sqlite://:memory:")
     for user, password in PASSWORDS.items():
         await store.add_user(user, domain, password)

@@ -210,3 +210,20 @@ def test_limit_flags_reach_the_config() -> None:
             config.max_tcp_per_source) == (5, 3, 4, 30.0, 100, 0.5, 8)
     defaults = config_from_args(build_parser().parse_args(["server"]))
     assert defaults.max_contacts == 10 and defaults.auth_max_failures_source == 10
+
+
+def test_shed_verdict_soft_and_hard() -> None:
+    from simpleim.transport.sip_overload import Shed, shed_verdict
+
+    plain = raw_request("MESSAGE", f"sip:bob@{DOMAIN}", 5, from_="<sip:a@b>;tag=1")
+    creds = raw_request("MESSAGE", f"sip:bob@{DOMAIN}", 5, from_="<sip:a@b>;tag=1",
+                        extra='Proxy-Authorization: Digest username="a"\r\n')
+    dialog = raw_request("BYE", "sip:x@127.0.0.1", 5, from_="<sip:a@b>;tag=1",
+                         to="<sip:x@y>;tag=9")
+    assert shed_verdict(plain, set(), hard=False) is Shed.REJECT
+    assert shed_verdict(creds, set(), hard=False) is Shed.PASS
+    assert shed_verdict(creds, set(), hard=True) is Shed.REJECT
+    assert shed_verdict(dialog, set(), hard=True) is Shed.PASS
+    branch = re.search(rb"branch=([^;,\s]+)", plain)
+    assert branch is not None
+    assert shed_verdict(plain, {branch.group(1).decode()}) is Shed.RETRANSMISSION

@@ -129,7 +129,10 @@ _LIMIT_FLAGS: tuple[tuple[str, type, str, str], ...] = (
     ("--overload-max-pending", int, "overload_max_pending",
      "unanswered requests above which new ones get 503 (default: 2000; 0: off)"),
     ("--overload-max-lag", float, "overload_max_lag",
-     "event-loop lag in seconds above which new requests get 503 (default: 0.2; 0: off)"),
+     "event-loop lag in seconds above which new requests get 503 (default: 1; 0: off)"),
+    ("--overload-max-busy", float, "overload_max_busy",
+     "fraction of time handling messages above which new requests without credentials "
+     "get 503 (default: 0.85; 0: off)"),
     ("--max-transactions", int, "max_transactions",
      "live SIP transactions; beyond, 503 (default: 100000)"),
     ("--max-tcp-connections", int, "max_tcp_connections",

@@ -174,9 +174,10 @@ class ImServer:
             lockout=config.auth_lockout,
         ))
         # Issue 7 item 7: overload shedding in the endpoint, decided here.
-        self.load = LoadMonitor()
+        self.load = LoadMonitor(lambda: self.endpoint.net.busy)
         self._shedding = False
-        if config.overload_max_pending > 0 or config.overload_max_lag > 0:
+        if (config.overload_max_pending > 0 or config.overload_max_lag > 0
+                or config.overload_max_busy > 0):
             self.endpoint.shed = self._overloaded
             self.endpoint.shed_retry_after = config.overload_retry_after
         net = self.endpoint.net
@@ -197,7 +198,7 @@ class ImServer:
         if loaded:
             log.info("loaded %d bindings from the store", loaded)
         bound: list[TransportAddr] = []
-        if self.config.overload_max_lag > 0:
+        if self.config.overload_max_lag > 0 or self.config.overload_max_busy > 0:
             self.load.start()
         for spec in self.config.listen:
             try:
@@ -216,12 +217,14 @@ class ImServer:
                         "through this server; use only for tests")
         return bound
 
-    def _overloaded(self) -> bool:
-        """True while new requests are to be shed (503 + Retry-After)."""
+    def _overloaded(self) -> int:
+        """Shedding level: 0 none, 1 new requests without credentials, 2 every new request
+        (unanswered requests past their bound)."""
         cfg = self.config
         pending = self.endpoint.unanswered
-        over = (0 < cfg.overload_max_pending < pending) or (
-            0 < cfg.overload_max_lag < self.load.lag)
+        hard = 0 < cfg.overload_max_pending < pending
+        over = hard or (0 < cfg.overload_max_lag < self.load.lag) or (
+            0 < cfg.overload_max_busy < self.load.busy)
         if over != self._shedding:
             self._shedding = over
             ep = self.endpoint
@@ -231,7 +234,7 @@ class ImServer:
             else:
                 log.warning("overload over: %d requests shed, %d retransmissions dropped "
                             "so far", ep.shed_count, ep.dropped_retransmissions)
-        return over
+        return 2 if hard else 1 if over else 0
 
     async def close(self) -> None:
         self.load.stop()

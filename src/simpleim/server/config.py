@@ -177,7 +177,11 @@ class ServerConfig:
     # than overload_max_pending requests are unanswered or the event loop lags more than
     # overload_max_lag seconds (0 turns that bound off).
     overload_max_pending: int = 2000
-    overload_max_lag: float = 0.2
+    overload_max_lag: float = 1.0
+    # ... or while more than this fraction of the time goes to handling received messages
+    # (then only requests without credentials are shed: those with credentials finish work
+    # already begun).
+    overload_max_busy: float = 0.85
     overload_retry_after: int = 2
     # TCP/TLS (issue 7 item 10): accepted connections in all and per source host, seconds a
     # message may stay incomplete (slowloris), seconds without traffic before closing.
@@ -213,6 +217,7 @@ class ServerConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
         for name in ("auth_failure_window", "auth_lockout", "overload_max_lag",
+                     "overload_max_busy",
                      "tcp_incomplete_timeout", "tcp_idle_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")

@@ -119,12 +119,21 @@ class AuthGuard:
 
 
 class LoadMonitor:
-    """Event-loop lag from a heartbeat every ``interval`` seconds (the lag is the latest
-    delay, decaying when the loop is idle)."""
+    """Event-loop lag and utilisation from a heartbeat every ``interval`` seconds.
 
-    def __init__(self, interval: float = 0.05) -> None:
+    ``lag`` is the heartbeat's latest delay; ``busy`` the fraction of the last interval spent
+    handling received messages (from the ``busy_seconds`` counter).  Under a flood the loop
+    can stay responsive while the socket's queue grows: utilisation near 1 is the signal.
+    """
+
+    def __init__(self, busy_seconds: Callable[[], float] | None = None,
+                 interval: float = 0.1) -> None:
         self.interval = interval
         self.lag = 0.0
+        self.busy = 0.0
+        self._busy_seconds = busy_seconds
+        self._busy_last = 0.0
+        self._beat_at = 0.0
         self._handle: asyncio.TimerHandle | None = None
         self._due = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,14 +146,20 @@ class LoadMonitor:
         loop = self._loop
         if loop is None:
             return
-        self._due = loop.time() + self.interval
+        self._beat_at = loop.time()
+        if self._busy_seconds is not None:
+            self._busy_last = self._busy_seconds()
+        self._due = self._beat_at + self.interval
         self._handle = loop.call_at(self._due, self._beat)
 
     def _beat(self) -> None:
         loop = self._loop
         if loop is None:
             return
-        self.lag = max(0.0, loop.time() - self._due)
+        now = loop.time()
+        self.lag = max(0.0, now - self._due)
+        if self._busy_seconds is not None and now > self._beat_at:
+            self.busy = (self._busy_seconds() - self._busy_last) / (now - self._beat_at)
         self._schedule()
 
     def stop(self) -> None:

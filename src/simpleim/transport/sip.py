@@ -241,7 +241,7 @@ class SipEndpoint:
         # Overload shedding (issue 7 item 7): while ``shed()`` is true, a new request is
         # answered 503 + Retry-After from its raw bytes (no parse, no transaction) and a
         # retransmission of a request still being handled is dropped before parsing.
-        self.shed: Callable[[], bool] | None = None
+        self.shed: Callable[[], int] | None = None
         self.shed_retry_after = 2
         self.shed_count = 0
         self.dropped_retransmissions = 0
@@ -321,10 +321,10 @@ class SipEndpoint:
 
     def _receive(self, data: bytes, source: TransportAddr, local: TransportAddr) -> None:
         shed = self.shed
-        if shed is not None and not data.startswith(b"SIP/") and shed() and self._shed(
-            data, source
-        ):
-            return
+        if shed is not None and not data.startswith(b"SIP/"):
+            level = shed()
+            if level and self._shed(data, source, level > 1):
+                return
         try:
             msg = parse_message(data, self.limits)
         except SipParseError as exc:
@@ -352,9 +352,9 @@ class SipEndpoint:
                 return
         self._dispatch(events, local)
 
-    def _shed(self, data: bytes, source: TransportAddr) -> bool:
+    def _shed(self, data: bytes, source: TransportAddr, hard: bool) -> bool:
         """Under overload: True if ``data`` (a request) was dealt with without parsing."""
-        verdict = shed_verdict(data, self._pending_branches)
+        verdict = shed_verdict(data, self._pending_branches, hard)
         if verdict is Shed.RETRANSMISSION:
             self.dropped_retransmissions += 1
             return True

@@ -18,6 +18,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any, cast
 
 from simpleim.errors import ProtocolError, RemoteProtocolError
@@ -229,6 +230,7 @@ class SipNetwork:
         self.max_per_source = max_per_source
         self.incomplete_timeout = incomplete_timeout
         self._inbound = 0
+        self.busy = 0.0
         self._per_source: dict[str, int] = {}
         self._reaper: asyncio.TimerHandle | None = None
         self._udp: list[_UdpProtocol] = []
@@ -311,6 +313,7 @@ class SipNetwork:
     def deliver(self, data: bytes, source: TransportAddr, local: TransportAddr) -> None:
         # The outermost boundary for received bytes: a bug while handling one message must
         # not kill the listener or the connection, so log it with its traceback and go on.
+        start = perf_counter()
         try:
             self._on_message(data, source, local)
         except ProtocolError as exc:
@@ -318,6 +321,9 @@ class SipNetwork:
             log.info("protocol error on a message from %s: %s", source, exc)
         except Exception:  # noqa: BLE001 - outermost receive boundary, see comment above
             log.exception("error while handling a message from %s", source)
+        finally:
+            # seconds spent handling received messages (the load monitor's utilisation)
+            self.busy += perf_counter() - start
 
     def admit(self, peer: TransportAddr) -> bool:
         """Count an accepted connection; False (logged) when it is over a cap."""

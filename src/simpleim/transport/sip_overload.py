@@ -20,6 +20,7 @@ __all__ = ["Shed", "overload_response", "shed_verdict"]
 _TOP_BRANCH = re.compile(
     rb"(?im)^(?:via|v)[ \t]*:[^\r\n]*?;[ \t]*branch[ \t]*=[ \t]*([^;,\s]+)")
 _TO_TAG = re.compile(rb"(?im)^(?:to|t)[ \t]*:[^\r\n]*;[ \t]*tag[ \t]*=")
+_CREDENTIALS = re.compile(rb"(?im)^(?:proxy-)?authorization[ \t]*:")
 _HEAD = 4096
 
 
@@ -29,12 +30,15 @@ class Shed(enum.Enum):
     REJECT = "reject"  # answer 503
 
 
-def shed_verdict(data: bytes, pending_branches: set[str]) -> Shed:
-    """What to do with the request ``data`` under overload."""
+def shed_verdict(data: bytes, pending_branches: set[str], hard: bool = True) -> Shed:
+    """What to do with the request ``data`` under overload; unless ``hard``, a request with
+    credentials passes too (it completes an exchange whose challenge was already paid)."""
     match = _TOP_BRANCH.search(data, 0, _HEAD)
     if match is not None and match.group(1).decode("ascii", "replace") in pending_branches:
         return Shed.RETRANSMISSION
     if data.startswith((b"ACK ", b"CANCEL ")) or _TO_TAG.search(data, 0, _HEAD):
+        return Shed.PASS
+    if not hard and _CREDENTIALS.search(data, 0, _HEAD):
         return Shed.PASS
     return Shed.REJECT
 
