@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, SIPp CSVs)")
     args = ap.parse_args(argv)
     capacity_rates = ([int(r) for r in args.rates.split(",")] if args.rates
-                      else [200, 400, 700] if args.quick
-                      else [250, 500, 750, 1000, 1250, 1500, 2000, 3000])
+                      else [500, 1000, 1500, 2000, 3000] if args.quick
+                      else [250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000])
     step_s = args.step or (3.0 if args.quick else 20.0)
     cap_s = 2.0 if args.quick else 5.0
     result: dict[str, Any] = {"bench": "overload", "quick": args.quick, "step_s": step_s,
