@@ -697,3 +697,24 @@ async def test_large_message_cancelled_before_the_final_response(tmp_path: Path)
             assert len(alice.sessions) == 0
         finally:
             await alice.close()
+
+
+async def test_reinvite_without_acceptable_media_gets_488(tmp_path: Path) -> None:
+    """C-ST-02 (OMA §7.1.2.2): a re-INVITE whose media cannot be taken (no MSRP line, or no
+    accept-types) -> 488 Not Acceptable Here; the session goes on and a later refresh with
+    the SDP in use is still answered 200."""
+    async with direct_pair(tmp_path) as (alice, bob, _a, b_wire):
+        chat = await alice.chats.start("bob")
+        await wait_event(bob, is_state("established"))
+        assert chat.dialog is not None
+        audio = (b"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                 b"m=audio 49170 RTP/AVP 0\r\n")
+        resp = await alice.ua.in_dialog(chat.dialog, "INVITE", body=audio,
+                                        content_type="application/sdp")
+        assert resp.status == 488
+        refused = await b_wire.response("INVITE", 488)
+        assert "not an MSRP stream" in header(refused, "Warning")
+        assert not chat.ended.is_set() and chat.call_id in bob.sessions
+        await chat.refresh()
+        assert [r.status for r in b_wire.responses("INVITE") if r.status >= 200] == [200, 488, 200]
+        await chat.end()

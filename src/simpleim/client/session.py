@@ -330,6 +330,12 @@ class InviteSession:
         except ProtocolError as exc:
             inc.reply(exc.status if exc.status >= 400 else 400)
             return
+        refused = unusable_lines(offer) if offer is not None else []
+        if refused:
+            # OMA §7.1.2.2: no acceptable media parameters / accept-types -> 488 (the session
+            # goes on with what it had).
+            inc.reply(488, headers=[("Warning", f'399 simpleim "{refused[0]}"')])
+            return
         answer = self.answer if not self.is_uac else None
         lines = []
         if offer is not None:
@@ -498,6 +504,20 @@ class ChatSession(InviteSession):
                 await self.stream.send(doc.to_bytes(), "message/cpim")
 
 
+def unusable_lines(offer: SessionDescription) -> list[str]:
+    """Why the m-lines of a re-INVITE offer that are not closed (port 0) cannot be taken:
+    not an MSRP message stream, or no accept-types (OMA §7.1.2.2, RFC 4975 §8.6)."""
+    out: list[str] = []
+    for index, media in enumerate(offer.media):
+        if media.port == 0:
+            continue
+        if media.media != "message" or not media.proto.upper().endswith("MSRP"):
+            out.append(f"m-line {index}: {media.media} {media.proto} is not an MSRP stream")
+        elif not (media.get("accept-types") or "").strip():
+            out.append(f"m-line {index}: no accept-types")
+    return out
+
+
 def wanted_notifications(imdn: tuple[str, ...]) -> set[str]:
     """The IMDN kinds a Disposition-Notification request asks for (RFC 5438 §6.3)."""
     out: set[str] = set()
@@ -509,7 +529,7 @@ def wanted_notifications(imdn: tuple[str, ...]) -> set[str]:
     return out
 
 
-__all__ += ["wanted_notifications", "imdn_event"]
+__all__ += ["wanted_notifications", "imdn_event", "unusable_lines"]
 
 
 def imdn_event(decoded: Decoded, peer: str, expected: bool) -> ImdnEvent | None:
