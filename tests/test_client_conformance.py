@@ -12,6 +12,7 @@ from client_helpers import pair, wait_event
 from simpleim.client.events import SessionEvent
 from simpleim.sip.message import SipRequest, SipResponse, parse_message
 from simpleim.transport.sip_addr import TransportAddr
+from waiting import wait_until
 
 
 def _is_state(state: str):  # type: ignore[no-untyped-def]
@@ -46,7 +47,9 @@ async def test_user_agent_on_every_request_and_response(tmp_path: Path) -> None:
         await alice.capabilities.query("bob", use_cache=False)
         await chat.end()
         await wait_event(bob, _is_state("ended"))
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: any(isinstance(m, SipResponse) and m.status == 200
+                                     and m.cseq.method == "BYE" for m in b_sent),
+                         5, what="bob's 200 to the BYE")
         await alice.register()
     msgs = a_sent + b_sent
     kinds = {(m.method if isinstance(m, SipRequest) else f"{m.status} {m.cseq.method}")

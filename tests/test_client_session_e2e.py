@@ -12,6 +12,7 @@ from client_helpers import pair, wait_event
 from simpleim.client.config import Policy
 from simpleim.client.events import ComposingEvent, ImdnEvent, MessageEvent, SessionEvent
 from simpleim.client.session import ChatSession, SessionFailed
+from waiting import wait_until
 
 
 def _is_state(state: str):  # type: ignore[no-untyped-def]
@@ -66,7 +67,6 @@ async def test_chat_cancel(tmp_path: Path) -> None:
     async with pair(tmp_path, bob={"policy": Policy(sessions="ask")}) as (alice, bob):
         task = asyncio.ensure_future(alice.chats.start("bob"))
         await wait_event(bob, _is_state("invited"))
-        await asyncio.sleep(0.1)
         session = next(iter(alice.sessions.values()))
         assert session.attempt is not None
         session.attempt.cancel()
@@ -102,8 +102,18 @@ async def test_session_timer_refresh_and_expiry(tmp_path: Path) -> None:
         ev = await wait_event(bob, _is_state("established"))
         assert isinstance(ev, SessionEvent)
         bob_chat = bob.sessions[ev.session_id]
-        await asyncio.sleep(3.5)  # > interval: only alive thanks to the refreshes
-        assert not chat.ended.is_set()
+        refreshes: list[str] = []
+        for who, side in (("alice", chat), ("bob", bob_chat)):
+            async def counted(real=side.refresh, who=who) -> None:  # type: ignore[no-untyped-def]
+                await real()
+                refreshes.append(who)
+
+            side.refresh = counted  # type: ignore[method-assign]
+        # Two refreshes done = past the first expiry (interval - interval/3 = 2 s): the session
+        # is only alive thanks to them.  Waiting for the refreshes, not for a duration.
+        await wait_until(lambda: len(refreshes) >= 2, 15, what="two session refreshes")
+        assert refreshes[:2] == ["alice", "bob"]      # alternate: bob answered refresher=uas
+        assert not chat.ended.is_set() and not bob_chat.ended.is_set()
         await chat.send("still here")
         await wait_event(bob, lambda e: isinstance(e, MessageEvent))
 

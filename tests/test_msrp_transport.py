@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import ssl
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from simpleim.msrp import MemorySink, MessageHead, MsrpParser, MsrpRequest, Msrp
 from simpleim.msrp.fsm import Binding
 from simpleim.transport.msrp import EndpointSession, FileSink, MsrpEndpoint, MsrpTransferError
 from tls_certs import self_signed_cert
+from waiting import wait_until
 
 SIZE = 50 * 1024 * 1024
 
@@ -126,10 +128,7 @@ async def test_connection_shared_by_sessions_and_teardown() -> None:
         a2.close()                                                  # last one closes it
         await asyncio.wait_for(runner.closed.wait(), 5)
         # the peer saw the connection go (RFC 4975 §5.4: its sessions on it are over)
-        for _ in range(50):
-            if b2.core.binding is Binding.CLOSED:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: b2.core.binding is Binding.CLOSED, 5, what="b2 unbound")
         assert b1.core.binding is Binding.CLOSED and b2.core.binding is Binding.CLOSED
     finally:
         await a.close()
@@ -147,8 +146,11 @@ async def test_bounded_receive_queue_backpressure() -> None:
         await a.connect(sa)
         for i in range(5):
             await sa.send(f"m{i}".encode(), "text/plain", wait=False)
-        await asyncio.sleep(0.2)
-        assert sb._incoming.qsize() == 1                 # bounded: the rest waits
+        # bounded: the queue holds one message and the connection stops reading (the rest
+        # waits in the kernel / the blocked list instead of piling up in memory)
+        await wait_until(lambda: any(r._read_paused for r in b._runners), 5,
+                         what="reading paused by the full receive queue")
+        assert sb._incoming.qsize() == 1
         got = [(await sb.receive(timeout=5)).sink.data for _ in range(5)]  # type: ignore[attr-defined]
         assert got == [b"m0", b"m1", b"m2", b"m3", b"m4"]
     finally:
@@ -233,11 +235,8 @@ async def test_relay_auth_is_refreshed_before_expiry() -> None:
         sb = b.new_session()
         grant = await b.authenticate(sb, MsrpUri("msrp", "127.0.0.1", port, None), "bob", "pw")
         assert grant.expires == 2 and sb.local_path[0].session_id == "relayed"
-        for _ in range(60):
-            if len(auths) >= 4:
-                break
-            await asyncio.sleep(0.1)
-        assert len(auths) >= 4          # AUTH, AUTH+credentials, then the refresh pair
+        # AUTH, AUTH+credentials, then the refresh pair at 80 % of the 2 s
+        await wait_until(lambda: len(auths) >= 4, 10, what="the AUTH refresh")
     finally:
         await b.close()
         server.close()
@@ -354,13 +353,28 @@ async def test_interruptible_chunks_over_tcp(tmp_path: Path) -> None:
         sb.receive_with(lambda req: FileSink(tmp_path / (req.message_id or "m"))
                         if (req.content_type or "").startswith("application") else MemorySink())
         await a.connect(sa)
+        # The receiver stops reading and the socket buffers are small fixed sizes (no
+        # autotuning to megabytes): the first 1 MiB chunk cannot be written completely before
+        # the short message is queued, whatever the machine's speed.
+        (rb,) = b._runners
+        ra = sa.runner
+        assert rb.transport is not None and ra is not None and ra.transport is not None
+        rb.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        ra.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        rb.transport.pause_reading()
         big = await sa.send_file(src, wait=False)
-        await asyncio.sleep(0)
-        await sa.send(b"meanwhile", "text/plain")
+        await wait_until(lambda: ra._write_paused, 5, what="the sender blocked by the receiver")
+        assert 0 < big.sent_bytes < 1 << 20            # inside the first chunk
+        small_msg = await sa.send(b"meanwhile", "text/plain", wait=False)
+        rb.transport.resume_reading()
         await sa.wait_sent(big)
+        await sa.wait_sent(small_msg)
         got = [await sb.receive(timeout=10), await sb.receive(timeout=10)]
-        small = [m for m in got if isinstance(m.sink, MemorySink)]
-        assert small and small[0].sink.data == b"meanwhile"
+        # the short message interrupted the big chunk in progress: it is complete first
+        assert isinstance(got[0].sink, MemorySink) and got[0].sink.data == b"meanwhile"
+        assert got[1].message_id == big.message_id
         assert (tmp_path / big.message_id).read_bytes() == data
     finally:
         await a.close()

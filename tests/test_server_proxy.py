@@ -10,9 +10,11 @@ import pytest
 from needs import require_ipv6_loopback
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipRequest
+from simpleim.sip.transaction import TxKind, TxState
 from simpleim.sip.uri import SipUri
 from simpleim.transport.sip import IncomingRequest, resolve_uri
 from test_server_helpers import DOMAIN, TestUA, running_server
+from waiting import wait_until
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
@@ -134,8 +136,12 @@ async def test_forking_with_accept_contact() -> None:
                             headers=[("Accept-Contact", "*;+g.oma.sip-im;require;explicit")])
         assert (await alice.send(req)).status == 200
         assert (await im.next_request()).request.body == b"im only"
-        await asyncio.sleep(0.2)
-        assert other.received.empty()
+        # nothing went to `other`: a sentinel only it accepts must be the first thing it gets
+        req = alice.request("MESSAGE", f"sip:bob@{DOMAIN}", body=b"sentinel",
+                            headers=[("Accept-Contact", "*;audio;require;explicit")])
+        assert (await alice.send(req)).status == 200
+        assert (await other.next_request()).request.body == b"sentinel"
+        assert im.received.empty()
         # no preference: parallel forking to both contacts
         req = alice.request("MESSAGE", f"sip:bob@{DOMAIN}", body=b"both")
         assert (await alice.send(req)).status == 200
@@ -313,6 +319,9 @@ async def test_ack_with_new_branch_for_407_is_absorbed() -> None:
         alice.endpoint.send_stateless(invite, dest)
         alice.endpoint.on_stray_response = lambda resp, src: on_response(resp)
         assert await asyncio.wait_for(final, 5) == 407
+        layer = srv.server.endpoint.layer
+        (tx,) = [t for t in layer.transactions() if t.kind is TxKind.INVITE_SERVER]
+        assert tx.state is TxState.COMPLETED          # retransmitting the 407 (Timer G)
         ack = SipRequest("ACK", invite.uri, [
             ("Via", alice.endpoint.via_for(dest, "z9hG4bKother")),
             ("Max-Forwards", "70"),
@@ -322,12 +331,21 @@ async def test_ack_with_new_branch_for_407_is_absorbed() -> None:
             ("CSeq", f"{invite.cseq.seq} ACK"),
         ])
         alice.endpoint.send_stateless(ack, dest)
-        await asyncio.sleep(0.4)
-        # not relayed to bob, and the 407 is no longer retransmitted after the ACK
-        assert bob.received.empty()
+        # The ACK is absorbed: the transaction is Confirmed (RFC 3261 §17.2.1: no more 407s).
+        await wait_until(lambda: tx.state is not TxState.COMPLETED, 5, what="ACK absorbed")
+        assert tx.state in (TxState.CONFIRMED, TxState.TERMINATED)
+        # A round trip through the server: every 407 sent before the ACK has arrived by now.
+        assert (await alice.send(alice.request("OPTIONS", f"sip:{DOMAIN}"))).status == 200
         count = len(statuses)
-        await asyncio.sleep(0.4)
+        # Confirmed lasts until Timer I: once it ended, no 407 came during it.
+        await wait_until(lambda: layer.get(tx.id) is None, 5, what="Timer I ends the INVITE tx")
+        assert (await alice.send(alice.request("OPTIONS", f"sip:{DOMAIN}"))).status == 200
         assert len(statuses) == count
+        # Not relayed to bob: a MESSAGE sent after the ACK is the first request he sees.
+        sentinel = alice.request("MESSAGE", f"sip:bob@{DOMAIN}", body=b"sentinel")
+        assert (await alice.send(sentinel)).status == 200
+        first = await bob.next_request()
+        assert first.method == "MESSAGE" and first.request.body == b"sentinel"
 
 
 async def test_forked_invite_relays_every_2xx() -> None:

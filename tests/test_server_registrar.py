@@ -15,6 +15,7 @@ from simpleim.sip.message import SipRequest
 from simpleim.store.model import Binding
 from simpleim.transport.sip_addr import TransportAddr
 from test_server_helpers import DOMAIN, running_server
+from waiting import wait_until
 
 
 def _contacts(resp: object) -> list[Address]:
@@ -452,24 +453,34 @@ async def test_authenticator_sees_new_users_and_new_passwords_at_once() -> None:
 
 
 class _SlowStore:
-    """A binding store whose writes take a while (PostgreSQL round trip)."""
+    """A binding store whose writes wait until the test opens the gate (a PostgreSQL round
+    trip that takes as long as the test wants); it records how many writes overlapped."""
 
     def __init__(self) -> None:
         self.saved: dict[str, list[Binding]] = {}
+        self.gate = asyncio.Event()
+        self.started = 0
+        self.active = 0
+        self.max_active = 0
 
     async def load_bindings(self) -> list[Binding]:
         return []
 
     async def replace_bindings(self, aor: str, bindings: list[Binding]) -> None:
-        await asyncio.sleep(0.05)
+        self.started += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        await self.gate.wait()
         self.saved[aor] = list(bindings)
+        self.active -= 1
 
     async def purge_expired(self, now: float) -> int:
         return 0
 
 
 async def test_concurrent_registers_of_one_aor_do_not_lose_updates() -> None:
-    location = LocationService(_SlowStore())
+    store = _SlowStore()
+    location = LocationService(store)
     registrar = Registrar(ServerConfig(domain=DOMAIN), location,
                           is_local_domain=lambda uri: True)
     source = TransportAddr("udp", "127.0.0.1", 5999)
@@ -482,9 +493,17 @@ async def test_concurrent_registers_of_one_aor_do_not_lose_updates() -> None:
             ("Contact", f"<sip:bob@127.0.0.1:{port}>"), ("Expires", "600"),
         ])
 
-    responses = await asyncio.gather(*(registrar.handle(req(p), source)
-                                       for p in (5961, 5962, 5963)))
+    tasks = [asyncio.ensure_future(registrar.handle(req(p), source))
+             for p in (5961, 5962, 5963)]
+    # all three REGISTERs reached the AOR's lock while the first write is held in the store
+    await wait_until(lambda: store.started == 1, 5, what="the first binding write")
+    entry = registrar._locks[f"bob@{DOMAIN}"]
+    await wait_until(lambda: entry.users == 3, 5, what="three REGISTERs at the AOR lock")
+    assert store.started == 1 and entry.lock.locked()
+    store.gate.set()
+    responses = await asyncio.gather(*tasks)
     assert [r.status for r in responses] == [200, 200, 200]
+    assert store.started == 3 and store.max_active == 1      # one write at a time
     assert len(location.lookup(f"bob@{DOMAIN}")) == 3
     assert len(responses[-1].contacts) == 3
     assert registrar._locks == {}

@@ -17,6 +17,7 @@ from simpleim.timers import Timers
 from simpleim.transport.sip import IncomingRequest, SipEndpoint, resolve_uri
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr, normalize_host
 from tls_certs import self_signed_cert
+from waiting import wait_until
 
 FAST = Timers(t1=0.02, t2=0.1, t4=0.1, timer_d_unreliable=0.1)
 
@@ -230,9 +231,13 @@ async def test_client_keepalive_ping() -> None:
     try:
         assert not client.send_keepalive(addr)  # no connection yet
         await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        conn = client.net._conns[addr]
         assert client.send_keepalive(addr)  # the server answers the ping (no error)
-        await asyncio.sleep(0.05)
-        assert client.net.has_connection(addr)
+        # A request after the ping on the same stream: answered, on the same connection - the
+        # ping (which the server read first) did not break the framing or the connection.
+        resp = await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
+        assert resp.status == 200
+        assert client.net.has_connection(addr) and client.net._conns[addr] is conn
     finally:
         await client.close()
         await server.close()
@@ -240,15 +245,17 @@ async def test_client_keepalive_ping() -> None:
 
 async def test_idle_connections_are_closed() -> None:
     server, client, addr = await _pair("tcp")
-    server.net.idle_timeout = 0.1
+    server.net.idle_timeout = 60.0
     try:
         await asyncio.wait_for(client.request(_request("OPTIONS", addr), addr), 5)
         assert server.net._conns
         server.net._reap_idle()  # nothing is idle yet
-        assert server.net._conns
-        await asyncio.sleep(0.2)
+        assert server.net._conns and all(not c.closed for c in server.net._conns.values())
+        # the connection's clock: its last activity 61 s ago (no waiting for real seconds)
+        for conn in server.net._conns.values():
+            conn.last_activity -= 61.0
         server.net._reap_idle()
-        assert not server.net._conns
+        await wait_until(lambda: not server.net._conns, 5, what="the idle connection closed")
     finally:
         await client.close()
         await server.close()

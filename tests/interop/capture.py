@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from waiting import wait_until_sync
 
 __all__ = ["wait_capture_live", "check_msrp_capture", "msrp_framing_errors", "tshark_fields"]
 
@@ -27,17 +28,17 @@ TSHARK_TIMEOUT = 120.0
 def wait_capture_live(pcap: Path, port: int, timeout: float = 30.0) -> None:
     """Return once the capture on lo (whose filter includes TCP *port*) records frames."""
     start = pcap.stat().st_size if pcap.exists() else 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def probe_recorded() -> bool:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 pass
         except OSError:
             pass  # refused is fine: SYN + RST are captured too
-        time.sleep(0.2)
-        if pcap.exists() and pcap.stat().st_size > start:
-            return
-    raise TimeoutError(f"capture {pcap} recorded nothing within {timeout} s")
+        return pcap.exists() and pcap.stat().st_size > start
+
+    wait_until_sync(probe_recorded, timeout, what=f"capture {pcap} to record a probe",
+                    interval=0.2)
 
 
 def _run(*argv: str) -> str:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_until
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
 from client_interop import (  # noqa: E402
@@ -74,12 +76,15 @@ async def test_baresip_text_plain_both_ways(tmp_path: Path) -> None:
                 result = await bob.pager.send("dave", "Hello baresip from simpleim")
                 assert result.mode == "pager-plain" and result.status == 200
                 await bs.wait_for("Hello baresip from simpleim")
-                for _ in range(20):     # ctrl_tcp needs a moment after start
+                async def ctrl_sent() -> bool:   # ctrl_tcp listens a moment after start
                     try:
                         await _ctrl("message", "Hello simpleim from baresip")
-                        break
                     except OSError:
-                        await asyncio.sleep(0.25)
+                        return False
+                    return True
+
+                await wait_until(ctrl_sent, 10, what="baresip's ctrl_tcp to take the command",
+                                 interval=0.25)
                 async with asyncio.timeout(15):
                     while True:
                         ev = await bob.events.get()

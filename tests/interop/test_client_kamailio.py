@@ -94,7 +94,8 @@ async def test_session_and_file_transfer_via_kamailio_clean_capture(tmp_path: Pa
             # pager through Kamailio as well
             await alice.pager.send("bob", "pager via kamailio")
             await _until(bob, lambda e: isinstance(e, MessageEvent) and e.mode == "pager")
-            await asyncio.sleep(0.5)
+            # a probe after the last frames: once the capture file holds it, it holds them too
+            await asyncio.to_thread(wait_capture_live, pcap, alice.msrp.port)
         finally:
             if cap.proc.returncode is None:
                 os.killpg(cap.proc.pid, signal.SIGINT)

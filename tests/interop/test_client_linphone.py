@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from waiting import wait_until
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
 from client_interop import (  # noqa: E402
@@ -75,12 +77,12 @@ async def test_linphone_cpim_imdn_both_ways(tmp_path: Path) -> None:
                 assert msg.content_type == "text/plain" and msg.message_id
                 assert "positive-delivery" in msg.imdn
                 # our delivery IMDN makes linphone report the message Delivered
-                for _ in range(40):
+                async def delivered() -> bool:
                     await lp.send("pop-event")
-                    if "Delivered" in lp.text():
-                        break
-                    await asyncio.sleep(0.25)
-                assert "Delivered" in lp.text(), lp.text()[-2000:]
+                    return "Delivered" in lp.text()
+
+                await wait_until(delivered, 10, what="linphone reporting Delivered",
+                                 interval=0.25)
         finally:
             await lp.send("quit")
             await lp.stop()

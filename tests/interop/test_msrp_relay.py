@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from needs import unavailable
 from simpleim.errors import AuthError
 from simpleim.msrp import MsrpUri
 from simpleim.transport.msrp import MsrpEndpoint
+from waiting import wait_until_sync
 
 pytestmark = pytest.mark.interop
 
@@ -57,14 +57,12 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
                              "-m", "256", "-M", "16"], stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        for _ in range(100):
-            if _port_open(RELAY_PORT):
-                break
+        def relay_open() -> bool:
             if proc.poll() is not None:
                 pytest.fail(f"kamailio exited: {(run / 'kamailio.log').read_text()[-2000:]}")
-            time.sleep(0.1)
-        else:
-            pytest.fail("kamailio did not open the MSRP relay port")
+            return _port_open(RELAY_PORT)
+
+        wait_until_sync(relay_open, 10, what="kamailio's MSRP relay port", interval=0.1)
         yield run
     finally:
         pid = int(pidfile.read_text().strip()) if pidfile.exists() else proc.pid

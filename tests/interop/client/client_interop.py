@@ -25,6 +25,7 @@ from simpleim.server.config import ServerConfig
 from simpleim.store import open_store
 from simpleim.timers import Timers
 from simpleim.transport.sip_addr import ListenSpec
+from waiting import wait_until
 
 DOMAIN = "example.test"
 #: the passwords the shared peer configs use (../shared/peers).
@@ -104,9 +105,8 @@ async def simpleim_server(tmp: Path, port: int | None = None
 
 async def wait_registered(server: ImServer, user: str, timeout: float = 20.0) -> None:
     from simpleim.server.location import aor_key
-    async with asyncio.timeout(timeout):
-        while not server.location.lookup(aor_key(user, DOMAIN)):
-            await asyncio.sleep(0.1)
+    await wait_until(lambda: server.location.lookup(aor_key(user, DOMAIN)), timeout,
+                     what=f"{user} registered")
 
 
 def account_config(user: str, proxy: str, tmp: Path, **kw: Any) -> ClientConfig:
@@ -199,11 +199,12 @@ async def kamailio(tmp: Path) -> AsyncIterator[Proc]:
                                          "-Y", str(rundir), "-P", str(rundir / "kam.pid"),
                                          "-A", "WITH_AUTH"], env=env)
     try:
-        async with asyncio.timeout(15):
-            while not (rundir / "ctl").exists() or port_free("udp", KAMAILIO_PORT):
-                if proc.proc.returncode is not None:
-                    raise RuntimeError(f"kamailio exited:\n{proc.text()[-2000:]}")
-                await asyncio.sleep(0.1)
+        def up() -> bool:
+            if proc.proc.returncode is not None:
+                raise RuntimeError(f"kamailio exited:\n{proc.text()[-2000:]}")
+            return (rundir / "ctl").exists() and not port_free("udp", KAMAILIO_PORT)
+
+        await wait_until(up, 15, what="kamailio listening with its ctl socket")
         yield proc
     finally:
         await proc.stop()
