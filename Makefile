@@ -13,6 +13,13 @@ RUN_STAMP := $(VENV)/.installed-run
 STAMP     := $(VENV)/.installed
 ARGS   ?=
 
+# Caches and bytecode of lint, type checks and tests go to a temp dir, not into the checkout
+# (the pytest cache and Hypothesis database follow SIMPLEIM_TEST_CACHE, see tests/conftest.py).
+export SIMPLEIM_TEST_CACHE ?= $(or $(TMPDIR),/tmp)/simpleim-test-cache-$(shell id -u)
+export PYTHONPYCACHEPREFIX ?= $(SIMPLEIM_TEST_CACHE)/pycache
+export MYPY_CACHE_DIR ?= $(SIMPLEIM_TEST_CACHE)/mypy
+export RUFF_CACHE_DIR ?= $(SIMPLEIM_TEST_CACHE)/ruff
+
 .PHONY: install run test lint typecheck unit interop bench clean
 
 $(VENV)/bin/python:
@@ -49,4 +56,5 @@ test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q -ra $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/*.egg-info \
+		$(SIMPLEIM_TEST_CACHE)

@@ -5,19 +5,31 @@ dir) and PostgreSQL (a fresh random schema, dropped afterwards).  PostgreSQL mis
 on a laptop and a failure under ``CI=true`` (see ``needs.unavailable``).  Other tests that need
 a store (server repositories, migrations) take ``store_url`` and get both backends for free;
 ``pg_url`` is for PostgreSQL-only tests.
+
+Caches: see ``SIMPLEIM_TEST_CACHE`` below.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from needs import PG_BASE, unavailable
 from simpleim.store import Store, open_store
+
+# A test run writes nothing into the checkout: the pytest cache (pyproject.toml cache_dir) and
+# Hypothesis' example database live under SIMPLEIM_TEST_CACHE (default: a per-user temp dir).
+# Set here, at conftest import, before pytest's cache plugin reads cache_dir.
+_CACHE = Path(os.environ.setdefault(
+    "SIMPLEIM_TEST_CACHE", str(Path(tempfile.gettempdir()) / f"simpleim-test-cache-{os.getuid()}")))
+set_hypothesis_home_dir(_CACHE / "hypothesis")
 
 _PG_PROBE: dict[str, str | None] = {}
 

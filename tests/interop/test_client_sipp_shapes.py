@@ -39,13 +39,11 @@ async def _run(tmp: Path, scenario: str, port: int) -> tuple[dict[str, object], 
                 rc = await proc.proc.wait()
         finally:
             await proc.stop()
+        # Every scenario ends with BYE: bob's "ended" is the last event (no quiet-period guess).
         events: list[object] = []
-        while True:
-            try:
-                ev = await bob.events.get(timeout=0.3)
-            except TimeoutError:
-                break
-            events.append(ev)
+        while not (events and isinstance(events[-1], SessionEvent)
+                   and events[-1].state == "ended"):
+            events.append(await bob.events.get(timeout=15))
         msgs = parse_sipp_message_log(log.read_text())
         ok = [m for m in msgs if m.is_response and m.status == 200
               and "INVITE" in " ".join(m.header("CSeq"))]
