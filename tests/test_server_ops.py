@@ -28,7 +28,8 @@ from simpleim.server.metrics import ServerMetrics, SessionTracker
 from simpleim.sip.message import SipRequest
 from simpleim.timers import Timers
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr
-from test_server_helpers import DOMAIN, TestUA, eventually
+from test_server_helpers import DOMAIN, TestUA
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 SIMPLEIM = str(Path(sys.executable).with_name("simpleim"))
@@ -315,14 +316,14 @@ async def test_sessions_active_counts_invite_until_bye(tmp_path: Path) -> None:
         ok = await alice.send(invite)
         assert ok.status == 200
         gauge = "simpleim_sessions_active"
-        await eventually(lambda: metrics.registry.get_sample_value(gauge) == 1.0)
+        await wait_until(lambda: metrics.registry.get_sample_value(gauge) == 1.0, 10)
         # in-dialog: along the route set the proxy recorded (issue 7 item 2)
         bye = alice.request("BYE", f"sip:bob@{DOMAIN}", call_id="sess-1",
                             to=f"<sip:bob@{DOMAIN}>;tag=t1",
                             headers=[("Route", v) for v in
                                      reversed(ok.headers.get_all("Record-Route"))])
         assert (await alice.send(bye)).status == 200
-        await eventually(lambda: metrics.registry.get_sample_value(gauge) == 0.0)
+        await wait_until(lambda: metrics.registry.get_sample_value(gauge) == 0.0, 10)
     finally:
         await alice.close()
         await bob.close()
@@ -383,7 +384,7 @@ async def test_cli_server_json_log_file_and_metrics(tmp_path: Path) -> None:
             rows = [json.loads(r) for r in log_file.read_text("utf-8").splitlines()]
             return [r for r in rows if r.get("method") == "OPTIONS"]
 
-        await eventually(lambda: bool(logged()), timeout=STEP)
+        await wait_until(lambda: bool(logged()), STEP)
         row = logged()[0]
         assert row["status"] == 200 and row["from"] == f"sip:carol@{DOMAIN}"
         match = re.search(r"metrics=(http://[^ ]+)$", line.strip())
