@@ -38,6 +38,19 @@ def require_binary(name: str, package: str) -> str:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _client_port_plan(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The client interop tests (test_client_*.py) use fixed ports too (client/client_interop.py:
+    Kamailio 5470, MSRP relay 2965, SIPp 5480-5489): hold the host-wide port-plan lock for each,
+    so that a concurrent run on the same host queues instead of failing on busy ports.  (Tests
+    with the ``peers`` fixture take the lock there.)"""
+    if not request.module.__name__.startswith("test_client_"):
+        yield
+        return
+    with port_plan_lock():
+        yield
+
+
 @pytest.fixture
 def peers(tmp_path: Path) -> Iterator[PeerSet]:
     """The processes of one test; all stopped by PID at teardown (even when the test failed).

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interop_harness import port_plan_lock
 
 from needs import unavailable
 from simpleim.errors import AuthError
@@ -41,7 +42,14 @@ def _port_open(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def relay_port_plan() -> Iterator[None]:
+    """The relay's fixed ports (2955/5270): queue behind a concurrent run on this host."""
+    with port_plan_lock():
+        yield
+
+
+@pytest.fixture(scope="module")
+def kamailio(relay_port_plan: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     exe = shutil.which("kamailio") or ("/usr/sbin/kamailio" if os.path.exists("/usr/sbin/kamailio")
                                        else None)
     if exe is None:
