@@ -1,8 +1,9 @@
 """Helpers for the tshark captures of the interop tests.
 
-* :func:`wait_capture_live`: dumpcap prints "Capturing on" slightly before it really captures;
-  probe with TCP handshakes (no payload: nothing for the SIP/MSRP checks to judge) until the
-  capture file grows, so no frame of the test is missed.
+* :func:`wait_capture_live`: dumpcap prints "Capturing on" slightly before it really captures,
+  and under load writes late; probe with TCP handshakes (no payload: nothing for the SIP/MSRP
+  checks to judge) until a probe is in the file, so no frame of the test is missed - at the
+  start and before stopping the capture.
 * :func:`check_msrp_capture`: the checks of pcap_check.sh, with MSRP judged per reassembled TCP
   stream (strict RFC 4975 §9 framing) instead of per segment: tshark 4.0's MSRP dissector
   reports a valid message as "Malformed Packet (Exception occurred)" when a TCP segment ends
@@ -19,26 +20,37 @@ from pathlib import Path
 
 from waiting import wait_until_sync
 
-__all__ = ["wait_capture_live", "check_msrp_capture", "msrp_framing_errors", "tshark_fields"]
+__all__ = ["CaptureIncomplete", "wait_capture_live", "check_msrp_capture", "msrp_framing_errors",
+           "tshark_fields"]
 
 #: tshark calls are bounded; generous for a loaded 2-core CI box
 TSHARK_TIMEOUT = 120.0
 
 
 def wait_capture_live(pcap: Path, port: int, timeout: float = 30.0) -> None:
-    """Return once the capture on lo (whose filter includes TCP *port*) records frames."""
-    start = pcap.stat().st_size if pcap.exists() else 0
+    """Return once the capture on lo (whose filter includes TCP *port*) holds a probe sent now.
+
+    Each probe is a TCP handshake to *port* (refused is fine: SYN + RST are captured too) from
+    a source port of its own; the wait ends when tshark finds one of those source ports in the
+    file - not merely when the file grew: under load dumpcap writes older packets late, and a
+    capture stopped then would lose the test's last frames.  dumpcap writes in order, so every
+    frame sent before the probe is in the file too."""
+    sources: list[int] = []
 
     def probe_recorded() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                pass
-        except OSError:
-            pass  # refused is fine: SYN + RST are captured too
-        return pcap.exists() and pcap.stat().st_size > start
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            sources.append(s.getsockname()[1])
+            s.settimeout(0.5)
+            s.connect_ex(("127.0.0.1", port))
+        if not pcap.exists():
+            return False
+        flt = " || ".join(f"tcp.srcport=={p}" for p in sources)
+        return bool(_run("tshark", "-r", str(pcap), "-Y", flt, "-T", "fields",
+                         "-e", "frame.number").split())
 
     wait_until_sync(probe_recorded, timeout, what=f"capture {pcap} to record a probe",
-                    interval=0.2)
+                    interval=0.3)
 
 
 def _run(*argv: str) -> str:
@@ -60,19 +72,47 @@ def _tcp_streams(pcap: Path, ports: list[int]) -> list[int]:
 
 
 def _follow_raw(pcap: Path, stream: int) -> dict[str, bytes]:
-    """The reassembled bytes of both directions of one TCP stream (tshark follow,raw: the
-    second node's data lines are tab-indented)."""
-    out = _run("tshark", "-r", str(pcap), "-q", "-z", f"follow,tcp,raw,{stream}")
-    data = {"0->1": bytearray(), "1->0": bytearray()}
+    """The bytes of both directions of one TCP stream, placed by sequence number.
+
+    Not tshark's ``follow,tcp``: under load the loopback TCP retransmits (window full) with
+    segment borders that differ from the original, and tshark 4.0's follow output then repeats
+    or drops bytes - a framing "error" that is the tool's, not the sender's.  Payloads placed at
+    their (relative) sequence numbers make retransmissions harmless; bytes the capture really
+    missed are reported as such."""
+    out = _run("tshark", "-r", str(pcap), "-Y", f"tcp.stream=={stream} && tcp.len>0",
+               "-o", "tcp.relative_sequence_numbers:TRUE", "-T", "fields",
+               "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.seq", "-e", "tcp.payload")
+    parts: dict[str, dict[int, bytes]] = {}
+    order: list[str] = []
     for line in out.splitlines():
-        if not line.strip() or line.startswith(("Follow:", "Filter:", "Node ", "=")):
+        fields = line.split("\t")
+        if len(fields) != 4 or not fields[2].isdigit():
             continue
-        key = "1->0" if line.startswith("\t") else "0->1"
-        try:
-            data[key] += bytes.fromhex(line.strip())
-        except ValueError:
-            continue
-    return {k: bytes(v) for k, v in data.items() if v}
+        key = f"{fields[0]}->{fields[1]}"
+        if key not in parts:
+            parts[key] = {}
+            order.append(key)
+        payload = bytes.fromhex(fields[3].replace(":", ""))
+        seq = int(fields[2])
+        if len(payload) > len(parts[key].get(seq, b"")):
+            parts[key][seq] = payload
+    data: dict[str, bytes] = {}
+    for index, key in enumerate(order):
+        buf = bytearray()
+        base = min(parts[key])
+        for seq in sorted(parts[key]):
+            payload = parts[key][seq]
+            at = seq - base
+            if at > len(buf):
+                raise CaptureIncomplete(f"tcp.stream {stream} {key}: the capture misses bytes "
+                                        f"{len(buf)}..{at} (dumpcap dropped packets)")
+            buf[at:at + len(payload)] = payload
+        data["0->1" if index == 0 else "1->0"] = bytes(buf)
+    return data
+
+
+class CaptureIncomplete(AssertionError):
+    """The capture lost packets: its framing cannot be judged."""
 
 
 _START = re.compile(rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) "
