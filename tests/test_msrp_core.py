@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -35,7 +36,15 @@ from simpleim.msrp import (
     plan_connection,
     resolve_setup,
 )
-from simpleim.msrp.fsm import BINDING_TABLE, MESSAGE_TABLE, Binding, step
+from simpleim.msrp.fsm import (
+    BINDING_TABLE,
+    MESSAGE_TABLE,
+    Binding,
+    BindInput,
+    MsgAction,
+    MsgInput,
+    step,
+)
 from simpleim.msrp.message import MsrpHeaders
 from simpleim.msrp.reassembly import RangeSet, Reassembler
 from simpleim.timers import Timers
@@ -385,11 +394,34 @@ def test_unknown_length_stream_and_memory_sink() -> None:
 # --------------------------------------------------------------------------- state tables
 def test_state_tables_reject_unknown_inputs() -> None:
     from simpleim.errors import RemoteProtocolError
-    assert step(MESSAGE_TABLE, OutgoingState.SENT, "all_acked")[0] is OutgoingState.ACKED
+    row = step(MESSAGE_TABLE, OutgoingState.SENT, MsgInput.ALL_ACKED)
+    assert row.new_state is OutgoingState.ACKED and row.action is MsgAction.NOTIFY_SENT
     with pytest.raises(LocalProtocolError):
-        step(MESSAGE_TABLE, OutgoingState.DELIVERED, "chunk")
+        step(MESSAGE_TABLE, OutgoingState.DELIVERED, MsgInput.CHUNK)
     with pytest.raises(RemoteProtocolError):
-        step(BINDING_TABLE, Binding.CLOSED, "request_in", "remote")
+        step(BINDING_TABLE, Binding.CLOSED, BindInput.REQUEST_IN, "remote")
+
+
+def test_state_tables_are_read_only_enum_tables_citing_rfcs() -> None:
+    """Like the SIP transaction tables: enum states/inputs/actions, every row cites its RFC
+    section, the tables cannot be changed at run time."""
+    from types import MappingProxyType
+
+    from simpleim.msrp.fsm import BindAction, Row
+    from simpleim.msrp.relay import AUTH_TABLE, AuthAction, AuthInput, AuthState
+
+    tables = [(MESSAGE_TABLE, OutgoingState, MsgInput, MsgAction),
+              (BINDING_TABLE, Binding, BindInput, BindAction),
+              (AUTH_TABLE, AuthState, AuthInput, AuthAction)]
+    for table, states, inputs, actions in tables:
+        assert isinstance(table, MappingProxyType)
+        with pytest.raises(TypeError):
+            table[next(iter(table))] = next(iter(table.values()))  # type: ignore[index]
+        for (state, inp), row in table.items():
+            assert isinstance(state, states) and isinstance(inp, inputs)
+            assert isinstance(row, Row) and isinstance(row.new_state, states)
+            assert isinstance(row.action, actions)
+            assert re.search(r"RFC \d{4} §\d", row.cite), (state, inp, row.cite)
 
 
 # --------------------------------------------------------------------------- setup

@@ -8,6 +8,7 @@
 * :mod:`.session`    one MSRP session (paths, queue, accepted types)
 * :mod:`.connection` one connection: transactions, responses, REPORTs, binding, timeouts
 * :mod:`.fsm`        the state tables
+* :mod:`.events`     what a connection reports (MessageReceived, MessageSent, ...)
 * :mod:`.setup`      RFC 6135 / RFC 6714: who connects where
 * :mod:`.relay`      RFC 4976 AUTH client
 """

@@ -18,12 +18,14 @@ response -> 408 (§7.3, :attr:`Timers.msrp_transaction`); success REPORT when as
 
 from __future__ import annotations
 
+import enum
 import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 
-from simpleim.errors import LocalProtocolError, MsrpParseError
+from simpleim.errors import LocalProtocolError, MsrpParseError, RemoteProtocolError
 from simpleim.msrp.chunker import (
     OutgoingChunk,
     OutgoingMessage,
@@ -33,7 +35,31 @@ from simpleim.msrp.chunker import (
     make_chunk,
     open_chunk,
 )
-from simpleim.msrp.fsm import BINDING_TABLE, MESSAGE_TABLE, Binding, step
+from simpleim.msrp.events import (
+    BindFailed,
+    ConnectionFailed,
+    MessageAborted,
+    MessageDelivered,
+    MessageFailed,
+    MessageReceived,
+    MessageSent,
+    MsrpEvent,
+    ProtocolViolation,
+    ReportReceived,
+    RequestRejected,
+    ResponseReceived,
+    SessionBound,
+)
+from simpleim.msrp.fsm import (
+    BINDING_TABLE,
+    MESSAGE_TABLE,
+    BindAction,
+    Binding,
+    BindInput,
+    MsgAction,
+    MsgInput,
+    step,
+)
 from simpleim.msrp.message import (
     FLAG_ABORT,
     FLAG_END,
@@ -69,106 +95,19 @@ __all__ = [
 ]
 
 
-# ---------------------------------------------------------------------------- events
-@dataclass(slots=True)
-class SessionBound:
-    session: MsrpSession
-
-
-@dataclass(slots=True)
-class BindFailed:
-    session: MsrpSession
-    status: int
-    comment: str | None
-
-
-@dataclass(slots=True)
-class MessageReceived:
-    session: MsrpSession
-    message: IncomingMessage
-
-
-@dataclass(slots=True)
-class MessageAborted:
-    session: MsrpSession
-    message: IncomingMessage
-
-
-@dataclass(slots=True)
-class MessageSent:
-    """Every chunk reached the next hop (all 200, or no responses were asked for)."""
-
-    session: MsrpSession
-    message: OutgoingMessage
-
-
-@dataclass(slots=True)
-class MessageDelivered:
-    """A success REPORT covering the whole message arrived (RFC 4975 §7.1.3)."""
-
-    session: MsrpSession
-    message: OutgoingMessage
-
-
-@dataclass(slots=True)
-class MessageFailed:
-    session: MsrpSession
-    message: OutgoingMessage
-    status: int
-    comment: str | None
-
-
-@dataclass(slots=True)
-class ReportReceived:
-    session: MsrpSession
-    request: MsrpRequest
-
-
-@dataclass(slots=True)
-class RequestRejected:
-    """We answered a request with an error status (for logging / statistics)."""
-
-    session: MsrpSession | None
-    request: MsrpRequest
-    status: int
-    reason: str
-
-
-@dataclass(slots=True)
-class ResponseReceived:
-    """Response to a request sent with :meth:`MsrpConnection.send_request` (e.g. AUTH)."""
-
-    request: MsrpRequest
-    response: MsrpResponse | None     # None: 408 timeout / connection lost
-
-
-@dataclass(slots=True)
-class ProtocolViolation:
-    """The peer sent something we could not act on (logged, never silently dropped)."""
-
-    reason: str
-    status: int
-
-
-@dataclass(slots=True)
-class ConnectionFailed:
-    """The byte stream is broken (framing error); the connection must be closed."""
-
-    error: MsrpParseError
-
-
-MsrpEvent = (SessionBound | BindFailed | MessageReceived | MessageAborted | MessageSent
-             | MessageDelivered | MessageFailed | ReportReceived | RequestRejected
-             | ResponseReceived | ProtocolViolation | ConnectionFailed)
-
-
 # ---------------------------------------------------------------------------- internals
+class _TxKind(enum.Enum):
+    CHUNK = "chunk"        # a chunk of one of our messages
+    BIND = "bind"          # the empty SEND binding a session (RFC 4975 §5.4)
+    REQUEST = "request"    # any other request (AUTH...): its response goes to the caller
+
+
 @dataclass(slots=True)
 class _Tx:
     """An outgoing transaction waiting for its response."""
 
     tid: str
-    kind: str                            # "chunk" | "bind" | "request"
+    kind: _TxKind
     session: MsrpSession | None
     message: OutgoingMessage | None
     request: MsrpRequest | None
@@ -186,7 +125,8 @@ class _Incoming:
     failure_report: str | None = None     # validated Failure-Report of a SEND
 
 
-_CHUNK_EVENT = {FLAG_ABORT: "abort", FLAG_END: "last_chunk", FLAG_MORE: "chunk"}
+_CHUNK_EVENT = MappingProxyType({FLAG_ABORT: MsgInput.ABORT, FLAG_END: MsgInput.LAST_CHUNK,
+                                 FLAG_MORE: MsgInput.CHUNK})
 
 
 def _counter_ids() -> Callable[[], str]:
@@ -234,7 +174,6 @@ class MsrpConnection:
         # The interruptible chunk whose end-line is not written yet (RFC 4975 §7.1.1): nothing
         # else may be written on the connection before it is ended.
         self._open: tuple[MsrpSession, OutgoingMessage] | None = None
-        self._now = 0.0
         self._paths: dict[str, list[MsrpUri]] = {}
         self._resp_paths: dict[tuple[str | None, str | None], str] = {}
         # (To-Path, From-Path) header texts already checked (§7.3 / §5.4) -> the session and
@@ -264,25 +203,26 @@ class MsrpConnection:
         relay, already bound for this session (RFC 4976 §5).
         """
         if via_relay:
-            self._bind(session, "attach_relay")
+            self._bind(session, BindInput.ATTACH_RELAY)
             return
-        state, action = step(BINDING_TABLE, session.binding, "attach_active")
-        session.binding = state
+        row = step(BINDING_TABLE, session.binding, BindInput.ATTACH_ACTIVE)
+        session.binding = row.new_state
         session.connection = self
         self.sessions[session.session_id] = session
         self._rr.append(session)
-        if action == "send_bind":
+        if row.action is BindAction.SEND_BIND:
             tid = self._new_id()
             req = make_request(tid, "SEND", session.to_path, [session.local_uri],
                                [("Message-ID", new_ident()), ("Success-Report", "no"),
                                 ("Failure-Report", "yes")])
-            self._emit(req.to_bytes())
-            self._add_tx(_Tx(tid, "bind", session, None, req, now + self._timers.msrp_transaction))
+            self._emit(req.to_bytes(), now)
+            self._add_tx(_Tx(tid, _TxKind.BIND, session, None, req,
+                             now + self._timers.msrp_transaction))
 
-    def _bind(self, session: MsrpSession, event: str) -> bool:
-        state, action = step(BINDING_TABLE, session.binding, event)
-        session.binding = state
-        if action == "bind":
+    def _bind(self, session: MsrpSession, event: BindInput) -> bool:
+        row = step(BINDING_TABLE, session.binding, event)
+        session.binding = row.new_state
+        if row.action is BindAction.BIND:
             session.connection = self
             self.sessions[session.session_id] = session
             if session not in self._rr:
@@ -291,23 +231,23 @@ class MsrpConnection:
             return True
         return False
 
-    def detach(self, session: MsrpSession) -> None:
+    def detach(self, session: MsrpSession, now: float) -> None:
         """Tear a session down on this connection (SIP BYE); the connection may stay for others."""
-        session.binding, _ = step(BINDING_TABLE, session.binding, "close")
+        session.binding = step(BINDING_TABLE, session.binding, BindInput.CLOSE).new_state
         self.sessions.pop(session.session_id, None)
         if session in self._rr:
             self._rr.remove(session)
         for m in session.reassembler.abort_all():
             self._pending.append(MessageAborted(session, m))
         if self._open is not None and self._open[0] is session:
-            self._close_open(FLAG_ABORT, self._now, self._pending)   # §7.1.1: abandoned
+            self._close_open(FLAG_ABORT, now, self._pending)   # §7.1.1: abandoned
         session.connection = None
 
     # ------------------------------------------------------------------ output
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes, now: float) -> None:
         if self._open is not None:
             # RFC 4975 §7.1.1: a chunk in progress is interrupted ("+") to let this go out.
-            self._close_open(FLAG_MORE, self._now, self._pending)
+            self._close_open(FLAG_MORE, now, self._pending)
         self._out.append(data)
         self._out_bytes += len(data)
 
@@ -324,9 +264,9 @@ class MsrpConnection:
 
     def send_request(self, req: MsrpRequest, now: float, *, expect_response: bool = True) -> None:
         """Send any request (AUTH, NICKNAME...); its response comes back as ResponseReceived."""
-        self._emit(req.to_bytes())
+        self._emit(req.to_bytes(), now)
         if expect_response:
-            self._add_tx(_Tx(req.tid, "request", None, None, req,
+            self._add_tx(_Tx(req.tid, _TxKind.REQUEST, None, None, req,
                              now + self._timers.msrp_transaction))
 
     def _add_tx(self, tx: _Tx) -> None:
@@ -341,7 +281,6 @@ class MsrpConnection:
         events = self._take_pending()
         if self.closed:
             return events
-        self._now = now
         idle_rounds = 0
         while (self._out_bytes < budget and self._inflight < self._max_inflight and self._rr
                and idle_rounds < len(self._rr)):
@@ -375,7 +314,7 @@ class MsrpConnection:
                     events: list[MsrpEvent]) -> None:
         chunk: OutgoingChunk = make_chunk(msg, self._new_id, session.to_path_text(),
                                           session.from_path_text(), session.chunk_size)
-        msg.state, _ = step(MESSAGE_TABLE, msg.state, _CHUNK_EVENT[chunk.flag])    # §7.1.1
+        msg.state = step(MESSAGE_TABLE, msg.state, _CHUNK_EVENT[chunk.flag]).new_state
         for b in chunk.buffers:
             if b:
                 self._out.append(b)
@@ -387,12 +326,10 @@ class MsrpConnection:
         if msg.expects_responses:
             msg.outstanding += 1
             self._inflight += 1
-            self._add_tx(_Tx(tid, "chunk", session, msg, None,
+            self._add_tx(_Tx(tid, _TxKind.CHUNK, session, msg, None,
                              now + self._timers.msrp_transaction))
-        if msg.state is OutgoingState.SENT and msg.outstanding == 0:
-            self._finish_sent(session, msg, "written", events)
-        elif msg.state is OutgoingState.ABORTED and msg.outstanding == 0:
-            session.forget(msg)
+        elif msg.outstanding == 0:
+            self._settle(session, msg, MsgInput.WRITTEN, events)
 
     def _continue_open(self, now: float, events: list[MsrpEvent]) -> None:
         """Write the next slice of the open chunk, or end it: with ``#`` when its message was
@@ -432,18 +369,20 @@ class MsrpConnection:
         tid, tail = close_chunk(msg, flag)
         self._out.append(tail)
         self._out_bytes += len(tail)
-        event = _CHUNK_EVENT[flag]
-        if (msg.state, event) in MESSAGE_TABLE:
-            msg.state, _ = step(MESSAGE_TABLE, msg.state, event)        # §7.1.1
+        msg.state = step(MESSAGE_TABLE, msg.state, _CHUNK_EVENT[flag]).new_state
         self._chunk_sent(session, msg, tid, now, events)
 
-    def _finish_sent(self, session: MsrpSession, msg: OutgoingMessage, event: str,
-                     events: list[MsrpEvent]) -> None:
-        msg.state, action = step(MESSAGE_TABLE, msg.state, event)
-        if action == "notify_sent":
+    def _settle(self, session: MsrpSession, msg: OutgoingMessage, event: MsgInput,
+                events: list[MsrpEvent]) -> None:
+        """Nothing of ``msg`` is outstanding: every chunk answered or written (§7.3)."""
+        row = step(MESSAGE_TABLE, msg.state, event)
+        msg.state = row.new_state
+        if row.action is MsgAction.NOTIFY_SENT:
             events.append(MessageSent(session, msg))
             if not msg.success_report:
                 session.forget(msg)
+        elif row.action is MsgAction.FORGET:
+            session.forget(msg)
 
     def _take_pending(self) -> list[MsrpEvent]:
         ev = self._pending
@@ -457,12 +396,11 @@ class MsrpConnection:
         if self.closed:
             events.append(ProtocolViolation("data after close", 400))
             return events
-        self._now = now
         self.bytes_received += len(data)
         try:
             parsed = self._parser.feed(data)
         except MsrpParseError as exc:
-            self._framing_failed(exc, events)
+            self._framing_failed(exc, events, now)
             return events
         for ev in parsed:
             if isinstance(ev, BodyChunk):
@@ -475,20 +413,20 @@ class MsrpConnection:
                     if self._pending:
                         events += self._take_pending()
             else:
-                self._on_end(ev, events)
+                self._on_end(ev, events, now)
         events += self._take_pending()
         if self._parser.error is not None:
             # complete messages before the bad bytes were handled above; now fail the stream
-            self._framing_failed(self._parser.error, events)
+            self._framing_failed(self._parser.error, events, now)
         return events
 
-    def _framing_failed(self, exc: MsrpParseError, events: list[MsrpEvent]) -> None:
+    def _framing_failed(self, exc: MsrpParseError, events: list[MsrpEvent], now: float) -> None:
         """The stream cannot be resynchronised (RFC 4975 §9 framing): answer the message in
         progress if we can, drop its partial data, and report the connection failed."""
         tid = self._parser.current_tid
         cur = self._cur
         if tid is not None and cur is not None and cur.request.tid == tid:
-            self._respond(cur.request, exc.status, exc.detail)
+            self._respond(cur.request, exc.status, exc.detail, now)
         if cur is not None and cur.cursor is not None and cur.session is not None:
             cur.session.reassembler.fail(cur.cursor)
         events += self._take_pending()
@@ -532,7 +470,7 @@ class MsrpConnection:
                                        where="From-Path")
             return
         if session.binding is not Binding.BOUND:
-            self._bind(session, "request_in")
+            self._bind(session, BindInput.REQUEST_IN)
         if session.binding is Binding.BOUND and session.connection is self:
             if len(self._routes) >= 64:
                 self._routes.clear()
@@ -578,7 +516,7 @@ class MsrpConnection:
             cur.error = MsrpParseError("body in an empty SEND (no Content-Type or total 0)",
                                        where="body")
 
-    def _on_end(self, ev: MessageEnd, events: list[MsrpEvent]) -> None:
+    def _on_end(self, ev: MessageEnd, events: list[MsrpEvent], now: float) -> None:
         cur = self._cur
         self._cur = None
         if cur is None:
@@ -597,11 +535,11 @@ class MsrpConnection:
                                                  cur.error.status))
             return
         if cur.error is not None:
-            self._respond(req, cur.error.status, cur.error.detail)
-            self._failure_report(session, req, cur.error.status)
+            self._respond(req, cur.error.status, cur.error.detail, now)
+            self._failure_report(session, req, cur.error.status, now)
             events.append(RequestRejected(session, req, cur.error.status, cur.error.detail))
             return
-        self._respond(req, 200, None, cur.failure_report)
+        self._respond(req, 200, None, now, cur.failure_report)
         if cur.cursor is None or session is None:
             return
         done = session.reassembler.end_chunk(cur.cursor, ev.flag)
@@ -612,9 +550,9 @@ class MsrpConnection:
             return
         events.append(MessageReceived(session, done))
         if done.first.success_report:
-            self._success_report(session, done)
+            self._success_report(session, done, now)
 
-    def _respond(self, req: MsrpRequest, status: int, comment: str | None,
+    def _respond(self, req: MsrpRequest, status: int, comment: str | None, now: float,
                  fr: str | None = None) -> None:
         """Transaction response (RFC 4975 §7.2), hop-by-hop: To-Path = previous hop (first
         From-Path URI), From-Path = us (first To-Path URI)."""
@@ -650,9 +588,9 @@ class MsrpConnection:
                 reason = f"{reason} ({comment})"
             reason = "".join(c if 32 <= ord(c) < 127 else "?" for c in reason)
         tid = req.tid
-        self._emit(f"MSRP {tid} {status:03d} {reason}\r\n{paths}-------{tid}$\r\n".encode())
+        self._emit(f"MSRP {tid} {status:03d} {reason}\r\n{paths}-------{tid}$\r\n".encode(), now)
 
-    def _success_report(self, session: MsrpSession, msg: IncomingMessage) -> None:
+    def _success_report(self, session: MsrpSession, msg: IncomingMessage, now: float) -> None:
         """§7.1.3: REPORT, To-Path = the SEND's From-Path, covering the whole message."""
         end = msg.final_end if msg.final_end is not None else msg.size
         br = ByteRange(msg.start + 1, end, msg.total if msg.total is not None else end)
@@ -660,10 +598,10 @@ class MsrpConnection:
             self._new_id(), "REPORT", msg.first.from_path, [session.local_uri],
             [("Message-ID", msg.message_id), ("Byte-Range", str(br)),
              ("Status", str(MsrpStatus(200, "OK")))])
-        self._emit(req.to_bytes())
+        self._emit(req.to_bytes(), now)
 
     def _failure_report(self, session: MsrpSession | None, req: MsrpRequest,
-                        status: int) -> None:
+                        status: int, now: float) -> None:
         """Failure REPORT (RFC 4975 §7.1.2): our transaction response only reaches the previous
         hop; when the SEND came through relays (RFC 4976 §7: responses are hop-by-hop) and the
         sender asked for failure reports (yes/partial), tell it end to end as well."""
@@ -682,7 +620,7 @@ class MsrpConnection:
         rep = make_request(self._new_id(), "REPORT", from_path, [session.local_uri],
                            [("Message-ID", mid), ("Byte-Range", str(br)),
                             ("Status", str(MsrpStatus(status, REASONS.get(status, "Error"))))])
-        self._emit(rep.to_bytes())
+        self._emit(rep.to_bytes(), now)
 
     def _on_report(self, session: MsrpSession, req: MsrpRequest,
                    events: list[MsrpEvent]) -> None:
@@ -703,28 +641,38 @@ class MsrpConnection:
             need = msg.end if msg.end is not None else msg.offset
             if br is not None and br.end is not None:
                 msg.reported.add(br.start - 1, br.end)
-            if br is not None and (need <= msg.start or msg.reported.covers(msg.start, need)) \
-                    and msg.state in (
-                    OutgoingState.SENT, OutgoingState.ACKED, OutgoingState.DELIVERED):
-                msg.state, action = step(MESSAGE_TABLE, msg.state, "success_report", "remote")
-                if action == "notify_delivered":
+            if br is not None and (need <= msg.start or msg.reported.covers(msg.start, need)):
+                try:
+                    row = step(MESSAGE_TABLE, msg.state, MsgInput.SUCCESS_REPORT, "remote")
+                except RemoteProtocolError as exc:
+                    events.append(ProtocolViolation(f"success REPORT for {msg.message_id}: "
+                                                    f"{exc.detail}", exc.status))
+                    return
+                msg.state = row.new_state
+                if row.action is MsgAction.NOTIFY_DELIVERED:
                     events.append(MessageDelivered(session, msg))
                     if msg.outstanding == 0:
                         session.forget(msg)
             return
-        self._fail_message(session, msg, "failure_report", status.code, status.comment, events)
+        self._fail_message(session, msg, MsgInput.FAILURE_REPORT, status.code, status.comment,
+                           events)
 
-    def _fail_message(self, session: MsrpSession, msg: OutgoingMessage, event: str,
+    def _fail_message(self, session: MsrpSession, msg: OutgoingMessage, event: MsgInput,
                       status: int, comment: str | None, events: list[MsrpEvent]) -> None:
-        if (msg.state, event) not in MESSAGE_TABLE:
-            events.append(ProtocolViolation(f"{event} for message {msg.message_id} in "
-                                            f"state {msg.state.value}", status))
+        try:
+            # A REPORT or transaction response from the peer: outside the table it is the
+            # peer's protocol error, reported, not raised.  (Our own timeout is local.)
+            row = step(MESSAGE_TABLE, msg.state, event,
+                       "local" if event is MsgInput.TIMEOUT else "remote")
+        except RemoteProtocolError as exc:
+            events.append(ProtocolViolation(f"{event.value} for message {msg.message_id}: "
+                                            f"{exc.detail}", status))
             return
-        msg.state, action = step(MESSAGE_TABLE, msg.state, event)
-        if action in ("stop_and_notify", "notify_failed"):
+        msg.state = row.new_state
+        if row.action is MsgAction.STOP_AND_NOTIFY or row.action is MsgAction.NOTIFY_FAILED:
             msg.status, msg.comment = status, comment
             events.append(MessageFailed(session, msg, status, comment))
-            if action == "stop_and_notify":
+            if row.action is MsgAction.STOP_AND_NOTIFY:
                 msg.source.close()       # §10.5 (413): send no further chunk of it
         if msg.outstanding == 0:
             session.forget(msg)
@@ -742,19 +690,21 @@ class MsrpConnection:
 
     def _complete_tx(self, tx: _Tx, resp: MsrpResponse | None, code: int, comment: str | None,
                      events: list[MsrpEvent]) -> None:
-        if tx.kind == "request":
+        if tx.kind is _TxKind.REQUEST:
             if tx.request is not None:
                 events.append(ResponseReceived(tx.request, resp))
             return
         session = tx.session
         if session is None:  # pragma: no cover - chunk/bind transactions carry their session
             return
-        if tx.kind == "bind":
+        if tx.kind is _TxKind.BIND:
             if code == 200:
-                self._bind(session, "bind_ok")
+                self._bind(session, BindInput.BIND_OK)
             else:
-                session.binding, _ = step(BINDING_TABLE, session.binding, "bind_failed")
-                events.append(BindFailed(session, code, comment))
+                row = step(BINDING_TABLE, session.binding, BindInput.BIND_FAILED)
+                session.binding = row.new_state
+                if row.action is BindAction.NOTIFY_BIND_FAILED:
+                    events.append(BindFailed(session, code, comment))
             return
         msg = tx.message
         if msg is None:  # pragma: no cover
@@ -762,14 +712,11 @@ class MsrpConnection:
         msg.outstanding -= 1
         self._inflight -= 1
         if code != 200:
-            ev = "timeout" if resp is None else "error_response"
+            ev = MsgInput.TIMEOUT if resp is None else MsgInput.ERROR_RESPONSE
             self._fail_message(session, msg, ev, code, comment, events)
             return
-        if msg.outstanding == 0 and msg.state is OutgoingState.SENT:
-            self._finish_sent(session, msg, "all_acked", events)
-        elif msg.outstanding == 0 and msg.state in (OutgoingState.FAILED,
-                                                    OutgoingState.ABORTED):
-            session.forget(msg)
+        if msg.outstanding == 0:
+            self._settle(session, msg, MsgInput.ALL_ACKED, events)
 
     # ------------------------------------------------------------------ timers
     def next_deadline(self) -> float | None:
@@ -781,7 +728,6 @@ class MsrpConnection:
     def handle_timer(self, now: float) -> list[MsrpEvent]:
         """Fail transactions whose 30 s ran out (§7.3: treat as 408)."""
         events = self._take_pending()
-        self._now = now
         q = self._timeouts
         while q and q[0][0] <= now:
             _, tid = q.popleft()
@@ -798,7 +744,7 @@ class MsrpConnection:
             return events
         self.closed = True
         for tx in list(self._tx.values()):
-            if tx.kind == "request" and tx.request is not None:
+            if tx.kind is _TxKind.REQUEST and tx.request is not None:
                 events.append(ResponseReceived(tx.request, None))
         self._tx.clear()
         self._timeouts.clear()
@@ -808,13 +754,15 @@ class MsrpConnection:
             for msg in list(session.outgoing.values()):
                 msg.outstanding = 0
                 before = msg.state
-                msg.state, action = step(MESSAGE_TABLE, before, "connection_lost")
-                if action == "notify_failed":
+                row = step(MESSAGE_TABLE, before, MsgInput.CONNECTION_LOST)
+                msg.state = row.new_state
+                if row.action is MsgAction.NOTIFY_FAILED:
                     events.append(MessageFailed(session, msg, 408, "connection lost"))
                     session.forget(msg)
             for m in session.reassembler.abort_all():
                 events.append(MessageAborted(session, m))
-            session.binding, action = step(BINDING_TABLE, session.binding, "connection_lost")
+            session.binding = step(BINDING_TABLE, session.binding,
+                                   BindInput.CONNECTION_LOST).new_state
             session.connection = None
         self.sessions.clear()
         self._rr.clear()

@@ -1,24 +1,31 @@
-"""MSRP state machines as ``(state, input) -> (state, action)`` tables.
+"""MSRP state machines as ``(state, input) -> Row(new state, action, RFC citation)`` tables.
 
-Anything not in a table is a protocol error: :func:`step` raises ``LocalProtocolError`` for our
-own misuse (``source="local"``) and ``RemoteProtocolError`` when the peer drove it there.
+Inputs and actions are enums; the tables are read-only mappings.  Anything not in a table is a
+protocol error: :func:`step` raises ``LocalProtocolError`` for our own misuse
+(``source="local"``) and ``RemoteProtocolError`` when the peer drove it there - callers do not
+repeat the table's rules as guards.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import TypeVar
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Final, Generic, TypeVar
 
 from simpleim.errors import LocalProtocolError, RemoteProtocolError
 from simpleim.msrp.chunker import OutgoingState as M
 
-__all__ = ["Binding", "MESSAGE_TABLE", "BINDING_TABLE", "step"]
+__all__ = ["Binding", "BindInput", "BindAction", "MsgInput", "MsgAction", "Row",
+           "MESSAGE_TABLE", "BINDING_TABLE", "step"]
 
-S = TypeVar("S")
-A = TypeVar("A")
+S = TypeVar("S", bound=enum.Enum)
+I = TypeVar("I", bound=enum.Enum)  # noqa: E741
+A = TypeVar("A", bound=enum.Enum)
 
 
-class Binding(Enum):
+class Binding(enum.Enum):
     """A session's relation to one connection (RFC 4975 §5.4, RFC 6135 §4)."""
 
     UNBOUND = "unbound"
@@ -27,86 +34,157 @@ class Binding(Enum):
     CLOSED = "closed"
 
 
-# Outgoing message: (state, input) -> (new state, action)
-MESSAGE_TABLE: dict[tuple[M, str], tuple[M, str]] = {
-    # §7.1.1: a message goes out as one or more chunks; '+' continues, '$' ends.
-    (M.QUEUED, "chunk"): (M.SENDING, "send"),
-    (M.SENDING, "chunk"): (M.SENDING, "send"),
-    (M.QUEUED, "last_chunk"): (M.SENT, "send"),
-    (M.SENDING, "last_chunk"): (M.SENT, "send"),
-    # §7.1.1: a sender may abandon a message: its last chunk ends with '#'.
-    (M.QUEUED, "abort"): (M.ABORTED, "send_abort"),
-    (M.SENDING, "abort"): (M.ABORTED, "send_abort"),
-    # §7.2/§7.3: 200 for every chunk -> the message reached the next hop.  With
-    # Failure-Report no/partial there is nothing to wait for ("written").
-    (M.SENT, "all_acked"): (M.ACKED, "notify_sent"),
-    (M.SENT, "written"): (M.ACKED, "notify_sent"),
-    (M.ABORTED, "all_acked"): (M.ABORTED, "none"),
-    (M.FAILED, "all_acked"): (M.FAILED, "none"),
-    # §7.1.1 / §10: a negative transaction response fails the message; §10.5 413: stop sending.
-    (M.SENDING, "error_response"): (M.FAILED, "stop_and_notify"),
-    (M.SENT, "error_response"): (M.FAILED, "notify_failed"),
-    (M.ACKED, "error_response"): (M.FAILED, "notify_failed"),
-    (M.FAILED, "error_response"): (M.FAILED, "none"),
-    (M.ABORTED, "error_response"): (M.ABORTED, "none"),
-    # §7.3 / Timers.msrp_transaction: no response within 30 s = 408.
-    (M.SENDING, "timeout"): (M.FAILED, "stop_and_notify"),
-    (M.SENT, "timeout"): (M.FAILED, "notify_failed"),
-    (M.FAILED, "timeout"): (M.FAILED, "none"),
-    (M.ABORTED, "timeout"): (M.ABORTED, "none"),
-    # §7.1.2 / §7.1.3: a success REPORT covering every byte = delivered end to end.
-    (M.SENT, "success_report"): (M.DELIVERED, "notify_delivered"),
-    (M.ACKED, "success_report"): (M.DELIVERED, "notify_delivered"),
-    (M.DELIVERED, "success_report"): (M.DELIVERED, "none"),
-    # §7.1.2 / §7.1.4: a failure REPORT.
-    (M.SENDING, "failure_report"): (M.FAILED, "stop_and_notify"),
-    (M.SENT, "failure_report"): (M.FAILED, "notify_failed"),
-    (M.ACKED, "failure_report"): (M.FAILED, "notify_failed"),
-    (M.FAILED, "failure_report"): (M.FAILED, "none"),
-    # §5.4: a lost connection fails what was not yet acknowledged.
-    (M.QUEUED, "connection_lost"): (M.FAILED, "notify_failed"),
-    (M.SENDING, "connection_lost"): (M.FAILED, "notify_failed"),
-    (M.SENT, "connection_lost"): (M.FAILED, "notify_failed"),
-    (M.ACKED, "connection_lost"): (M.ACKED, "none"),
-    (M.DELIVERED, "connection_lost"): (M.DELIVERED, "none"),
-    (M.FAILED, "connection_lost"): (M.FAILED, "none"),
-    (M.ABORTED, "connection_lost"): (M.ABORTED, "none"),
-}
+class MsgInput(enum.Enum):
+    """What happens to an outgoing message."""
+
+    CHUNK = "chunk"                      # a chunk ending with '+' was written
+    LAST_CHUNK = "last chunk"            # the chunk ending with '$' was written
+    ABORT = "abort"                      # a chunk ending with '#' was written
+    ALL_ACKED = "all acked"              # the last outstanding chunk got its 200
+    WRITTEN = "written"                  # a chunk was written and no response is expected
+    ERROR_RESPONSE = "error response"    # a chunk got a non-200 transaction response
+    TIMEOUT = "timeout"                  # a chunk got no response in time (408)
+    SUCCESS_REPORT = "success report"    # a REPORT 200 covering the whole message
+    FAILURE_REPORT = "failure report"    # a REPORT with an error status
+    CONNECTION_LOST = "connection lost"
+
+
+class MsgAction(enum.Enum):
+    NONE = "none"
+    SEND = "send"                          # the chunk goes out
+    SEND_ABORT = "send abort"              # the chunk goes out ending with '#'
+    NOTIFY_SENT = "notify sent"            # MessageSent (then forget unless a REPORT is due)
+    STOP_AND_NOTIFY = "stop and notify"    # MessageFailed; send no further chunk of it
+    NOTIFY_FAILED = "notify failed"        # MessageFailed
+    NOTIFY_DELIVERED = "notify delivered"  # MessageDelivered
+    FORGET = "forget"                      # nothing more will come for it: drop it
+
+
+class BindInput(enum.Enum):
+    ATTACH_ACTIVE = "attach active"      # we connected: bind with our first SEND
+    ATTACH_RELAY = "attach relay"        # the AUTH connection to our relay carries it
+    REQUEST_IN = "request in"            # a request naming the session arrived
+    BIND_OK = "bind ok"                  # 200 to our binding SEND
+    BIND_FAILED = "bind failed"          # error / timeout for our binding SEND
+    CONNECTION_LOST = "connection lost"
+    CLOSE = "close"                      # local teardown (SIP BYE)
+
+
+class BindAction(enum.Enum):
+    NONE = "none"
+    SEND_BIND = "send bind"                      # empty SEND (§5.4, RFC 6135 §4)
+    BIND = "bind"                                # the session now lives on this connection
+    NOTIFY_BIND_FAILED = "notify bind failed"
+    NOTIFY_CLOSED = "notify closed"
+
+
+@dataclass(frozen=True, slots=True)
+class Row(Generic[S, A]):
+    """The outcome of one ``(state, input)``: new state, action, RFC citation."""
+
+    new_state: S
+    action: A
+    cite: str
+
+
+_I = MsgInput
+_A = MsgAction
+
+#: Outgoing message (RFC 4975).
+MESSAGE_TABLE: Final[Mapping[tuple[M, MsgInput], Row[M, MsgAction]]] = MappingProxyType({
+    (M.QUEUED, _I.CHUNK): Row(M.SENDING, _A.SEND, "RFC 4975 §7.1.1 ('+': more chunks follow)"),
+    (M.SENDING, _I.CHUNK): Row(M.SENDING, _A.SEND, "RFC 4975 §7.1.1"),
+    (M.QUEUED, _I.LAST_CHUNK): Row(M.SENT, _A.SEND, "RFC 4975 §7.1.1 ('$': last chunk)"),
+    (M.SENDING, _I.LAST_CHUNK): Row(M.SENT, _A.SEND, "RFC 4975 §7.1.1"),
+    (M.QUEUED, _I.ABORT): Row(M.ABORTED, _A.SEND_ABORT, "RFC 4975 §7.1.1 ('#': abandoned)"),
+    (M.SENDING, _I.ABORT): Row(M.ABORTED, _A.SEND_ABORT, "RFC 4975 §7.1.1"),
+    (M.FAILED, _I.ABORT): Row(M.FAILED, _A.NONE,
+                              "RFC 4975 §7.1.1 / §10.5: a failed message's open chunk ends '#'"),
+    # Every chunk answered (or written, when no responses are expected).
+    (M.SENDING, _I.ALL_ACKED): Row(M.SENDING, _A.NONE, "RFC 4975 §7.1.1: more chunks to come"),
+    (M.SENT, _I.ALL_ACKED): Row(M.ACKED, _A.NOTIFY_SENT,
+                                "RFC 4975 §7.2 / §7.3: 200 for every chunk"),
+    (M.DELIVERED, _I.ALL_ACKED): Row(M.DELIVERED, _A.FORGET, "RFC 4975 §7.1.2"),
+    (M.ABORTED, _I.ALL_ACKED): Row(M.ABORTED, _A.FORGET, "RFC 4975 §7.1.1"),
+    (M.FAILED, _I.ALL_ACKED): Row(M.FAILED, _A.FORGET, "RFC 4975 §7.1.1"),
+    (M.SENDING, _I.WRITTEN): Row(M.SENDING, _A.NONE, "RFC 4975 §7.1.1: more chunks to come"),
+    (M.SENT, _I.WRITTEN): Row(M.ACKED, _A.NOTIFY_SENT,
+                              "RFC 4975 §7.3: Failure-Report no/partial: nothing to wait for"),
+    (M.ABORTED, _I.WRITTEN): Row(M.ABORTED, _A.FORGET, "RFC 4975 §7.1.1"),
+    (M.FAILED, _I.WRITTEN): Row(M.FAILED, _A.FORGET, "RFC 4975 §10.5"),
+    # A negative transaction response fails the message; 413: stop sending it.
+    (M.SENDING, _I.ERROR_RESPONSE): Row(M.FAILED, _A.STOP_AND_NOTIFY, "RFC 4975 §7.1.1, §10.5"),
+    (M.SENT, _I.ERROR_RESPONSE): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §7.1.1"),
+    (M.ACKED, _I.ERROR_RESPONSE): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §7.1.1"),
+    (M.DELIVERED, _I.ERROR_RESPONSE): Row(M.DELIVERED, _A.NONE,
+                                          "RFC 4975 §7.1.2: delivered end to end already"),
+    (M.FAILED, _I.ERROR_RESPONSE): Row(M.FAILED, _A.NONE, "RFC 4975 §7.1.1"),
+    (M.ABORTED, _I.ERROR_RESPONSE): Row(M.ABORTED, _A.NONE, "RFC 4975 §7.1.1"),
+    # No response within the transaction timeout = 408 (Timers.msrp_transaction).
+    (M.SENDING, _I.TIMEOUT): Row(M.FAILED, _A.STOP_AND_NOTIFY, "RFC 4975 §7.3"),
+    (M.SENT, _I.TIMEOUT): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §7.3"),
+    (M.DELIVERED, _I.TIMEOUT): Row(M.DELIVERED, _A.NONE,
+                                   "RFC 4975 §7.1.2: delivered end to end already"),
+    (M.FAILED, _I.TIMEOUT): Row(M.FAILED, _A.NONE, "RFC 4975 §7.3"),
+    (M.ABORTED, _I.TIMEOUT): Row(M.ABORTED, _A.NONE, "RFC 4975 §7.3"),
+    # A success REPORT covering every byte = delivered end to end.
+    (M.SENT, _I.SUCCESS_REPORT): Row(M.DELIVERED, _A.NOTIFY_DELIVERED, "RFC 4975 §7.1.2, §7.1.3"),
+    (M.ACKED, _I.SUCCESS_REPORT): Row(M.DELIVERED, _A.NOTIFY_DELIVERED,
+                                      "RFC 4975 §7.1.2, §7.1.3"),
+    (M.DELIVERED, _I.SUCCESS_REPORT): Row(M.DELIVERED, _A.NONE, "RFC 4975 §7.1.2"),
+    # A failure REPORT.
+    (M.SENDING, _I.FAILURE_REPORT): Row(M.FAILED, _A.STOP_AND_NOTIFY, "RFC 4975 §7.1.2, §7.1.4"),
+    (M.SENT, _I.FAILURE_REPORT): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §7.1.2, §7.1.4"),
+    (M.ACKED, _I.FAILURE_REPORT): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §7.1.2, §7.1.4"),
+    (M.FAILED, _I.FAILURE_REPORT): Row(M.FAILED, _A.NONE, "RFC 4975 §7.1.2"),
+    # A lost connection fails what was not yet acknowledged.
+    (M.QUEUED, _I.CONNECTION_LOST): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §5.4"),
+    (M.SENDING, _I.CONNECTION_LOST): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §5.4"),
+    (M.SENT, _I.CONNECTION_LOST): Row(M.FAILED, _A.NOTIFY_FAILED, "RFC 4975 §5.4"),
+    (M.ACKED, _I.CONNECTION_LOST): Row(M.ACKED, _A.NONE, "RFC 4975 §5.4"),
+    (M.DELIVERED, _I.CONNECTION_LOST): Row(M.DELIVERED, _A.NONE, "RFC 4975 §5.4"),
+    (M.FAILED, _I.CONNECTION_LOST): Row(M.FAILED, _A.NONE, "RFC 4975 §5.4"),
+    (M.ABORTED, _I.CONNECTION_LOST): Row(M.ABORTED, _A.NONE, "RFC 4975 §5.4"),
+})
 
 B = Binding
-BINDING_TABLE: dict[tuple[Binding, str], tuple[Binding, str]] = {
-    # RFC 4975 §5.4 / RFC 6135 §4: the active side binds the connection with its first SEND
-    # (an empty SEND when it has nothing to send).
-    (B.UNBOUND, "attach_active"): (B.BINDING, "send_bind"),
-    # §5.4: the passive side binds a session when the first request naming it arrives.
-    (B.UNBOUND, "request_in"): (B.BOUND, "bind"),
-    (B.BINDING, "request_in"): (B.BOUND, "bind"),
-    (B.BOUND, "request_in"): (B.BOUND, "none"),
-    (B.BINDING, "bind_ok"): (B.BOUND, "bind"),
-    (B.BOUND, "bind_ok"): (B.BOUND, "none"),
-    # RFC 4976 §5: a session reached through our relay is bound by the AUTH connection.
-    (B.UNBOUND, "attach_relay"): (B.BOUND, "bind"),
-    # §5.4 / §10: the first SEND was refused (481/506/403...) or timed out (408).
-    (B.BINDING, "bind_failed"): (B.CLOSED, "notify_bind_failed"),
-    (B.BOUND, "bind_failed"): (B.CLOSED, "notify_bind_failed"),
-    (B.UNBOUND, "connection_lost"): (B.CLOSED, "none"),
-    (B.BINDING, "connection_lost"): (B.CLOSED, "notify_closed"),
-    (B.BOUND, "connection_lost"): (B.CLOSED, "notify_closed"),
-    (B.CLOSED, "connection_lost"): (B.CLOSED, "none"),
-    (B.UNBOUND, "close"): (B.CLOSED, "none"),
-    (B.BINDING, "close"): (B.CLOSED, "none"),
-    (B.BOUND, "close"): (B.CLOSED, "none"),
-    (B.CLOSED, "close"): (B.CLOSED, "none"),
-}
+_BI = BindInput
+_BA = BindAction
+
+#: A session's binding to a connection.
+BINDING_TABLE: Final[Mapping[tuple[Binding, BindInput], Row[Binding, BindAction]]] = \
+    MappingProxyType({
+        (B.UNBOUND, _BI.ATTACH_ACTIVE): Row(B.BINDING, _BA.SEND_BIND,
+                                            "RFC 4975 §5.4, RFC 6135 §4: bind with a SEND"),
+        (B.UNBOUND, _BI.REQUEST_IN): Row(B.BOUND, _BA.BIND,
+                                         "RFC 4975 §5.4: the first request naming it binds"),
+        (B.BINDING, _BI.REQUEST_IN): Row(B.BOUND, _BA.BIND, "RFC 4975 §5.4"),
+        (B.BOUND, _BI.REQUEST_IN): Row(B.BOUND, _BA.NONE, "RFC 4975 §5.4"),
+        (B.BINDING, _BI.BIND_OK): Row(B.BOUND, _BA.BIND, "RFC 4975 §5.4"),
+        (B.BOUND, _BI.BIND_OK): Row(B.BOUND, _BA.NONE, "RFC 4975 §5.4"),
+        (B.UNBOUND, _BI.ATTACH_RELAY): Row(B.BOUND, _BA.BIND,
+                                           "RFC 4976 §5: the AUTH connection carries it"),
+        (B.BINDING, _BI.BIND_FAILED): Row(B.CLOSED, _BA.NOTIFY_BIND_FAILED,
+                                          "RFC 4975 §5.4 / §10: first SEND refused or 408"),
+        (B.BOUND, _BI.BIND_FAILED): Row(B.CLOSED, _BA.NOTIFY_BIND_FAILED, "RFC 4975 §5.4"),
+        (B.UNBOUND, _BI.CONNECTION_LOST): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4"),
+        (B.BINDING, _BI.CONNECTION_LOST): Row(B.CLOSED, _BA.NOTIFY_CLOSED, "RFC 4975 §5.4"),
+        (B.BOUND, _BI.CONNECTION_LOST): Row(B.CLOSED, _BA.NOTIFY_CLOSED, "RFC 4975 §5.4"),
+        (B.CLOSED, _BI.CONNECTION_LOST): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4"),
+        (B.UNBOUND, _BI.CLOSE): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4 (SIP BYE)"),
+        (B.BINDING, _BI.CLOSE): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4 (SIP BYE)"),
+        (B.BOUND, _BI.CLOSE): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4 (SIP BYE)"),
+        (B.CLOSED, _BI.CLOSE): Row(B.CLOSED, _BA.NONE, "RFC 4975 §5.4 (SIP BYE)"),
+    })
 
 
-def step(table: dict[tuple[S, str], tuple[S, A]], state: S, event: str,
-               source: str = "local") -> tuple[S, A]:
+def step(table: Mapping[tuple[S, I], Row[S, A]], state: S, event: I,
+         source: str = "local") -> Row[S, A]:
     """One transition.  Pairs missing from ``table`` are protocol errors."""
     try:
         return table[(state, event)]
     except KeyError:
-        text = f"input {event!r} not allowed in state {getattr(state, 'value', state)!r}"
+        text = f"input {event.value!r} not allowed in state {state.value!r}"
         if source == "remote":
             raise RemoteProtocolError(text, status=400, where="state machine",
                                       protocol="msrp") from None

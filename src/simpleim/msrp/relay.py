@@ -15,17 +15,20 @@ with method ``AUTH`` and the relay's URI as ``uri`` (RFC 4976 §5.1).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from types import MappingProxyType
+from typing import Final
 
 from simpleim.errors import AuthError, MsrpParseError, SipParseError
+from simpleim.msrp.fsm import Row
 from simpleim.msrp.message import MsrpRequest, MsrpResponse, make_request
 from simpleim.msrp.session import new_ident
 from simpleim.msrp.uri import MsrpUri
 from simpleim.sip.auth import answer_challenge
 
-__all__ = ["RelayAuth", "RelayGrant", "AuthState"]
+__all__ = ["RelayAuth", "RelayGrant", "AuthState", "AuthInput", "AuthAction", "AUTH_TABLE"]
 
 
 class AuthState(Enum):
@@ -36,19 +39,43 @@ class AuthState(Enum):
     FAILED = "failed"
 
 
-# (state, response class) -> (state, action); anything else is an error (RFC 4976 §5.1).
-_TABLE: dict[tuple[AuthState, str], tuple[AuthState, str]] = {
-    (AuthState.IDLE, "start"): (AuthState.SENT, "send_auth"),
-    (AuthState.DONE, "start"): (AuthState.SENT, "send_auth"),           # refresh before Expires
-    (AuthState.SENT, "401"): (AuthState.SENT_CREDENTIALS, "send_credentials"),
-    (AuthState.SENT_CREDENTIALS, "401"): (AuthState.SENT_CREDENTIALS, "retry_if_stale"),
-    (AuthState.SENT, "200"): (AuthState.DONE, "granted"),
-    (AuthState.SENT_CREDENTIALS, "200"): (AuthState.DONE, "granted"),
-    (AuthState.SENT, "423"): (AuthState.SENT, "adjust_expires"),
-    (AuthState.SENT_CREDENTIALS, "423"): (AuthState.SENT_CREDENTIALS, "adjust_expires"),
-    (AuthState.SENT, "error"): (AuthState.FAILED, "fail"),
-    (AuthState.SENT_CREDENTIALS, "error"): (AuthState.FAILED, "fail"),
-}
+class AuthInput(Enum):
+    START = "start"              # authenticate (again: refresh before Expires)
+    RESP_200 = "200"
+    RESP_401 = "401"
+    RESP_423 = "423"
+    RESP_ERROR = "error"         # any other final response
+
+
+class AuthAction(Enum):
+    SEND_AUTH = "send AUTH"
+    SEND_CREDENTIALS = "send AUTH with credentials"
+    RETRY_IF_STALE = "retry if the nonce was stale, else fail"
+    GRANTED = "granted"
+    ADJUST_EXPIRES = "adjust Expires and resend"
+    FAIL = "fail"
+
+
+_S, _I, _A = AuthState, AuthInput, AuthAction
+#: (state, response class) -> Row; anything else is an error (RFC 4976 §5.1).
+AUTH_TABLE: Final[Mapping[tuple[AuthState, AuthInput], Row[AuthState, AuthAction]]] = \
+    MappingProxyType({
+        (_S.IDLE, _I.START): Row(_S.SENT, _A.SEND_AUTH, "RFC 4976 §5.1: AUTH, no credentials"),
+        (_S.DONE, _I.START): Row(_S.SENT, _A.SEND_AUTH, "RFC 4976 §5.1: refresh before Expires"),
+        (_S.SENT, _I.RESP_401): Row(_S.SENT_CREDENTIALS, _A.SEND_CREDENTIALS,
+                                    "RFC 4976 §5.1: answer the digest challenge"),
+        (_S.SENT_CREDENTIALS, _I.RESP_401): Row(_S.SENT_CREDENTIALS, _A.RETRY_IF_STALE,
+                                                "RFC 4976 §5.1, RFC 2617 §3.2.1 stale"),
+        (_S.SENT, _I.RESP_200): Row(_S.DONE, _A.GRANTED, "RFC 4976 §5.1 (Use-Path, Expires)"),
+        (_S.SENT_CREDENTIALS, _I.RESP_200): Row(_S.DONE, _A.GRANTED, "RFC 4976 §5.1"),
+        (_S.SENT, _I.RESP_423): Row(_S.SENT, _A.ADJUST_EXPIRES, "RFC 4976 §5.1 / §6: 423"),
+        (_S.SENT_CREDENTIALS, _I.RESP_423): Row(_S.SENT_CREDENTIALS, _A.ADJUST_EXPIRES,
+                                                "RFC 4976 §5.1 / §6: 423"),
+        (_S.SENT, _I.RESP_ERROR): Row(_S.FAILED, _A.FAIL, "RFC 4976 §5.1"),
+        (_S.SENT_CREDENTIALS, _I.RESP_ERROR): Row(_S.FAILED, _A.FAIL, "RFC 4976 §5.1"),
+    })
+_RESPONSE_INPUTS: Final = MappingProxyType(
+    {200: AuthInput.RESP_200, 401: AuthInput.RESP_401, 423: AuthInput.RESP_423})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +110,14 @@ class RelayAuth:
         self._nc = 0
         self.grant: RelayGrant | None = None
 
-    def _step(self, event: str) -> str:
+    def _step(self, event: AuthInput) -> AuthAction:
         try:
-            self.state, action = _TABLE[(self.state, event)]
+            row = AUTH_TABLE[(self.state, event)]
         except KeyError:
-            raise AuthError(f"AUTH: {event} not expected in state {self.state.value}",
+            raise AuthError(f"AUTH: {event.value} not expected in state {self.state.value}",
                             protocol="msrp") from None
-        return action
+        self.state = row.new_state
+        return row.action
 
     def _request(self, authorization: str | None) -> MsrpRequest:
         headers: list[tuple[str, str]] = []
@@ -101,7 +129,7 @@ class RelayAuth:
 
     def start(self) -> MsrpRequest:
         """The first AUTH, without credentials (RFC 4976 §5.1)."""
-        self._step("start")
+        self._step(AuthInput.START)
         self._nc = 0
         return self._request(None)
 
@@ -121,21 +149,20 @@ class RelayAuth:
     def handle_response(self, resp: MsrpResponse) -> MsrpRequest | RelayGrant:
         """Next AUTH to send, or the grant.  Raises ``AuthError`` when refused."""
         code = resp.status_code
-        key = str(code) if code in (200, 401, 423) else "error"
-        action = self._step(key)
-        if action in ("send_credentials", "retry_if_stale"):
+        action = self._step(_RESPONSE_INPUTS.get(code, AuthInput.RESP_ERROR))
+        if action is AuthAction.SEND_CREDENTIALS or action is AuthAction.RETRY_IF_STALE:
             challenge = resp.headers.get("WWW-Authenticate")
             if challenge is None:
                 self.state = AuthState.FAILED
                 raise AuthError("401 without WWW-Authenticate", status=401, protocol="msrp")
             stale = "stale=true" in challenge.replace(" ", "").lower()
-            if action == "retry_if_stale" and not stale:
+            if action is AuthAction.RETRY_IF_STALE and not stale:
                 self.state = AuthState.FAILED
                 raise AuthError("credentials refused by the relay", status=401,
                                 protocol="msrp")
             self._challenge = challenge
             return self._credentials()
-        if action == "adjust_expires":
+        if action is AuthAction.ADJUST_EXPIRES:
             # §5.1 / §6: 423 Interval-Out-Of-Bounds carries Min-Expires or Max-Expires.
             lo, hi = resp.headers.get("Min-Expires"), resp.headers.get("Max-Expires")
             value = lo if lo is not None else hi
@@ -147,7 +174,7 @@ class RelayAuth:
             if self._challenge is not None:
                 return self._credentials()
             return self._request(None)
-        if action == "fail":
+        if action is AuthAction.FAIL:
             raise AuthError(f"relay refused AUTH: {code} {resp.comment or ''}".strip(),
                             status=code, protocol="msrp")
         use_path = resp.use_path

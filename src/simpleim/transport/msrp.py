@@ -221,7 +221,7 @@ class EndpointSession:
             self._refresh = None
         runner = self.runner
         if runner is not None and not runner.conn.closed:
-            runner.conn.detach(self.core)
+            runner.conn.detach(self.core, runner.now())
             if not runner.conn.sessions:
                 runner.close()
         self.endpoint._sessions.pop(self.core.session_id, None)
