@@ -360,3 +360,32 @@ def test_random_inputs_follow_table_or_raise_typed_error(
             assert m.next_deadline() is None
         # fire_due never raises either.
         m.fire_due(now)
+
+
+def test_compiled_steps_are_the_tables() -> None:
+    """The machines run a compiled form of the tables (ints for timers, timer ops split from
+    effects) generated at import: it must say exactly what the tables say, row by row."""
+    from types import MappingProxyType
+
+    from simpleim.sip import transaction as tx
+
+    assert set(tx._MACHINES) == set(TABLES)
+    for kind, table in TABLES.items():
+        assert isinstance(table, MappingProxyType)
+        steps = tx._MACHINES[kind]._STEPS
+        assert isinstance(steps, MappingProxyType)
+        assert set(steps) == set(table), kind
+        for key, row in table.items():
+            new_state, effects, timer_ops, hist, expiry = steps[key]
+            assert new_state is row.new_state
+            timer_actions = [a for a in row.actions if a.op in tx.TIMER_OPS]
+            assert list(effects) == [a for a in row.actions if a.op not in tx.TIMER_OPS]
+            codes = {v: k for k, v in tx._TIMER_CODES.items()}
+            assert [Action(codes[c], tx._TIMER_LIST[t]) for c, t in timer_ops] == timer_actions
+            state, inp = key
+            assert [ord(c) for c in hist] == [tx._STATE_LIST.index(state),
+                                              tx._INPUT_LIST.index(inp),
+                                              tx._STATE_LIST.index(row.new_state)]
+            timer = tx.INPUT_TIMERS.get(inp)
+            assert (expiry is None) == (timer is None)
+            assert timer is None or tx._TIMER_LIST[expiry] is timer  # type: ignore[index]
