@@ -117,11 +117,9 @@ async def test_trusted_sources_star_accepts_direct_requests(tmp_path: Path) -> N
 
 
 async def _until(pred: object, timeout: float = 5.0) -> None:
-    import asyncio
+    from waiting import wait_until
 
-    async with asyncio.timeout(timeout):
-        while not pred():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
+    await wait_until(pred, timeout)  # type: ignore[arg-type]
 
 
 BAD_COMPOSING = (b'<?xml version="1.0" encoding="x-no-such-charset"?>\n<isComposing '
