@@ -32,7 +32,6 @@ from typing import TypeVar
 
 from simpleim.content.cpim import CpimDateTime
 from simpleim.errors import (
-    ConfigError,
     LocalProtocolError,
     ProtocolError,
     RegistrationError,
@@ -41,6 +40,7 @@ from simpleim.errors import (
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipResponse
+from simpleim.transport import tls
 from simpleim.transport.msrp import MsrpEndpoint
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr
@@ -358,26 +358,14 @@ def client_tls_context(config: ClientConfig) -> ssl.SSLContext | None:
     ``tls_ca`` adds a CA file, ``tls_insecure`` turns verification off (test setups)."""
     if config.proxy_addr.transport != "tls":
         return None
-    try:
-        ctx = ssl.create_default_context(cafile=config.tls_ca)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS CA file {config.tls_ca}: {exc}") from exc
-    if config.tls_insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return tls.client_context(config.tls_ca, insecure=config.tls_insecure)
 
 
 def msrp_tls_context(config: ClientConfig) -> ssl.SSLContext | None:
     """The msrps listener's context: only with TLS signalling and ``tls_cert``/``tls_key``."""
     if config.proxy_addr.transport != "tls" or not (config.tls_cert and config.tls_key):
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(config.tls_cert, config.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate/key: {exc}") from exc
-    return ctx
+    return tls.server_context(config.tls_cert, config.tls_key)
 
 
 def refresh_delay(expires: int) -> float:

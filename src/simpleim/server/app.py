@@ -41,6 +41,7 @@ from simpleim.server.registrar import Registrar
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
 from simpleim.sip.uri import SipUri
+from simpleim.transport import tls
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import TransportAddr
 from simpleim.transport.sip_errors import warning_value
@@ -583,12 +584,7 @@ def make_server_ssl(config: ServerConfig) -> ssl.SSLContext | None:
     """The TLS server context for tls: listeners (RFC 3261 §26.2: TLS for sips)."""
     if not (config.tls_cert and config.tls_key):
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        ctx.load_cert_chain(config.tls_cert, config.tls_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError(f"cannot load the TLS certificate/key: {exc}") from exc
-    return ctx
+    return tls.server_context(config.tls_cert, config.tls_key)
 
 
 async def serve(
