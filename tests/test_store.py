@@ -154,6 +154,21 @@ async def test_concurrent_writes(store: Store) -> None:
     assert len(await store.load_bindings()) == 40
 
 
+async def test_driver_errors_take_one_path(store: Store) -> None:
+    """Both backends turn their driver's exceptions into StorageError through
+    simpleim.store.sql.driver_errors, with the same wording and the cause chained."""
+    from simpleim.store.sql import SqlStore
+
+    assert isinstance(store, SqlStore)
+    with pytest.raises(StorageError, match=f"^{store.BACKEND} write failed: ") as w:
+        await store._run([("INSERT INTO no_such_table VALUES (?)", (1,))])
+    with pytest.raises(StorageError, match=f"^{store.BACKEND} read failed: ") as r:
+        await store._query("SELECT * FROM no_such_table")
+    for err in (w.value, r.value):
+        assert isinstance(err.__cause__, store._driver_error_types)
+    assert await store.list_users() == []            # still usable afterwards
+
+
 async def test_closed_store_raises(store: Store) -> None:
     await store.close()
     with pytest.raises(StorageError):

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from simpleim.errors import ConfigError, StorageError
 from simpleim.store.base import StoreConfig
-from simpleim.store.sql import SqlStore, Statement
+from simpleim.store.sql import SqlStore, Statement, driver_errors
 
 __all__ = ["PostgresStore", "split_postgres_url", "to_dollar_params"]
 
@@ -62,9 +62,11 @@ def _rowcount(status: str) -> int:
 class PostgresStore(SqlStore):
     """Use :meth:`open` (or :func:`simpleim.store.open_store`), not the constructor."""
 
+    BACKEND = "PostgreSQL"
+
     def __init__(self, pool: Any, errors: tuple[type[BaseException], ...]) -> None:
         self._pool = pool
-        self._errors = errors
+        self._driver_error_types = errors    # asyncpg's, known once it is imported
 
     @classmethod
     async def open(cls, config: StoreConfig | str) -> PostgresStore:
@@ -80,7 +82,7 @@ class PostgresStore(SqlStore):
             asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
         )
         settings = {"search_path": schema} if schema else None
-        try:
+        with driver_errors(errors, "cannot connect to PostgreSQL"):
             if schema:
                 conn = await asyncpg.connect(dsn, timeout=cfg.timeout)
                 try:
@@ -91,8 +93,6 @@ class PostgresStore(SqlStore):
                 dsn, min_size=cfg.pool_min, max_size=cfg.pool_max, timeout=cfg.timeout,
                 server_settings=settings,
             )
-        except errors as exc:
-            raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
         store = cls(pool, errors)
         try:
             await store._migrate()
@@ -101,32 +101,18 @@ class PostgresStore(SqlStore):
             raise
         return store
 
-    async def _run(self, statements: Sequence[Statement]) -> list[int]:
-        self._check_open()
+    async def _execute(self, statements: Sequence[Statement]) -> list[int]:
         counts: list[int] = []
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                for sql, params in statements:
-                    status = await conn.execute(to_dollar_params(sql), *params)
-                    counts.append(_rowcount(str(status)))
-        except self._errors as exc:
-            raise StorageError(f"PostgreSQL write failed: {exc}") from exc
+        async with self._pool.acquire() as conn, conn.transaction():
+            for sql, params in statements:
+                status = await conn.execute(to_dollar_params(sql), *params)
+                counts.append(_rowcount(str(status)))
         return counts
 
-    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._check_open()
-        try:
-            async with self._pool.acquire() as conn:
-                rows = await conn.fetch(to_dollar_params(sql), *params)
-        except self._errors as exc:
-            raise StorageError(f"PostgreSQL read failed: {exc}") from exc
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(to_dollar_params(sql), *params)
         return [tuple(r) for r in rows]
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._pool.close()
-        except self._errors as exc:
-            raise StorageError(f"closing PostgreSQL failed: {exc}") from exc
+    async def _close_driver(self) -> None:
+        await self._pool.close()

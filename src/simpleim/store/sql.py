@@ -12,9 +12,10 @@ refused rather than guessed at.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
 
 from simpleim.errors import StorageError
 from simpleim.store.base import Store, User
@@ -115,24 +116,68 @@ def _check_binding(aor: str, b: Binding) -> None:
         raise StorageError(f"binding q {b.q} outside 0..1")
 
 
-class SqlStore(Store):
-    """Backend-independent SQL; subclasses implement the two primitives."""
+@contextlib.contextmanager
+def driver_errors(errors: tuple[type[BaseException], ...], what: str) -> Iterator[None]:
+    """The one error-wrapping path of the SQL backends: a driver exception (one of
+    ``errors``) inside the block becomes ``StorageError("<what>: <cause>")``."""
+    try:
+        yield
+    except errors as exc:
+        raise StorageError(f"{what}: {exc}") from exc
 
-    #: set by a backend's ``close()``; every primitive checks it first
+
+class SqlStore(Store):
+    """Backend-independent SQL; a backend implements the driver calls :meth:`_execute`,
+    :meth:`_fetch` and :meth:`_close_driver` and names its driver's exceptions in
+    ``_driver_error_types``: they become :class:`StorageError` here (:func:`driver_errors`),
+    in one place for both backends."""
+
+    #: the backend's name in error messages
+    BACKEND: ClassVar[str] = "SQL"
+    #: the driver exceptions that mean a database operation failed
+    _driver_error_types: tuple[type[BaseException], ...] = ()
+
+    #: set by ``close()``; every primitive checks it first
     _closed = False
 
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError("the store is closed")
 
-    @abc.abstractmethod
+    def _driver_errors(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return driver_errors(self._driver_error_types, f"{self.BACKEND} {what}")
+
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.
         Any failure rolls back and raises StorageError."""
+        self._check_open()
+        with self._driver_errors("write failed"):
+            return await self._execute(statements)
 
-    @abc.abstractmethod
     async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of one SELECT."""
+        self._check_open()
+        with self._driver_errors("read failed"):
+            return await self._fetch(sql, params)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._driver_errors("close failed"):
+            await self._close_driver()
+
+    @abc.abstractmethod
+    async def _execute(self, statements: Sequence[Statement]) -> list[int]:
+        """Driver: run ``statements`` in one transaction (rolled back on failure)."""
+
+    @abc.abstractmethod
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Driver: the rows of one SELECT."""
+
+    @abc.abstractmethod
+    async def _close_driver(self) -> None:
+        """Driver: release the connection / pool."""
 
     # ---- schema
 

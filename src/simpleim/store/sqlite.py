@@ -9,6 +9,7 @@ is what write-before-acknowledge needs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import aiosqlite
 
 from simpleim.errors import ConfigError, StorageError
 from simpleim.store.base import StoreConfig
-from simpleim.store.sql import SqlStore, Statement
+from simpleim.store.sql import SqlStore, Statement, driver_errors
 
 __all__ = ["SqliteStore", "SqliteTarget", "parse_sqlite_url"]
 
@@ -72,6 +73,9 @@ def _probe(path: str, timeout: float) -> None:
 class SqliteStore(SqlStore):
     """Use :meth:`open` (or :func:`simpleim.store.open_store`), not the constructor."""
 
+    BACKEND = "SQLite"
+    _driver_error_types = (sqlite3.Error,)
+
     def __init__(self, conn: aiosqlite.Connection, target: SqliteTarget) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
@@ -81,32 +85,29 @@ class SqliteStore(SqlStore):
     async def open(cls, config: StoreConfig | str) -> SqliteStore:
         cfg = StoreConfig(config) if isinstance(config, str) else config
         target = parse_sqlite_url(cfg.url)
-        try:
+        with driver_errors((sqlite3.Error, OSError),
+                           f"cannot open SQLite database {target.path!r}"):
             if not target.memory:
                 # aiosqlite leaves its worker thread racing a closing loop when the connect
                 # itself fails, so the open is probed first in a plain thread.
                 await asyncio.to_thread(_probe, target.path, cfg.timeout)
             conn = await aiosqlite.connect(target.path, timeout=cfg.timeout)
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open SQLite database {target.path!r}: {exc}") from exc
         store = cls(conn, target)
         try:
-            await conn.execute("PRAGMA foreign_keys = ON")
-            if not target.memory:
-                await conn.execute("PRAGMA journal_mode = WAL")
-            await conn.execute("PRAGMA synchronous = FULL")
-            await conn.commit()
-            await store._migrate()
-        except sqlite3.Error as exc:
-            await store.close()
-            raise StorageError(f"cannot use SQLite database {target.path!r}: {exc}") from exc
+            with driver_errors(cls._driver_error_types,
+                               f"cannot use SQLite database {target.path!r}"):
+                await conn.execute("PRAGMA foreign_keys = ON")
+                if not target.memory:
+                    await conn.execute("PRAGMA journal_mode = WAL")
+                await conn.execute("PRAGMA synchronous = FULL")
+                await conn.commit()
+                await store._migrate()
         except StorageError:
             await store.close()
             raise
         return store
 
-    async def _run(self, statements: Sequence[Statement]) -> list[int]:
-        self._check_open()
+    async def _execute(self, statements: Sequence[Statement]) -> list[int]:
         counts: list[int] = []
         async with self._lock:
             try:
@@ -115,29 +116,16 @@ class SqliteStore(SqlStore):
                     counts.append(cursor.rowcount)
                     await cursor.close()
                 await self._conn.commit()
-            except sqlite3.Error as exc:
-                try:
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):   # the write's error is the news
                     await self._conn.rollback()
-                except sqlite3.Error:
-                    pass
-                raise StorageError(f"SQLite write failed: {exc}") from exc
+                raise
         return counts
 
-    async def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._check_open()
-        async with self._lock:
-            try:
-                async with self._conn.execute(sql, tuple(params)) as cursor:
-                    rows = await cursor.fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"SQLite read failed: {exc}") from exc
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        async with self._lock, self._conn.execute(sql, tuple(params)) as cursor:
+            rows = await cursor.fetchall()
         return [tuple(r) for r in rows]
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            await self._conn.close()
-        except sqlite3.Error as exc:
-            raise StorageError(f"closing SQLite failed: {exc}") from exc
+    async def _close_driver(self) -> None:
+        await self._conn.close()
