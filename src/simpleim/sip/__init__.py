@@ -26,11 +26,10 @@ from simpleim.sip.message import (
     SipRequest,
     SipResponse,
     parse_message,
-    validate_message,
-    validate_request,
 )
 from simpleim.sip.multipart import MultipartPart, build_multipart, parse_multipart
 from simpleim.sip.uri import AbsoluteUri, Params, SipUri, TelUri, Uri, parse_uri
+from simpleim.sip.validate import validate_message, validate_request
 
 __all__ = [
     "AbsoluteUri",
