@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from simpleim.errors import LocalProtocolError, TransactionError
-from simpleim.sip.message import Headers, SipRequest, SipResponse
+from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.transaction import (
     PARKABLE_KINDS,
     PARKED_TIMER,
@@ -42,7 +42,6 @@ from simpleim.sip.transaction import (
     TRYING_DELAY,
     Action,
     Op,
-    TransactionMachine,
     TxInput,
     TxKind,
     TxState,
@@ -65,6 +64,29 @@ from simpleim.sip.transaction_events import (
     TransactionTimeout,
     TransportFailure,
 )
+from simpleim.sip.transaction_objects import (
+    COMPLETED,
+    MAGIC_COOKIE,
+    NON_INVITE_SERVER,
+    R_DEADLINE,
+    R_ID,
+    R_KEY,
+    R_KIND,
+    R_PEER,
+    R_REQUEST,
+    R_RESPONSE,
+    ClientTransaction,
+    LegacyKey,
+    Record,
+    ServerKey,
+    ServerTransaction,
+    Transaction,
+    legacy_key,
+    restore_request,
+    server_key,
+    snapshot_request,
+    to_tag,
+)
 from simpleim.timers import DEFAULT_TIMERS, Timers
 
 __all__ = [
@@ -86,176 +108,12 @@ __all__ = [
     "TransactionLayer",
 ]
 
-# RFC 3261 §8.1.1.7: branch IDs of RFC 3261 elements start with this magic cookie.
-MAGIC_COOKIE: Final = "z9hG4bK"
 
 _SEND_REQUEST: Final = Op.SEND_REQUEST
 _RETRANSMIT_REQUEST: Final = Op.RETRANSMIT_REQUEST
 _PASS_TO_TU: Final = Op.PASS_TO_TU
 _SEND_RESPONSE: Final = Op.SEND_RESPONSE
 _TERMINATE: Final = Op.TERMINATE
-
-# -- transactions ---------------------------------------------------------------------------------
-
-_ServerKey = tuple[str, str, "int | None", str]
-_LegacyKey = tuple[str, str, str, int, str, str]
-
-
-class Transaction:
-    """A live transaction: its machine, the request that created it and what it last sent."""
-
-    __slots__ = ("id", "machine", "request", "peer", "reliable", "last_response", "scheduled",
-                 "_request_bytes", "_response_bytes")
-
-    def __init__(
-        self,
-        tx_id: str,
-        machine: TransactionMachine,
-        request: SipRequest,
-        peer: Peer,
-        reliable: bool,
-    ) -> None:
-        self.id = tx_id
-        self.machine = machine
-        self.request = request
-        self.peer = peer  # where we send: the next hop (client) or the response target (server)
-        self.reliable = reliable
-        self.last_response: SipResponse | None = None
-        self.scheduled: float | None = None  # the deadline pushed on the layer's heap
-        self._request_bytes: bytes | None = None
-        self._response_bytes: bytes | None = None  # last_response as sent
-
-    @property
-    def kind(self) -> TxKind:
-        return self.machine.KIND
-
-    @property
-    def state(self) -> TxState:
-        return self.machine.state
-
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-    def request_bytes(self) -> bytes:
-        if self._request_bytes is None:
-            self._request_bytes = self.request.to_bytes()
-        return self._request_bytes
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.id} {self.method} {self.state.value}>"
-
-
-class ClientTransaction(Transaction):
-    """RFC 3261 §17.1: matched by (branch, CSeq method) (§17.1.3)."""
-
-    __slots__ = ("key", "ack", "cancel_wanted", "cancel_id")
-
-    def __init__(
-        self,
-        tx_id: str,
-        machine: TransactionMachine,
-        request: SipRequest,
-        peer: Peer,
-        reliable: bool,
-        key: tuple[str, str],
-    ) -> None:
-        super().__init__(tx_id, machine, request, peer, reliable)
-        self.key = key
-        self.ack: SipRequest | None = None  # §17.1.1.3 ACK for a non-2xx, built once
-        self.cancel_wanted = False  # §9.1: CANCEL waits for a provisional response
-        self.cancel_id: str | None = None
-
-
-class ServerTransaction(Transaction):
-    """RFC 3261 §17.2: matched by (branch, sent-by, method) or the RFC 2543 rules (§17.2.3)."""
-
-    __slots__ = ("source", "key", "legacy_key")
-
-    def __init__(
-        self,
-        tx_id: str,
-        machine: TransactionMachine,
-        request: SipRequest,
-        peer: Peer,
-        reliable: bool,
-        source: Peer,
-        key: _ServerKey | None,
-        legacy_key: _LegacyKey | None,
-    ) -> None:
-        super().__init__(tx_id, machine, request, peer, reliable)
-        self.source = source
-        self.key = key
-        self.legacy_key = legacy_key
-
-
-def _server_key(req: SipRequest) -> _ServerKey | None:
-    """RFC 3261 §17.2.3: branch + sent-by + method (ACK matches the INVITE); ``None`` when
-    the branch lacks the magic cookie (then the RFC 2543 rules apply)."""
-    via = req.top_via
-    branch = via.branch
-    if branch is None or not branch.startswith(MAGIC_COOKIE):
-        return None
-    method = "INVITE" if req.method == "ACK" else req.method
-    return (branch, via.host.lower(), via.port, method)
-
-
-def _legacy_key(req: SipRequest, method: str | None = None) -> _LegacyKey:
-    """RFC 3261 §17.2.3 RFC 2543 fallback: Request-URI, From tag, Call-ID, CSeq, top Via
-    (the To tag is compared separately: an ACK carries the tag of our response)."""
-    if method is None:
-        method = "INVITE" if req.method == "ACK" else req.method
-    return (
-        str(req.uri),
-        req.from_addr.tag or "",
-        req.call_id,
-        req.cseq.seq,
-        method,
-        str(req.top_via),
-    )
-
-
-def _to_tag(msg: SipMessage) -> str:
-    return msg.to_addr.tag or ""
-
-
-# A Completed non-INVITE transaction kept as a compact record (see
-# simpleim.sip.transaction.completed_step): a tuple of atoms only (strings, bytes, numbers and
-# tuples of them), which the cyclic garbage collector stops tracking, instead of ~25 objects
-# (transaction, machine, request and response with their headers and typed values).
-# (id, kind, deadline, key, peer, last response bytes | None, request snapshot | None)
-_Record = tuple[str, TxKind, float, Any, Peer, "bytes | None", "tuple[Any, ...] | None"]
-_R_ID: Final = 0
-_R_KIND: Final = 1
-_R_DEADLINE: Final = 2
-_R_KEY: Final = 3
-_R_PEER: Final = 4
-_R_RESPONSE: Final = 5
-_R_REQUEST: Final = 6
-_COMPLETED: Final = TxState.COMPLETED
-_NON_INVITE_SERVER: Final = TxKind.NON_INVITE_SERVER
-_NON_INVITE_CLIENT: Final = TxKind.NON_INVITE_CLIENT
-
-
-def _snapshot(req: SipRequest) -> tuple[Any, ...]:
-    """The request as plain values, to rebuild an equal request if it is ever needed again
-    (a transport error on a record, RFC 3261 §17.2.4)."""
-    h = req.headers
-    return (req.method, req._uri, req._uri_text, req._uri_str, tuple(h._items),
-            tuple(h._names.items()), req.body)
-
-
-def _restore(snap: tuple[Any, ...]) -> SipRequest:
-    method, uri, uri_text, uri_str, items, names, body = snap
-    req: SipRequest = object.__new__(SipRequest)
-    req.headers = Headers._from_parsed(list(items), dict(names))
-    req.body = body
-    req.method = method
-    req._uri = uri
-    req._uri_text = uri_text
-    req._uri_str = uri_str
-    return req
-
 
 class TransactionLayer:
     """All transactions of one SIP element.  See the module docstring for the driving loop.
@@ -287,14 +145,14 @@ class TransactionLayer:
         self._seq = itertools.count()
         self._by_id: dict[str, Transaction] = {}
         self._client: dict[tuple[str, str], ClientTransaction] = {}
-        self._server: dict[_ServerKey, ServerTransaction] = {}
-        self._legacy: dict[_LegacyKey, list[ServerTransaction]] = {}
+        self._server: dict[ServerKey, ServerTransaction] = {}
+        self._legacy: dict[LegacyKey, list[ServerTransaction]] = {}
         self._heap: list[tuple[float, int, str]] = []
         # Completed non-INVITE transactions as records: by id, by matching key, and one
         # deadline queue per kind (Timer J / K have one duration each: appended in order)
-        self._parked: dict[str, _Record] = {}
-        self._parked_server: dict[_ServerKey, _Record] = {}
-        self._parked_client: dict[tuple[str, str], _Record] = {}
+        self._parked: dict[str, Record] = {}
+        self._parked_server: dict[ServerKey, Record] = {}
+        self._parked_client: dict[tuple[str, str], Record] = {}
         self._expiry: dict[TxKind, deque[tuple[float, str]]] = {
             kind: deque() for kind in PARKABLE_KINDS}
         self._outbox: list[Outgoing] = []
@@ -370,7 +228,7 @@ class TransactionLayer:
             while fifo:
                 deadline, tx_id = fifo[0]
                 rec = parked.get(tx_id)
-                if rec is not None and rec[_R_DEADLINE] == deadline:
+                if rec is not None and rec[R_DEADLINE] == deadline:
                     if best is None or deadline < best:
                         best = deadline
                     break
@@ -497,7 +355,7 @@ class TransactionLayer:
                 continue
             deadline, tx_id = fifos[best_kind].popleft()
             rec = parked.get(tx_id)
-            if rec is not None and rec[_R_DEADLINE] == deadline:
+            if rec is not None and rec[R_DEADLINE] == deadline:
                 events += self._record_input(rec, PARKED_TIMER_INPUT[best_kind])
 
     def _fire_heap_entry(self, now: float, events: list[Event]) -> None:
@@ -545,7 +403,7 @@ class TransactionLayer:
         machine = tx.machine
         effects = machine.handle(inp, now)
         events = self._perform(tx, effects, now, message, source)
-        if machine.state is _COMPLETED and machine.KIND in PARKABLE_KINDS and self._park(tx):
+        if machine.state is COMPLETED and machine.KIND in PARKABLE_KINDS and self._park(tx):
             return events
         self._schedule(tx)
         return events
@@ -554,7 +412,7 @@ class TransactionLayer:
 
     def _park(self, tx: Transaction) -> bool:
         """Replace a Completed non-INVITE transaction waiting only for Timer J / K by a
-        record (see :data:`_Record`); False when it has to stay a full transaction."""
+        record (see :data:`Record`); False when it has to stay a full transaction."""
         if tx.id not in self._by_id:
             return False
         machine = tx.machine
@@ -563,13 +421,13 @@ class TransactionLayer:
         deadline = machine.sole_deadline(PARKED_TIMER[kind])
         if deadline is None:
             return False  # reliable transport: J / K are zero, the transaction already ended
-        rec: _Record
+        rec: Record
         if isinstance(tx, ServerTransaction):
             key = tx.key
             if key is None or tx.legacy_key is not None or tx._response_bytes is None:
                 return False  # RFC 2543 matching needs the request and response objects
             rec = (tx.id, kind, deadline, key, tx.peer, tx._response_bytes,
-                   _snapshot(tx.request))
+                   snapshot_request(tx.request))
             if self._server.get(key) is tx:
                 del self._server[key]
             self._parked_server[key] = rec
@@ -590,37 +448,37 @@ class TransactionLayer:
             fifo.append(entry)
         return True
 
-    def _record_input(self, rec: _Record, inp: TxInput) -> list[Event]:
+    def _record_input(self, rec: Record, inp: TxInput) -> list[Event]:
         """Apply the Completed row for ``inp`` (RFC 3261 §17.1.2.2 / §17.2.2 / §17.2.4) to
         a record: only resending the final response, informing the TU of a transport
         error and terminating are possible there (checked in simpleim.sip.transaction)."""
-        tx_id = rec[_R_ID]
-        kind = rec[_R_KIND]
+        tx_id = rec[R_ID]
+        kind = rec[R_KIND]
         _new_state, effects = completed_step(kind, inp)
         events: list[Event] = []
         for action in effects:
             op = action.op
             if op is Op.RETRANSMIT_RESPONSE:
-                data = rec[_R_RESPONSE]
+                data = rec[R_RESPONSE]
                 if data is not None:
                     self._outbox.append(
-                        Outgoing(data, rec[_R_PEER], False, None, tx_id))
+                        Outgoing(data, rec[R_PEER], False, None, tx_id))
             elif op is Op.INFORM_TRANSPORT_ERROR:
-                snap = rec[_R_REQUEST]
+                snap = rec[R_REQUEST]
                 if snap is not None:
-                    events.append(TransportFailure(tx_id, _restore(snap)))
+                    events.append(TransportFailure(tx_id, restore_request(snap)))
             elif op is _TERMINATE:
                 self._unpark(rec)
                 events.append(TransactionTerminated(tx_id, kind))
         return events
 
-    def _unpark(self, rec: _Record) -> None:
+    def _unpark(self, rec: Record) -> None:
         # §17.1.2.2 / §17.2.2: Terminated -> destroyed (its deadline entry is dropped lazily).
-        self._parked.pop(rec[_R_ID], None)
-        table: dict[Any, _Record] = (
-            self._parked_server if rec[_R_KIND] is _NON_INVITE_SERVER else self._parked_client)
-        if table.get(rec[_R_KEY]) is rec:
-            del table[rec[_R_KEY]]
+        self._parked.pop(rec[R_ID], None)
+        table: dict[Any, Record] = (
+            self._parked_server if rec[R_KIND] is NON_INVITE_SERVER else self._parked_client)
+        if table.get(rec[R_KEY]) is rec:
+            del table[rec[R_KEY]]
 
     def _queue(self, tx: Transaction, data: bytes, message: SipMessage) -> None:
         self._outbox.append(Outgoing(data, tx.peer, tx.reliable, message, tx.id))
@@ -749,8 +607,8 @@ class TransactionLayer:
             except TransactionError:
                 return []  # e.g. ACK while still Proceeding: discard
         # §17.2.3: branch + sent-by + method; the RFC 2543 rules without the magic cookie.
-        key = _server_key(req)
-        legacy: _LegacyKey | None = None
+        key = server_key(req)
+        legacy: LegacyKey | None = None
         if key is not None:
             tx = self._server.get(key)
             if tx is None:
@@ -762,7 +620,7 @@ class TransactionLayer:
                     except TransactionError:
                         return []
         else:
-            legacy = _legacy_key(req)
+            legacy = legacy_key(req)
             tx = self._match_legacy(req, legacy, ack=False)
         if tx is not None:
             try:
@@ -790,23 +648,23 @@ class TransactionLayer:
         return self._feed(stx, TxInput.RECV_REQUEST, now, req, source)
 
     def _match_server(self, req: SipRequest) -> ServerTransaction | None:
-        key = _server_key(req)
+        key = server_key(req)
         if key is not None:
             # §17.2.3: branch + sent-by + method (ACK -> INVITE).
             return self._server.get(key)
-        return self._match_legacy(req, _legacy_key(req), ack=req.method == "ACK")
+        return self._match_legacy(req, legacy_key(req), ack=req.method == "ACK")
 
     def _match_legacy(
-        self, req: SipRequest, key: _LegacyKey, *, ack: bool
+        self, req: SipRequest, key: LegacyKey, *, ack: bool
     ) -> ServerTransaction | None:
         # §17.2.3 (RFC 2543 compatibility): Request-URI, To tag, From tag, Call-ID, CSeq and
         # top Via of the creating request; an ACK's To tag is the one of our response.
-        tag = _to_tag(req)
+        tag = to_tag(req)
         for tx in self._legacy.get(key, ()):
             if ack:
-                want = _to_tag(tx.last_response) if tx.last_response is not None else ""
+                want = to_tag(tx.last_response) if tx.last_response is not None else ""
             else:
-                want = _to_tag(tx.request)
+                want = to_tag(tx.request)
             if tag == want:
                 return tx
         return None
@@ -814,10 +672,10 @@ class TransactionLayer:
     def _find_cancelled_invite(self, cancel: SipRequest) -> ServerTransaction | None:
         """RFC 3261 §9.2: the INVITE server transaction a CANCEL targets (same matching as
         §17.2.3, with the method INVITE)."""
-        key = _server_key(cancel)
+        key = server_key(cancel)
         if key is not None:
             return self._server.get((key[0], key[1], key[2], "INVITE"))
-        return self._match_legacy(cancel, _legacy_key(cancel, "INVITE"), ack=False)
+        return self._match_legacy(cancel, legacy_key(cancel, "INVITE"), ack=False)
 
     def _find_server_for_response(
         self, resp: SipResponse, transaction_id: str | None
