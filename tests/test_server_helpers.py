@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ from simpleim.store import Store, open_store
 from simpleim.timers import Timers
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr
+from waiting import wait_until
 
 PASSWORDS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw"}
 DOMAIN = "example.test"
@@ -191,3 +192,9 @@ async def running_server(
         await server.close()
         await store.close()
 
+
+
+async def eventually(check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+                     timeout: float = 3.0) -> None:
+    """The server tests' name for :func:`waiting.wait_until` (fails on timeout)."""
+    await wait_until(check, timeout)
