@@ -8,9 +8,9 @@ a SIPp UAS (uas_message_load.xml, port 5080) registers as bob with digest auth, 
 (uac_message_overload.xml: MESSAGE from alice, answers the 407 once, a 503 is logged as SHED
 and not counted as a failure) sends MESSAGEs to bob:
 
-1. capacity: rising steps (full: 250, 500, 750, 1000, 1250, 1500, 2000, 3000/s for 5 s;
-   --quick: 200, 400, 700/s for 2 s); the zero-failure rate is the highest step where every
-   call succeeded without a 503 and >= 85 % of the target rate was reached.
+1. capacity: rising steps (full: 250, 500, 750, 1000, 1250, 1500, 2000, 2500, 3000, 4000/s
+   for 5 s; --quick: 500, 1000, 1500, 2000, 3000/s for 2 s); the zero-failure rate is the
+   highest step where every call succeeded without a 503 and >= 85 % of the target rate was reached.
 2. ramp: steps at 0.5x, 1x, 2x, 3x, 1x, 0.5x of *simpleim's* zero-failure rate (the same
    absolute rates for Kamailio), --step seconds each (full 20 s, --quick 3 s). Per step:
    goodput (successful, not shed, per second of the step), 503s, failures, retransmissions.

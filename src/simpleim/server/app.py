@@ -177,6 +177,7 @@ class ImServer:
         # Issue 7 item 7: overload shedding in the endpoint, decided here.
         self.load = LoadMonitor(lambda: self.endpoint.net.busy)
         self._shedding = False
+        self._shed_logged = -1e9
         if (config.overload_max_pending > 0 or config.overload_max_lag > 0
                 or config.overload_max_busy > 0):
             self.endpoint.shed = self._overloaded
@@ -220,21 +221,27 @@ class ImServer:
 
     def _overloaded(self) -> int:
         """Shedding level: 0 none, 1 new requests without credentials, 2 every new request
-        (unanswered requests past their bound)."""
+        (unanswered requests past their bound).  Once shedding, the bounds to leave it are
+        lower (hysteresis: 90 % of the pending bound, lag and utilisation 0.1 below theirs),
+        and a start or end is logged at most once a second (the counts are cumulative)."""
         cfg = self.config
         pending = self.endpoint.unanswered
-        hard = 0 < cfg.overload_max_pending < pending
-        over = hard or (0 < cfg.overload_max_lag < self.load.lag) or (
-            0 < cfg.overload_max_busy < self.load.busy)
+        slack = 0.9 if self._shedding else 1.0
+        hard = cfg.overload_max_pending > 0 and pending > cfg.overload_max_pending * slack
+        drop = 0.1 if self._shedding else 0.0
+        over = hard or (cfg.overload_max_lag > 0 and self.load.lag > cfg.overload_max_lag
+                        - drop) or (cfg.overload_max_busy > 0
+                                    and self.load.busy > cfg.overload_max_busy - drop)
         if over != self._shedding:
             self._shedding = over
-            ep = self.endpoint
-            if over:
-                log.warning("overload: shedding new requests with 503 (unanswered=%d, "
-                            "loop lag=%.0f ms)", pending, self.load.lag * 1000)
-            else:
-                log.warning("overload over: %d requests shed, %d retransmissions dropped "
-                            "so far", ep.shed_count, ep.dropped_retransmissions)
+            now = time.monotonic()
+            if now - self._shed_logged >= 1.0:
+                self._shed_logged = now
+                ep = self.endpoint
+                log.warning("overload %s: unanswered=%d loop lag=%.0f ms busy=%.0f %%; %d "
+                            "requests shed, %d retransmissions dropped so far",
+                            "start" if over else "end", pending, self.load.lag * 1000,
+                            self.load.busy * 100, ep.shed_count, ep.dropped_retransmissions)
         return 2 if hard else 1 if over else 0
 
     async def close(self) -> None:
