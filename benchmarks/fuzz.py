@@ -33,7 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 
-from fuzz_targets import TARGETS, mutate  # noqa: E402
+from fuzz_targets import TARGETS, ServerHarness, mutate  # noqa: E402
 
 SERVER = "server-request"
 
@@ -78,68 +78,26 @@ def run_parser(name: str, count: int, seed: int, crash_dir: str) -> dict[str, An
 def run_server(count: int, seed: int, crash_dir: str) -> dict[str, Any]:
     import asyncio
 
-    from simpleim.server.app import ImServer
-    from simpleim.server.config import ServerConfig
-    from simpleim.store import open_store
-    from simpleim.timers import Timers
-    from simpleim.transport.sip_addr import ListenSpec, TransportAddr
-
     seeds = TARGETS["sip-message"].seeds()
     rng = random.Random(seed)
     crashes: list[dict[str, str]] = []
     n_crash = 0
-    errors: list[BaseException | str] = []
-
-    class _Errors(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.ERROR:
-                errors.append(f"log {record.levelname}: {record.getMessage()[:200]}")
-
-    logging.getLogger().addHandler(_Errors())
     logging.getLogger().setLevel(logging.WARNING)
 
     async def main() -> float:
         nonlocal n_crash
-        loop = asyncio.get_running_loop()
-        loop.set_exception_handler(
-            lambda _l, ctx: errors.append(ctx.get("exception") or str(ctx.get("message"))))
-        store = await open_store("sqlite://:memory:")
-        await store.add_user("alice", "example.test", "alicepw")
-        await store.add_user("bob", "example.test", "bobpw")
-        cfg = ServerConfig(domain="example.test", listen=(ListenSpec("udp", "127.0.0.1", 0),),
-                           db_url="sqlite://:memory:", auth=True,
-                           timers=Timers(t1=0.01, t2=0.04, t4=0.05, timer_d_unreliable=0.05,
-                                         timer_c=0.5))
-        server = ImServer(cfg, store)
-        await server.start()
-        server.endpoint.net.send = lambda *a, **k: None  # type: ignore[method-assign]
-        local = server.endpoint.listeners[0]
-        src = TransportAddr("udp", "192.0.2.9", 5060)
-        t0 = time.perf_counter()
-        try:
+        async with ServerHarness() as h:
+            t0 = time.perf_counter()
             for i in range(count):
                 data = mutate(rng, seeds)
-                before = len(errors)
-                try:
-                    server.endpoint._on_message(data, src, local)
-                except Exception as exc:  # noqa: BLE001 - the entry point must not raise
-                    errors.append(exc)
-                await asyncio.sleep(0)
+                err = await h.feed(data)
                 if i % 64 == 0:
-                    for _ in range(200):
-                        if not server._tasks:
-                            break
-                        await asyncio.sleep(0)
-                if len(errors) > before:
-                    n_crash += len(errors) - before
-                    err = errors[-1]
-                    exc = err if isinstance(err, BaseException) else RuntimeError(err)
+                    await h.drain()
+                if err is not None:
+                    n_crash += 1
                     if len(crashes) < 20:
-                        crashes.append(_crash(Path(crash_dir), SERVER, data, exc))
+                        crashes.append(_crash(Path(crash_dir), SERVER, data, RuntimeError(err)))
             return time.perf_counter() - t0
-        finally:
-            await server.close()
-            await store.close()
 
     seconds = asyncio.run(main())
     return {"target": SERVER, "inputs": count, "crashes": n_crash, "unique": crashes,

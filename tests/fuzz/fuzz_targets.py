@@ -11,7 +11,10 @@ duplications, splices of two seeds, truncations.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import random
+import traceback
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +46,7 @@ from simpleim.sip.headers import Address, Via
 from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import parse_uri
 
-__all__ = ["TARGETS", "Target", "mutate"]
+__all__ = ["TARGETS", "Target", "ServerHarness", "mutate"]
 
 TESTS = Path(__file__).resolve().parent.parent
 VECTORS = TESTS / "vectors"
@@ -448,3 +451,71 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 #: Every typed error: the short CI run accepts only the target's own family, and so does the
 #: long runner; this is for reporting.
 TYPED = (ProtocolError,)
+
+
+# ----------------------------------------------------------------------------- server path
+class ServerHarness:
+    """One in-process ImServer (SQLite in memory, digest auth on, fast timers) fed through its
+    datagram entry point; ``errors`` collects what must never happen: an exception out of the
+    entry point or reaching the event loop, and ERROR log records."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self._handler: logging.Handler | None = None
+
+    async def __aenter__(self) -> ServerHarness:
+        from simpleim.server.app import ImServer
+        from simpleim.server.config import ServerConfig
+        from simpleim.store import open_store
+        from simpleim.timers import Timers
+        from simpleim.transport.sip_addr import ListenSpec, TransportAddr
+
+        errors = self.errors
+
+        class _Errors(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.levelno >= logging.ERROR:
+                    errors.append(f"log {record.levelname}: {record.getMessage()[:300]}")
+
+        self._handler = _Errors()
+        logging.getLogger().addHandler(self._handler)
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _l, ctx: errors.append(
+            "loop: " + "".join(traceback.format_exception(ctx["exception"]))[-600:]
+            if ctx.get("exception") else f"loop: {ctx.get('message')}"))
+        self.store = await open_store("sqlite://:memory:")
+        await self.store.add_user("alice", "example.test", "alicepw")
+        await self.store.add_user("bob", "example.test", "bobpw")
+        cfg = ServerConfig(domain="example.test", listen=(ListenSpec("udp", "127.0.0.1", 0),),
+                           db_url="sqlite://:memory:", auth=True,
+                           timers=Timers(t1=0.01, t2=0.04, t4=0.05, timer_d_unreliable=0.05,
+                                         timer_c=0.5))
+        self.server = ImServer(cfg, self.store)
+        await self.server.start()
+        self.server.endpoint.net.send = lambda *a, **k: None  # type: ignore[method-assign]
+        self.local = self.server.endpoint.listeners[0]
+        self.source = TransportAddr("udp", "192.0.2.9", 5060)
+        return self
+
+    async def feed(self, data: bytes) -> str | None:
+        """One datagram; returns the first new error it caused, if any."""
+        before = len(self.errors)
+        try:
+            self.server.endpoint._on_message(data, self.source, self.local)
+        except Exception as exc:  # noqa: BLE001 - the entry point must not raise anything
+            self.errors.append("raised: " + "".join(traceback.format_exception(exc))[-600:])
+        for _ in range(4):
+            await asyncio.sleep(0)
+        return self.errors[before] if len(self.errors) > before else None
+
+    async def drain(self) -> None:
+        for _ in range(200):
+            if not self.server._tasks:
+                return
+            await asyncio.sleep(0)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.server.close()
+        await self.store.close()
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
