@@ -33,6 +33,12 @@ SLEEP_ALLOWED: dict[str, list[tuple[str, str]]] = {
     # The peer-process harness is shared with benchmarks/ (which catch its PeerError): its
     # waits are its own wait-until loops, each bounded, checking the process is alive and
     # raising PeerError on timeout.
+    # The fuzz server harness yields to the event loop (sleep(0), no duration) so that the
+    # tasks a datagram spawned run; drain() is bounded (200 yields).
+    "fuzz/fuzz_targets.py": [
+        ("await asyncio.sleep(0)", "yield to the loop after each fuzz datagram (no duration)"),
+        ("await asyncio.sleep(0)", "bounded drain of the server's tasks (200 yields)"),
+    ],
     "interop/interop_harness.py": [
         ("time.sleep(0.1)", "poll of the port-plan flock in port_plan_lock (PeerError)"),
         ("time.sleep(0.05)", "poll of PeerProcess.wait_log (PeerError on exit/timeout)"),
