@@ -54,7 +54,9 @@ async def test_404_unknown_and_480_unregistered() -> None:
         alice = await srv.ua("alice")
         resp = await alice.send(alice.request("MESSAGE", f"sip:nobody@{DOMAIN}", body=b"x"))
         assert resp.status == 404
-        resp = await alice.send(alice.request("MESSAGE", f"sip:carol@{DOMAIN}", body=b"x"))
+        # a session INVITE to a known user who is not registered: 480 (a MESSAGE would be
+        # deferred: tests/test_server_deferred.py)
+        resp = await alice.send(alice.request("INVITE", f"sip:carol@{DOMAIN}", body=b""))
         assert resp.status == 480
         # RFC 3261 §8.2.6.2 / §16.7: responses the proxy makes itself carry a To tag
         assert resp.to_addr.tag

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from interop_flows import invite_flow, message_flow, register, unreachable_flow
-from interop_harness import DOMAIN, SIMPLEIM_PORT, PeerProcess, Sipp
+from interop_flows import UDP_PORTS, invite_flow, message_flow, register, unreachable_flow
+from interop_harness import DOMAIN, PASSWORDS, SIMPLEIM_PORT, PeerProcess, Sipp
 
 pytestmark = pytest.mark.interop
 
@@ -62,12 +62,17 @@ def test_message_relayed_between_sipp_users(
 def test_message_to_unreachable_users(
     sipp: Sipp, simpleim_server: Callable[..., PeerProcess]
 ) -> None:
-    """A known user without binding (carol) -> 480; an unknown user -> 404 (or 480): a final
-    answer either way, after alice authenticated."""
+    """A known user without binding (carol) -> the MESSAGE is deferred: 202 Accepted (OMA IM
+    §6.1.2.1 step 5, §12.2.2.3); an unknown user -> 404 (or 480), after alice authenticated."""
     simpleim_server()
-    carol = unreachable_flow(sipp, SERVER, user="carol")
+    carol = sipp.run(
+        "alice-to-carol", "uac_message_cpim.xml", remote=SERVER, port=UDP_PORTS.uac,
+        service="carol", keys={"domain": DOMAIN, "from": "alice"},
+        auth=("alice", PASSWORDS["alice"]), auth_uri=f"carol@{DOMAIN}",
+    )
+    carol.expect_success(1)
     finals = [m.status for m in carol.received() if m.status not in (100, 401, 407)]
-    assert finals == [480], f"MESSAGE to carol (no binding) answered {finals}, expected [480]"
+    assert finals == [202], f"MESSAGE to carol (no binding) answered {finals}, expected [202]"
     nobody = unreachable_flow(sipp, SERVER, user="nobody")
     finals = [m.status for m in nobody.received() if m.status not in (100, 401, 407)]
     assert finals in ([404], [480]), f"MESSAGE to an unknown user answered {finals}"

@@ -101,8 +101,7 @@ def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:
 _FAILURE_WORDS: dict[int, str] = {
     404: "{to} does not exist on the server",
     604: "{to} does not exist anywhere",
-    480: "{to} is not online; {what} was not stored (the server has no deferred delivery "
-         "yet): try again when they are registered",
+    480: "{to} is not online; {what} was not stored: try again when they are registered",
     408: "no answer from {to}",
     486: "{to} is busy",
     603: "{to} declined",
@@ -362,6 +361,10 @@ def run_send(args: argparse.Namespace) -> int:
         async with asyncio.timeout(args.timeout):
             result = await account.pager.send(args.to, text, content_type=args.content_type)
         print(f"sent {result.mode} {result.message_id}", flush=True)
+        if result.status == 202:
+            # OMA SIMPLE IM §12.2.2.3: the server stored it for a recipient who is offline.
+            print(f"{args.to} is not online: the server stored the message and delivers it "
+                  f"when they register (202 Accepted)", flush=True)
         if args.wait_imdn:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(args.wait_imdn):

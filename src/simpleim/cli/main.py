@@ -16,6 +16,8 @@ __all__ = ["build_parser", "main"]
 _OPTIONAL_COMMANDS = (
     ("simpleim.cli.users", "add_user_commands"),
     ("simpleim.cli.client", "add_client_commands"),
+    ("simpleim.cli.admin", "add_admin_commands"),
+    ("simpleim.cli.deferred_cmds", "add_deferred_commands"),
 )
 
 

@@ -48,6 +48,7 @@ from simpleim.transport.sip_addr import ListenSpec, TransportAddr
 from .chats import Chats
 from .config import ClientConfig
 from .context import SessionRegistry
+from .deferred import DeferredFeature, ServiceSettingsFeature
 from .events import (
     ErrorEvent,
     Event,
@@ -116,6 +117,8 @@ class Account:
         self.files = FileTransfers(self, self.inbox)
         self.images = ImageShares(self, self.files)
         self.capabilities = CapabilityQueries(self)
+        self.settings = ServiceSettingsFeature(self)
+        self.deferred = DeferredFeature(self)
         #: incoming INVITEs by what they are (OMA §7.1.2): each feature adds its routes
         self.invites = InviteRouter(self)
         for feature in (self.large, self.images, self.files, self.chats):

@@ -89,6 +89,11 @@ class MessageEvent(Event):
     #: set when the CPIM From names someone else than ``sender`` (the authenticated SIP
     #: identity): an unverified claim, shown as such (RFC 3862 §7)
     claimed_sender: str | None = None
+    #: True for a message the server stored while we were offline (OMA §12) and delivers
+    #: now; ``deferred_id`` is its Message-ID URI at the server (for ``deferred delete``)
+    #: and ``datetime`` the original date (CPIM DateTime, else the server's receive Date).
+    deferred: bool = False
+    deferred_id: str | None = None
 
     @property
     def name(self) -> str:

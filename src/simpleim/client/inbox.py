@@ -22,6 +22,7 @@ from .imdn import Tc2Tracker
 from .pager import (
     DEFAULT_ACCEPT_CONTACT,
     Decoded,
+    DeferredInfo,
     build_request,
     imdn_reply,
     new_call_id,
@@ -66,7 +67,7 @@ class Inbox:
         self.tracker.sent(message_id, peer, wanted, self.ctx.now())
 
     def present(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None) -> bool:
+                session_id: str | None = None, deferred: DeferredInfo | None = None) -> bool:
         peer = decoded.sender or sender
         if decoded.kind == "imdn":
             self.report_imdn(decoded, sender)
@@ -81,15 +82,19 @@ class Inbox:
             self._received[decoded.message_id] = (decoded, peer)
             if len(self._received) > KEEP_RECEIVED:
                 self._received.pop(next(iter(self._received)))
+        when = cpim.datetime.text if cpim and cpim.datetime else None
+        if deferred is not None and when is None:
+            when = deferred.date  # the server's receive time (RFC 3261 §20.17 Date)
         self.ctx.emit(MessageEvent(peer, decoded.text, decoded.content_type, mode,
                                    decoded.message_id, session_id, decoded.disposition,
-                                   cpim.datetime.text if cpim and cpim.datetime else None,
-                                   claimed_sender=decoded.claimed_sender))
+                                   when, claimed_sender=decoded.claimed_sender,
+                                   deferred=deferred is not None,
+                                   deferred_id=deferred.message_id if deferred else None))
         return True
 
     def deliver(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None) -> None:
-        if not self.present(decoded, sender, mode, session_id):
+                session_id: str | None = None, deferred: DeferredInfo | None = None) -> None:
+        if not self.present(decoded, sender, mode, session_id, deferred):
             return
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())

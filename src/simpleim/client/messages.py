@@ -20,6 +20,8 @@ from .features import USER_AGENT
 from .inbox import Inbox, send_pager
 from .largemsg import LargeMessages
 from .pager import (
+    DEFERRED_ID_HEADER,
+    DeferredInfo,
     build_im,
     build_request,
     choose_mode,
@@ -56,6 +58,8 @@ class PagerMessages:
         self.ctx = ctx
         self.inbox = inbox
         self.large = large
+        # Message-ID URIs of deferred messages already presented (bounded, in order)
+        self._deferred_seen: dict[str, None] = {}
 
     async def send(self, to: str, text: str | bytes, *,
                    content_type: str = "text/plain") -> SendResult:
@@ -116,4 +120,17 @@ class PagerMessages:
             return
         # RFC 3428 §7: 200 OK; OMA §8.2.1: with User-Agent.
         inc.reply(200, headers=[("User-Agent", USER_AGENT)], to_tag=new_tag())
-        self.inbox.deliver(decoded, sender, "pager")
+        deferred = None
+        stored_id = req.headers.get(DEFERRED_ID_HEADER)
+        if stored_id:
+            # A message the server kept for us (OMA §12.2.2.3); the server re-sends it when
+            # a crash came between our 200 and its delete: present it once only.
+            key = stored_id.strip().strip("<>")
+            if key in self._deferred_seen:
+                return
+            self._deferred_seen[key] = None
+            if len(self._deferred_seen) > 10_000:
+                self._deferred_seen.pop(next(iter(self._deferred_seen)))
+            deferred = DeferredInfo(key, req.headers.get("Date"))
+        # OMA §12.1.4 (C-DM-04): the delivery IMDN of a deferred message goes out like any.
+        self.inbox.deliver(decoded, sender, "pager", deferred=deferred)

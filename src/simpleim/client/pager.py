@@ -47,7 +47,22 @@ __all__ = [
     "sip_identity",
     "same_identity",
     "DEFAULT_ACCEPT_CONTACT",
+    "DEFERRED_ID_HEADER",
+    "DeferredInfo",
 ]
+
+#: The header with which the IM server marks a stored message it re-sends (its Message-ID URI,
+#: OMA SIMPLE IM §12.2.2.3; simpleim server's msilo-style delivery, docs/server.md).
+DEFERRED_ID_HEADER = "Deferred-Message-ID"
+
+
+@dataclass(frozen=True)
+class DeferredInfo:
+    """A message the server stored while we were offline (OMA §12): its Message-ID URI at
+    the server and the time the server received it (the SIP Date header)."""
+
+    message_id: str
+    date: str | None = None
 
 #: OMA SIMPLE IM §8.1: pager mode when the message is below 1300 bytes (RFC 3428 §7 limit).
 PAGER_LIMIT = 1300

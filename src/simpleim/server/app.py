@@ -8,6 +8,13 @@ and dispatches it, after the checks every element does (RFC 3261 §16.3 / §8.2)
 * :class:`~simpleim.server.proxy.Proxy` for everything else (407 digest for requests from
   our users; targets from :class:`~simpleim.server.location.LocationService`).
 
+Initial requests visit the IM application-server roles as :mod:`simpleim.server.routing`
+(Appendix C) says: originating side first (Participating Function checks, service-settings
+PUBLISH), then terminating side (Participating Function checks, deferral to the Deferred
+Messaging Function); ``sip:Deferred@DOMAIN`` and ``sip:Delete@DOMAIN`` reach the DMF.
+:func:`simpleim.server.services.build_roles` is the one place where the roles are made
+and wired together.
+
 :func:`run_server` is the CLI entry: store, listeners, ready line, signals, exit code.
 """
 
@@ -24,20 +31,22 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from simpleim.errors import ConfigError, ProtocolError, SipParseError, StorageError
-from simpleim.server.auth import AuthDecision, Authenticator, UserDirectory
+from simpleim.server.auth import AuthDecision, Authenticator
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig, parse_host_port
 from simpleim.server.guard import AuthGuard, AuthLimits, LoadMonitor
 from simpleim.server.http import OpsHttpServer
 from simpleim.server.identity import LocalIdentity
-from simpleim.server.location import BindingStore, LocationService, aor_key
+from simpleim.server.location import LocationService, aor_key
 from simpleim.server.logging import TransactionLog, configure_logging
 from simpleim.server.metrics import ServerMetrics, TimedStore
-from simpleim.server.proxy import Proxy, Target
+from simpleim.server.proxy import FailureHook, Proxy, Target
 from simpleim.server.registrar import Registrar
+from simpleim.server.routing import Role, Side, select_role, service_role
+from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
 from simpleim.sip.uri import SipUri
@@ -46,14 +55,16 @@ from simpleim.transport.sip import IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import TransportAddr
 from simpleim.transport.sip_errors import warning_value
 
-__all__ = ["ImServer", "ServerStore", "run_server", "serve", "ALLOW", "SUPPORTED"]
+__all__ = ["ImServer", "ServerStore", "run_server", "serve", "ALLOW",
+           "SUPPORTED"]
 
 log = logging.getLogger("simpleim.server")
 
 # RFC 3261 §20.5 / §11.2: what OPTIONS advertises.
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, SUBSCRIBE, NOTIFY, REFER, " \
-    "INFO, UPDATE, PRACK"
-ACCEPT = "application/sdp, message/cpim, text/plain, message/imdn+xml, multipart/mixed"
+    "PUBLISH, INFO, UPDATE, PRACK"
+ACCEPT = "application/sdp, message/cpim, text/plain, message/imdn+xml, multipart/mixed, " \
+    "application/poc-settings+xml"
 # Option tags understood by this server (RFC 3327 path; RFC 3840 option tag pref: the registrar
 # stores feature tags, the proxy applies RFC 3841 caller preferences).
 SUPPORTED = frozenset({"path", "pref"})
@@ -65,10 +76,6 @@ _READ_LATER = {
     "route": "route", "proxy-require": "proxy_require", "require": "require",
     "accept-contact": "accept_contact", "reject-contact": "reject_contact",
 }
-
-
-class ServerStore(UserDirectory, BindingStore, Protocol):
-    """What the server needs from :mod:`simpleim.store` (users + bindings)."""
 
 
 def validate_request(req: SipRequest, max_vias: int = 70) -> None:
@@ -134,13 +141,16 @@ class ImServer:
         ssl_server: ssl.SSLContext | None = None,
         ssl_client: ssl.SSLContext | None = None,
         metrics: ServerMetrics | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.metrics = metrics
+        role_store = store  # the roles use their repositories directly
+        core_store: CoreStore | None = store
         if store is not None and metrics is not None:
             # store latency (simpleim_store_seconds) of every call the server makes
-            store = TimedStore(store, metrics)
-        self.store = store
+            core_store = TimedStore(store, metrics)
+        self.store = core_store
         self.identity = LocalIdentity(config.domain, config.aliases)
         self.endpoint = SipEndpoint(
             self._on_request,
@@ -154,7 +164,7 @@ class ImServer:
             max_transactions=config.max_transactions,
         )
         self.endpoint.on_final = self._on_final
-        self.location = LocationService(store)
+        self.location = LocationService(core_store)
         if metrics is not None:
             metrics.watch_location(self.location.binding_count, self.location.aor_count)
         self.registrar = Registrar(config, self.location,
@@ -164,9 +174,9 @@ class ImServer:
         self.endpoint.on_stray_response = self.proxy.forward_stray_response
         self.auth: Authenticator | None = None
         if config.auth:
-            if store is None:
+            if core_store is None:
                 raise ConfigError("authentication needs a user store")
-            self.auth = Authenticator(config.auth_realm, store,
+            self.auth = Authenticator(config.auth_realm, core_store,
                                       algorithms=config.auth_algorithms)
         self.auth_guard = AuthGuard(AuthLimits(
             per_source=config.auth_max_failures_source,
@@ -187,6 +197,15 @@ class ImServer:
         net.max_per_source = config.max_tcp_per_source
         net.incomplete_timeout = config.tcp_incomplete_timeout
         net.idle_timeout = config.tcp_idle_timeout
+        # The IM application-server roles (OMA SIMPLE IM §6.1, §12, App. E) and their
+        # handlers; RoleServices is their Courier (their requests go out through the core).
+        self.services: RoleServices | None = None
+        self.roles: Roles | None = None
+        if role_store is not None:
+            self.services = RoleServices(config, self.endpoint, self.location, self.proxy,
+                                         self.identity, core_store, role_store, self._spawn,
+                                         clock)
+            self.roles = self.services.roles
         self.tx_log = TransactionLog()
         self._tasks: set[asyncio.Task[None]] = set()
         self._purge_task: asyncio.Task[None] | None = None
@@ -199,6 +218,11 @@ class ImServer:
         loaded = await self.location.load()
         if loaded:
             log.info("loaded %d bindings from the store", loaded)
+        if self.roles is not None:
+            users = await self.roles.deferred.load()
+            settings = await self.roles.settings.load()
+            log.info("deferred messages stored for %d users; %d users' settings loaded",
+                     users, settings)
         bound: list[TransportAddr] = []
         if self.config.overload_max_lag > 0 or self.config.overload_max_busy > 0:
             self.load.start()
@@ -257,17 +281,21 @@ class ImServer:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.endpoint.close()
 
-    async def _purge_loop(self, interval: float = 60.0) -> None:
+    async def _purge_loop(self) -> None:
         """Drop expired bindings from the index and the store now and then (RFC 3261
-        §10.3: a binding is removed when its expiration interval has passed)."""
+        §10.3: a binding is removed when its expiration interval has passed); expire
+        deferred messages (DM-08/09) and settings publications (RFC 3903 §4.1)."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.config.purge_interval)
             self.location.purge_expired()
             if self.store is not None:
                 try:
                     await self.store.purge_expired(time.time())
+                    if self.roles is not None:
+                        await self.roles.settings.purge_expired()
+                        await self.roles.deferred.expire()
                 except StorageError as exc:
-                    log.error("cannot purge expired bindings: %s", exc)
+                    log.error("cannot purge expired state: %s", exc)
 
     async def health(self) -> str | None:
         """None when the server can serve (listeners open, store answering), else why not
@@ -400,7 +428,7 @@ class ImServer:
         if self.auth is not None and self._needs_proxy_auth(req):
             self._spawn(self._authenticate_then_route(inc))
             return
-        self._route_to_user(inc, insider=self.auth is None)
+        self._initial(inc, None, insider=self.auth is None)
 
     def _needs_proxy_auth(self, req: SipRequest) -> bool:
         # Requests from our own users are authenticated (RFC 3261 §22.3, 407); ACK and
@@ -434,7 +462,7 @@ class ImServer:
             # RFC 3325 §9.1: the identity we authenticated, asserted for the next hops.
             assert_identity(req, from_user.user, self.config.domain)
         try:
-            self._route_to_user(inc)
+            self._initial(inc, decision.username)
         except ProtocolError as exc:
             self._reply_error(inc, exc)
 
@@ -469,6 +497,36 @@ class ImServer:
             return None
         return decision
 
+    # ------------------------------------------------------------------ roles (App. C)
+
+    def _initial(self, inc: IncomingRequest, auth_user: str | None, *,
+                 insider: bool = True) -> None:
+        """An initial request: service URIs, then the originating side of Appendix C.
+        ``insider``: authenticated (or authentication off), see :meth:`_route_to_user`."""
+        roles, services = self.roles, self.services
+        req = inc.request
+        uri = req.uri
+        if roles is None or services is None or not isinstance(uri, SipUri):
+            self._route_to_user(inc, insider=insider)
+            return
+        requester = services.served_user(req, auth_user)
+        service = service_role(uri.user_unescaped)
+        if service is not None:
+            self._spawn(services.service(inc, service, requester))
+            return
+        role = select_role(Side.ORIGINATING, req.method, req.headers.get_all("Accept-Contact"),
+                           req.headers.get("Event"))
+        if role is Role.SETTINGS:
+            self._spawn(services.publish(inc, requester, aor_key(uri.user_unescaped,
+                                                                  self.config.domain)))
+            return
+        if role is Role.PARTICIPATING and requester is not None:
+            reply = roles.participating.originating(req, requester)
+            if reply is not None:
+                services.send_reply(inc, reply)
+                return
+        self._route_to_user(inc, insider=insider)
+
     def _route_to_user(self, inc: IncomingRequest, *, insider: bool = True) -> None:
         """Fork to the bindings of the Request-URI's AOR.  ``insider``: the request was
         authenticated (or authentication is off); to outsiders an unknown and an
@@ -480,6 +538,32 @@ class ImServer:
             return
         aor = aor_key(uri.user_unescaped, self.config.domain)
         bindings = self.location.lookup(aor)
+        roles, services = self.roles, self.services
+        role = Role.CORE
+        if roles is not None and req.to_addr.tag is None:
+            # Appendix C.3: the terminating side, indexed on the Request-URI.
+            role = select_role(Side.TERMINATING, req.method,
+                               req.headers.get_all("Accept-Contact"), req.headers.get("Event"))
+        on_failed: FailureHook | None = None
+        if roles is not None and services is not None and role is Role.PARTICIPATING:
+            pf = roles.participating
+            defer = services.defer
+            reply = pf.terminating(req, aor, time.time())
+            if reply is not None:
+                services.send_reply(inc, reply)
+                return
+            # Outsiders (not authenticated) get 404 for unknown and unreachable users alike
+            # (issue 7 item 11): a 202 would tell them the user exists.
+            if (insider or bindings) and pf.defer_unregistered(
+                    req, bool(bindings), roles.deferred.has_pending(aor)):
+                self._spawn(defer(inc, uri, aor, deliver=bool(bindings)))
+                return
+            if pf.deferrable(req):
+                def on_failed(finals: list[SipResponse]) -> bool:
+                    if not pf.defer_after_failure(req, [r.status for r in finals]):
+                        return False
+                    self._spawn(defer(inc, uri, aor, deliver=False))
+                    return True
         if not bindings:
             if insider:
                 self._spawn(self._not_found(inc, uri))
@@ -505,7 +589,7 @@ class ImServer:
             inc.reply(480 if insider else 404)
             return
         # Issue 7 item 8 (Kamailio max_branches): the best-preferred bindings only.
-        self.proxy.forward(inc, targets[: self.config.max_branches])
+        self.proxy.forward(inc, targets[: self.config.max_branches], on_failed)
 
     async def _not_found(self, inc: IncomingRequest, uri: SipUri) -> None:
         # §16.5: no binding -> 480 for a known user, 404 for an unknown one.
@@ -556,6 +640,13 @@ class ImServer:
             self._reply_error(inc, exc)
             return
         inc.respond(resp)
+        to_uri = req.to_addr.uri
+        services = self.services
+        if resp.status == 200 and services is not None and isinstance(to_uri, SipUri):
+            aor = aor_key(to_uri.user_unescaped, self.config.domain)
+            if services.roles.deferred.has_pending(aor) and self.location.lookup(aor):
+                # The user can receive again: re-send its deferred messages (msilo-style).
+                self._spawn(services.deliver_pending(aor))
 
     # ------------------------------------------------------------------ ACK
 

@@ -189,6 +189,14 @@ class ServerConfig:
     max_tcp_per_source: int = 64
     tcp_incomplete_timeout: float = 10.0
     tcp_idle_timeout: float = 3605.0
+    # OMA SIMPLE IM §12.2.2.3 step 6 (DM-05): expiry of deferred messages: the default, and
+    # the maximum an Expires header may ask for (above it the default applies).
+    deferred_default_expiry: int = 7 * 24 * 3600
+    deferred_max_expiry: int = 30 * 24 * 3600
+    # §6.1.1.3.1 step 2 (PO-09): whether Privacy: id (anonymity) is allowed.
+    allow_anonymity: bool = True
+    # How often expired bindings, deferred messages and settings are purged (seconds).
+    purge_interval: float = 60.0
 
     @property
     def auth_realm(self) -> str:
@@ -221,6 +229,8 @@ class ServerConfig:
                      "tcp_incomplete_timeout", "tcp_idle_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if not 0 < self.deferred_default_expiry <= self.deferred_max_expiry:
+            raise ConfigError("deferred_default_expiry must be > 0 and <= deferred_max_expiry")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
             raise ConfigError(f"unknown log level {self.log_level!r}")
         if self.log_format not in LOG_FORMATS:

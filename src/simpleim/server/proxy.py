@@ -31,7 +31,7 @@ from simpleim.timers import Timers
 from simpleim.transport.sip import ClientRequest, IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import RELIABLE, TransportAddr, normalize_host
 
-__all__ = ["Proxy", "RouteCheck", "Target", "loop_hash", "select_best_response",
+__all__ = ["FailureHook", "Proxy", "RouteCheck", "Target", "loop_hash", "select_best_response",
            "via_destination"]
 
 log = logging.getLogger("simpleim.server.proxy")
@@ -40,6 +40,8 @@ log = logging.getLogger("simpleim.server.proxy")
 _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 # RFC 3261 §16.7 step 6: 4xx responses that help the client resubmit are preferred.
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
+#: Called with the final responses of a request none of whose branches succeeded.
+FailureHook = Callable[[list[SipResponse]], bool]
 
 
 class RouteCheck(NamedTuple):
@@ -153,9 +155,11 @@ class _ProxyTransaction:
     """The response context of one proxied request (RFC 3261 §16.7)."""
 
     __slots__ = ("proxy", "inc", "branches", "finals", "done", "timer_c", "is_invite",
-                 "pending")
+                 "pending", "on_failed")
 
-    def __init__(self, proxy: Proxy, inc: IncomingRequest) -> None:
+    def __init__(self, proxy: Proxy, inc: IncomingRequest,
+                 on_failed: FailureHook | None = None) -> None:
+        self.on_failed = on_failed
         self.proxy = proxy
         self.inc = inc
         self.branches: list[_Branch] = []
@@ -216,6 +220,10 @@ class _ProxyTransaction:
         if self.done:
             return
         self.done = True
+        if self.on_failed is not None:
+            hook, self.on_failed = self.on_failed, None
+            if hook(self.finals or [self.inc.request.create_response(408)]):
+                return  # the hook answers (e.g. the message was deferred: 202)
         best = select_best_response(self.finals)
         if best is None:
             best = self.inc.request.create_response(408)
@@ -322,12 +330,18 @@ class Proxy:
 
     # ------------------------------------------------------------------ forwarding
 
-    def forward(self, inc: IncomingRequest, targets: Sequence[Target]) -> None:
-        """Fork ``inc`` in parallel to ``targets`` (RFC 3261 §16.6) and relay responses."""
+    def forward(self, inc: IncomingRequest, targets: Sequence[Target],
+                on_failed: FailureHook | None = None) -> None:
+        """Fork ``inc`` in parallel to ``targets`` (RFC 3261 §16.6) and relay responses.
+
+        ``on_failed`` sees every final response when no branch succeeded, before the best
+        one is chosen (§16.7 step 6); returning True means it answers the request itself
+        (the terminating Participating Function defers the message instead, PT-01 step 5).
+        """
         req = inc.request
         if inc.final_sent:
             return  # already answered (e.g. cancelled before targets were known)
-        ctx = _ProxyTransaction(self, inc)
+        ctx = _ProxyTransaction(self, inc, on_failed)
         if req.method == "INVITE":
             inc.on_cancel = ctx.cancel
             # §16.2: a stateful proxy SHOULD answer 100 Trying to INVITE at once.

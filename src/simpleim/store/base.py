@@ -22,7 +22,9 @@ from types import TracebackType
 
 from simpleim.errors import ConfigError
 from simpleim.sip.auth import ha1
+from simpleim.store.deferred import DeferredRepository
 from simpleim.store.model import Binding
+from simpleim.store.settings import SettingsRepository
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -193,6 +195,18 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_expired(self, now: float) -> int:
         """Delete bindings expired at ``now``; how many."""
+
+    # ---- per-role repositories (schema version 2)
+
+    @property
+    @abc.abstractmethod
+    def deferred(self) -> DeferredRepository:
+        """The Deferred Messaging Function's messages (OMA SIMPLE IM §12.2.2.3)."""
+
+    @property
+    @abc.abstractmethod
+    def settings(self) -> SettingsRepository:
+        """The IM service settings per user (OMA SIMPLE IM Appendix E)."""
 
     # ---- lifecycle
 

@@ -19,11 +19,12 @@ from typing import Any, ClassVar
 
 from simpleim.errors import StorageError
 from simpleim.store.base import Store, User
+from simpleim.store.deferred import DeferredRepository
+from simpleim.store.executor import Statement
 from simpleim.store.model import Binding, binding_key
+from simpleim.store.settings import SettingsRepository
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "Statement"]
-
-Statement = tuple[str, Sequence[Any]]
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # version 1
@@ -55,6 +56,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (aor, binding_key)
         )""",
         "CREATE INDEX bindings_expires_at ON bindings (expires_at)",
+    ),
+    # version 2: the Deferred Messaging Function's store (OMA SIMPLE IM §12.2.2.3, DM-05)
+    # and the IM service settings (§6.1.1.5, Appendix E).  Bytes are kept as base64 TEXT so
+    # that the same DDL runs on SQLite and PostgreSQL.
+    (
+        """CREATE TABLE deferred_messages (
+            id TEXT NOT NULL PRIMARY KEY,
+            recipient TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            subject TEXT NOT NULL,
+            request TEXT NOT NULL
+        )""",
+        "CREATE INDEX deferred_messages_recipient ON deferred_messages (recipient, seq)",
+        "CREATE INDEX deferred_messages_expires_at ON deferred_messages (expires_at)",
+        """CREATE TABLE service_settings (
+            aor TEXT NOT NULL PRIMARY KEY,
+            etag TEXT NOT NULL,
+            expires_at DOUBLE PRECISION NOT NULL,
+            settings TEXT NOT NULL,
+            document TEXT NOT NULL
+        )""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -146,6 +171,24 @@ class SqlStore(Store):
 
     def _driver_errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return driver_errors(self._driver_error_types, f"{self.BACKEND} {what}")
+
+    # ---- the per-role repositories (SqlExecutor: execute / fetch)
+
+    async def execute(self, statements: Sequence[Statement]) -> list[int]:
+        return await self._run(statements)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self._query(sql, params)
+
+    @property
+    def deferred(self) -> DeferredRepository:
+        """Deferred messages (OMA SIMPLE IM §12.2.2.3)."""
+        return DeferredRepository(self)
+
+    @property
+    def settings(self) -> SettingsRepository:
+        """IM service settings (Appendix E)."""
+        return SettingsRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.

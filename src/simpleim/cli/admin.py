@@ -1,0 +1,104 @@
+"""``simpleim admin deferred list USER|purge``: the server operator's view of the Deferred
+Messaging Function's store (OMA SIMPLE IM §12.2.2.3).
+
+``list USER[@DOMAIN]`` prints one line per stored message (Message-ID URI, received, expires,
+sender, size, subject), oldest first; ``--xml`` prints the Appendix J ``history-list``
+metadata document instead.  ``purge`` removes what has expired (``--all``: everything of
+``--user``); failure IMDNs are sent by the running server's own expiry, not by this command.
+
+Exit codes: 0 ok, 1 store error, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+from simpleim.errors import ConfigError, StorageError
+from simpleim.server.deferred import history_list
+from simpleim.store import DEFAULT_STORE_URL, open_store, validate_domain, validate_user_name
+
+__all__ = ["add_admin_commands", "deferred_list", "deferred_purge"]
+
+_DEFAULT_DOMAIN = "localhost"
+
+
+def _aor(user: str, domain: str | None) -> tuple[str, str]:
+    name, at, dom = user.partition("@")
+    return validate_user_name(name), validate_domain(dom if at else domain or _DEFAULT_DOMAIN)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def deferred_list(args: argparse.Namespace) -> int:
+    name, domain = _aor(args.user, args.domain)
+    async with await open_store(args.db) as store:
+        messages = await store.deferred.pending(f"{name}@{domain}", limit=args.limit)
+    if args.xml:
+        sys.stdout.write(history_list(messages, domain).decode("utf-8"))
+        return 0
+    for m in messages:
+        print(f"sip:{m.id}@{domain}\t{_when(m.received_at)}\t{_when(m.expires_at)}\t"
+              f"{m.sender}\t{m.size}\t{m.subject}")
+    print(f"{len(messages)} deferred message(s) for {name}@{domain}", file=sys.stderr)
+    return 0
+
+
+async def deferred_purge(args: argparse.Namespace) -> int:
+    async with await open_store(args.db) as store:
+        if args.all:
+            if not args.user:
+                raise ConfigError("--all needs --user")
+            name, domain = _aor(args.user, args.domain)
+            count = await store.deferred.remove_all(f"{name}@{domain}")
+        else:
+            count = 0
+            for m in await store.deferred.expired(time.time(), limit=100_000):
+                if await store.deferred.remove(m.id):
+                    count += 1
+    print(f"removed {count} deferred message(s)")
+    return 0
+
+
+def _sync(handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
+          ) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return asyncio.run(handler(args))
+        except ConfigError as exc:
+            print(f"simpleim admin: error: {exc}", file=sys.stderr)
+            return 2
+        except StorageError as exc:
+            print(f"simpleim admin: error: {exc}", file=sys.stderr)
+            return 1
+    return run
+
+
+def add_admin_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    admin = subparsers.add_parser("admin", help="operate on the server's store")
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="WHAT", required=True)
+    deferred = admin_sub.add_parser("deferred", help="deferred (stored offline) messages")
+    dsub = deferred.add_subparsers(dest="deferred_command", metavar="ACTION", required=True)
+    for p in (dsub.add_parser("list", help="list a user's stored messages, oldest first"),
+              dsub.add_parser("purge", help="remove expired messages (or --all of --user)")):
+        p.add_argument("--db", default=DEFAULT_STORE_URL, help="store URL (as for the server)")
+        p.add_argument("--domain", default=None, help="domain of USER (default localhost)")
+    lst = dsub.choices["list"]
+    lst.add_argument("user", help="USER or USER@DOMAIN")
+    lst.add_argument("--xml", action="store_true",
+                     help="print the Appendix J history-list document")
+    lst.add_argument("--limit", type=int, default=1000)
+    lst.set_defaults(func=_sync(deferred_list))
+    purge = dsub.choices["purge"]
+    purge.add_argument("--all", action="store_true", help="every message of --user")
+    purge.add_argument("--user", default=None, help="USER or USER@DOMAIN (with --all)")
+    purge.set_defaults(func=_sync(deferred_purge))

@@ -1,0 +1,132 @@
+"""``simpleim deferred fetch|delete`` and ``simpleim settings set``: the user's side of the
+deferred messages (OMA SIMPLE IM §12.1) and of the IM service settings (§5.2.4).
+
+* ``deferred fetch``: register; the server re-sends every message it stored for us while we
+  were offline (in order, each flagged deferred with its original date); print them until
+  ``--wait`` seconds pass without one.  Exit 0.
+* ``deferred delete ID...`` / ``deferred delete --all``: REFER to ``sip:Delete@DOMAIN``;
+  exit 0 when every one was deleted, else the exit code of the first failure (403: not
+  ours, 404: no such message).
+* ``settings set [--offline-delivery on|off] [--bar-sessions on|off] [--bar-messages on|off]
+  [--invisible on|off]``: PUBLISH the settings (options not given keep their E.1 default:
+  the server replaces the whole document).
+
+Common options and exit codes are those of the other client commands (docs/cli.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from simpleim.cli.client import _EPILOG, _common
+from simpleim.cli.client_run import _fail, _run, exit_code_for
+from simpleim.client.account import Account
+from simpleim.client.events import MessageEvent
+from simpleim.content.poc_settings import ServiceSettings
+
+__all__ = ["add_deferred_commands", "run_deferred_delete", "run_deferred_fetch",
+           "run_settings_set"]
+
+
+def run_deferred_fetch(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        count = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                async with asyncio.timeout(args.wait):
+                    ev = await account.events.get()
+                if ev is None:
+                    break
+                if isinstance(ev, MessageEvent) and ev.deferred:
+                    count += 1
+                    print(f"{ev.datetime or '-'}\t{ev.sender}\t{ev.deferred_id}\t{ev.text}",
+                          flush=True)
+        print(f"{count} deferred message(s)", flush=True)
+        return 0
+
+    return _run("deferred fetch", args, body)
+
+
+def run_deferred_delete(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        if args.all:
+            statuses = [await account.deferred.delete_all()]
+            names = ["all"]
+        else:
+            if not args.ids:
+                return _fail("deferred delete", 2, "give message IDs or --all")
+            statuses = await account.deferred.delete(args.ids)
+            names = list(args.ids)
+        code = 0
+        for name, status in zip(names, statuses, strict=True):
+            ok = 200 <= status < 300
+            print(f"{'deleted' if ok else 'not deleted'} {name} ({status})", flush=True)
+            if not ok and code == 0:
+                code = exit_code_for(status)
+        return code
+
+    return _run("deferred delete", args, body)
+
+
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def run_settings_set(args: argparse.Namespace) -> int:
+    settings = ServiceSettings(
+        incoming_session_barring=bool(args.bar_sessions),
+        incoming_pager_barring=bool(args.bar_messages),
+        visible=not args.invisible,
+        offline_delivery=bool(args.offline_delivery))
+
+    async def body(account: Account) -> int:
+        status = await account.settings.publish(settings)
+        if not 200 <= status < 300:
+            return _fail("settings set", exit_code_for(status), f"PUBLISH answered {status}")
+        print(f"published: offline-delivery={'on' if settings.offline_delivery else 'off'} "
+              f"bar-sessions={'on' if settings.incoming_session_barring else 'off'} "
+              f"bar-messages={'on' if settings.incoming_pager_barring else 'off'} "
+              f"invisible={'off' if settings.visible else 'on'}", flush=True)
+        return 0
+
+    return _run("settings set", args, body)
+
+
+def add_deferred_commands(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    common = _common()
+    fmt = argparse.RawDescriptionHelpFormatter
+    deferred = subparsers.add_parser("deferred", help="messages stored while you were offline")
+    dsub = deferred.add_subparsers(dest="deferred_action", metavar="ACTION", required=True)
+    p = dsub.add_parser("fetch", parents=[common], formatter_class=fmt, epilog=_EPILOG,
+                        help="register and print the stored messages the server re-sends")
+    p.add_argument("--wait", type=float, default=3.0, metavar="S",
+                   help="stop after S seconds without a message (default 3)")
+    p.set_defaults(func=run_deferred_fetch)
+    p = dsub.add_parser("delete", parents=[common], formatter_class=fmt, epilog=_EPILOG,
+                        help="delete stored messages (REFER to sip:Delete@DOMAIN)")
+    p.add_argument("ids", nargs="*", metavar="ID", help="Message-ID (sip:ID@DOMAIN or ID)")
+    p.add_argument("--all", action="store_true", help="every stored message")
+    p.set_defaults(func=run_deferred_delete)
+
+    settings = subparsers.add_parser("settings", help="IM service settings (PUBLISH)")
+    ssub = settings.add_subparsers(dest="settings_action", metavar="ACTION", required=True)
+    p = ssub.add_parser("set", parents=[common], formatter_class=fmt, epilog=_EPILOG,
+                        help="publish the IM service settings (OMA SIMPLE IM Appendix E)")
+    for flag, dest, what in (
+        ("--offline-delivery", "offline_delivery", "push stored messages when online"),
+        ("--bar-sessions", "bar_sessions", "refuse incoming sessions (403)"),
+        ("--bar-messages", "bar_messages", "refuse incoming pager/large messages (403)"),
+        ("--invisible", "invisible", "be invisible to others"),
+    ):
+        p.add_argument(flag, dest=dest, type=_on_off, default=False, metavar="on|off",
+                       help=f"{what} (default off)")
+    p.set_defaults(func=run_settings_set)

@@ -1,0 +1,337 @@
+"""The Deferred Messaging Function (OMA SIMPLE IM §12.2, DM-01..DM-10).
+
+* :meth:`DeferredMessagingFunction.defer`: store a MESSAGE the terminating Participating
+  Function could not deliver (PT-01 step 5); it returns only once the message is
+  committed, so the caller answers 202 Accepted afterwards (write before acknowledge).
+* :meth:`~DeferredMessagingFunction.deliver_pending`: when the recipient registers (or
+  publishes ``offline-delivery active="true"``), its stored MESSAGEs are re-sent as
+  MESSAGE, one at a time in arrival order, each deleted only after a 2xx (msilo-style).
+* :meth:`~DeferredMessagingFunction.retrieve`: INVITE to ``sip:Deferred@DOMAIN`` (DM-02/03).
+* :meth:`~DeferredMessagingFunction.delete`: REFER to ``sip:Delete@DOMAIN`` (DM-10).
+* :meth:`~DeferredMessagingFunction.expire`: expiry with failure IMDNs (DM-08/DM-09).
+
+What it needs from the core is the :class:`Courier` Protocol (send a request to a user's
+registered contacts, or route a new request); it never imports another role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from simpleim.content.resource_lists import parse_resource_lists
+from simpleim.errors import ProtocolError, SimpleImError
+from simpleim.sdp import parse_sdp
+from simpleim.server.deferred.message import (
+    expiry_of,
+    failure_report,
+    message_uri,
+    new_message_id,
+    redelivery,
+    stored_request,
+    unwrapped,
+)
+from simpleim.server.roles import W_NO_MESSAGES, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
+from simpleim.sip.headers import Address, Headers
+from simpleim.sip.message import SipRequest, parse_message
+from simpleim.sip.multipart import parse_multipart
+from simpleim.sip.uri import SipUri, parse_uri
+from simpleim.store.deferred import DeferredMessage, DeferredRepository
+
+__all__ = ["Courier", "DeferredConfig", "DeferredMessagingFunction"]
+
+log = logging.getLogger("simpleim.server.deferred")
+
+
+class Courier(Protocol):
+    """What the DMF asks of the SIP/IP core."""
+
+    async def deliver(self, aor: str, request: SipRequest) -> int:
+        """Send ``request`` to the registered contacts of ``aor`` (no deferral); the best
+        final status (480 when none is registered)."""
+
+    async def originate(self, request: SipRequest) -> int:
+        """Route a new request from the server like any initial request; its status."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredConfig:
+    host: str  # the served domain: Message-ID URIs sip:<id>@host, Warning host
+    default_expiry: int = 7 * 24 * 3600  # DM-05 step 6: default expiry (seconds)
+    max_expiry: int = 30 * 24 * 3600  # DM-05 step 6: the local maximum of Expires
+
+
+class DeferredMessagingFunction:
+    def __init__(self, repository: DeferredRepository, courier: Courier,
+                 config: DeferredConfig, clock: Callable[[], float] = time.time) -> None:
+        self._repo = repository
+        self._courier = courier
+        self._config = config
+        self._clock = clock
+        self._pending: set[str] = set()  # AORs with stored messages (loaded at start)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last_seq = 0
+        self._tasks: set[asyncio.Task[int]] = set()
+
+    async def load(self) -> int:
+        """Remember which users have stored messages (at start); how many users."""
+        self._pending = set(await self._repo.recipients())
+        return len(self._pending)
+
+    async def stored(self, aor: str) -> list[DeferredMessage]:
+        """The messages stored for ``aor``, oldest first."""
+        return await self._repo.pending(aor)
+
+    def has_pending(self, aor: str) -> bool:
+        """Whether ``aor`` has stored messages: a new MESSAGE then queues behind them so
+        that the user receives everything in order."""
+        return aor in self._pending
+
+    def _next_seq(self) -> int:
+        seq = max(time.time_ns(), self._last_seq + 1)
+        self._last_seq = seq
+        return seq
+
+    # ------------------------------------------------------------------ storing (DM-05)
+
+    async def defer(self, req: SipRequest, recipient: str) -> str:
+        """Store ``req`` for ``recipient`` (committed on return); its Message-ID URI.
+        StorageError propagates: the caller must not acknowledge then."""
+        now = self._clock()
+        cfg = self._config
+        sender_uri = req.from_addr.uri
+        sender = (f"{sender_uri.user}@{sender_uri.host}"
+                  if isinstance(sender_uri, SipUri) and sender_uri.user else str(sender_uri))
+        mid = new_message_id()
+        message = DeferredMessage(
+            id=mid, recipient=recipient, sender=sender, seq=self._next_seq(),
+            received_at=now, expires_at=expiry_of(req, now, cfg.default_expiry,
+                                                  cfg.max_expiry),
+            subject=(req.headers.get("Subject") or "")[:200], request=stored_request(req))
+        await self._repo.add(message)
+        self._pending.add(recipient)
+        return message_uri(mid, cfg.host)
+
+    # ------------------------------------------------------------------ delivery
+
+    def _lock(self, aor: str) -> asyncio.Lock:
+        lock = self._locks.get(aor)
+        if lock is None:
+            lock = self._locks[aor] = asyncio.Lock()
+        return lock
+
+    async def deliver_pending(self, aor: str) -> int:
+        """Re-send the stored MESSAGEs of ``aor`` in order; stop at the first one its
+        contacts do not accept (kept for the next registration).  How many were delivered."""
+        if aor not in self._pending:
+            return 0
+        delivered = 0
+        async with self._lock(aor):
+            while True:
+                batch = await self._repo.pending(aor, limit=100)
+                if not batch:
+                    self._pending.discard(aor)
+                    break
+                for message in batch:
+                    ok = await self._deliver_one(message)
+                    if not ok:
+                        return delivered
+                    delivered += 1
+        self._locks.pop(aor, None)
+        return delivered
+
+    async def _deliver_one(self, message: DeferredMessage) -> bool:
+        try:
+            stored = parse_message(message.request)
+        except ProtocolError as exc:
+            log.error("stored message %s is unreadable (%s): removed", message.id, exc.detail)
+            await self._repo.remove(message.id)
+            return True
+        if not isinstance(stored, SipRequest):
+            await self._repo.remove(message.id)
+            return True
+        request = redelivery(message, stored, self._config.host)
+        status = await self._courier.deliver(message.recipient, request)
+        if status == 415:
+            # A plain SIP client that takes no message/cpim (RFC 3428 §11): the content alone.
+            plain = unwrapped(request)
+            if plain is not None:
+                status = await self._courier.deliver(message.recipient, plain)
+        if 200 <= status < 300:
+            # Deleted only after the 2xx: a crash in between re-sends it once more rather
+            # than losing it (the Deferred-Message-ID lets the client drop the duplicate).
+            await self._repo.remove(message.id)
+            return True
+        log.info("deferred message %s to %s not accepted (%d): kept", message.id,
+                 message.recipient, status)
+        return False
+
+    # ------------------------------------------------------------------ expiry (DM-08/09)
+
+    async def expire(self) -> int:
+        """Delete the messages whose expiry passed, sending the failure IMDNs asked for."""
+        now = self._clock()
+        removed = 0
+        for message in await self._repo.expired(now):
+            if await self._repo.remove(message.id):
+                removed += 1
+                await self._report_failure(message)
+        if removed:
+            self._pending = set(await self._repo.recipients())
+        return removed
+
+    async def _report_failure(self, message: DeferredMessage) -> None:
+        try:
+            stored = parse_message(message.request)
+        except ProtocolError:
+            return
+        if not isinstance(stored, SipRequest):
+            return
+        server = f"sip:Deferred@{self._config.host}"
+        body = failure_report(stored, server=server, now=datetime.now(UTC))
+        if body is None:
+            return
+        from_addr = stored.from_addr.uri
+        h = Headers()
+        h.add("Max-Forwards", "70")
+        h.add("From", f"<{server}>;tag={new_message_id()[:12]}")
+        h.add("To", f"<{from_addr}>")
+        h.add("Call-ID", f"{new_message_id()}@{self._config.host}")
+        h.add("CSeq", "1 MESSAGE")
+        h.add("Content-Type", "message/cpim")
+        req = SipRequest("MESSAGE", from_addr, h, body)
+        try:
+            status = await self._courier.originate(req)
+        except SimpleImError as exc:
+            log.warning("failure report for %s not sent: %s", message.id, exc)
+            return
+        log.info("failure report for %s to %s: %d", message.id, from_addr, status)
+
+    # ------------------------------------------------------------------ retrieval (DM-02/03)
+
+    async def retrieve(self, req: SipRequest, requester: str) -> Reply:
+        """INVITE to sip:Deferred@DOMAIN.  DM-02: SDP must be recvonly (else 488);
+        DM-03: nothing stored -> 488 + Warning '125 No messages'.  With messages stored
+        they are re-sent as MESSAGE (the MSRP push of DM-07 is not implemented) and the
+        INVITE is answered 488 with a Warning saying so."""
+        host = self._config.host
+        if not _recvonly(req):
+            return Reply(488, headers=(("Warning", im_warning(
+                host, "the SDP offer must be a=recvonly (OMA SIMPLE IM 12.1.1)")),))
+        wanted = _wanted_ids(req)
+        stored = await self._repo.pending(requester, ids=wanted)
+        if not stored:
+            return Reply(488, headers=(("Warning", im_warning(host, W_NO_MESSAGES)),))
+        task = asyncio.get_running_loop().create_task(self.deliver_pending(requester))
+        self._tasks.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._tasks.discard)
+        return Reply(488, headers=(("Warning", im_warning(
+            host, "stored messages are delivered by MESSAGE")),))
+
+    # ------------------------------------------------------------------ deletion (DM-10)
+
+    async def delete(self, req: SipRequest, requester: str) -> Reply:
+        """REFER to sip:Delete@DOMAIN: Refer-To the message's URI, or sip:Deferred@DOMAIN
+        for all, or a resource-lists body (multiple-refer).  Someone else's message -> 403."""
+        host = self._config.host
+        targets = _refer_targets(req)
+        if targets is None:
+            return Reply(400, "Bad Refer-To")
+        if any(t.lower() == f"deferred@{host}".lower() for t in targets):
+            removed = await self._repo.pending(requester)
+            await self._repo.remove_all(requester)
+            self._pending.discard(requester)
+            for message in removed:
+                await self._report_failure(message)
+            return Reply(200)
+        messages: list[DeferredMessage] = []
+        for target in targets:
+            mid, _, thost = target.partition("@")
+            found = await self._repo.get(mid)
+            if found is None or thost.lower() != host.lower():
+                return Reply(404, headers=(("Warning", im_warning(
+                    host, f"no stored message {target}")),))
+            if found.recipient != requester:
+                # Someone else's message: 403 + Warning 127 (§5.6).
+                return Reply(403, headers=(("Warning", im_warning(
+                    host, W_SERVICE_NOT_AUTHORISED)),))
+            messages.append(found)
+        for message in messages:
+            if await self._repo.remove(message.id):
+                await self._report_failure(message)
+        if not await self._repo.pending(requester, limit=1):
+            self._pending.discard(requester)
+        return Reply(200)
+
+
+def _recvonly(req: SipRequest) -> bool:
+    """DM-02: a session-level a=recvonly, or one on the m=message stream."""
+    if req.content_type != "application/sdp":
+        return False
+    try:
+        sdp = parse_sdp(req.body)
+    except SimpleImError:
+        return False
+    if sdp.has("recvonly"):
+        return any(m.media == "message" for m in sdp.media)
+    return any(m.media == "message" and m.has("recvonly") for m in sdp.media)
+
+
+def _wanted_ids(req: SipRequest) -> list[str] | None:
+    """The Message-IDs of a resource-lists body part (selected retrieval), None for all."""
+    lists = _resource_lists(req)
+    if lists is None:
+        return None
+    return [uri.split(":", 1)[-1].split("@", 1)[0] for uri in lists]
+
+
+def _resource_lists(req: SipRequest) -> list[str] | None:
+    if req.content_type == "application/resource-lists+xml":
+        parts = [req.body]
+    elif req.content_type == "multipart/mixed" and req.media_type is not None \
+            and req.media_type.boundary:
+        try:
+            parts = [p.body for p in parse_multipart(req.body, req.media_type.boundary)
+                     if p.content_type == "application/resource-lists+xml"]
+        except SimpleImError:
+            return None
+    else:
+        return None
+    uris: list[str] = []
+    for body in parts:
+        try:
+            doc = parse_resource_lists(body)
+        except SimpleImError:
+            continue
+        uris.extend(e.uri for e in doc.entries())
+    return uris or None
+
+
+def _refer_targets(req: SipRequest) -> list[str] | None:
+    """``id@host`` of each message a REFER names (Refer-To, or the resource-lists body the
+    Refer-To points at with multiple-refer, RFC 5368)."""
+    value = req.headers.get("Refer-To")
+    if value is None:
+        return None
+    try:
+        target = Address.parse(value, "Refer-To").uri
+    except ProtocolError:
+        return None
+    if not isinstance(target, SipUri):
+        listed = _resource_lists(req)
+        if listed is None:
+            return None
+        out = []
+        for uri in listed:
+            parsed = parse_uri(uri)
+            if isinstance(parsed, SipUri) and parsed.user:
+                out.append(f"{parsed.user}@{parsed.host}")
+        return out or None
+    if not target.user:
+        return None
+    return [f"{target.user}@{target.host}"]

@@ -1,0 +1,270 @@
+"""The server side of the IM application-server roles: how the core hands requests to them
+and how their own requests reach the wire.
+
+* :func:`build_roles` is the one place where the roles (:mod:`~simpleim.server.participating`,
+  :mod:`~simpleim.server.deferred`, :mod:`~simpleim.server.settings`) are made and wired;
+  they never import each other.
+* :class:`RoleServices` runs the role handlers for requests the core routed to them
+  (:mod:`simpleim.server.routing`) and is their
+  :class:`~simpleim.server.deferred.Courier`: a request of a role goes to a user's
+  registered contacts through the same endpoint and targets as proxied requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from simpleim.errors import ProtocolError, StorageError
+from simpleim.server.auth import UserDirectory
+from simpleim.server.config import ServerConfig
+from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
+from simpleim.server.identity import LocalIdentity
+from simpleim.server.location import BindingStore, LocationService, aor_key
+from simpleim.server.participating import ParticipatingFunction, PfConfig
+from simpleim.server.proxy import Proxy, Target
+from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
+from simpleim.server.routing import Role
+from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
+from simpleim.sip.headers import Headers
+from simpleim.sip.message import SipRequest
+from simpleim.sip.uri import SipUri
+from simpleim.store.deferred import DeferredRepository
+from simpleim.store.settings import SettingsRepository
+from simpleim.transport.sip import IncomingRequest, SipEndpoint
+
+__all__ = ["CoreStore", "RoleServices", "Roles", "ServerStore", "build_roles"]
+
+log = logging.getLogger("simpleim.server")
+
+Spawn = Callable[[Coroutine[Any, Any, None]], None]
+
+
+class CoreStore(UserDirectory, BindingStore, Protocol):
+    """What the core (registrar, proxy, auth) needs from :mod:`simpleim.store`."""
+
+
+class ServerStore(CoreStore, Protocol):
+    """What the server needs from :mod:`simpleim.store`: the core's users and bindings
+    and the repositories of the roles."""
+
+    @property
+    def deferred(self) -> DeferredRepository: ...
+
+    @property
+    def settings(self) -> SettingsRepository: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Roles:
+    """The IM application-server roles of one server process."""
+
+    participating: ParticipatingFunction
+    deferred: DeferredMessagingFunction
+    settings: ServiceSettingsFunction
+
+
+def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
+                clock: Callable[[], float] = time.time) -> Roles:
+    """The one place where the roles are made and wired: each gets its repository, its
+    configuration and, as a narrow Protocol, what it needs from the others."""
+    settings = ServiceSettingsFunction(
+        store.settings,
+        SettingsConfig(config.domain, min_expires=config.min_expires,
+                       max_expires=config.max_expires, default_expires=config.default_expires),
+        clock)
+    deferred = DeferredMessagingFunction(
+        store.deferred, courier,
+        DeferredConfig(config.domain, default_expiry=config.deferred_default_expiry,
+                       max_expiry=config.deferred_max_expiry),
+        clock)
+    participating = ParticipatingFunction(
+        PfConfig(config.domain, allow_anonymity=config.allow_anonymity), settings)
+    return Roles(participating, deferred, settings)
+
+
+
+class RoleServices:
+    """Role handlers and the roles' Courier, over the core's endpoint, location and proxy."""
+
+    def __init__(self, config: ServerConfig, endpoint: SipEndpoint, location: LocationService,
+                 proxy: Proxy, identity: LocalIdentity, store: CoreStore | None,
+                 role_store: ServerStore, spawn: Spawn,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.endpoint = endpoint
+        self.location = location
+        self.proxy = proxy
+        self.identity = identity
+        self.store = store
+        self._spawn = spawn
+        self.roles = build_roles(config, role_store, self, clock)
+
+    def served_user(self, req: SipRequest, auth_user: str | None) -> str | None:
+        """The AOR of the served user who sent ``req`` (§5.1: the authenticated
+        originator; with authentication off, a From in our domain)."""
+        if auth_user is not None:
+            return aor_key(auth_user, self.config.domain)
+        from_uri = req.from_addr.uri
+        if not self.config.auth and isinstance(from_uri, SipUri) \
+                and self.identity.is_local_domain(from_uri):
+            return aor_key(from_uri.user_unescaped, self.config.domain)
+        return None
+
+    def send_reply(self, inc: IncomingRequest, reply: Reply, to_tag: str | None = None) -> None:
+        # §6.1.1.1: responses of the IM server carry Server (Appendix F.1).
+        headers = [*reply.headers, ("Server", SERVER_PRODUCT)]
+        inc.reply(reply.status, reply.reason, headers, to_tag=to_tag)
+
+    async def service(self, inc: IncomingRequest, service: Role,
+                       requester: str | None) -> None:
+        """sip:Deferred@DOMAIN (INVITE, §12.2.1) and sip:Delete@DOMAIN (REFER, §12.2.2.7)."""
+        roles = self.roles
+        req = inc.request
+        if requester is None:
+            # §12.2.1 step 1: only a served, authenticated user -> 403 + Warning 127.
+            self.send_reply(inc, Reply(403, headers=(
+                ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
+            return
+        wanted = "INVITE" if service is Role.DEFERRED else "REFER"
+        if req.method != wanted:
+            self.send_reply(inc, Reply(405, headers=(("Allow", wanted),)))
+            return
+        try:
+            if service is Role.DEFERRED:
+                reply = await roles.deferred.retrieve(req, requester)
+            else:
+                reply = await roles.deferred.delete(req, requester)
+        except StorageError as exc:
+            log.error("deferred store failure: %s", exc)
+            self.send_reply(inc, Reply(500))
+            return
+        tag = secrets.token_hex(6)
+        self.send_reply(inc, reply, to_tag=tag)
+        if service is Role.DELETE and reply.status < 300:
+            refer_sub = (req.headers.get("Refer-Sub") or "true").strip().lower()
+            if refer_sub != "false":
+                # §12.2.2.7 step 5 / RFC 3515 §2.4.4: NOTIFY the outcome in the REFER dialog.
+                self._spawn(self._notify_refer(inc, tag, reply.status))
+
+    async def _notify_refer(self, inc: IncomingRequest, tag: str, status: int) -> None:
+        req = inc.request
+        contacts = req.contacts
+        if not contacts or not isinstance(contacts[0].uri, SipUri):
+            return
+        target = contacts[0].uri
+        h = Headers()
+        h.add("Max-Forwards", "70")
+        h.add("From", f"{req.headers.get('To')};tag={tag}")
+        h.add("To", req.headers.get("From") or "")
+        h.add("Call-ID", req.call_id)
+        h.add("CSeq", "1 NOTIFY")
+        h.add("Contact", f"<sip:Delete@{self.config.domain}>")
+        h.add("Event", "refer")
+        h.add("Subscription-State", "terminated;reason=noresource")
+        h.add("User-Agent", SERVER_PRODUCT)
+        h.add("Content-Type", "message/sipfrag;version=2.0")
+        reason = "OK" if status == 200 else "Accepted"
+        notify = SipRequest("NOTIFY", target, h, f"SIP/2.0 {status} {reason}\r\n".encode())
+        dest = inc.source if inc.source.transport in ("tcp", "tls") \
+            else self.endpoint.resolve(target)
+        try:
+            await self.endpoint.request(notify, dest)
+        except ProtocolError as exc:
+            log.info("NOTIFY for the delete REFER not sent: %s", exc.detail)
+
+    async def publish(self, inc: IncomingRequest, requester: str | None, target: str) -> None:
+        roles = self.roles
+        try:
+            outcome = await roles.settings.publish(inc.request, requester, target)
+        except StorageError as exc:
+            log.error("settings store failure: %s", exc)
+            self.send_reply(inc, Reply(500))
+            return
+        self.send_reply(inc, outcome.reply)
+        if outcome.settings is not None and outcome.settings.offline_delivery \
+                and outcome.aor is not None:
+            # §6.1.1.5 step 7 / DM-06: deliver the stored messages now (by MESSAGE; the
+            # MSRP push session is not implemented yet).
+            self._spawn(self.deliver_pending(outcome.aor))
+
+    async def deliver_pending(self, aor: str) -> None:
+        roles = self.roles
+        try:
+            count = await roles.deferred.deliver_pending(aor)
+        except (StorageError, ProtocolError) as exc:
+            log.error("delivery of deferred messages to %s failed: %s", aor, exc)
+            return
+        if count:
+            log.info("delivered %d deferred messages to %s", count, aor)
+
+    async def defer(self, inc: IncomingRequest, uri: SipUri, aor: str, deliver: bool) -> None:
+        """PT-01 step 5 -> DM-05: store, then (and only then) 202 Accepted."""
+        roles = self.roles
+        try:
+            if self.store is not None and not await self.store.user_exists(
+                    uri.user_unescaped or ""):
+                inc.reply(404)
+                return
+            await roles.deferred.defer(inc.request, aor)
+        except StorageError as exc:
+            # Not stored: never acknowledged (the sender keeps its copy).
+            log.error("cannot store a deferred message for %s: %s", aor, exc)
+            inc.reply(500)
+            return
+        inc.reply(202, headers=[("Server", SERVER_PRODUCT)])
+        if deliver:
+            self._spawn(self.deliver_pending(aor))
+
+    # ------------------------------------------------------------------ Courier (roles)
+
+    async def deliver(self, aor: str, request: SipRequest) -> int:
+        """Send ``request`` to every registered contact of ``aor`` (forking, RFC 3261
+        §16.6); the first 2xx status, else the lowest failure (480: none registered)."""
+        targets: list[Target] = []
+        for b in self.location.lookup(aor):
+            try:
+                targets.append(self.proxy.target_for_binding(b))
+            except ProtocolError as exc:
+                log.warning("unusable binding %s: %s", b.contact, exc.detail)
+        if not targets:
+            return 480
+        statuses = await asyncio.gather(*(self._send_to(t, request) for t in targets))
+        ok = [st for st in statuses if 200 <= st < 300]
+        return ok[0] if ok else min(statuses)
+
+    async def _send_to(self, target: Target, request: SipRequest) -> int:
+        req = request.copy()
+        req.uri = target.uri
+        for route in reversed(target.routes):
+            req.headers.prepend("Route", route)
+        try:
+            resp = await self.endpoint.request(req, target.dest)
+        except ProtocolError as exc:
+            log.info("cannot send %s to %s: %s", req.method, target.uri, exc.detail)
+            return 503
+        return resp.status
+
+    async def originate(self, request: SipRequest) -> int:
+        """A new request of the server (an IMDN of the DMF): delivered to a served user's
+        contacts, or deferred for them like any message when they cannot take it."""
+        uri = request.uri
+        roles = self.roles
+        if not isinstance(uri, SipUri) or not self.identity.is_local_domain(uri):
+            return 403  # no relaying to other domains
+        aor = aor_key(uri.user_unescaped, self.config.domain)
+        if self.location.lookup(aor) and not roles.deferred.has_pending(aor):
+            status = await self.deliver(aor, request)
+            if not roles.participating.defer_after_failure(request, [status]):
+                return status
+        if self.store is None or not await self.store.user_exists(uri.user_unescaped or ""):
+            return 404
+        if not roles.participating.deferrable(request):
+            return 480
+        await roles.deferred.defer(request, aor)
+        return 202

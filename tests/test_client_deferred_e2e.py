@@ -1,0 +1,112 @@
+"""Deferred messages and service settings end to end: simpleim clients through an in-process
+``simpleim server`` (issue 9 §7), and the ``simpleim deferred`` / ``settings`` commands."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from client_helpers import DOMAIN, client_config, running_server, wait_event
+from simpleim.client.account import Account
+from simpleim.client.events import ImdnEvent, MessageEvent
+from simpleim.client.session import SessionFailed
+from simpleim.content.poc_settings import ServiceSettings
+from test_client_cli import LONG, _env
+
+
+async def test_offline_bob_gets_three_messages_in_order_with_delivery_imdns(
+        tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path) as (server, port),
+        Account(client_config("alice", port, tmp_path)) as alice,
+    ):
+        texts = ["one \u00e9", "two \U0001f600", "three"]
+        sent = []
+        for text in texts:
+            result = await alice.pager.send("bob", text)
+            assert result.status == 202  # OMA §12.2.2.3: stored, then 202 Accepted
+            sent.append(result.message_id)
+        async with Account(client_config("bob", port, tmp_path)) as bob:
+            got = []
+            for _ in texts:
+                ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+                assert isinstance(ev, MessageEvent)
+                got.append(ev)
+            assert [e.text for e in got] == texts
+            assert [e.message_id for e in got] == sent
+            for ev in got:
+                assert ev.deferred and ev.deferred_id and ev.deferred_id.startswith("sip:")
+                assert ev.datetime  # the original CPIM DateTime
+                assert ev.sender == f"sip:alice@{DOMAIN}"
+            # C-DM-04: the delivery IMDN of each deferred message reaches alice
+            delivered: set[str] = set()
+            while delivered != set(sent):
+                imdn = await wait_event(alice, lambda e: isinstance(e, ImdnEvent))
+                assert isinstance(imdn, ImdnEvent) and imdn.status == "delivered"
+                delivered.add(imdn.message_id)
+
+
+async def test_settings_barring_and_delete(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path) as (server, port),
+        Account(client_config("alice", port, tmp_path)) as alice,
+        Account(client_config("bob", port, tmp_path)) as bob,
+    ):
+        assert await bob.settings.publish(ServiceSettings(incoming_pager_barring=True)) \
+            == 200
+        with pytest.raises(SessionFailed) as err:
+            await alice.pager.send("bob", "barred?")
+        assert err.value.status == 403  # PT-01 step 1
+        assert await bob.settings.publish(ServiceSettings()) == 200
+        assert (await alice.pager.send("bob", "not barred")).status == 200
+        # carol is offline: two messages stored; alice cannot delete carol's (403)
+        for text in ("x", "y"):
+            assert (await alice.pager.send("carol", text)).status == 202
+        assert server.roles is not None
+        first, _second = await server.roles.deferred.stored(f"carol@{DOMAIN}")
+        assert await alice.deferred.delete([first.id]) == [403]
+        carol = Account(client_config("carol", port, tmp_path))
+        await carol.start(register=False)  # delete without registering (no delivery)
+        try:
+            assert await carol.deferred.delete([first.id]) == [200]
+            assert await carol.deferred.delete([first.id]) == [404]
+            assert await carol.deferred.delete_all() == 200
+        finally:
+            await carol.close()
+        assert not server.roles.deferred.has_pending(f"carol@{DOMAIN}")
+
+
+async def _simpleim(tmp: Path, user: str, port: int, *args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "simpleim", *args, "--proxy", f"127.0.0.1:{port}",
+        env=_env(tmp, user), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(LONG):
+        out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_cli_deferred_fetch_delete_and_settings(tmp_path: Path) -> None:
+    async with (
+        running_server(tmp_path) as (_server, port),
+        Account(client_config("alice", port, tmp_path)) as alice,
+    ):
+        assert (await alice.pager.send("carol", "kept for you")).status == 202
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "fetch",
+                                         "--wait", "2")
+        assert code == 0, err
+        assert "kept for you" in out and "1 deferred message(s)" in out
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
+                                         "--bar-messages", "on")
+        assert code == 0 and "bar-messages=on" in out, err
+        with pytest.raises(SessionFailed) as failed:
+            await alice.pager.send("carol", "barred")
+        assert failed.value.status == 403
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "delete",
+                                         "nosuchid")
+        assert code != 0 and "not deleted nosuchid (404)" in out
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
+                                         "--bar-messages", "maybe")
+        assert code == 2
