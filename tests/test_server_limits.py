@@ -153,10 +153,11 @@ async def test_outsiders_cannot_tell_unknown_from_offline() -> None:
             req.headers.set("From", "<sip:mallory@evil.test>;tag=e1")
             statuses.append((await out.send(req, auth=False)).status)
         assert statuses == [404, 404]
-        # our own authenticated users still learn that carol is offline
+        # our own authenticated users still learn that carol is offline: her MESSAGE is
+        # stored for later delivery (202, OMA SIMPLE IM §12.2.2.3)
         alice = await srv.ua("alice")
         resp = await alice.send(alice.request("MESSAGE", f"sip:carol@{DOMAIN}", body=b"x"))
-        assert resp.status == 480
+        assert resp.status == 202
 
 
 # ---------------------------------------------------------------- item 10: TCP
