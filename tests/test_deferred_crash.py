@@ -23,6 +23,7 @@ from simpleim.store import open_store
 from simpleim.transport.sip import IncomingRequest
 from simpleim.transport.sip_addr import TransportAddr
 from test_server_helpers import DOMAIN, TestUA
+from waiting import wait_until
 
 N_MESSAGES = 240
 KILL_AFTER = 80  # 202s seen before the kill
@@ -81,9 +82,8 @@ async def test_kill9_mid_load_loses_no_acknowledged_message(store_url: str,
 
         async def killer() -> None:
             try:
-                async with asyncio.timeout(60):
-                    while len(acked) < KILL_AFTER:
-                        await asyncio.sleep(0.005)
+                await wait_until(lambda: len(acked) >= KILL_AFTER, 60,
+                                 what="enough 202s before the kill", interval=0.005)
             finally:
                 proc.send_signal(signal.SIGKILL)  # kill -9 in the middle of the load
                 killed.set()
@@ -109,15 +109,15 @@ async def test_kill9_mid_load_loses_no_acknowledged_message(store_url: str,
             ua = await TestUA(user, proxy, answer=answer).start()
             uas.append(ua)
             assert (await ua.register(auth=False)).status == 200
-        delivered = set()
-        async with asyncio.timeout(60):
-            while not acked <= delivered:
-                await asyncio.sleep(0.02)
-                delivered = {b for bodies in got.values() for b in bodies}
+        await wait_until(lambda: acked <= {b for bodies in got.values() for b in bodies},
+                         60, what="every acknowledged message delivered")
         check = await open_store(url)
-        async with check, asyncio.timeout(60):
-            while await check.deferred.count() > 0:
-                await asyncio.sleep(0.02)
+
+        async def emptied() -> bool:
+            return await check.deferred.count() == 0
+
+        async with check:
+            await wait_until(emptied, 60, what="the deferred store emptied")
         for ua in uas:
             await ua.close()
     everything = [b for bodies in got.values() for b in bodies]

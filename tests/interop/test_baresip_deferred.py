@@ -9,7 +9,6 @@ content (text/plain) instead.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import sys
 from pathlib import Path
@@ -30,6 +29,8 @@ from client_interop import (  # noqa: E402
     require,
     simpleim_server,
 )
+
+from waiting import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.interop
 
@@ -64,8 +65,7 @@ async def test_baresip_offline_receives_deferred_messages_on_registration(
             out = bs.text()
             assert out.index(texts[0]) < out.index(texts[1])  # in order
             # each is deleted after baresip's 200 (which may follow the print): wait for it
-            async with asyncio.timeout(20):
-                while server.roles.deferred.has_pending(f"dave@{DOMAIN}"):
-                    await asyncio.sleep(0.05)
+            await wait_until(lambda: not server.roles.deferred.has_pending(f"dave@{DOMAIN}"),
+                             20, what="the deferred store emptied")
         finally:
             await bs.stop()
