@@ -78,7 +78,7 @@ from .pager import (
     normalize_uri,
     sip_identity,
 )
-from .session import InviteSession, SessionFailed
+from .session import FileOffer, InviteSession, SessionFailed
 from .thumbnails import make_thumbnail
 
 __all__ = ["FileTransfers", "FileTransferSession", "TransferResult", "Progress",
@@ -593,20 +593,27 @@ class FileTransfers:
                   if m.port != 0 and m.has("file-selector")]
         invitation = ring(session, inc)
         invitation.decline_status = 603     # IR.79 §2.4 / RFC 5547: decline with 603
+        # Each offered file is accepted or declined on its own (FileOffer).
+        group: list[FileOffer] = []
+        choices: list[tuple[FileDescription, FileOffer]] = []
         for i, d in pushes:
             if d is None:
                 continue
+            choice = FileOffer(invitation, group)
+            choices.append((d, choice))
             self.ctx.emit(FileEvent(d.transfer_id or "", peer, "offered", d.selector.name,
                                     d.selector.size, d.selector.type, kind=session.kind,
                                     reason=f"icon {icons[i]} bytes" if i in icons else None,
-                                    invitation=invitation))
+                                    invitation=choice))
         policy = cfg.policy.images if image else cfg.policy.files
         ok = await decide(self.ctx, invitation, policy)
+        FileOffer.follow(group, invitation)
         if invitation.cancelled:
             return
         if not ok:
             reject(session, inc, invitation.decline_status, "declined by the user")
             return
+        declined = [d for d, choice in choices if choice.accepted is False]
         too_big = [d for _i, d in pushes if d is not None and cfg.max_file_size is not None
                    and (d.selector.size or 0) > cfg.max_file_size]
         if too_big and len(too_big) == len(pushes):
@@ -619,6 +626,9 @@ class FileTransfers:
         room = self.downloads.room()
 
         def file_policy(d: FileDescription) -> bool | FileDescription:
+            if d in declined:
+                declined.remove(d)
+                return False          # declined by the user: port 0 (RFC 3264 §6)
             if cfg.max_file_size is not None and (d.selector.size or 0) > cfg.max_file_size:
                 return False          # §10.3: user choice / limits: stream rejected (port 0)
             key = _partial_key(d.selector, d.transfer_id)

@@ -34,7 +34,7 @@ from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
 from .sessiontimer import SessionTimer, TimerAction, TimerInput, negotiated_interval
 from .ua import InviteAttempt
 
-__all__ = ["InviteSession", "ChatSession", "Invitation", "SessionFailed"]
+__all__ = ["InviteSession", "ChatSession", "Invitation", "FileOffer", "SessionFailed"]
 
 log = logging.getLogger("simpleim.client")
 
@@ -73,6 +73,50 @@ class Invitation:
             self.accepted = False
             self.decline_status = status
             self.decided.set()
+
+
+class FileOffer:
+    """One file of a file-transfer invitation (RFC 5547 §8: one m-line per file), accepted or
+    declined on its own.  A declined file's m-line is answered with port 0 (RFC 3264 §6) and
+    nothing of it is written; when every file is declined the INVITE itself is declined (603,
+    RFC 5547 / OMA §10.3).  The invitation is decided once every file of it is."""
+
+    def __init__(self, invitation: Invitation, group: list[FileOffer]) -> None:
+        self.invitation = invitation
+        self.accepted: bool | None = None
+        self.decline_status = 603
+        self._group = group
+        group.append(self)
+
+    @property
+    def session(self) -> InviteSession:
+        return self.invitation.session
+
+    def accept(self) -> None:
+        if self.accepted is None:
+            self.accepted = True
+            self._settle()
+
+    def decline(self, status: int = 603) -> None:
+        if self.accepted is None:
+            self.accepted = False
+            self.decline_status = status
+            self._settle()
+
+    def _settle(self) -> None:
+        if any(o.accepted is None for o in self._group):
+            return
+        if any(o.accepted for o in self._group):
+            self.invitation.accept()
+        else:
+            self.invitation.decline(self._group[0].decline_status)
+
+    @staticmethod
+    def follow(group: list[FileOffer], invitation: Invitation) -> None:
+        """Files nobody decided take the invitation's decision (a policy, a timeout)."""
+        for o in group:
+            if o.accepted is None:
+                o.accepted = bool(invitation.accepted)
 
 
 class InviteSession:
