@@ -167,6 +167,8 @@ async def test_chat_command(tmp_path: Path) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             async with asyncio.timeout(LONG):
+                line = await proc.stdout.readline()        # says what it waits for
+                assert line.startswith(b"inviting sip:bob@example.test to a chat; waiting")
                 line = await proc.stdout.readline()
                 assert b"established" in line
                 proc.stdin.write(b"hello from the chat command\n")

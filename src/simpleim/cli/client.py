@@ -102,10 +102,15 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
 
     p = subparsers.add_parser(
         "chat", parents=[common], formatter_class=fmt, epilog=_EPILOG,
-        help="interactive 1-1 IM session",
-        description="Open an MSRP session with TO; type lines to send them.  ✓ = delivered, "
-                    "✓✓ = displayed; '… typing' shows is-composing.  Ctrl-D or /quit ends it.")
-    p.add_argument("to", metavar="TO")
+        help="interactive 1-1 chats: with TO, or waiting for whoever writes",
+        description="Chat on the console.  With TO, invite TO to an MSRP session; without, "
+                    "wait for chats and messages.  Every message received is shown, from "
+                    "anyone (also pager messages and chats others open); typed lines go to "
+                    "the current peer (TO, else the last one who wrote; /to PEER switches).  "
+                    "✓ = delivered, ✓✓ = displayed; '… typing' shows is-composing, which is "
+                    "sent while you type (on a terminal; an empty line on a pipe).  Ctrl-D or "
+                    "/quit ends it.")
+    p.add_argument("to", metavar="TO", nargs="?", help="whom to invite (optional)")
     p.set_defaults(func=run_chat)
 
     p = subparsers.add_parser(

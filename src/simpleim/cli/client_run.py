@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from simpleim.cli.chat import ChatConsole
+from simpleim.cli.outcome import EXIT_CODES, describe_failure, exit_code_for
 from simpleim.cli.preflight import (
     UdpProbe,
     check_address,
@@ -45,39 +47,6 @@ __all__ = ["EXIT_CODES", "exit_code_for", "describe_failure", "event_json", "saf
 
 log = logging.getLogger("simpleim.cli")
 
-#: Exit codes a script can rely on (docs/cli.md).
-EXIT_CODES: dict[int, str] = {
-    0: "success",
-    1: "other failure",
-    2: "usage or configuration error",
-    3: "registration / authentication failed",
-    4: "unreachable or no answer (408, 503, network)",
-    5: "not found (404, 604)",
-    6: "temporarily unavailable (480)",
-    7: "declined / busy / not acceptable (603, 486, 488, 600, 606)",
-    8: "transfer failed (MSRP error, hash mismatch)",
-    9: "forbidden (403)",
-}
-
-
-def exit_code_for(status: int) -> int:
-    if status in (404, 604):
-        return 5
-    if status == 480:
-        return 6
-    if status in (603, 486, 488, 600, 606, 487):
-        return 7
-    if status == 403:
-        return 9
-    if status in (401, 407):
-        return 3
-    if status in (0,):
-        return 8
-    if status in (408, 503, 504) or status >= 500:
-        return 4
-    return 1
-
-
 def _config(args: argparse.Namespace, **extra: Any) -> ClientConfig:
     overrides: dict[str, Any] = {
         "aor": args.account, "password": args.password, "proxy": args.proxy,
@@ -95,30 +64,6 @@ def _config(args: argparse.Namespace, **extra: Any) -> ClientConfig:
 def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:
     print(f"simpleim {cmd}: {text}", file=err or sys.stderr, flush=True)
     return code
-
-
-#: Final statuses of a request to a user, in words (the status is kept in the line too).
-_FAILURE_WORDS: dict[int, str] = {
-    404: "{to} does not exist on the server",
-    604: "{to} does not exist anywhere",
-    480: "{to} is not online; {what} was not stored: try again when they are registered",
-    408: "no answer from {to}",
-    486: "{to} is busy",
-    603: "{to} declined",
-    606: "{to} cannot take this kind of session",
-    488: "{to} cannot take this kind of session",
-    403: "the server refused to relay this request",
-}
-
-
-def describe_failure(status: int, reason: str, to: str, what: str = "the message") -> str:
-    """``bob is not online; the message was not stored ... (480 Temporarily
-    Unavailable)``: the SIP outcome of a request in words."""
-    words = _FAILURE_WORDS.get(status)
-    wire = f"{status} {reason}".strip() if status else reason
-    if words is None:
-        return f"failed: {wire}"
-    return f"{words.format(to=to, what=what)} ({wire})"
 
 
 def _run(cmd: str, args: argparse.Namespace,
@@ -381,51 +326,11 @@ def run_send(args: argparse.Namespace) -> int:
 
 def run_chat(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
-        chat = await account.chats.start(args.to, timeout=args.timeout)
-        print(f"session with {chat.peer} established; type lines, /quit to end", flush=True)
-        sent: dict[str, str] = {}
-        loop = asyncio.get_running_loop()
+        console = ChatConsole(account, args.to, timeout=args.timeout)
+        return await console.run(sys.stdin.fileno())
 
-        async def show() -> None:
-            async for ev in account.events:
-                if isinstance(ev, MessageEvent):
-                    print(f"{ev.sender}: {ev.text}", flush=True)
-                    if ev.message_id:
-                        with contextlib.suppress(SimpleImError, OSError):
-                            await chat.mark_displayed(ev.message_id)
-                elif isinstance(ev, ImdnEvent) and ev.message_id in sent:
-                    tick = "✓✓" if ev.status == "displayed" else "✓"
-                    print(f"  {tick} {ev.status}: {sent[ev.message_id]}", flush=True)
-                elif isinstance(ev, ComposingEvent):
-                    if ev.state == "active":
-                        print(f"  … {ev.peer} is typing", flush=True)
-                elif isinstance(ev, SessionEvent) and ev.state == "ended":
-                    print(f"session ended ({ev.reason})", flush=True)
-                    return
-
-        shower = asyncio.ensure_future(show())
-        try:
-            for _ in range(1_000_000):
-                line_task = loop.run_in_executor(None, sys.stdin.readline)
-                done, _ = await asyncio.wait({line_task, shower},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if shower in done:
-                    return 0
-                line = line_task.result()
-                if not line or line.strip() == "/quit":
-                    break
-                text = line.rstrip("\n")
-                if not text:
-                    await chat.composing(True)
-                    continue
-                mid = await chat.send(text)
-                sent[mid] = text
-        finally:
-            await chat.end()
-            shower.cancel()
-        return 0
-
-    return _run("chat", args, body, check=lambda: check_address(args.to))
+    return _run("chat", args, body,
+                check=lambda: check_address(args.to) if args.to is not None else None)
 
 
 # ---------------------------------------------------------------------------- files
