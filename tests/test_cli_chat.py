@@ -127,3 +127,40 @@ async def test_typing_on_a_terminal_sends_is_composing(tmp_path: Path) -> None:
                 proc.kill()
                 await proc.wait()
             os.close(master)
+
+
+async def test_one_shot_commands_show_or_refuse_what_comes_in(tmp_path: Path) -> None:
+    """``send`` is no receiver: a chat offered meanwhile is declined (480, never
+    acknowledged); a pager message it acknowledged (200) is shown on stderr."""
+    from simpleim.client.session import SessionFailed
+
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("carol", port, tmp_path)) as carol:
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "send", "carol", "hi carol", "--wait-imdn", "60",
+            env=_env(tmp_path, "alice", port), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            await wait_event(carol, lambda e: isinstance(e, MessageEvent), timeout=LONG)
+            try:
+                await carol.chats.start("alice", timeout=LONG)
+            except SessionFailed as exc:
+                declined: int | None = exc.status
+            else:
+                declined = None
+            try:
+                await carol.pager.send("alice", "a note while you send")
+                acknowledged = True
+            except SessionFailed:
+                acknowledged = False                # alice had gone: 480, not acknowledged
+            async with asyncio.timeout(LONG):
+                _out, err = await proc.communicate()
+            assert proc.returncode == 0, err
+            assert declined in (480, 404), declined   # 404/480 once alice de-registered
+            if acknowledged:
+                assert ("meanwhile sip:carol@example.test wrote: a note while you send"
+                        in err.decode()), err
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

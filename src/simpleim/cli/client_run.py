@@ -9,7 +9,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -68,9 +68,17 @@ def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:
 
 def _run(cmd: str, args: argparse.Namespace,
          body: Callable[[Account], Awaitable[int]], *,
-         check: Callable[[], object] | None = None, **extra: Any) -> int:
+         check: Callable[[], object] | None = None, one_shot: bool = False,
+         **extra: Any) -> int:
     """Check the local input (``check``), build the config, start the account, run
-    ``body``, map errors to exit codes and one-line reasons."""
+    ``body``, map errors to exit codes and one-line reasons.
+
+    ``one_shot`` commands (send, send-file, ...) are no receivers: sessions, files and
+    images offered meanwhile are declined (480 / 603, never acknowledged), and a pager
+    message that arrived (and was acknowledged with 200) is shown on stderr at the end."""
+    if one_shot:
+        extra.update(policy_sessions="decline", policy_files="decline",
+                     policy_images="decline")
     logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2),
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
@@ -100,11 +108,29 @@ def _run(cmd: str, args: argparse.Namespace,
             return _fail(cmd, 1, f"error: {exc}")
         finally:
             await account.close()
+            if one_shot:
+                await _drain(cmd, account)
 
     try:
         return asyncio.run(main())
     except KeyboardInterrupt:
-        return 130
+        # asyncio.run cancelled the command and closed the account (sessions ended or
+        # CANCELled, de-registered) before re-raising: say so, no traceback.
+        return _fail(cmd, 130, "interrupted")
+
+
+def _meanwhile(cmd: str, ev: Event) -> None:
+    """A message a one-shot command received (and acknowledged): shown, not dropped."""
+    if isinstance(ev, MessageEvent):
+        print(f"simpleim {cmd}: meanwhile {ev.sender} wrote: {safe_text(ev.text)}",
+              file=sys.stderr, flush=True)
+
+
+async def _drain(cmd: str, account: Account) -> None:
+    """After close: the stream ends with the account, every event in it is looked at."""
+    with contextlib.suppress(TimeoutError):
+        async for ev in account.events:
+            _meanwhile(cmd, ev)
 
 
 async def _start(cmd: str, args: argparse.Namespace, account: Account) -> int | None:
@@ -317,9 +343,10 @@ def run_send(args: argparse.Namespace) -> int:
                         if isinstance(ev, ImdnEvent) and ev.message_id == result.message_id:
                             print(f"imdn {ev.status}", flush=True)
                             break
+                        _meanwhile("send", ev)
         return 0
 
-    return _run("send", args, body, check=check)
+    return _run("send", args, body, check=check, one_shot=True)
 
 
 # ---------------------------------------------------------------------------- chat
@@ -336,12 +363,18 @@ def run_chat(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- files
 
 class _Bars:
-    """rich progress bars with rate and ETA, one per transfer."""
+    """rich progress bars, one per file: its name, bytes, rate and time left."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, files: Sequence[Path] = ()) -> None:
         self.enabled = enabled
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
+        # The transfer ids are made by the library: a new id takes the name of the first
+        # file not yet shown whose size is the transfer's size (files go in offer order).
+        self._unnamed: list[tuple[str, int]] = []
+        for f in files:
+            with contextlib.suppress(OSError):
+                self._unnamed.append((f.name, f.stat().st_size))
 
     def __enter__(self) -> _Bars:
         if self.enabled:
@@ -355,7 +388,9 @@ class _Bars:
             )
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                      DownloadColumn(), TransferSpeedColumn(),
-                                     TimeRemainingColumn(), transient=False)
+                                     TimeRemainingColumn(), transient=False,
+                                     speed_estimate_period=5.0,
+                                     console=_stderr_console())
             self.progress.__enter__()
         return self
 
@@ -363,19 +398,31 @@ class _Bars:
         if self.progress is not None:
             self.progress.__exit__(None, None, None)
 
-    def update(self, tid: str, done: int, total: int, name: str = "") -> None:
+    def _name(self, tid: str, total: int) -> str:
+        for i, (name, size) in enumerate(self._unnamed):
+            if size == total:
+                del self._unnamed[i]
+                return name
+        return tid[:12]
+
+    def update(self, tid: str, done: int, total: int) -> None:
         if self.progress is None:
             return
         task = self.tasks.get(tid)
         if task is None:
-            task = self.tasks[tid] = self.progress.add_task(name or tid[:12], total=total)
+            task = self.tasks[tid] = self.progress.add_task(self._name(tid, total), total=total)
         self.progress.update(task, completed=done)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+    return Console(stderr=True)
 
 
 def run_send_file(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         paths = [Path(f) for f in args.files]
-        with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
+        with _Bars(not args.no_progress and sys.stderr.isatty(), paths) as bars:
             results = await account.files.send(
                 args.to, paths, thumbnail=not args.no_thumbnail,
                 progress=lambda tid, done, total: bars.update(tid, done, total),
@@ -395,13 +442,13 @@ def run_send_file(args: argparse.Namespace) -> int:
         for f in args.files:
             check_readable_file(f)
 
-    return _run("send-file", args, body, check=check)
+    return _run("send-file", args, body, check=check, one_shot=True)
 
 
 def run_share_image(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         path = Path(args.image)
-        with _Bars(not args.no_progress and sys.stderr.isatty()) as bars:
+        with _Bars(not args.no_progress and sys.stderr.isatty(), [path]) as bars:
             result = await account.images.share(
                 args.to, path, title=args.title, timeout=args.timeout,
                 progress=lambda tid, done, total: bars.update(tid, done, total))
@@ -412,7 +459,7 @@ def run_share_image(args: argparse.Namespace) -> int:
         check_address(args.to)
         check_image(args.image)
 
-    return _run("share-image", args, body, check=check)
+    return _run("share-image", args, body, check=check, one_shot=True)
 
 
 def run_capabilities(args: argparse.Namespace) -> int:
@@ -430,5 +477,6 @@ def run_capabilities(args: argparse.Namespace) -> int:
             return exit_code_for(result.status)
         return 0
 
-    return _run("capabilities", args, body, check=lambda: check_address(args.to))
+    return _run("capabilities", args, body, check=lambda: check_address(args.to),
+                one_shot=True)
 

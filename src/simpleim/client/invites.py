@@ -176,6 +176,12 @@ async def establish(
             account_attempt.cancel()
             session._finish("no answer")
             raise SessionFailed(408, "no answer") from None
+        except asyncio.CancelledError:
+            # The caller gave up (Ctrl-C, a task cancelled): CANCEL the ringing INVITE
+            # (RFC 3261 §9.1) instead of leaving the callee's phone ringing.
+            account_attempt.cancel()
+            session._finish("cancelled by the caller")
+            raise
         min_se = result.response.headers.get("Min-SE") if result.status == 422 else None
         if min_se is None or not min_se.split(";")[0].strip().isdigit():
             break

@@ -1,0 +1,97 @@
+"""Issue 11 §3: ``send-file`` shows a progress bar naming the file with rate and time left,
+and Ctrl-C ends a transfer cleanly (exit 130, one line, no traceback) - while the data flows
+and while the receiver does not answer.  The real ``simpleim`` command against the
+in-process server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import signal
+from pathlib import Path
+
+from cli_helpers import LONG, clean_env, simpleim_bin
+from client_helpers import DOMAIN, PASSWORDS, client_config, running_server, wait_event
+from simpleim.client import Account
+from simpleim.client.config import Policy
+from simpleim.client.events import FileEvent, SessionEvent
+
+
+def _env(tmp: Path, port: int) -> dict[str, str]:
+    return clean_env(tmp, SIMPLEIM_ACCOUNT=f"alice@{DOMAIN}",
+                     SIMPLEIM_PASSWORD=PASSWORDS["alice"], SIMPLEIM_PROXY=f"127.0.0.1:{port}",
+                     COLUMNS="160")
+
+
+async def _read_pty(fd: int, needle: bytes, seen: bytearray) -> None:
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(LONG):
+        while needle not in seen:
+            chunk = await loop.run_in_executor(None, os.read, fd, 65536)
+            if not chunk:
+                raise AssertionError(f"no {needle!r} in {bytes(seen)!r}")
+            seen += chunk
+
+
+async def test_progress_names_the_file_and_ctrl_c_mid_transfer(tmp_path: Path) -> None:
+    big = tmp_path / "holiday-video.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("bob", port, tmp_path)) as bob:
+        master, slave = pty.openpty()
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "send-file", "bob", str(big), env=_env(tmp_path, port),
+            stdout=asyncio.subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        seen = bytearray()
+        try:
+            await _read_pty(master, b"holiday-video.bin", seen)   # the bar names the file
+            await _read_pty(master, b"/s", seen)                  # a rate (MB/s, kB/s)
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(LONG):
+                assert await proc.wait() == 130
+            tail = bytearray()
+            try:
+                await _read_pty(master, b"\x00never", tail)
+            except (AssertionError, OSError):
+                pass
+            text = (bytes(seen) + bytes(tail)).decode("utf-8", "replace")
+            assert "Traceback" not in text and "interrupted" in text, text[-2000:]
+            ended = await wait_event(bob, lambda e: isinstance(e, FileEvent)
+                                     and e.state == "failed" or isinstance(e, SessionEvent)
+                                     and e.state == "ended", timeout=LONG)
+            assert ended is not None
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(master)
+
+
+async def test_ctrl_c_while_the_receiver_does_not_answer(tmp_path: Path) -> None:
+    doc = tmp_path / "report.txt"
+    doc.write_text("numbers\n")
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("bob", port, tmp_path, policy=Policy(files="ask"))) as bob:
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "send-file", "bob", str(doc), "--no-progress",
+            env=_env(tmp_path, port), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            offered = await wait_event(bob, lambda e: isinstance(e, FileEvent)
+                                       and e.state == "offered", timeout=LONG)
+            assert offered is not None                  # ringing; nobody decides
+            proc.send_signal(signal.SIGINT)
+            async with asyncio.timeout(LONG):
+                _out, err = await proc.communicate()
+            assert proc.returncode == 130
+            assert b"Traceback" not in err
+            assert err.decode().strip().splitlines()[-1] == "simpleim send-file: interrupted"
+            cancelled = await wait_event(bob, lambda e: isinstance(e, SessionEvent)
+                                         and e.state == "cancelled", timeout=LONG)
+            assert cancelled is not None                # CANCEL sent (RFC 3261 §9.1)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
