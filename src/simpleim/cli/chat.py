@@ -15,6 +15,7 @@ import contextlib
 import os
 import sys
 import termios
+from collections.abc import Coroutine
 from typing import Any, TextIO
 
 from simpleim.cli.outcome import describe_failure, exit_code_for
@@ -107,6 +108,7 @@ class ChatConsole:
         self.tty = False
         self._composing_at: float | None = None
         self._opening: dict[str, asyncio.Task[int]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.done = asyncio.Event()
 
     # ------------------------------------------------------------------ output
@@ -135,8 +137,8 @@ class ChatConsole:
                     self.current = ev.sender
                     self.say(f"  (replying to {self.short(ev.sender)}; /to PEER changes)")
                 if ev.message_id:
-                    with contextlib.suppress(SimpleImError, OSError):
-                        await self.account.mark_displayed(ev.message_id)
+                    # not awaited here: the display must not wait for the notification
+                    self._background(self.account.mark_displayed(ev.message_id))
             elif isinstance(ev, ImdnEvent) and ev.message_id in self.sent:
                 tick = "✓✓" if ev.status == "displayed" else "✓"
                 self.unconfirmed.discard(ev.message_id)
@@ -149,6 +151,15 @@ class ChatConsole:
                 where = f" -> {ev.path}" if ev.path else f" ({ev.reason})"
                 self.say(f"* file {ev.file_name} from {self.short(ev.peer)} {ev.state}{where}")
         self.done.set()
+
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        async def quietly() -> None:
+            with contextlib.suppress(SimpleImError, OSError, TimeoutError):
+                await work
+
+        task = asyncio.ensure_future(quietly())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _session(self, ev: SessionEvent) -> None:
         chat = self.account.chats.session(ev.session_id)
@@ -190,6 +201,8 @@ class ChatConsole:
             await self._wait_for_ticks()
         finally:
             shower.cancel()
+            for pending in list(self._tasks):
+                pending.cancel()
             if calling is not None and not calling.done():
                 calling.cancel()
             for task in (shower, calling):

@@ -280,17 +280,26 @@ def run_agent(args: argparse.Namespace) -> int:
         if args.duration:
             loop.call_later(args.duration, stop.set)
 
+        reactions: set[asyncio.Task[None]] = set()
+
         async def pump() -> None:
             async for ev in account.events:
                 if args.json:
                     print(event_json(ev), flush=True)
                 else:
                     print(format_event(ev), flush=True)
-                if isinstance(ev, MessageEvent):
-                    await _react(account, ev, args)
+                if isinstance(ev, MessageEvent) and (args.auto_display or args.echo):
+                    # Never wait for a reaction here: a display notification into a
+                    # session that is closing can wait 30 s for its MSRP 200, and events
+                    # would pile up unprinted meanwhile.
+                    reaction = asyncio.ensure_future(_react(account, ev, args))
+                    reactions.add(reaction)
+                    reaction.add_done_callback(reactions.discard)
 
         task = asyncio.ensure_future(pump())
         await stop.wait()
+        for reaction in list(reactions):
+            reaction.cancel()
         # De-register while the pump still prints: the documented "unregistered" event is
         # the last line (the stream ends when the account is closed).
         await account.close()
