@@ -192,9 +192,6 @@ class ChatConsole:
                 else:
                     self.say(f"waiting for chats and messages to {self.account.config.uri}; "
                              f"{HELP}")
-                if self.tty:
-                    self.out.write(self.prompt())
-                    self.out.flush()
                 await self._read(keys)
             if calling is not None and calling.done() and calling.result() and not self.chats:
                 return exit_code_for(calling.result())
