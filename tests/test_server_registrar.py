@@ -123,7 +123,7 @@ async def test_multiple_contacts_q_instance_tags_and_path() -> None:
         assert "urn:uuid" in (second.get("+sip.instance") or "")
         # RFC 3327 §5.3: Path stored and returned, Supported: path
         assert resp.headers.get_all("Path") == ["<sip:edge.example.test;lr>"]
-        assert "path" in (resp.headers.get("Supported") or "")
+        assert "path" in ", ".join(resp.headers.get_all("Supported"))
         bindings = srv.server.location.lookup(f"bob@{DOMAIN}")
         assert bindings[1].path == ("<sip:edge.example.test;lr>",)
         assert bindings[1].instance is not None and bindings[1].reg_id == 1
@@ -191,7 +191,7 @@ async def test_require_pref_with_oma_feature_tag_is_accepted() -> None:
         contact = f"<{bob.contact_uri}>;+g.oma.sip-im;+sip.instance={_INSTANCE}"
         resp = await bob.register(contact=contact, headers=[("Require", "pref")])
         assert resp.status == 200
-        assert resp.headers.get_all("Supported") == ["path", "pref"]
+        assert resp.headers.get_all("Supported") == ["outbound", "path", "pref"]
         assert "+g.oma.sip-im" in _contacts(resp)[0].params
         [stored] = await srv.store.get_bindings(f"bob@{DOMAIN}", time.time())
         assert ("+g.oma.sip-im", None) in stored.params

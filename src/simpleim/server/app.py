@@ -49,6 +49,7 @@ from simpleim.server.routing import Role, Side, select_role, service_role
 from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
+from simpleim.sip.outbound import FlowWatch
 from simpleim.sip.uri import SipUri
 from simpleim.transport import tls
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
@@ -66,8 +67,9 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, SUBSCRIBE, NOTIFY
 ACCEPT = "application/sdp, message/cpim, text/plain, message/imdn+xml, multipart/mixed, " \
     "application/poc-settings+xml"
 # Option tags understood by this server (RFC 3327 path; RFC 3840 option tag pref: the registrar
-# stores feature tags, the proxy applies RFC 3841 caller preferences).
-SUPPORTED = frozenset({"path", "pref"})
+# stores feature tags, the proxy applies RFC 3841 caller preferences; RFC 5626 outbound:
+# flow-bound registrations, see Registrar.flow_failed).
+SUPPORTED = frozenset({"outbound", "path", "pref"})
 _SINGLE_KEYS = ("call-id", "from", "to", "cseq")
 _SINGLE_OPTIONAL = ("max-forwards", "content-type", "content-length")
 _COUNTED = _SINGLE_KEYS + _SINGLE_OPTIONAL
@@ -171,6 +173,10 @@ class ImServer:
                                    is_local_domain=self.identity.is_local_domain)
         self.proxy = Proxy(self.endpoint, self.identity, config.timers,
                            RouteStamp(config.route_key.encode() if config.route_key else None))
+        # RFC 5626 §5.3: a registration bound to a TCP/TLS flow goes when the flow goes.
+        self.endpoint.net.on_connection_closed = self._on_connection_closed
+        self.flow_watch = FlowWatch(config.flow_timer)
+        self._flow_task: asyncio.Task[None] | None = None
         self.endpoint.on_stray_response = self.proxy.forward_stray_response
         self.auth: Authenticator | None = None
         if config.auth:
@@ -238,6 +244,7 @@ class ImServer:
             self.identity.add_listener(local)
             bound.append(local)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
+        self._flow_task = asyncio.get_running_loop().create_task(self._flow_loop())
         if not self.config.auth:
             log.warning("AUTHENTICATION IS OFF (--no-auth): anyone can register and relay "
                         "through this server; use only for tests")
@@ -271,10 +278,12 @@ class ImServer:
     async def close(self) -> None:
         self.load.stop()
         self._closed = True
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            await asyncio.gather(self._purge_task, return_exceptions=True)
-            self._purge_task = None
+        self.endpoint.net.on_connection_closed = None
+        for task in (self._purge_task, self._flow_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._purge_task = self._flow_task = None
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -305,6 +314,40 @@ class ImServer:
         if self.store is not None:
             await self.store.user_exists("")
         return None
+
+    def _on_connection_closed(self, peer: TransportAddr) -> None:
+        if self.location.aors_on_flow(peer):
+            self._spawn(self._drop_flow(peer))
+
+    async def _drop_flow(self, flow: TransportAddr) -> None:
+        try:
+            dropped = await self.registrar.flow_failed(flow)
+        except StorageError as exc:
+            log.error("cannot drop the bindings of dead flow %s: %s", flow, exc)
+            return
+        if self.metrics is not None and dropped:
+            self.metrics.flows_dropped.inc(len(dropped))
+
+    async def _flow_loop(self) -> None:
+        """RFC 5626 §5.4: close flows whose UA stopped sending keep-alives for longer than
+        Flow-Timer + 10 s (the close drops their bindings); flows already gone (e.g. at
+        start, bindings loaded from the store) are dropped at once."""
+        loop = asyncio.get_running_loop()
+        net = self.endpoint.net
+        while True:
+            now = loop.time()
+            alive: list[tuple[TransportAddr, float]] = []
+            for flow in self.location.flows():
+                last = net.last_received(flow)
+                if last is None:
+                    await self._drop_flow(flow)
+                else:
+                    alive.append((flow, last))
+            for flow in self.flow_watch.dead(alive, now):
+                log.info("no keep-alive on flow %s for %.0f s: closing it", flow,
+                         self.flow_watch.limit)
+                net.close_connection(flow)
+            await asyncio.sleep(max(1.0, self.flow_watch.next_check(alive, now) - now))
 
     def ready_line(self, bound: list[TransportAddr]) -> str:
         return (f"simpleim server ready: domain={self.config.domain} listening "
@@ -584,7 +627,9 @@ class ImServer:
             try:
                 targets.append(self.proxy.target_for_binding(b))
             except ProtocolError as exc:
-                log.warning("unusable binding %s: %s", b.contact, exc.detail)
+                # a failed RFC 5626 flow (430) is routine: its binding is being dropped
+                log.log(logging.DEBUG if exc.status == 430 else logging.WARNING,
+                        "unusable binding %s: %s", b.contact, exc.detail)
         if not targets:
             inc.reply(480 if insider else 404)
             return

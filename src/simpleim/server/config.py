@@ -151,6 +151,10 @@ class ServerConfig:
     # RFC 3261 §18.1.1: maximum UDP message size we accept (513 above it, §21.5.14).
     max_message_size: int = 65535
     user_agent: str = "simpleim"
+    # RFC 5626 §5.4: Flow-Timer sent in the 200 to an outbound REGISTER over TCP/TLS: the
+    # UA pings at least this often; a flow silent for Flow-Timer + 10 s is closed and its
+    # bindings dropped.
+    flow_timer: int = 120
     # Operations (docs/server.md "Logs" / "Metrics"): log line format and destination
     # (None = stderr), and the HTTP listener of /healthz and /metrics (None = off).
     log_format: str = "text"
@@ -237,5 +241,7 @@ class ServerConfig:
             raise ConfigError(f"unknown log format {self.log_format!r}: use text or json")
         if self.metrics_listen is not None:
             parse_host_port(self.metrics_listen, 9090)
+        if self.flow_timer <= 0:
+            raise ConfigError("flow_timer must be > 0")
         if self.default_expires <= 0:
             raise ConfigError("default_expires must be > 0")

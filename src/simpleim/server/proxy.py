@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from simpleim.errors import LocalProtocolError, ProtocolError
 from simpleim.server.identity import LocalIdentity
-from simpleim.server.location import Binding
+from simpleim.server.location import Binding, flow_of
 from simpleim.server.trust import RouteStamp
 from simpleim.sip.headers import Address, Via
 from simpleim.sip.message import SipRequest, SipResponse
@@ -306,6 +306,15 @@ class Proxy:
                 self._contacts.clear()
             self._contacts[binding.contact] = cached
         uri, resolved, uri_text = cached
+        flow = flow_of(binding)
+        if flow is not None:
+            # RFC 5626 §5.3: a flow-bound contact is reached over its flow only; a flow
+            # that is gone makes the branch fail at once (430 Flow Failed at an edge; the
+            # caller leaves the binding out) instead of waiting for Timer F.
+            if not self.endpoint.net.has_connection(flow):
+                raise LocalProtocolError(f"flow {flow} of {binding.contact} failed",
+                                         status=430)
+            return Target(uri, flow, (), uri_text)
         routes = binding.path
         if routes:
             first = Address.parse(routes[0], "Path").uri

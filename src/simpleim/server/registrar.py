@@ -15,7 +15,7 @@ from email.utils import formatdate
 
 from simpleim.errors import SipParseError
 from simpleim.server.config import ServerConfig
-from simpleim.server.location import Binding, LocationService, aor_key
+from simpleim.server.location import Binding, LocationService, aor_key, flow_of
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.uri import Params, SipUri
 from simpleim.transport.sip_addr import TransportAddr
@@ -29,10 +29,11 @@ _REGISTRATION_PARAMS = frozenset({"expires", "q"})
 # Extensions this registrar implements, advertised in Supported of every 200 (RFC 3261
 # §20.37): RFC 3327 path (§5.3: Path stored, echoed when the UA supports it) and the
 # RFC 3840 pref option tag (feature tags stored and returned, used by RFC 3841 caller
-# preferences; OMA SIMPLE IM §5.2.1 clients send Require: pref).  Not
-# "outbound": RFC 5626 flow tokens and keep-alives are not implemented (only the
-# instance/reg-id binding identity of §6).
-OPTION_TAGS = ("path", "pref")
+# preferences; OMA SIMPLE IM §5.2.1 clients send Require: pref) and RFC 5626 outbound
+# (§6: a registration with +sip.instance and reg-id over TCP/TLS is bound to its flow,
+# dropped when the flow dies; CRLF pings are answered, Flow-Timer is sent).  No flow
+# tokens: this registrar is its users' first hop (an edge proxy's Path is honoured).
+OPTION_TAGS = ("outbound", "path", "pref")
 # RFC 3261 §10.3 step 7: 423 is only allowed for intervals shorter than one hour.
 _ONE_HOUR = 3600
 
@@ -246,7 +247,33 @@ class Registrar:
             stored = sorted(current.values(), key=lambda b: -b.q)
         # RFC 3327 §5.3: the stored Path is returned in the 200 when the UA supports path.
         echo = updates and any(tag.lower() == "path" for tag in req.supported)
-        return self._ok(req, stored, now, path if echo else ())
+        resp = self._ok(req, stored, now, path if echo else ())
+        if any(flow_of(b) is not None and expires > 0 for b, expires in updates):
+            # RFC 5626 §6: the registrar that binds the flow says so with Require: outbound
+            # and tells the UA how often to send keep-alives (§5.4 Flow-Timer).
+            resp.headers.add("Require", "outbound")
+            resp.headers.add("Flow-Timer", str(cfg.flow_timer))
+        return resp
+
+    async def flow_failed(self, flow: TransportAddr) -> list[Binding]:
+        """RFC 5626 §5.3: the flow (TCP/TLS connection) died: the bindings bound to it are
+        unreachable and are removed (store first), one AOR at a time like a REGISTER."""
+        dropped: list[Binding] = []
+        for aor in self._location.aors_on_flow(flow):
+            entry = self._locks.get(aor)
+            if entry is None:
+                entry = self._locks[aor] = _AorLock()
+            entry.users += 1
+            try:
+                async with entry.lock:
+                    dropped += await self._location.drop_flow(aor, flow)
+            finally:
+                entry.users -= 1
+                if entry.users == 0:
+                    del self._locks[aor]
+        for b in dropped:
+            log.info("flow %s died: dropped binding %s of %s", flow, b.contact, b.aor)
+        return dropped
 
     def _ok(
         self,

@@ -1,5 +1,6 @@
 """Adapter from the SIP core's :class:`~simpleim.sip.framing.StreamFramer` to the
-asyncio stream protocol: ``feed(data) -> (messages, pong_needed)``."""
+asyncio stream protocol: ``feed(data) -> (messages, pong_needed)``; ``pongs`` counts the
+single-CRLF pongs seen (RFC 5626 §4.4.1: the UA's proof that its flow is alive)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ __all__ = ["StreamFramerAdapter"]
 class StreamFramerAdapter:
     """Content-Length framing (RFC 3261 §18.3) and CRLF keep-alives (RFC 5626 §3.5.1)."""
 
-    __slots__ = ("_framer",)
+    __slots__ = ("_framer", "pongs")
 
     def __init__(self, max_message_size: int = 65535) -> None:
         self._framer = StreamFramer(
             SipLimits(max_message_size=max_message_size, max_body=max_message_size)
         )
+        self.pongs = 0
 
     @property
     def buffered(self) -> int:
@@ -32,6 +34,8 @@ class StreamFramerAdapter:
             if isinstance(item, KeepAlive):
                 # RFC 5626 §3.5.1: a double-CRLF ping is answered with one CRLF pong.
                 pong = pong or item.pong_needed
+                if not item.ping:
+                    self.pongs += 1
             else:
                 messages.append(item)
         return messages, pong

@@ -102,6 +102,8 @@ class _StreamProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self.connected: asyncio.Future[None] = self._loop.create_future()
         self.last_activity = self._loop.time()
+        # when bytes last arrived (RFC 5626 flow liveness: what the peer sent, not we)
+        self.last_received = self.last_activity
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -127,9 +129,11 @@ class _StreamProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_activity = self._loop.time()
+        self.last_activity = self.last_received = self._loop.time()
+        framer = self._framer
+        pongs = framer.pongs
         try:
-            messages, pong = self._framer.feed(data)
+            messages, pong = framer.feed(data)
         except RemoteProtocolError as exc:
             # A framing error (e.g. negative or garbled Content-Length, RFC 4475 §3.1.2.3)
             # is unrecoverable on a stream: close this connection only.
@@ -140,6 +144,8 @@ class _StreamProtocol(asyncio.Protocol):
             # RFC 5626 §3.5.1: answer a double-CRLF ping with a single CRLF pong.
             self.transport.write(b"\r\n")
         self._watch_incomplete()
+        if framer.pongs != pongs and self.peer is not None:
+            self._net.pong_received(self.peer)
         if self.peer is None or self.local is None:
             return
         for message in messages:
@@ -244,6 +250,10 @@ class SipNetwork:
         self.listeners: list[TransportAddr] = []
         # bumped whenever the listener list changes (lets callers cache what they derive)
         self.generation = 0
+        # RFC 5626 flows: told when a TCP/TLS connection to/from a peer is gone, and when
+        # a CRLF pong arrives on one (set by the element that cares: registrar, UA).
+        self.on_connection_closed: Callable[[TransportAddr], None] | None = None
+        self.on_pong: Callable[[TransportAddr], None] | None = None
 
     # ------------------------------------------------------------------ listening
 
@@ -372,10 +382,34 @@ class SipNetwork:
     def unregister_connection(self, peer: TransportAddr, proto: _StreamProtocol) -> None:
         if self._conns.get(peer) is proto:
             del self._conns[peer]
+            callback = self.on_connection_closed
+            if callback is not None:
+                try:
+                    callback(peer)
+                except Exception:  # noqa: BLE001 - a callback bug must not break the close
+                    log.exception("connection-closed handler failed for %s", peer)
+
+    def pong_received(self, peer: TransportAddr) -> None:
+        callback = self.on_pong
+        if callback is not None:
+            callback(peer)
 
     def has_connection(self, peer: TransportAddr) -> bool:
         conn = self._conns.get(peer)
         return conn is not None and not conn.closed
+
+    def last_received(self, peer: TransportAddr) -> float | None:
+        """Loop time when bytes last arrived on the open connection to ``peer``."""
+        conn = self._conns.get(peer)
+        return None if conn is None or conn.closed else conn.last_received
+
+    def close_connection(self, peer: TransportAddr) -> bool:
+        """Close the connection to ``peer`` (RFC 5626 §5.4: a flow found dead)."""
+        conn = self._conns.get(peer)
+        if conn is None:
+            return False
+        conn.close()
+        return True
 
     # ------------------------------------------------------------------ sending
 
@@ -470,6 +504,9 @@ class SipNetwork:
     # ------------------------------------------------------------------ shutdown
 
     async def close(self) -> None:
+        # shutting down is not a flow failure: nobody is told about these closes
+        self.on_connection_closed = None
+        self.on_pong = None
         if self._reaper is not None:
             self._reaper.cancel()
             self._reaper = None
