@@ -91,3 +91,13 @@ def test_outbound_contact_needs_instance_and_reg_id() -> None:
     assert is_outbound_contact('"<urn:uuid:1>"', 1)
     assert not is_outbound_contact(None, 1)
     assert not is_outbound_contact('"<urn:uuid:1>"', None)
+
+
+def test_reconnect_backoff() -> None:
+    from simpleim.sip.outbound import reconnect_delay
+
+    # RFC 5626 §4.5: at once, then min(1800, 30 * 2^n) scaled into 50-100 %
+    assert reconnect_delay(0, 0.9) == 0.0
+    assert reconnect_delay(1, 0.0) == 30.0 and reconnect_delay(1, 0.999) < 60.0
+    assert reconnect_delay(2, 0.0) == 60.0
+    assert reconnect_delay(10, 0.0) == 900.0 and reconnect_delay(40, 0.0) == 900.0

@@ -36,14 +36,16 @@ from simpleim.errors import (
     ProtocolError,
     RegistrationError,
     SimpleImError,
+    SipParseError,
 )
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipResponse
+from simpleim.sip.outbound import flow_timer_of
 from simpleim.transport import tls
 from simpleim.transport.msrp import MsrpEndpoint
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
-from simpleim.transport.sip_addr import ListenSpec, TransportAddr
+from simpleim.transport.sip_addr import RELIABLE, ListenSpec, TransportAddr
 
 from .chats import Chats
 from .config import ClientConfig
@@ -64,6 +66,7 @@ from .invites import InviteRouter
 from .largemsg import LargeMessages
 from .messages import PagerMessages, SendResult
 from .options import CapabilityQueries
+from .outbound import OutboundFlow, new_instance_id, outbound_contact_params
 from .pager import build_request, cpim_datetime, new_call_id, new_tag
 from .trust import SourceTrust
 from .ua import ClientEndpoint, UserAgent
@@ -109,6 +112,9 @@ class Account:
         self._tasks: set[asyncio.Task[object]] = set()
         self._closing = False
         self.registration_expires = 0
+        #: RFC 5626 outbound on a TCP/TLS proxy flow (None on UDP or when turned off)
+        self.outbound: OutboundFlow | None = None
+        self.instance_id = config.instance_id or new_instance_id()
         # the features, each built on this account as its ClientContext
         self.inbox = Inbox(self)
         self.large = LargeMessages(self, self.inbox)
@@ -153,11 +159,18 @@ class Account:
             tp = ";transport=tls"
         uri = f"sip:{cfg.user}@{hostport}{tp}"
         self.contact = f"<{uri}>{contact_params()}"
+        if cfg.outbound and cfg.proxy_addr.transport in RELIABLE:
+            # RFC 5626 §4.2: ob in the Contact URI, instance and reg-id as parameters
+            self.contact = (f"<{uri};ob>{contact_params()}"
+                            + outbound_contact_params(self.instance_id))
+            self.outbound = OutboundFlow(self.endpoint, cfg.proxy_addr, self.register)
         self.spawn(self._tc2_loop())
         self.emit(ReadyEvent(cfg.uri, str(self.local), f"{self.msrp.host}:{self.msrp.port}"))
         if register:
             await self.register()
             self.spawn(self._refresh_loop())
+            if self.outbound is not None:
+                self.outbound.start()
 
     async def _open_tls(self, proxy: TransportAddr) -> str:
         """Open (and verify) the TLS connection to the proxy; returns its local host:port."""
@@ -176,6 +189,8 @@ class Account:
         if self._closing:
             return
         self._closing = True
+        if self.outbound is not None:
+            self.outbound.stop()        # closing our flow is not a flow failure
         for s in list(self.sessions.values()):
             with contextlib.suppress(SimpleImError, OSError, TimeoutError):
                 async with asyncio.timeout(3):
@@ -235,7 +250,8 @@ class Account:
             self._reg_cseq += 1
             extra: list[tuple[str, str]] = [("Expires", str(exp)), ("Allow", "INVITE, ACK, "
                                             "CANCEL, BYE, OPTIONS, MESSAGE, UPDATE"),
-                                            ("Supported", "path")]
+                                            ("Supported", "outbound, path"
+                                             if self.outbound is not None else "path")]
             if self._require_pref:
                 extra.append(("Require", "pref"))          # OMA §5.2.1 / RFC 3840
             req = build_request("REGISTER", target=f"sip:{cfg.domain}", from_uri=cfg.uri,
@@ -262,6 +278,8 @@ class Account:
         if exp > 0:
             granted = _granted_expiry(resp, self.contact, exp)
             self.registered.set()
+            if self.outbound is not None:
+                self.outbound.registered(_flow_timer(resp))
         else:
             self.registered.clear()
         self.registration_expires = granted
@@ -376,6 +394,14 @@ def refresh_delay(expires: int) -> float:
     end for long intervals, at half the interval for short ones."""
     exp = max(expires, 2)
     return float(max(exp / 2, exp - 30) if exp > 60 else exp / 2)
+
+
+def _flow_timer(resp: SipResponse) -> int | None:
+    """RFC 5626 §4.4.1: the registrar's Flow-Timer (a malformed one is ignored)."""
+    try:
+        return flow_timer_of(resp.headers.get("Flow-Timer"))
+    except SipParseError:
+        return None
 
 
 def _granted_expiry(resp: SipResponse, contact: str, asked: int) -> int:

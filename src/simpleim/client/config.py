@@ -95,6 +95,12 @@ class ClientConfig:
     #: Bound of the download directory (finished + partial files, bytes): offers that would
     #: pass it are declined, a transfer is cut (413) when it would.  None: unbounded.
     max_download_bytes: int | None = 4 * 1024 * 1024 * 1024
+    #: RFC 5626 outbound over a TCP/TLS proxy: +sip.instance/reg-id in REGISTER, CRLF
+    #: keep-alives, re-registration over a new flow when it fails.
+    outbound: bool = True
+    #: the device's stable instance id (``urn:uuid:...``, RFC 5626 §4.1); None = a new one
+    #: per start (a restarted agent then registers as a new device)
+    instance_id: str | None = None
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")

@@ -34,6 +34,7 @@ __all__ = [
     "flow_timer_of",
     "is_outbound_contact",
     "keepalive_interval",
+    "reconnect_delay",
 ]
 
 FlowKey = TypeVar("FlowKey", bound=Hashable)
@@ -96,6 +97,24 @@ def keepalive_interval(flow_timer: int | None, jitter: float) -> float:
     else:
         low, high = DEFAULT_TCP_INTERVAL
     return low + (high - low) * jitter
+
+
+# RFC 5626 §4.5: flow recovery backoff: base-time 30 s when every flow failed (90 s when
+# some still work), max-time 1800 s.
+BACKOFF_BASE_ALL_FAILED = 30.0
+BACKOFF_MAX = 1800.0
+
+
+def reconnect_delay(failures: int, jitter: float) -> float:
+    """Seconds before the next attempt to form a flow after ``failures`` consecutive failed
+    attempts (RFC 5626 §4.5: wait-time = min(max-time, base-time * 2^failures), a random
+    value between 50 % and 100 % of it).  The first attempt after a flow failed is at once."""
+    if failures <= 0:
+        return 0.0
+    if not 0.0 <= jitter < 1.0:
+        raise ValueError("jitter must be in [0, 1)")
+    wait = min(BACKOFF_MAX, BACKOFF_BASE_ALL_FAILED * 2.0 ** min(failures, 16))
+    return wait * (0.5 + 0.5 * jitter)
 
 
 class KeepAlive:
