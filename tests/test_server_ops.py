@@ -66,6 +66,7 @@ def test_doc_example_loads_every_section(tmp_path: Path) -> None:
     assert config.log_format == "json" and config.log_level == "info"
     assert config.metrics_listen == "127.0.0.1:9090"
     assert config.timers == Timers(t1=0.5, timer_c=180.0)
+    assert config.flow_timer == 120
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
