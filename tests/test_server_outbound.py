@@ -52,10 +52,15 @@ async def test_dead_flow_drops_binding_and_message_fails_at_once() -> None:
         assert await srv.store.get_bindings(f"bob@{DOMAIN}", time.time()) == []
         assert [e.change for e in events] == [BindingChange.ADDED, BindingChange.FLOW_FAILED]
         alice = await srv.ua("alice")
+        # RFC 3261 §16.5: no binding for a known user -> 480 at once, not a 408 after Timer F
+        req = alice.request("OPTIONS", f"sip:bob@{DOMAIN}")
+        resp = await asyncio.wait_for(alice.send(req), 10)
+        assert resp.status == 480
+        # a MESSAGE is deferred at once (OMA SIMPLE IM §12, PT-01 step 5): stored, then 202
         req = alice.request("MESSAGE", f"sip:bob@{DOMAIN}", body=b"are you there?")
         resp = await asyncio.wait_for(alice.send(req), 10)
-        # RFC 3261 §16.5 no binding for a known user -> 480, not a 408 after Timer F
-        assert resp.status == 480
+        assert resp.status == 202
+        assert await srv.store.deferred.count(f"bob@{DOMAIN}") == 1
 
 
 async def test_branch_on_dead_flow_is_not_waited_for() -> None:
