@@ -43,7 +43,8 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_server(tmp: Path) -> AsyncIterator[tuple[ImServer, int]]:
+async def running_server(tmp: Path, **overrides: Any) -> AsyncIterator[tuple[ImServer, int]]:
+    """``overrides``: ServerConfig fields (e.g. ``pf_media="b2bua"``)."""
     port = free_port()
     store = await open_store(f"sqlite:///{tmp / 'server.db'}")
     for name, pw in PASSWORDS.items():
@@ -54,6 +55,8 @@ async def running_server(tmp: Path) -> AsyncIterator[tuple[ImServer, int]]:
         db_url=f"sqlite:///{tmp / 'server.db'}",
         log_level="warning",
     )
+    if overrides:
+        config = replace(config, **overrides)
     server = ImServer(config, store)  # type: ignore[arg-type]
     await server.start()
     try:

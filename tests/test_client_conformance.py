@@ -90,7 +90,7 @@ async def test_refresh_is_reinvite_with_current_sdp(tmp_path: Path) -> None:
     OMA §7.1.2.2) hands the refreshing over; a 422 is retried with the peer's Min-SE."""
     from dataclasses import replace
 
-    from simpleim.client.sessiontimer import TimerState
+    from simpleim.sip.session_timer import TimerState
     from simpleim.timers import Timers
 
     async with pair(tmp_path, bob={"timers": Timers(tc1=0.5, tc2=2.0, min_se=300.0),

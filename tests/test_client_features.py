@@ -16,7 +16,6 @@ from simpleim.client.imageshare import ImageShares
 from simpleim.client.inbox import Inbox
 from simpleim.client.invites import InviteFacts, InviteRouter
 from simpleim.client.largemsg import LargeMessages
-from simpleim.client.media import body_parts, sdp_of
 from simpleim.client.messages import PagerMessages
 from simpleim.client.options import CapabilityQueries
 from simpleim.client.pager import build_im, imdn_reply
@@ -25,6 +24,7 @@ from simpleim.content.cpim import CpimDateTime, parse_cpim
 from simpleim.content.imdn import NotificationType, Status, parse_imdn
 from simpleim.sdp import MsrpMedia, SessionDescription
 from simpleim.sip.message import SipRequest, SipResponse
+from simpleim.transport.msrp_sdp import body_parts, sdp_of
 from simpleim.transport.sip import IncomingRequest
 
 BOB = "sip:bob@example.test"

@@ -26,18 +26,18 @@ from simpleim.client.features import (
 from simpleim.client.filetransfer import release_action
 from simpleim.client.imdn import Tc2Tracker
 from simpleim.client.pager import build_im, build_request, choose_mode, cpim_datetime, decode_body
-from simpleim.client.sessiontimer import (
+from simpleim.client.thumbnails import guess_image_type, make_thumbnail
+from simpleim.content.cpim import CpimDateTime
+from simpleim.errors import ContentError
+from simpleim.sdp import parse_sdp
+from simpleim.sip.headers import Address
+from simpleim.sip.session_timer import (
     SESSION_TIMER_TABLE,
     SessionTimer,
     TimerAction,
     TimerInput,
     TimerState,
 )
-from simpleim.client.thumbnails import guess_image_type, make_thumbnail
-from simpleim.content.cpim import CpimDateTime
-from simpleim.errors import ContentError
-from simpleim.sdp import parse_sdp
-from simpleim.sip.headers import Address
 from simpleim.timers import Timers
 
 
@@ -222,7 +222,6 @@ def test_answer_streams_one_msrp_session_per_m_line() -> None:
     """RFC 4975 §8.1: each accepted m-line gets its own MSRP URI (answer_offer with per-stream
     paths); rejected lines' sessions are closed."""
     from simpleim.client.filetransfer import FT_CAPS
-    from simpleim.client.media import answer_streams, local_endpoint
     from simpleim.sdp import (
         FileDescription,
         FileSelector,
@@ -232,6 +231,7 @@ def test_answer_streams_one_msrp_session_per_m_line() -> None:
         file_push_stream,
     )
     from simpleim.transport.msrp import EndpointSession, MsrpEndpoint
+    from simpleim.transport.msrp_sdp import answer_streams, local_endpoint
 
     ep = MsrpEndpoint("127.0.0.1", 9)
     alice = LocalEndpoint("192.0.2.1", 7654, ("msrp://192.0.2.1:7654/alice;tcp",))

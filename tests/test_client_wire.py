@@ -17,10 +17,10 @@ import pytest
 
 from client_helpers import wait_event
 from simpleim.client import ChatSession, MessageEvent, Policy, SessionEvent, SessionFailed
-from simpleim.client.media import body_parts, sdp_of
 from simpleim.content.cpim import parse_cpim
 from simpleim.sdp import MsrpMedia, SessionDescription
 from simpleim.sip.message import SipMessage, SipRequest
+from simpleim.transport.msrp_sdp import body_parts, sdp_of
 from wire import MsrpWire, direct_pair, wired_pair
 
 ALICE = "sip:alice@example.test"

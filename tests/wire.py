@@ -223,11 +223,12 @@ async def direct_pair(tmp: Path, *, alice: dict[str, Any] | None = None,
 
 @contextlib.asynccontextmanager
 async def wired_pair(tmp: Path, *, alice: dict[str, Any] | None = None,
-                     bob: dict[str, Any] | None = None
+                     bob: dict[str, Any] | None = None,
+                     server: dict[str, Any] | None = None,
                      ) -> AsyncIterator[tuple[Account, Account, SipWire, SipWire]]:
     """alice and bob registered through the in-process server, both wires recorded from the
-    first REGISTER on."""
-    async with running_server(tmp) as (_server, port):
+    first REGISTER on.  ``server``: ServerConfig overrides."""
+    async with running_server(tmp, **(server or {})) as (_server, port):
         a = Account(client_config("alice", port, tmp, **(alice or {})))
         b = Account(client_config("bob", port, tmp, **(bob or {})))
         a_wire, b_wire = SipWire(a), SipWire(b)

@@ -10,6 +10,7 @@ from simpleim.server.config import (
     AUTH_ALGORITHMS,
     DEFAULT_AUTH_ALGORITHMS,
     LOG_FORMATS,
+    PF_MEDIA_MODES,
     ServerConfig,
     parse_auth_algorithms,
     parse_listen,
@@ -70,6 +71,17 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "--metrics", default=None, metavar="HOST:PORT",
         help="serve /healthz and Prometheus /metrics over HTTP on HOST:PORT "
              "(default: off; e.g. 127.0.0.1:9090)",
+    )
+    parser.add_argument(
+        "--msrp-listen", default=None, metavar="HOST:PORT|auto|off",
+        help="MSRP listener of the sessions the server is an endpoint of (PF B2BUA, "
+             "deferred push...); auto (default): the first --listen address, port + 1 "
+             "when free, else an ephemeral port",
+    )
+    parser.add_argument(
+        "--pf-media", default=None, choices=list(PF_MEDIA_MODES),
+        help="the terminating Participating Function out of the media path (proxy, "
+             "default) or in it as a B2BUA relaying the MSRP (b2bua)",
     )
     parser.add_argument(
         "--config", default=None, metavar="FILE",
@@ -159,7 +171,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
     simple = {"domain": "domain", "db": "db_url", "tls_cert": "tls_cert",
               "tls_key": "tls_key", "log_level": "log_level", "log_format": "log_format",
               "log_file": "log_file", "metrics": "metrics_listen", "realm": "realm",
-              "min_expires": "min_expires", "max_expires": "max_expires"}
+              "min_expires": "min_expires", "max_expires": "max_expires",
+              "msrp_listen": "msrp_listen", "pf_media": "pf_media"}
     simple.update({name: name for _, _, name, _ in _LIMIT_FLAGS})
     for attr, name in simple.items():
         value = getattr(args, attr)

@@ -49,6 +49,7 @@ from simpleim.sdp.msrp import Direction, MsrpMedia
 from simpleim.sdp.offer_answer import NegotiatedStream, StreamOutcome
 from simpleim.sip.multipart import MultipartPart
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.msrp_sdp import body_parts
 from simpleim.transport.sip import IncomingRequest
 
 from .config import ClientConfig
@@ -68,7 +69,6 @@ from .invites import (
     reject,
     ring,
 )
-from .media import body_parts
 from .pager import (
     Decoded,
     build_im,

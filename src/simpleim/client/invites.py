@@ -37,6 +37,14 @@ from simpleim.sdp import (
 from simpleim.sip.dialog import Dialog
 from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.transport.msrp import EndpointSession
+from simpleim.transport.msrp_sdp import (
+    FilePolicy,
+    PullSource,
+    answer_streams,
+    connect_stream,
+    local_endpoint,
+    sdp_of,
+)
 from simpleim.transport.sip import IncomingRequest
 
 from .context import ClientContext
@@ -46,14 +54,6 @@ from .features import (
     ICSI_TAG,
     LARGE_MESSAGE,
     USER_AGENT,
-)
-from .media import (
-    FilePolicy,
-    PullSource,
-    answer_streams,
-    connect_stream,
-    local_endpoint,
-    sdp_of,
 )
 from .pager import build_request, new_tag
 from .session import Invitation, InviteSession, SessionFailed

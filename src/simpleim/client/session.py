@@ -23,15 +23,15 @@ from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.sdp import MediaDescription, SessionDescription
 from simpleim.sip.dialog import Dialog, DialogState
 from simpleim.sip.message import SipRequest, SipResponse
+from simpleim.sip.session_timer import SessionTimer, TimerAction, TimerInput, negotiated_interval
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.msrp_sdp import sdp_of
 from simpleim.transport.sip import IncomingRequest
 
 from .context import ClientContext, MessageSink
 from .events import ErrorEvent, ImdnEvent, SessionEvent
 from .features import ALLOW
-from .media import sdp_of
 from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
-from .sessiontimer import SessionTimer, TimerAction, TimerInput, negotiated_interval
 from .ua import InviteAttempt
 
 __all__ = ["InviteSession", "ChatSession", "Invitation", "FileOffer", "SessionFailed"]

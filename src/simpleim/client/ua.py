@@ -10,18 +10,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 
 from simpleim.errors import AuthError, LocalProtocolError
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.dialog import Dialog
-from simpleim.sip.dialog_2xx import AckWait, AckWaitResult
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.uri import SipUri
 from simpleim.transport.sip import ClientRequest, IncomingRequest, SipEndpoint
+from simpleim.transport.sip_2xx import resend_2xx
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr
 
 from .features import USER_AGENT
@@ -271,30 +270,15 @@ class UserAgent:
         inc.respond(resp)
         if inc.source.transport != "udp":
             return
-        wait = AckWait(resp, self.endpoint._now(), self.endpoint.layer.timers)
         task = asyncio.get_running_loop().create_task(
-            self._retransmit(inc, wait, acked, on_timeout))
+            self._retransmit(inc, resp, acked, on_timeout))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _retransmit(self, inc: IncomingRequest, wait: AckWait, acked: asyncio.Event,
+    async def _retransmit(self, inc: IncomingRequest, resp: SipResponse, acked: asyncio.Event,
                           on_timeout: Callable[[], None]) -> None:
-        loop = asyncio.get_running_loop()
-        while not wait.done:
-            deadline = wait.next_deadline()
-            if deadline is None:
-                return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                    await acked.wait()
-            if acked.is_set():
-                wait.ack_received()
-                return
-            result = wait.handle_timer(loop.time())
-            if result is AckWaitResult.RETRANSMIT:
-                self.endpoint.send_stateless(wait.response, inc.source)
-            elif result is AckWaitResult.TIMEOUT:
-                on_timeout()
+        if not await resend_2xx(self.endpoint, resp, inc.source, acked):
+            on_timeout()
 
     async def close(self) -> None:
         for t in list(self._tasks):

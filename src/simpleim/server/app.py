@@ -225,6 +225,8 @@ class ImServer:
         if loaded:
             log.info("loaded %d bindings from the store", loaded)
         if self.roles is not None:
+            if self.services is not None:
+                await self.services.media.start()
             users = await self.roles.deferred.load()
             settings = await self.roles.settings.load()
             log.info("deferred messages stored for %d users; %d users' settings loaded",
@@ -284,6 +286,8 @@ class ImServer:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._purge_task = self._flow_task = None
+        if self.services is not None:
+            await self.services.media.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -350,8 +354,12 @@ class ImServer:
             await asyncio.sleep(max(1.0, self.flow_watch.next_check(alive, now) - now))
 
     def ready_line(self, bound: list[TransportAddr]) -> str:
-        return (f"simpleim server ready: domain={self.config.domain} listening "
+        line = (f"simpleim server ready: domain={self.config.domain} listening "
                 + " ".join(str(b) for b in bound))
+        msrp = self.services.media.msrp if self.services is not None else None
+        if msrp is not None:
+            line += f" msrp=msrp://{msrp.address}"
+        return line
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -397,6 +405,12 @@ class ImServer:
 
     def _route_request(self, inc: IncomingRequest) -> None:
         req = inc.request
+        services = self.services
+        if services is not None and services.media.owns(req):
+            # in-dialog requests of the server's own sessions (server/media): the UA's
+            # dialogs (RFC 3261 §12.2.2), not routed
+            services.media.on_request(inc)
+            return
         if req.method == "ACK":
             self._on_ack(inc)
             return
@@ -594,6 +608,10 @@ class ImServer:
             reply = pf.terminating(req, aor, time.time())
             if reply is not None:
                 services.send_reply(inc, reply)
+                return
+            if roles.b2bua is not None and req.method == "INVITE" and bindings:
+                # PO-00: the terminating PF as a B2BUA in the media path (pf_media b2bua)
+                self._spawn(roles.b2bua.bridge(inc, aor))
                 return
             # Outsiders (not authenticated) get 404 for unknown and unreachable users alike
             # (issue 7 item 11): a 202 would tell them the user exists.

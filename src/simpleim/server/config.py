@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_SIPS_PORT",
     "TRANSPORTS",
     "LOG_FORMATS",
+    "PF_MEDIA_MODES",
     "parse_host_port",
 ]
 
@@ -33,6 +34,8 @@ DEFAULT_SIP_PORT = 5060
 DEFAULT_SIPS_PORT = 5061
 TRANSPORTS = ("udp", "tcp", "tls")
 LOG_FORMATS = ("text", "json")
+#: PO-00: the terminating PF out of the media path (proxy) or in it (B2BUA).
+PF_MEDIA_MODES = ("proxy", "b2bua")
 # Digest algorithms the server can offer: those whose HA1 the store keeps (MD5, SHA-256)
 # and their -sess variants (RFC 7616 §3.4.2: the session key derives from the same HA1).
 AUTH_ALGORITHMS = ("MD5", "MD5-sess", "SHA-256", "SHA-256-sess")
@@ -201,6 +204,32 @@ class ServerConfig:
     allow_anonymity: bool = True
     # How often expired bindings, deferred messages and settings are purged (seconds).
     purge_interval: float = 60.0
+    # Server media (server/media): the MSRP listener of the sessions the server is an
+    # endpoint of.  "auto" = the first SIP listen address, port + 1 when free (else an
+    # ephemeral port); "HOST:PORT" (port 0: ephemeral); "off" = no server media.
+    msrp_listen: str = "auto"
+    # PO-00: the terminating Participating Function stays out of the media path ("proxy",
+    # Record-Route only) or is a B2BUA with an MSRP back-to-back relay ("b2bua").
+    pf_media: str = "proxy"
+    # The relay: messages queued per direction / conference leg; the largest message held
+    # in memory per leg (413 above it, RFC 4975 §7.3.1).
+    media_queue_limit: int = 64
+    media_max_message: int = 16 * 1024 * 1024
+
+    def msrp_address(self) -> tuple[str, int, bool, str] | None:
+        """(host, port, fall back to an ephemeral port, advertised host) of the MSRP
+        listener, None when it is off.  On a wildcard address the domain is advertised in
+        ``a=path`` (RFC 4975 §6: the authority of the MSRP URI)."""
+        if self.msrp_listen == "off":
+            return None
+        if self.msrp_listen != "auto":
+            host, port = parse_host_port(self.msrp_listen, 0)
+            fallback = False
+        else:
+            first = self.listen[0]
+            host, port, fallback = first.host, first.port + 1 if first.port else 0, True
+        wildcard = host in ("0.0.0.0", "::")
+        return host, port, fallback, self.domain if wildcard else host
 
     @property
     def auth_realm(self) -> str:
@@ -245,3 +274,14 @@ class ServerConfig:
             raise ConfigError("flow_timer must be > 0")
         if self.default_expires <= 0:
             raise ConfigError("default_expires must be > 0")
+        if self.pf_media not in PF_MEDIA_MODES:
+            raise ConfigError(f"unknown pf_media {self.pf_media!r}: use proxy or b2bua")
+        if self.pf_media == "b2bua" and self.msrp_listen == "off":
+            raise ConfigError("pf_media b2bua needs the MSRP listener (msrp_listen)")
+        if self.msrp_listen not in ("auto", "off"):
+            try:
+                parse_host_port(self.msrp_listen, 0)
+            except ConfigError as exc:
+                raise ConfigError(f"msrp_listen: {exc} (use HOST:PORT, auto or off)") from None
+        if self.media_queue_limit < 1 or self.media_max_message < 1:
+            raise ConfigError("media_queue_limit and media_max_message must be >= 1")

@@ -22,10 +22,20 @@ from typing import Any, Protocol
 
 from simpleim.errors import ProtocolError, StorageError
 from simpleim.server.auth import UserDirectory
+from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
+from simpleim.server.media import (
+    B2buaConfig,
+    BackToBack,
+    MediaSessions,
+    MsrpListenConfig,
+    ServerMsrp,
+    ServerUserAgent,
+    UaConfig,
+)
 from simpleim.server.participating import ParticipatingFunction, PfConfig
 from simpleim.server.proxy import Proxy, Target
 from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
@@ -38,7 +48,7 @@ from simpleim.store.deferred import DeferredRepository
 from simpleim.store.settings import SettingsRepository
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 
-__all__ = ["CoreStore", "RoleServices", "Roles", "ServerStore", "build_roles"]
+__all__ = ["CoreStore", "RoleServices", "Roles", "ServerStore", "build_roles", "media_listener"]
 
 log = logging.getLogger("simpleim.server")
 
@@ -67,12 +77,17 @@ class Roles:
     participating: ParticipatingFunction
     deferred: DeferredMessagingFunction
     settings: ServiceSettingsFunction
+    #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
+    b2bua: BackToBack | None = None
 
 
 def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
-                clock: Callable[[], float] = time.time) -> Roles:
+                clock: Callable[[], float] = time.time,
+                media: MediaSessions | None = None) -> Roles:
     """The one place where the roles are made and wired: each gets its repository, its
-    configuration and, as a narrow Protocol, what it needs from the others."""
+    configuration and, as a narrow Protocol, what it needs from the others.  ``media``:
+    the server's INVITE/MSRP user agent (:mod:`simpleim.server.media`) for the roles that
+    are session endpoints (None: no server media)."""
     settings = ServiceSettingsFunction(
         store.settings,
         SettingsConfig(config.domain, min_expires=config.min_expires,
@@ -85,8 +100,23 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
         clock)
     participating = ParticipatingFunction(
         PfConfig(config.domain, allow_anonymity=config.allow_anonymity), settings)
-    return Roles(participating, deferred, settings)
+    b2bua = None
+    if media is not None and config.pf_media == "b2bua":
+        b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit,
+                                              max_size=config.media_max_message))
+    return Roles(participating, deferred, settings, b2bua)
 
+
+
+def media_listener(config: ServerConfig) -> ServerMsrp | None:
+    """The MSRP listener of the server's user agent (``msrp_listen``), None when off."""
+    addr = config.msrp_address()
+    if addr is None:
+        return None
+    host, port, fallback, advertise = addr
+    return ServerMsrp(MsrpListenConfig(host, port, fallback_ephemeral=fallback,
+                                       advertise=advertise,
+                                       max_message=config.media_max_message))
 
 
 class RoleServices:
@@ -103,7 +133,10 @@ class RoleServices:
         self.identity = identity
         self.store = store
         self._spawn = spawn
-        self.roles = build_roles(config, role_store, self, clock)
+        self.media = ServerUserAgent(endpoint, media_listener(config), self, UaConfig(
+            config.domain, session_expires=int(config.timers.session_expires),
+            min_se=int(config.timers.min_se), bye_timeout=config.timers.timer_f))
+        self.roles = build_roles(config, role_store, self, clock, self.media)
 
     def served_user(self, req: SipRequest, auth_user: str | None) -> str | None:
         """The AOR of the served user who sent ``req`` (§5.1: the authenticated
@@ -223,15 +256,26 @@ class RoleServices:
 
     # ------------------------------------------------------------------ Courier (roles)
 
-    async def deliver(self, aor: str, request: SipRequest) -> int:
-        """Send ``request`` to every registered contact of ``aor`` (forking, RFC 3261
-        §16.6); the first 2xx status, else the lowest failure (480: none registered)."""
+    def targets(self, aor: str, request: SipRequest | None = None) -> list[Target]:
+        """The branch targets of ``aor``'s registered contacts, those the caller preferences
+        of ``request`` select (RFC 3841 §7), at most ``max_branches``."""
+        bindings = self.location.lookup(aor)
+        if request is not None and ("accept-contact" in request.headers
+                                    or "reject-contact" in request.headers):
+            bindings = apply_caller_preferences(bindings, request.accept_contact,
+                                                request.reject_contact)
         targets: list[Target] = []
-        for b in self.location.lookup(aor):
+        for b in bindings:
             try:
                 targets.append(self.proxy.target_for_binding(b))
             except ProtocolError as exc:
                 log.warning("unusable binding %s: %s", b.contact, exc.detail)
+        return targets[: self.config.max_branches]
+
+    async def deliver(self, aor: str, request: SipRequest) -> int:
+        """Send ``request`` to every registered contact of ``aor`` (forking, RFC 3261
+        §16.6); the first 2xx status, else the lowest failure (480: none registered)."""
+        targets = self.targets(aor)
         if not targets:
             return 480
         statuses = await asyncio.gather(*(self._send_to(t, request) for t in targets))

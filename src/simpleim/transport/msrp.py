@@ -209,6 +209,11 @@ class EndpointSession:
         if self.runner is not None:
             self.runner.wake()
 
+    @property
+    def queued(self) -> int:
+        """Received messages not taken by :meth:`receive` yet."""
+        return self._incoming.qsize()
+
     async def receive(self, timeout: float | None = None) -> IncomingMessage:
         async with asyncio.timeout(timeout):
             return await self._incoming.get()

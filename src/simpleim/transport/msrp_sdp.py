@@ -1,6 +1,7 @@
-"""MSRP media of a session: one :class:`EndpointSession` per ``m=message`` line, each with its
-own MSRP URI in the SDP answer (RFC 4975 §8.1: the session-id in a=path identifies the
-stream)."""
+"""MSRP media of an INVITE session, for the client and the server's user agent alike: one
+:class:`EndpointSession` per ``m=message`` line, each with its own MSRP URI in the SDP answer
+(RFC 4975 §8.1: the session-id in a=path identifies the stream); the SDP of a (multipart)
+SIP body; connecting a negotiated stream (RFC 4975 §5.4, RFC 6135, RFC 6714)."""
 
 from __future__ import annotations
 

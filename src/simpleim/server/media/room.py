@@ -1,0 +1,197 @@
+"""The MSRP copier of the server: a :class:`Room` of N legs, each a
+:class:`~simpleim.server.media.api.ServerSession` that ends at the server.
+
+What arrives on one leg goes, as the :class:`RoomPolicy` says (by default: to every other
+leg), into the bounded send queue of each destination leg; one writer per leg sends from its
+queue.  So a slow leg never stalls the reading of the others:
+
+* ``Overflow.DROP`` (a conference, OMA SIMPLE IM §7.2.3): a leg whose queue is full is
+  dropped (BYE, reason "too slow") - the others go on;
+* ``Overflow.WAIT`` (a 2-leg B2BUA, PO-00): the reader of the sending leg waits, which stops
+  reading its MSRP connection (TCP flow control back to the sender); the other direction has
+  its own reader and writer and is not affected.
+
+A :class:`Recorder` sees every message that passes (Conversation History, §13.2); messages
+above ``max_size`` are not copied (the legs' ``a=max-size`` makes the endpoint answer 413
+first, RFC 4975 §8.6).  With fewer than ``min_legs`` legs left the room ends and BYEs the
+remaining ones.  Messages are switched whole (each leg reassembles, bounded by its
+:class:`~simpleim.msrp.ReceiveLimits`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Sequence
+from typing import Protocol
+
+from simpleim.errors import SimpleImError
+from simpleim.server.media.api import (
+    MediaError,
+    MediaMessage,
+    ServerSession,
+    SessionEnded,
+)
+
+__all__ = ["CopyToOthers", "Leg", "Overflow", "Recorder", "Room", "RoomPolicy"]
+
+log = logging.getLogger("simpleim.server.media")
+
+
+class Overflow(enum.Enum):
+    DROP = "drop"    # drop the destination leg whose queue is full
+    WAIT = "wait"    # the sender waits (flow control back to it)
+
+
+class Leg:
+    """One participant of a room: its session and its bounded send queue."""
+
+    def __init__(self, room: Room, session: ServerSession, name: str, limit: int) -> None:
+        self.room = room
+        self.session = session
+        self.name = name
+        self.queue: asyncio.Queue[MediaMessage] = asyncio.Queue(limit)
+        self.tasks: list[asyncio.Task[None]] = []
+        self.left: str | None = None
+        self.received = 0
+        self.sent = 0
+
+    def __repr__(self) -> str:
+        return f"<Leg {self.name} {self.session.peer}>"
+
+
+class RoomPolicy(Protocol):
+    """Where a received message goes (the CF switch: CPIM From checks, private messages,
+    aliases...).  Return the (leg, message) copies to send - possibly rewritten."""
+
+    def route(self, room: Room, sender: Leg, message: MediaMessage
+              ) -> Sequence[tuple[Leg, MediaMessage]]: ...
+
+
+class Recorder(Protocol):
+    """Sees every message that passes the room, before it is copied."""
+
+    async def record(self, sender: Leg, message: MediaMessage) -> None: ...
+
+
+class CopyToOthers:
+    """The default policy: every other leg gets the message as it is."""
+
+    def route(self, room: Room, sender: Leg, message: MediaMessage
+              ) -> Sequence[tuple[Leg, MediaMessage]]:
+        return [(leg, message) for leg in room.legs if leg is not sender]
+
+
+class Room:
+    """N legs copying MSRP messages to each other (2 legs: a back-to-back relay)."""
+
+    def __init__(self, *, policy: RoomPolicy | None = None, recorder: Recorder | None = None,
+                 queue_limit: int = 64, max_size: int | None = None,
+                 overflow: Overflow = Overflow.DROP, min_legs: int = 2) -> None:
+        self.policy: RoomPolicy = policy or CopyToOthers()
+        self.recorder = recorder
+        self.queue_limit = queue_limit
+        self.max_size = max_size
+        self.overflow = overflow
+        self.min_legs = min_legs
+        self._legs: list[Leg] = []
+        self._all: list[Leg] = []
+        self._byes: set[asyncio.Task[None]] = set()
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+
+    @property
+    def legs(self) -> list[Leg]:
+        return list(self._legs)
+
+    def add(self, session: ServerSession, name: str) -> Leg:
+        """Put ``session`` in the room; copying starts at once."""
+        if self.ended.is_set():
+            raise MediaError(481, "the room has ended")
+        leg = Leg(self, session, name, self.queue_limit)
+        self._legs.append(leg)
+        self._all.append(leg)
+        loop = asyncio.get_running_loop()
+        leg.tasks = [loop.create_task(self._read(leg)), loop.create_task(self._write(leg))]
+        return leg
+
+    async def _read(self, leg: Leg) -> None:
+        async for event in leg.session.events():
+            if isinstance(event, SessionEnded):
+                self.remove(leg, event.reason)
+                return
+            leg.received += 1
+            if self.max_size is not None and event.size > self.max_size:
+                log.info("room: %d-byte message from %s above max-size %d, not copied",
+                         event.size, leg.name, self.max_size)
+                continue
+            if self.recorder is not None:
+                try:
+                    await self.recorder.record(leg, event)
+                except (SimpleImError, OSError) as exc:
+                    # a recorder failure is logged; the conversation goes on
+                    log.error("room: the recorder failed on a message from %s: %s",
+                              leg.name, exc)
+            for dest, copy in self.policy.route(self, leg, event):
+                if dest.left is not None:
+                    continue
+                if self.overflow is Overflow.WAIT:
+                    await dest.queue.put(copy)
+                    continue
+                try:
+                    dest.queue.put_nowait(copy)
+                except asyncio.QueueFull:
+                    log.warning("room: %s does not keep up (%d messages queued): dropped",
+                                dest.name, self.queue_limit)
+                    self.remove(dest, "too slow: send queue full", bye=True)
+            # let the writers take what was queued before the next message is read: a burst
+            # of messages already received is not mistaken for a slow leg
+            await asyncio.sleep(0)
+
+    async def _write(self, leg: Leg) -> None:
+        while True:
+            msg = await leg.queue.get()
+            try:
+                await leg.session.send(msg.body, msg.content_type)
+            except MediaError as exc:
+                log.info("room: a message to %s failed: %s", leg.name, exc)
+                if exc.status in (408, 481):
+                    self.remove(leg, f"MSRP send failed: {exc.status}", bye=True)
+                    return
+                continue
+            leg.sent += 1
+
+    def remove(self, leg: Leg, reason: str, *, bye: bool = False) -> None:
+        """Take ``leg`` out (it left, or is dropped with ``bye``); fewer than ``min_legs``
+        left ends the room."""
+        if leg.left is not None:
+            return
+        leg.left = reason
+        if leg in self._legs:
+            self._legs.remove(leg)
+        current = asyncio.current_task()
+        for task in leg.tasks:
+            if task is not current:
+                task.cancel()
+        if bye:
+            task = asyncio.get_running_loop().create_task(leg.session.bye(reason))
+            self._byes.add(task)
+            task.add_done_callback(self._byes.discard)
+        if len(self._legs) < self.min_legs and not self.ended.is_set():
+            self.end(f"{leg.name} left: {reason}")
+
+    def end(self, reason: str) -> None:
+        """End the room: BYE every leg still in it."""
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        for leg in list(self._legs):
+            self.remove(leg, reason, bye=True)
+
+    async def wait(self) -> None:
+        """Until the room ended and every leg's session closed."""
+        await self.ended.wait()
+        for leg in self._all:
+            await leg.session.closed.wait()
