@@ -102,9 +102,11 @@ async def pair(
     *,
     alice: dict[str, Any] | None = None,
     bob: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
 ) -> AsyncIterator[tuple[Account, Account]]:
-    """A server plus registered alice and bob (``alice``/``bob``: config overrides)."""
-    async with running_server(tmp) as (_server, port):
+    """A server plus registered alice and bob (``alice``/``bob``: config overrides,
+    ``server``: ServerConfig overrides)."""
+    async with running_server(tmp, **(server or {})) as (_server, port):
         a = Account(client_config("alice", port, tmp, transport, **(alice or {})))
         b = Account(client_config("bob", port, tmp, transport, **(bob or {})))
         await a.start()

@@ -49,9 +49,10 @@ async def server_on(url: str, clock: Callable[[], float] | None = None,
     for user, password in PASSWORDS.items():
         if await store.get_user(user, DOMAIN) is None:
             await store.add_user(user, DOMAIN, password)
+    config.setdefault("timers", FAST_TIMERS)
     cfg = ServerConfig(domain=DOMAIN, listen=(ListenSpec("udp", "127.0.0.1", 0),
                                               ListenSpec("tcp", "127.0.0.1", 0)),
-                       db_url=url, timers=FAST_TIMERS, **config)  # type: ignore[arg-type]
+                       db_url=url, **config)  # type: ignore[arg-type]
     server = ImServer(cfg, store, clock=clock) if clock else ImServer(cfg, store)
     bound = await server.start()
     handle = ServerHandle(server, store, {b.transport: b for b in bound})

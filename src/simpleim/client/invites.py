@@ -152,12 +152,15 @@ async def establish(
         body, ctype = sdp, "application/sdp"
     from_tag = new_tag()
     interval = cfg.session_expires
+    floor = int(cfg.timers.min_se)
     ctx.sessions.add(session)
-    for cseq in (1, 3):
+    # RFC 4028 §7.4: a 422 (from a proxy on the way, then from the UAS) is retried with
+    # its Min-SE; up to two retries (each element with a higher minimum answers once).
+    for cseq in (1, 2, 3):
         headers = [
             ("Supported", "timer"),                                   # OMA §7.1.1.1 SHALL
             ("Session-Expires", f"{interval};refresher=uac"),          # §7.1.1.1 SHOULD
-            ("Min-SE", str(int(cfg.timers.min_se))),                   # RFC 4028 §5
+            ("Min-SE", str(floor)),                                    # RFC 4028 §5
             ("Allow", ALLOW),                                          # §7.1.1.1 SHOULD
             ("Conversation-ID", session.conversation_id),              # OMA CPM 2.0, seed 002
             ("Contribution-ID", session.contribution_id),
@@ -185,8 +188,10 @@ async def establish(
         min_se = result.response.headers.get("Min-SE") if result.status == 422 else None
         if min_se is None or not min_se.split(";")[0].strip().isdigit():
             break
-        # RFC 4028 §7.4: 422 -> retry with a Session-Expires of at least its Min-SE.
-        interval = max(interval, int(min_se.split(";")[0].strip()))
+        # RFC 4028 §7.4: 422 -> retry with a Session-Expires of at least its Min-SE, and
+        # that Min-SE in the request (the largest one seen).
+        floor = max(floor, int(min_se.split(";")[0].strip()))
+        interval = max(interval, floor)
     if result.dialog is None:
         status = result.status
         reason = result.response.reason or ""

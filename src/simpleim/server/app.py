@@ -43,13 +43,15 @@ from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import LocationService, aor_key
 from simpleim.server.logging import TransactionLog, configure_logging
 from simpleim.server.metrics import ServerMetrics, TimedStore
-from simpleim.server.proxy import FailureHook, Proxy, Target
+from simpleim.server.proxy import FailureHook, Proxy, SuccessHook, Target
 from simpleim.server.registrar import Registrar
+from simpleim.server.roles import Reply
 from simpleim.server.routing import Role, Side, select_role, service_role
 from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
 from simpleim.sip.outbound import FlowWatch
+from simpleim.sip.session_timer_proxy import proxy_response
 from simpleim.sip.uri import SipUri
 from simpleim.transport import tls
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
@@ -471,10 +473,20 @@ class ImServer:
                 # (Kamailio answers 404 Not Here).
                 inc.reply(404, "Not Here")
                 return
+            on_success: SuccessHook | None = None
+            if self.roles is not None and self.services is not None \
+                    and req.method in ("INVITE", "UPDATE") and "session-expires" in req.headers:
+                # RFC 4028 §8.1 on a session refresh: 422 below our minimum.
+                timer = self.roles.participating.session_timer(req, initial=False)
+                if isinstance(timer, Reply):
+                    self.services.send_reply(inc, timer)
+                    return
+                if timer is not None:
+                    on_success = partial(proxy_response, decision=timer)
             if has_routes or not identity.names_domain(uri) or uri.user is None:
                 # §16.5 / §16.12: loose routing along the Route set we recorded.
                 self.proxy.forward(inc, [self.proxy.target_for_uri(
-                    uri, req.route if has_routes else [])])
+                    uri, req.route if has_routes else [])], on_success=on_success)
             else:
                 self._route_to_user(inc)
             return
@@ -602,17 +614,30 @@ class ImServer:
             role = select_role(Side.TERMINATING, req.method,
                                req.headers.get_all("Accept-Contact"), req.headers.get("Event"))
         on_failed: FailureHook | None = None
+        on_success: SuccessHook | None = None
         if roles is not None and services is not None and role is Role.PARTICIPATING:
             pf = roles.participating
             defer = services.defer
-            reply = pf.terminating(req, aor, time.time())
+            now = time.time()
+            reply = pf.terminating(req, aor, now)
             if reply is not None:
                 services.send_reply(inc, reply)
                 return
+            if bindings and pf.hidden(req, aor, now):
+                # App. E.1 invisibility: answered as for a user who is not registered.
+                bindings = []
             if roles.b2bua is not None and req.method == "INVITE" and bindings:
-                # PO-00: the terminating PF as a B2BUA in the media path (pf_media b2bua)
+                # PO-00: the terminating PF as a B2BUA in the media path (pf_media b2bua);
+                # its user agent does RFC 4028 on both legs itself.
                 self._spawn(roles.b2bua.bridge(inc, aor))
                 return
+            timer = pf.session_timer(req, initial=True)
+            if isinstance(timer, Reply):
+                services.send_reply(inc, timer)
+                return
+            if timer is not None:
+                # RFC 4028 §8 as a proxy (the PF out of the media path)
+                on_success = partial(proxy_response, decision=timer)
             # Outsiders (not authenticated) get 404 for unknown and unreachable users alike
             # (issue 7 item 11): a 202 would tell them the user exists.
             if (insider or bindings) and pf.defer_unregistered(
@@ -652,7 +677,7 @@ class ImServer:
             inc.reply(480 if insider else 404)
             return
         # Issue 7 item 8 (Kamailio max_branches): the best-preferred bindings only.
-        self.proxy.forward(inc, targets[: self.config.max_branches], on_failed)
+        self.proxy.forward(inc, targets[: self.config.max_branches], on_failed, on_success)
 
     async def _not_found(self, inc: IncomingRequest, uri: SipUri) -> None:
         # §16.5: no binding -> 480 for a known user, 404 for an unknown one.

@@ -202,6 +202,20 @@ class ServerConfig:
     deferred_max_expiry: int = 30 * 24 * 3600
     # §6.1.1.3.1 step 2 (PO-09): whether Privacy: id (anonymity) is allowed.
     allow_anonymity: bool = True
+    # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
+    # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
+    # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).
+    pf_user_agent_allow: tuple[str, ...] = ()
+    pf_user_agent_deny: tuple[str, ...] = ()
+    pf_user_agent_error_info: str | None = None
+    # §6.1.1.1 step 4b / §6.1.2.1 step 3b: the SDP of IM INVITEs (488 otherwise): largest
+    # a=max-size / file size (None: no bound), media types carried, MSRP media only.
+    pf_session_max_size: int | None = None
+    pf_session_content_types: tuple[str, ...] = ("*",)
+    pf_session_msrp_only: bool = True
+    # RFC 4028 §8 on the sessions the Participating Function handles: Session-Expires
+    # inserted (timers.session_expires) when missing, 422 below timers.min_se.
+    pf_session_timer: bool = True
     # How often expired bindings, deferred messages and settings are purged (seconds).
     purge_interval: float = 60.0
     # Server media (server/media): the MSRP listener of the sessions the server is an
@@ -285,3 +299,9 @@ class ServerConfig:
                 raise ConfigError(f"msrp_listen: {exc} (use HOST:PORT, auto or off)") from None
         if self.media_queue_limit < 1 or self.media_max_message < 1:
             raise ConfigError("media_queue_limit and media_max_message must be >= 1")
+        if self.pf_session_max_size is not None and self.pf_session_max_size < 1:
+            raise ConfigError("pf_session_max_size must be >= 1")
+        if not self.pf_session_content_types:
+            raise ConfigError("pf_session_content_types must not be empty (use \"*\")")
+        if self.pf_session_timer and self.timers.min_se < 90:
+            raise ConfigError("timers.min_se must be >= 90 (RFC 4028 §4)")

@@ -17,6 +17,8 @@ Layout (docs/server.md "Configuration file" is the reference)::
     [tls]             # cert, key
     [log]             # level, format, file
     [metrics]         # listen
+    [participating]   # allow_anonymity, user_agent_allow/deny/error_info, session_max_size,
+                      # session_content_types, session_msrp_only, session_timer
     [timers]          # any field of simpleim.timers.Timers (t1, timer_c, keepalive, ...)
 
 Any other top-level key that is the name of a plain :class:`ServerConfig` field (a string,
@@ -50,6 +52,16 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "tls": {"cert": "tls_cert", "key": "tls_key"},
     "log": {"level": "log_level", "format": "log_format", "file": "log_file"},
     "metrics": {"listen": "metrics_listen"},
+    "participating": {
+        "allow_anonymity": "allow_anonymity",
+        "user_agent_allow": "pf_user_agent_allow",
+        "user_agent_deny": "pf_user_agent_deny",
+        "user_agent_error_info": "pf_user_agent_error_info",
+        "session_max_size": "pf_session_max_size",
+        "session_content_types": "pf_session_content_types",
+        "session_msrp_only": "pf_session_msrp_only",
+        "session_timer": "pf_session_timer",
+    },
 }
 # top-level names that differ from the field (the flag's name)
 _ALIASES = {"db": "db_url", "alias": "aliases"}

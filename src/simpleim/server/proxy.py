@@ -31,8 +31,8 @@ from simpleim.timers import Timers
 from simpleim.transport.sip import ClientRequest, IncomingRequest, SipEndpoint
 from simpleim.transport.sip_addr import RELIABLE, TransportAddr, normalize_host
 
-__all__ = ["FailureHook", "Proxy", "RouteCheck", "Target", "loop_hash", "select_best_response",
-           "via_destination"]
+__all__ = ["FailureHook", "Proxy", "RouteCheck", "SuccessHook", "Target", "loop_hash",
+           "select_best_response", "via_destination"]
 
 log = logging.getLogger("simpleim.server.proxy")
 
@@ -42,6 +42,8 @@ _DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER"})
 _PREFERRED_4XX = (401, 407, 415, 420, 484)
 #: Called with the final responses of a request none of whose branches succeeded.
 FailureHook = Callable[[list[SipResponse]], bool]
+#: Called with each 2xx before it is relayed (it may add header fields, RFC 4028 §8.2).
+SuccessHook = Callable[[SipResponse], None]
 
 
 class RouteCheck(NamedTuple):
@@ -155,11 +157,13 @@ class _ProxyTransaction:
     """The response context of one proxied request (RFC 3261 §16.7)."""
 
     __slots__ = ("proxy", "inc", "branches", "finals", "done", "timer_c", "is_invite",
-                 "pending", "on_failed")
+                 "pending", "on_failed", "on_success")
 
     def __init__(self, proxy: Proxy, inc: IncomingRequest,
-                 on_failed: FailureHook | None = None) -> None:
+                 on_failed: FailureHook | None = None,
+                 on_success: SuccessHook | None = None) -> None:
         self.on_failed = on_failed
+        self.on_success = on_success
         self.proxy = proxy
         self.inc = inc
         self.branches: list[_Branch] = []
@@ -181,6 +185,8 @@ class _ProxyTransaction:
                 _pop_top_via(resp)
                 self.inc.respond(resp)
             return
+        if status < 300 and self.on_success is not None:
+            self.on_success(resp)
         if branch.final:
             # A further 2xx on an INVITE branch (RFC 6026 §7.2: forwarded as well).
             if status < 300 and self.is_invite:
@@ -340,17 +346,19 @@ class Proxy:
     # ------------------------------------------------------------------ forwarding
 
     def forward(self, inc: IncomingRequest, targets: Sequence[Target],
-                on_failed: FailureHook | None = None) -> None:
+                on_failed: FailureHook | None = None,
+                on_success: SuccessHook | None = None) -> None:
         """Fork ``inc`` in parallel to ``targets`` (RFC 3261 §16.6) and relay responses.
 
         ``on_failed`` sees every final response when no branch succeeded, before the best
         one is chosen (§16.7 step 6); returning True means it answers the request itself
         (the terminating Participating Function defers the message instead, PT-01 step 5).
+        ``on_success`` sees each 2xx before it is relayed (RFC 4028 §8.2).
         """
         req = inc.request
         if inc.final_sent:
             return  # already answered (e.g. cancelled before targets were known)
-        ctx = _ProxyTransaction(self, inc, on_failed)
+        ctx = _ProxyTransaction(self, inc, on_failed, on_success)
         if req.method == "INVITE":
             inc.on_cancel = ctx.cancel
             # §16.2: a stateful proxy SHOULD answer 100 Trying to INVITE at once.

@@ -7,13 +7,16 @@ request visits the IM server's Participating Function.  :data:`INITIAL_FILTER_CR
 is that table, one :class:`FilterCriterion` per CASE, in the order of the appendix; the
 first row that matches wins, no row means "the core routes it" (:attr:`Role.CORE`).
 
-Two rows are additions, each marked with where the spec asks for them:
+Some rows are additions, each marked with where the spec asks for them:
 
 * PUBLISH goes to the service-settings role (``Event: poc-settings``; others get 489):
   §5.2.4 and §6.1.1.5 have the IM server receive the settings publication.
 * A terminating MESSAGE *without* ``+g.oma.sip-im`` goes to the Participating Function too
   (C.3's NOTE lets the operator route plain MESSAGEs to the IM server), so that a message
   from a plain SIP client to an offline user is deferred (PT-01 step 5) instead of lost.
+* Terminating OPTIONS and SUBSCRIBE (with or without the tag) go to the Participating
+  Function, which applies invisibility (Appendix E.1 ``vis-status``): to others the user
+  then looks unregistered.
 
 The functions with a provisioned URI (Appendix F.2) are addressed by Request-URI instead:
 :func:`service_role` maps ``sip:Deferred@DOMAIN`` and ``sip:Delete@DOMAIN``.
@@ -91,6 +94,10 @@ INITIAL_FILTER_CRITERIA: tuple[FilterCriterion, ...] = (
                     "App. C.3 NOTE (operator routes plain MESSAGE to the IM server)"),
     FilterCriterion(_T, "SUBSCRIBE", IM_FEATURE_TAG, _PF, "App. C.3"),
     FilterCriterion(_T, "REFER", IM_FEATURE_TAG, _PF, "App. C.3"),
+    # App. E.1 vis-settings (addition): capability and presence queries of an invisible
+    # user find them unregistered, so they visit the PF too.
+    FilterCriterion(_T, "OPTIONS", None, _PF, "App. E.1 vis-settings (addition)"),
+    FilterCriterion(_T, "SUBSCRIBE", None, _PF, "App. E.1 vis-settings (addition)"),
 )
 
 #: Appendix F.2: "Name of OMA IM Function" user parts (compared case-insensitively).

@@ -36,13 +36,19 @@ from simpleim.server.media import (
     ServerUserAgent,
     UaConfig,
 )
-from simpleim.server.participating import ParticipatingFunction, PfConfig
+from simpleim.server.participating import (
+    ParticipatingFunction,
+    PfConfig,
+    SessionPolicy,
+    UserAgentPolicy,
+)
 from simpleim.server.proxy import Proxy, Target
 from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
 from simpleim.server.routing import Role
 from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
+from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
 from simpleim.sip.uri import SipUri
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.settings import SettingsRepository
@@ -98,8 +104,19 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
         DeferredConfig(config.domain, default_expiry=config.deferred_default_expiry,
                        max_expiry=config.deferred_max_expiry),
         clock)
+    timers = config.timers
     participating = ParticipatingFunction(
-        PfConfig(config.domain, allow_anonymity=config.allow_anonymity), settings)
+        PfConfig(config.domain, allow_anonymity=config.allow_anonymity,
+                 user_agents=UserAgentPolicy(config.pf_user_agent_allow,
+                                             config.pf_user_agent_deny),
+                 user_agent_error_info=config.pf_user_agent_error_info,
+                 sessions=SessionPolicy(config.pf_session_max_size,
+                                        config.pf_session_content_types,
+                                        config.pf_session_msrp_only),
+                 session_timer=ProxyTimerPolicy(int(timers.session_expires),
+                                                int(timers.min_se))
+                 if config.pf_session_timer else None),
+        settings)
     b2bua = None
     if media is not None and config.pf_media == "b2bua":
         b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit,
@@ -152,7 +169,16 @@ class RoleServices:
     def send_reply(self, inc: IncomingRequest, reply: Reply, to_tag: str | None = None) -> None:
         # §6.1.1.1: responses of the IM server carry Server (Appendix F.1).
         headers = [*reply.headers, ("Server", SERVER_PRODUCT)]
-        inc.reply(reply.status, reply.reason, headers, to_tag=to_tag)
+        if not reply.body:
+            inc.reply(reply.status, reply.reason, headers, to_tag=to_tag)
+            return
+        if to_tag is None and inc.request.to_addr.tag is None:
+            to_tag = secrets.token_hex(6)  # RFC 3261 §8.2.6.2
+        resp = inc.request.create_response(reply.status, reply.reason, to_tag=to_tag)
+        for name, value in headers:
+            resp.headers.add(name, value)
+        resp.body = reply.body
+        inc.respond(resp)
 
     async def service(self, inc: IncomingRequest, service: Role,
                        requester: str | None) -> None:

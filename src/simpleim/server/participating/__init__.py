@@ -8,5 +8,7 @@ from simpleim.server.participating.function import (
     UserSettings,
     UserSettingsLookup,
 )
+from simpleim.server.participating.policy import SessionPolicy, UserAgentPolicy
 
-__all__ = ["PfConfig", "ParticipatingFunction", "UserSettings", "UserSettingsLookup"]
+__all__ = ["PfConfig", "ParticipatingFunction", "SessionPolicy", "UserAgentPolicy",
+           "UserSettings", "UserSettingsLookup"]

@@ -2,14 +2,27 @@
 
 Pure decisions over a request and the user's settings; the core applies them:
 
-* :meth:`ParticipatingFunction.originating` — PO-01 (in order: authenticated originator ->
-  403 + Warning 127; content policy for pager mode -> 415 with Accept listing what is
-  supported) and PO-09 step 2 (anonymity not allowed -> 403 + Warning 119); with
-  ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3).
+* :meth:`ParticipatingFunction.originating` — PO-01 in the order of §6.1.1.1: step 1
+  authenticated originator -> 403 + Warning 127; step 2 (System Message / Ts1) has nothing
+  to check: this server sends no System Message that asks for a response (docs/server.md);
+  step 3 User-Agent policy -> 403 + Error-Info (+ a 399 Warning in words); step 4a pager
+  content -> 415 with Accept listing what is supported, step 4b the SDP of a session,
+  large-message or file-transfer INVITE -> 488 with the supported sizes and contents (399
+  Warning, and as SDP).  Then PO-09 step 2 (anonymity not allowed -> 403 + Warning 119);
+  with ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3).
 * :meth:`ParticipatingFunction.terminating` — PT-01 step 1 (barring from the service
-  settings: ``ipab`` for pager / large messages, ``isb`` for sessions -> 403 + Warning 127),
-  step 3 (content policy -> 415); the P-Asserted-Identity of an anonymous sender is not
-  passed to the user (RFC 3325 §7).
+  settings: ``ipab`` for pager / large messages, ``isb`` for sessions and file transfer
+  -> 403 + Warning 127), step 3 (415 / 488 as above); the P-Asserted-Identity of an
+  anonymous sender is not passed to the user (RFC 3325 §7).
+* :meth:`ParticipatingFunction.hidden` — invisibility (Appendix E.1 ``vis-status``
+  ``active="false"``): capability and presence queries of others (OPTIONS, SUBSCRIBE to
+  presence) find the user as if not registered; messages and sessions are not affected
+  (the setting controls visibility, not reachability; H.2: availability "closed").
+* :meth:`ParticipatingFunction.session_timer` — RFC 4028 §8 as a proxy for the sessions
+  the PF handles (422 + Min-SE, Session-Expires inserted), with the response side in
+  :func:`simpleim.sip.session_timer_proxy.proxy_response`.
+* Every answer of the PF carries ``Server: IM-serv/OMA1.0`` (added by the core, §6.1.1.1,
+  Appendix F.1) and, to an INVITE, ``Allow`` with the supported methods (§6.1.1.1).
 * :meth:`ParticipatingFunction.defer_unregistered` / :meth:`~.defer_after_failure` — PT-01
   step 5: a MESSAGE for a user who cannot receive it is handed to the Deferred Messaging
   Function (not registered; or every contact failed with 408/480/503, i.e. no answer
@@ -22,15 +35,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import quote
 
 from simpleim.errors import ProtocolError
+from simpleim.server.participating.policy import SessionPolicy, UserAgentPolicy
 from simpleim.server.roles import (
+    ALLOW_METHODS,
     W_ANONYMITY_NOT_ALLOWED,
     W_SERVICE_NOT_AUTHORISED,
     Reply,
     im_warning,
 )
 from simpleim.sip.message import SipRequest
+from simpleim.sip.session_timer_proxy import (
+    ProxyTimerDecision,
+    ProxyTimerPolicy,
+    proxy_request,
+)
+from simpleim.sip.uri import SipUri
 
 __all__ = ["PfConfig", "ParticipatingFunction", "UserSettings", "UserSettingsLookup"]
 
@@ -45,13 +67,16 @@ _UNREACHABLE = frozenset({408, 480, 503})
 
 
 class UserSettings(Protocol):
-    """The settings the PF applies (Appendix E: isb, ipab)."""
+    """The settings the PF applies (Appendix E: isb, ipab, vis-status)."""
 
     @property
     def incoming_session_barring(self) -> bool: ...
 
     @property
     def incoming_pager_barring(self) -> bool: ...
+
+    @property
+    def visible(self) -> bool: ...
 
 
 class UserSettingsLookup(Protocol):
@@ -63,6 +88,13 @@ class PfConfig:
     host: str
     pager_content_types: tuple[str, ...] = DEFAULT_PAGER_TYPES
     allow_anonymity: bool = True
+    user_agents: UserAgentPolicy = UserAgentPolicy()
+    #: the Error-Info URI of a refused User-Agent (PO-01 step 3); None: a data: URI
+    #: carrying the reason (RFC 2397)
+    user_agent_error_info: str | None = None
+    sessions: SessionPolicy = SessionPolicy()
+    #: RFC 4028 §8 on the sessions the PF handles; None: Session-Expires left alone
+    session_timer: ProxyTimerPolicy | None = ProxyTimerPolicy()
 
 
 def _anonymous(req: SipRequest) -> bool:
@@ -81,18 +113,48 @@ class ParticipatingFunction:
         self._config = config
         self._settings = settings
 
-    def _forbidden(self, text: str) -> Reply:
-        return Reply(403, "Forbidden", (("Warning", im_warning(self._config.host, text)),))
+    def _reply(self, req: SipRequest, status: int, headers: tuple[tuple[str, str], ...],
+               body: bytes = b"") -> Reply:
+        if req.method == "INVITE":
+            # §6.1.1.1: Allow with every supported method in answers to INVITE.
+            headers = (*headers, ("Allow", ALLOW_METHODS))
+        return Reply(status, headers=headers, body=body)
+
+    def _forbidden(self, req: SipRequest, text: str) -> Reply:
+        return self._reply(req, 403, (("Warning", im_warning(self._config.host, text)),))
 
     def _content_ok(self, req: SipRequest) -> Reply | None:
+        cfg = self._config
+        if req.method == "INVITE" and req.body \
+                and (req.content_type or "").lower() == "application/sdp":
+            problem = cfg.sessions.refusal(req.body)
+            if problem is None:
+                return None
+            # PO-01 step 4b / PT-01 step 3b: 488 with the sizes and contents supported, in
+            # words (§5.6: Warning 399) and as SDP (RFC 3261 §21.4.26).
+            text = f"{problem}; {cfg.sessions.supported()}"
+            return self._reply(req, 488, (("Warning", im_warning(cfg.host, text)),
+                                          ("Content-Type", "application/sdp")),
+                               cfg.sessions.capabilities(cfg.host))
         if req.method != "MESSAGE" or not req.body:
             return None
         ctype = req.content_type or "text/plain"
-        if ctype in self._config.pager_content_types:
+        if ctype in cfg.pager_content_types:
             return None
         # PO-01 step 4a / PT-01 step 3a: 415 with the supported media types (RFC 3261
         # §21.4.13: in Accept).
-        return Reply(415, headers=(("Accept", ", ".join(self._config.pager_content_types)),))
+        return Reply(415, headers=(("Accept", ", ".join(cfg.pager_content_types)),))
+
+    def _user_agent_ok(self, req: SipRequest) -> Reply | None:
+        cfg = self._config
+        problem = cfg.user_agents.refusal(req.headers.get("User-Agent"))
+        if problem is None:
+            return None
+        # PO-01 step 3: 403 with Error-Info explaining why (RFC 3261 §20.18: a URI); the
+        # same reason in a 399 Warning (§5.6.1).
+        info = cfg.user_agent_error_info or "data:text/plain;charset=utf-8," + quote(problem)
+        return self._reply(req, 403, (("Error-Info", f"<{info}>"),
+                                      ("Warning", im_warning(cfg.host, problem))))
 
     # ------------------------------------------------------------------ originating
 
@@ -101,14 +163,16 @@ class ParticipatingFunction:
         From to the anonymous identity (Privacy: id)."""
         if authenticated is None:
             # PO-01 step 1 (§5.1): no authenticated originator -> 403 + Warning 127.
-            return self._forbidden(W_SERVICE_NOT_AUTHORISED)
-        bad = self._content_ok(req)
+            return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
+        # PO-01 step 2 (pending System Message response, Ts1): no System Message of this
+        # server asks for a response, so there is never one pending (docs/server.md).
+        bad = self._user_agent_ok(req) or self._content_ok(req)
         if bad is not None:
             return bad
         if _anonymous(req):
             if not self._config.allow_anonymity:
-                # PO-09 step 2: 403 + Warning 119.
-                return self._forbidden(W_ANONYMITY_NOT_ALLOWED)
+                # PO-09 step 2 / §14.3: 403 + Warning 119.
+                return self._forbidden(req, W_ANONYMITY_NOT_ALLOWED)
             # §5.1: the From carries an anonymous URI (RFC 3323 §4.1.1.3), tag kept.
             tag = req.from_addr.tag
             req.headers.set("From", ANONYMOUS_FROM + (f";tag={tag}" if tag else ""))
@@ -121,9 +185,10 @@ class ParticipatingFunction:
         settings = self._settings.settings_of(recipient, now)
         if req.method == "MESSAGE" or (req.method == "INVITE" and _is_large_message(req)):
             if settings.incoming_pager_barring:
-                return self._forbidden(W_SERVICE_NOT_AUTHORISED)
+                return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
         elif req.method == "INVITE" and settings.incoming_session_barring:
-            return self._forbidden(W_SERVICE_NOT_AUTHORISED)
+            # isb-settings: IM sessions and file transfer (every other INVITE).
+            return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
         bad = self._content_ok(req)
         if bad is not None:
             return bad
@@ -131,6 +196,39 @@ class ParticipatingFunction:
             # RFC 3325 §7 / DM-05: an anonymous sender's asserted identity is not passed on.
             req.headers.remove("P-Asserted-Identity")
         return None
+
+    def hidden(self, req: SipRequest, recipient: str, now: float) -> bool:
+        """Invisibility (Appendix E.1 vis-status): True when ``req`` is a capability or
+        presence query of someone else to an invisible ``recipient`` — the core then
+        answers it as for a user who is not registered."""
+        if req.method == "OPTIONS":
+            pass
+        elif req.method == "SUBSCRIBE":
+            event = (req.headers.get("Event") or "").split(";", 1)[0].strip().lower()
+            if event not in ("presence", "presence.winfo"):
+                return False
+        else:
+            return False
+        if self._settings.settings_of(recipient, now).visible:
+            return False
+        sender = req.from_addr.uri
+        if not isinstance(sender, SipUri):
+            return True
+        # the user's own devices still see each other
+        return f"{sender.user_unescaped}@{sender.bare_host}".lower() != recipient.lower()
+
+    def session_timer(self, req: SipRequest, *, initial: bool
+                      ) -> Reply | ProxyTimerDecision | None:
+        """RFC 4028 §8.1 for an INVITE / UPDATE of a session the PF handles: a 422 reply
+        (Session-Expires below our minimum, with Min-SE), or what the response side needs
+        (:func:`~simpleim.sip.session_timer_proxy.proxy_response`); None: turned off."""
+        policy = self._config.session_timer
+        if policy is None or req.method not in ("INVITE", "UPDATE"):
+            return None
+        decision = proxy_request(req, policy, initial=initial)
+        if decision.reject_min_se is not None:
+            return self._reply(req, 422, (("Min-SE", str(decision.reject_min_se)),))
+        return decision
 
     def deferrable(self, req: SipRequest) -> bool:
         """PT-01 step 5 applies to SIP MESSAGE (pager mode), not to is-composing."""
