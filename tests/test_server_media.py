@@ -97,7 +97,7 @@ class FakeSession:
 
     async def send(self, body: bytes, content_type: str, *,
                    headers: Sequence[tuple[str, str]] = (),
-                   success_report: bool = False) -> None:
+                   success_report: bool = False, confirmed: bool = True) -> None:
         if self.closed.is_set():
             raise MediaError(481, "ended")
         if self.stuck is not None:
@@ -223,3 +223,32 @@ def test_msrp_listen_config(value: str) -> None:
         ServerConfig(msrp_listen="off", pf_media="b2bua").validate()
     with pytest.raises(ConfigError):
         ServerConfig(pf_media="relay").validate()
+
+
+def test_msrp_endpoint_runs_on_uvloop() -> None:
+    """The server runs on uvloop when it is installed, whose TCP transport is not an
+    asyncio.Transport subclass: the MSRP endpoint must accept and carry a message there."""
+    import uvloop
+
+    from simpleim.msrp import MemorySink
+    from simpleim.transport.msrp import MsrpEndpoint
+
+    async def exchange() -> bytes:
+        a, b = MsrpEndpoint(), MsrpEndpoint()
+        await a.start()
+        await b.start()
+        try:
+            sa, sb = a.new_session(), b.new_session()
+            sa.set_remote_path(sb.local_path)
+            sb.set_remote_path(sa.local_path)
+            await a.connect(sa)                  # active side; b accepts the connection
+            await sa.send(b"over uvloop", "text/plain")
+            msg = await sb.receive(5)
+            assert isinstance(msg.sink, MemorySink)
+            return bytes(msg.sink.buffer)
+        finally:
+            await a.close()
+            await b.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(exchange()) == b"over uvloop"

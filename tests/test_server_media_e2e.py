@@ -49,7 +49,8 @@ def _path(msg: SipMessage) -> tuple[str, ...]:
 async def b2b_pair(tmp: Path, *, alice: dict[str, Any] | None = None,
                    bob: dict[str, Any] | None = None, **server: Any,
                    ) -> AsyncIterator[tuple[ImServer, Account, Account, SipWire, SipWire]]:
-    async with running_server(tmp, pf_media="b2bua", **server) as (srv, port):
+    server.setdefault("pf_media", "b2bua")
+    async with running_server(tmp, **server) as (srv, port):
         a = Account(client_config("alice", port, tmp, "tcp", **(alice or {})))
         b = Account(client_config("bob", port, tmp, "tcp", **(bob or {})))
         a_wire, b_wire = SipWire(a), SipWire(b)
@@ -200,3 +201,20 @@ async def test_b2bua_session_timer_refresh_and_expiry(tmp_path: Path) -> None:
         ended = await wait_event(alice, _state("ended"), timeout=15)
         assert isinstance(ended, SessionEvent) and ended.reason == "remote hangup"
         await wait_event(bob, _state("ended"), timeout=15)
+
+
+@pytest.mark.parametrize("pf_media", ["proxy", "b2bua"])
+async def test_burst_arrives_complete_and_in_order(tmp_path: Path, pf_media: str) -> None:
+    """200 messages, 16 in flight, with a delivery IMDN back for each: all arrive, in the
+    order sent, directly (proxy) and through the relay (b2bua)."""
+    async with b2b_pair(tmp_path, pf_media=pf_media) as (_server, alice, bob, _aw, _bw):
+        chat = await alice.chats.start("bob")
+        await wait_event(bob, _state("established"))
+        for start in range(0, 200, 16):
+            await asyncio.gather(*(chat.send(f"m{i}") for i in range(start, min(200, start + 16))))
+        texts = []
+        while len(texts) < 200:
+            ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+            assert isinstance(ev, MessageEvent)
+            texts.append(ev.text)
+        assert texts == [f"m{i}" for i in range(200)]

@@ -544,8 +544,14 @@ class ChatSession(InviteSession):
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is not None:
-            with contextlib.suppress(MsrpTransferError):
-                await self.stream.send(doc.to_bytes(), "message/cpim")
+            # Not awaited here: the receive loop must not wait for the peer's 200 to our
+            # IMDN - while it waits, our receive queue fills, the connection stops being
+            # read, and that 200 is never read (a deadlock under a burst of messages).
+            self.spawn(self._send_quietly(doc.to_bytes()))
+
+    async def _send_quietly(self, body: bytes) -> None:
+        with contextlib.suppress(MsrpTransferError):
+            await self.stream.send(body, "message/cpim")
 
 
 def unusable_lines(offer: SessionDescription) -> list[str]:

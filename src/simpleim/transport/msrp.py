@@ -34,7 +34,7 @@ import logging
 import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from simpleim.errors import MsrpParseError, SimpleImError, TransactionError
 from simpleim.msrp import (
@@ -272,16 +272,17 @@ class _Runner(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):  # pragma: no cover
-            raise TypeError("stream transport expected")
-        self.transport = transport
+        # A stream transport; uvloop's TCPTransport does not derive from (nor register
+        # with) asyncio.Transport, so the type is not checked with isinstance (the server
+        # runs on uvloop when it is installed).
+        self.transport = cast(asyncio.Transport, transport)
         # Small transport buffer: chunks go straight from their bytes objects into the kernel
         # socket buffer instead of being copied into asyncio's write buffer first.  Keeping
         # both this and the endpoint's write budget small (64 KiB / 256 KiB) also keeps the
         # user-space buffers from growing and shrinking by megabytes: with 1 MiB / 256 KiB
         # the 64 KiB-chunk transfer took ~100 page faults per MiB and ~15 % more CPU.
-        transport.set_write_buffer_limits(high=self.endpoint.transport_high,
-                                          low=self.endpoint.transport_high // 4)
+        self.transport.set_write_buffer_limits(high=self.endpoint.transport_high,
+                                               low=self.endpoint.transport_high // 4)
 
     def data_received(self, data: bytes) -> None:
         events = self.conn.receive_data(data, self._loop.time())

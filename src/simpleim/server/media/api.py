@@ -160,8 +160,11 @@ class ServerSession(Protocol):
 
     async def send(self, body: bytes, content_type: str, *,
                    headers: Sequence[tuple[str, str]] = (),
-                   success_report: bool = False) -> None:
-        """Send one MSRP message and wait for its 200s; raises :class:`MediaError`."""
+                   success_report: bool = False, confirmed: bool = True) -> None:
+        """Send one MSRP message and wait for its 200s; raises :class:`MediaError`.
+        ``confirmed=False``: ``Failure-Report: partial`` (RFC 4975 §7.2) - done once
+        written, only a failure is answered (and logged): a relay uses it so that its
+        writing never waits for what the peer sends."""
 
     def events(self) -> AsyncIterator[SessionEvent]:
         """Received messages in order, then one :class:`SessionEnded`."""

@@ -153,7 +153,11 @@ class Room:
         while True:
             msg = await leg.queue.get()
             try:
-                await leg.session.send(msg.body, msg.content_type)
+                # Failure-Report: partial - the writer never waits for the peer's 200s: a
+                # read paused for back-pressure on this leg's connection (its sender is
+                # too fast) would otherwise hold them back, and the two directions of a
+                # B2BUA could wait for each other for ever
+                await leg.session.send(msg.body, msg.content_type, confirmed=False)
             except MediaError as exc:
                 log.info("room: a message to %s failed: %s", leg.name, exc)
                 if exc.status in (408, 481):

@@ -110,12 +110,13 @@ class MediaSession:
 
     async def send(self, body: bytes, content_type: str, *,
                    headers: Sequence[tuple[str, str]] = (),
-                   success_report: bool = False) -> None:
+                   success_report: bool = False, confirmed: bool = True) -> None:
         if self._closed.is_set():
             raise MediaError(481, "session ended")
         try:
             await self.stream.send(body, content_type, headers=tuple(headers),
-                                   success_report=success_report)
+                                   success_report=success_report,
+                                   failure_report="yes" if confirmed else "partial")
         except MsrpTransferError as exc:
             raise MediaError(exc.status, exc.comment or "") from exc
         except ProtocolError as exc:
