@@ -48,7 +48,8 @@ async def running_server(tmp: Path, **overrides: Any) -> AsyncIterator[tuple[ImS
     port = free_port()
     store = await open_store(f"sqlite:///{tmp / 'server.db'}")
     for name, pw in PASSWORDS.items():
-        await store.add_user(name, DOMAIN, pw)
+        if await store.get_user(name, DOMAIN) is None:  # a restart on the same store
+            await store.add_user(name, DOMAIN, pw)
     config = ServerConfig(
         domain=DOMAIN,
         listen=(ListenSpec("udp", "127.0.0.1", port), ListenSpec("tcp", "127.0.0.1", port)),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,31 @@ async def test_cli_deferred_fetch_delete_and_settings(tmp_path: Path) -> None:
         code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
                                          "--bar-messages", "maybe")
         assert code == 2
+
+
+async def test_cli_settings_show_and_set_keep_the_rest(tmp_path: Path) -> None:
+    """``simpleim settings show``: what this account published last and whether the server
+    still holds it (a refresh with the entity-tag: 200 / 412); ``settings set`` changes only
+    the options given; the settings survive a server restart (stored before the 200)."""
+    async with running_server(tmp_path) as (_server, port):
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "show")
+        assert code == 0, err
+        assert "not published from here yet" in out
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
+                                         "--invisible", "on", "--bar-sessions", "on")
+        assert code == 0 and "invisible=on" in out and "bar-sessions=on" in out, err
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
+                                         "--bar-sessions", "off")
+        assert code == 0, err
+        assert "invisible=on" in out and "bar-sessions=off" in out  # the rest kept
+    async with running_server(tmp_path) as (server, port):
+        assert server.roles is not None
+        assert not server.roles.settings.settings_of(f"carol@{DOMAIN}", time.time()).visible
+        code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "show")
+        assert code == 0, err
+        assert "invisible=on" in out and "stored on the server (expires in" in out
+        # C-REG-01: any client command publishes after registering (the same settings)
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "fetch",
+                                         "--wait", "0.5")
+        assert code == 0, err
+        assert not server.roles.settings.settings_of(f"carol@{DOMAIN}", time.time()).visible

@@ -718,3 +718,41 @@ async def test_reinvite_without_acceptable_media_gets_488(tmp_path: Path) -> Non
         await chat.refresh()
         assert [r.status for r in b_wire.responses("INVITE") if r.status >= 200] == [200, 488, 200]
         await chat.end()
+
+
+# ---------------------------------------------------------------------------- settings
+
+async def test_settings_published_after_registration_on_the_wire(tmp_path: Path) -> None:
+    """C-REG-01 (OMA §5.2.2) / C-SET-01 (§5.2.4): after the initial registration the client
+    PUBLISHes its settings (from the config, E.1 defaults otherwise) to its own address with
+    Accept-Contact +g.oma.sip-im, User-Agent, Event: poc-settings, Expires and the Appendix E
+    document; a refresh is body-less with SIP-If-Match (RFC 3903 §4.2)."""
+    from simpleim.content.poc_settings import parse_settings
+
+    async with wired_pair(tmp_path, alice={"bar_messages": True}) as (alice, bob, a_wire, _b):
+        ok = await a_wire.response("REGISTER", 200, direction="in")
+        publish = await a_wire.request("PUBLISH")
+        # after the registration's 200 (the wire keeps the order)
+        assert a_wire.entries.index(next(e for e in a_wire.entries if e.message is ok)) < \
+            a_wire.entries.index(next(e for e in a_wire.entries if e.message is publish))
+        assert str(publish.uri) == "sip:alice@example.test"
+        assert header(publish, "Event") == "poc-settings"
+        assert "+g.oma.sip-im" in header(publish, "Accept-Contact")
+        assert header(publish, "User-Agent").startswith(UA_PREFIX)
+        assert header(publish, "Expires") == "120"
+        assert header(publish, "Content-Type") == "application/poc-settings+xml"
+        published = parse_settings(publish.body)
+        assert published.incoming_pager_barring and published.visible
+        stored = await a_wire.response("PUBLISH", 200, direction="in")
+        etag = header(stored, "SIP-ETag")
+        assert etag
+        # applied by the server: bob's message to alice is barred (PT-01 step 1)
+        with pytest.raises(SessionFailed) as err:
+            await bob.pager.send("alice", "barred?")
+        assert err.value.status == 403
+        # RFC 3903 §4.2 refresh: no body, SIP-If-Match with the entity-tag
+        assert await alice.settings.refresh() == 200
+        refresh = a_wire.requests("PUBLISH")[-1]
+        assert header(refresh, "SIP-If-Match") == etag and not refresh.body
+        found = await alice.settings.fetch()
+        assert found.stored and found.settings.incoming_pager_barring

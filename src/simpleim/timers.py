@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Timers", "DEFAULT_TIMERS"]
+__all__ = ["Timers", "DEFAULT_TIMERS", "refresh_delay"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +66,11 @@ class Timers:
 
 
 DEFAULT_TIMERS = Timers()
+
+
+def refresh_delay(expires: int) -> float:
+    """When to refresh soft state that expires after ``expires`` seconds (a registration,
+    RFC 3261 §10.2.4; a publication, RFC 3903 §4.2): 30 s before the end for long
+    intervals, at half the interval for short ones."""
+    exp = max(expires, 2)
+    return float(max(exp / 2, exp - 30) if exp > 60 else exp / 2)

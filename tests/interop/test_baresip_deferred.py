@@ -9,7 +9,6 @@ content (text/plain) instead.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from client_interop import (  # noqa: E402
     BARESIP_CTRL,
     BARESIP_PORT,
     DOMAIN,
-    SHARED_PEERS,
     Proc,
     account,
     account_config,
+    baresip_config_dir,
     ensure_free,
     require,
     simpleim_server,
@@ -33,14 +32,6 @@ from client_interop import (  # noqa: E402
 from waiting import wait_until  # noqa: E402
 
 pytestmark = pytest.mark.interop
-
-
-def _config_dir(tmp: Path, port: int) -> Path:
-    d = tmp / "dave"
-    shutil.copytree(SHARED_PEERS / "baresip" / "dave", d)
-    acc = (d / "accounts").read_text().replace("127.0.0.1:5070", f"127.0.0.1:{port}")
-    (d / "accounts").write_text(acc)
-    return d
 
 
 async def test_baresip_offline_receives_deferred_messages_on_registration(
@@ -56,7 +47,7 @@ async def test_baresip_offline_receives_deferred_messages_on_registration(
             result = await alice.pager.send("dave", text)
             assert result.status == 202  # deferred: dave is not registered
         assert server.roles is not None and server.roles.deferred.has_pending(f"dave@{DOMAIN}")
-        bs = await Proc.start("baresip", [binary, "-f", str(_config_dir(tmp_path, port))],
+        bs = await Proc.start("baresip", [binary, "-f", str(baresip_config_dir(tmp_path, port))],
                               env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
         try:
             await bs.wait_for("200 OK", timeout=20)

@@ -12,8 +12,6 @@ bob, which the simpleim Account accepts as a plain message.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,10 +25,11 @@ from client_interop import (  # noqa: E402
     BARESIP_CTRL,
     BARESIP_PORT,
     KAMAILIO_PORT,
-    SHARED_PEERS,
     Proc,
     account,
     account_config,
+    baresip_config_dir,
+    baresip_ctrl,
     ensure_free,
     kamailio,
     require,
@@ -41,33 +40,12 @@ from simpleim.client.events import MessageEvent  # noqa: E402
 pytestmark = pytest.mark.interop
 
 
-def _config_dir(tmp: Path, port: int) -> Path:
-    d = tmp / "dave"
-    shutil.copytree(SHARED_PEERS / "baresip" / "dave", d)
-    acc = (d / "accounts").read_text().replace("127.0.0.1:5070", f"127.0.0.1:{port}")
-    (d / "accounts").write_text(acc)
-    return d
-
-
-async def _ctrl(command: str, params: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", BARESIP_CTRL)
-    payload = json.dumps({"command": command, "params": params, "token": "t1"}).encode()
-    writer.write(str(len(payload)).encode() + b":" + payload + b",")
-    await writer.drain()
-    try:
-        async with asyncio.timeout(3):
-            await reader.read(4096)
-    except TimeoutError:
-        pass
-    writer.close()
-
-
 async def test_baresip_text_plain_both_ways(tmp_path: Path) -> None:
     binary = require("baresip", "baresip")
     ensure_free(("udp", BARESIP_PORT), ("tcp", BARESIP_PORT), ("tcp", BARESIP_CTRL))
     async with kamailio(tmp_path):
         port = KAMAILIO_PORT
-        bs = await Proc.start("baresip", [binary, "-f", str(_config_dir(tmp_path, port))],
+        bs = await Proc.start("baresip", [binary, "-f", str(baresip_config_dir(tmp_path, port))],
                               env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
         try:
             await bs.wait_for("200 OK", timeout=20)
@@ -76,15 +54,9 @@ async def test_baresip_text_plain_both_ways(tmp_path: Path) -> None:
                 result = await bob.pager.send("dave", "Hello baresip from simpleim")
                 assert result.mode == "pager-plain" and result.status == 200
                 await bs.wait_for("Hello baresip from simpleim")
-                async def ctrl_sent() -> bool:   # ctrl_tcp listens a moment after start
-                    try:
-                        await _ctrl("message", "Hello simpleim from baresip")
-                    except OSError:
-                        return False
-                    return True
-
-                await wait_until(ctrl_sent, 10, what="baresip's ctrl_tcp to take the command",
-                                 interval=0.25)
+                await wait_until(
+                    lambda: baresip_ctrl("message", "Hello simpleim from baresip"), 10,
+                    what="baresip's ctrl_tcp to take the command", interval=0.25)
                 async with asyncio.timeout(15):
                     while True:
                         ev = await bob.events.get()

@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +26,7 @@ from simpleim.cli.preflight import (
     resolve_proxy,
 )
 from simpleim.client import Account, RegistrationError
-from simpleim.client.config import ClientConfig, Policy, load_config
+from simpleim.client.config import DEFAULT_STATE_DIR, ClientConfig, Policy, load_config
 from simpleim.client.events import (
     CapabilitiesEvent,
     ComposingEvent,
@@ -58,7 +59,11 @@ def _config(args: argparse.Namespace, **extra: Any) -> ClientConfig:
         "tls_cert": args.tls_cert, "tls_key": args.tls_key,
     }
     overrides.update(extra)
-    return load_config(path=args.config, overrides=overrides)
+    cfg = load_config(path=args.config, overrides=overrides)
+    if cfg.state_dir is None:
+        # the CLI keeps what it last published (settings set / show, C-REG-01)
+        cfg = replace(cfg, state_dir=DEFAULT_STATE_DIR)
+    return cfg
 
 
 def _fail(cmd: str, code: int, text: str, err: TextIO | None = None) -> int:

@@ -8,8 +8,11 @@ deferred messages (OMA SIMPLE IM §12.1) and of the IM service settings (§5.2.4
   exit 0 when every one was deleted, else the exit code of the first failure (403: not
   ours, 404: no such message).
 * ``settings set [--offline-delivery on|off] [--bar-sessions on|off] [--bar-messages on|off]
-  [--invisible on|off]``: PUBLISH the settings (options not given keep their E.1 default:
-  the server replaces the whole document).
+  [--invisible on|off] [--history-sessions on|off] [--history-messages on|off]``: PUBLISH
+  the settings (options not given keep what was last published from this account, kept in
+  the state directory; else the E.1 default: the server replaces the whole document).
+* ``settings show``: those settings, and whether the server still holds that publication
+  (a refresh with its entity-tag, RFC 3903 §4.2: 200 yes, 412 no).
 
 Common options and exit codes are those of the other client commands (docs/cli.md).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from dataclasses import replace
 
 from simpleim.cli.client import _EPILOG, _common
 from simpleim.cli.client_run import _fail, _run, exit_code_for
@@ -27,7 +31,8 @@ from simpleim.client.events import MessageEvent
 from simpleim.content.poc_settings import ServiceSettings
 
 __all__ = ["add_deferred_commands", "run_deferred_delete", "run_deferred_fetch",
-           "run_settings_set"]
+           "run_settings_set",
+           "run_settings_show"]
 
 
 def run_deferred_fetch(args: argparse.Namespace) -> int:
@@ -79,24 +84,64 @@ def _on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
-def run_settings_set(args: argparse.Namespace) -> int:
-    settings = ServiceSettings(
-        incoming_session_barring=bool(args.bar_sessions),
-        incoming_pager_barring=bool(args.bar_messages),
-        visible=not args.invisible,
-        offline_delivery=bool(args.offline_delivery))
+_SETTING_FLAGS = (
+    # flag, attribute of the parsed arguments, ServiceSettings field, inverted, help
+    ("--offline-delivery", "offline_delivery", "offline_delivery", False,
+     "push stored messages when online (OMA §12.2.2.2)"),
+    ("--bar-sessions", "bar_sessions", "incoming_session_barring", False,
+     "refuse incoming sessions and file transfers (403)"),
+    ("--bar-messages", "bar_messages", "incoming_pager_barring", False,
+     "refuse incoming pager and large messages (403)"),
+    ("--invisible", "invisible", "visible", True,
+     "look unregistered to others' capability queries"),
+    ("--history-sessions", "history_sessions", "history_session", False,
+     "ask the server to store your sessions"),
+    ("--history-messages", "history_messages", "history_pager", False,
+     "ask the server to store your pager and large messages"),
+)
 
+
+def describe_settings(settings: ServiceSettings) -> str:
+    """``offline-delivery=on bar-sessions=off ...`` (the flags' names and values)."""
+    words = []
+    for flag, _dest, field, inverted, _help in _SETTING_FLAGS:
+        on = getattr(settings, field) != inverted
+        words.append(f"{flag[2:]}={'on' if on else 'off'}")
+    return " ".join(words)
+
+
+def run_settings_set(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
+        changes = {field: value != inverted
+                   for _flag, dest, field, inverted, _help in _SETTING_FLAGS
+                   if (value := getattr(args, dest)) is not None}
+        # options not given keep what this account published last (state_dir), else the
+        # Appendix E.1 defaults: the server replaces the whole document
+        settings = replace(account.settings.current, **changes)
         status = await account.settings.publish(settings)
         if not 200 <= status < 300:
             return _fail("settings set", exit_code_for(status), f"PUBLISH answered {status}")
-        print(f"published: offline-delivery={'on' if settings.offline_delivery else 'off'} "
-              f"bar-sessions={'on' if settings.incoming_session_barring else 'off'} "
-              f"bar-messages={'on' if settings.incoming_pager_barring else 'off'} "
-              f"invisible={'off' if settings.visible else 'on'}", flush=True)
+        print(f"published: {describe_settings(settings)}", flush=True)
         return 0
 
-    return _run("settings set", args, body)
+    return _run("settings set", args, body, publish_settings=False)
+
+
+def run_settings_show(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        found = await account.settings.fetch()
+        print(describe_settings(found.settings), flush=True)
+        if found.stored:
+            print(f"stored on the server (expires in {found.expires} s)", flush=True)
+        elif found.status == 0:
+            print("not published from here yet: the server applies its defaults unless "
+                  "another device published", flush=True)
+        else:
+            print(f"not stored on the server ({found.status}): expired, or replaced by "
+                  "another device's publication", flush=True)
+        return 0
+
+    return _run("settings show", args, body, publish_settings=False)
 
 
 def add_deferred_commands(
@@ -121,12 +166,11 @@ def add_deferred_commands(
     ssub = settings.add_subparsers(dest="settings_action", metavar="ACTION", required=True)
     p = ssub.add_parser("set", parents=[common], formatter_class=fmt, epilog=_EPILOG,
                         help="publish the IM service settings (OMA SIMPLE IM Appendix E)")
-    for flag, dest, what in (
-        ("--offline-delivery", "offline_delivery", "push stored messages when online"),
-        ("--bar-sessions", "bar_sessions", "refuse incoming sessions (403)"),
-        ("--bar-messages", "bar_messages", "refuse incoming pager/large messages (403)"),
-        ("--invisible", "invisible", "be invisible to others"),
-    ):
-        p.add_argument(flag, dest=dest, type=_on_off, default=False, metavar="on|off",
-                       help=f"{what} (default off)")
+    for flag, dest, _field, _inverted, what in _SETTING_FLAGS:
+        p.add_argument(flag, dest=dest, type=_on_off, default=None, metavar="on|off",
+                       help=f"{what} (default: as last published from here, else off)")
     p.set_defaults(func=run_settings_set)
+    p = ssub.add_parser("show", parents=[common], formatter_class=fmt, epilog=_EPILOG,
+                        help="the settings last published from here and whether the server "
+                             "still holds them")
+    p.set_defaults(func=run_settings_show)

@@ -42,6 +42,7 @@ from simpleim.sip.auth import DigestClient
 from simpleim.sip.headers import Address
 from simpleim.sip.message import SipResponse
 from simpleim.sip.outbound import flow_timer_of
+from simpleim.timers import refresh_delay
 from simpleim.transport import tls
 from simpleim.transport.msrp import MsrpEndpoint
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
@@ -50,7 +51,7 @@ from simpleim.transport.sip_addr import RELIABLE, ListenSpec, TransportAddr
 from .chats import Chats
 from .config import ClientConfig
 from .context import SessionRegistry
-from .deferred import DeferredFeature, ServiceSettingsFeature
+from .deferred import DeferredFeature
 from .events import (
     ErrorEvent,
     Event,
@@ -68,6 +69,7 @@ from .messages import PagerMessages, SendResult
 from .options import CapabilityQueries
 from .outbound import OutboundFlow, new_instance_id, outbound_contact_params
 from .pager import build_request, cpim_datetime, new_call_id, new_tag
+from .settings import ServiceSettingsFeature
 from .trust import SourceTrust
 from .ua import ClientEndpoint, UserAgent
 
@@ -169,6 +171,10 @@ class Account:
         if register:
             await self.register()
             self.spawn(self._refresh_loop())
+            if cfg.publish_settings:
+                # C-REG-01 (OMA §5.2.2): publish the IM service settings after each
+                # successful initial registration (failures are logged, not raised).
+                await self.settings.after_registration()
             if self.outbound is not None:
                 self.outbound.start()
 
@@ -387,13 +393,6 @@ def msrp_tls_context(config: ClientConfig) -> ssl.SSLContext | None:
     if config.proxy_addr.transport != "tls" or not (config.tls_cert and config.tls_key):
         return None
     return tls.server_context(config.tls_cert, config.tls_key)
-
-
-def refresh_delay(expires: int) -> float:
-    """When to re-register (RFC 3261 §10.2.4: before the binding expires): 30 s before the
-    end for long intervals, at half the interval for short ones."""
-    exp = max(expires, 2)
-    return float(max(exp / 2, exp - 30) if exp > 60 else exp / 2)
 
 
 def _flow_timer(resp: SipResponse) -> int | None:

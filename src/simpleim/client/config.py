@@ -21,12 +21,15 @@ __all__ = [
     "ClientConfig",
     "Policy",
     "DEFAULT_CONFIG_PATH",
+    "DEFAULT_STATE_DIR",
     "parse_hostport",
     "load_config",
     "ENV_PREFIX",
 ]
 
 DEFAULT_CONFIG_PATH = Path("~/.config/simpleim/client.toml")
+#: where the CLI keeps client state (the IM service settings it last published)
+DEFAULT_STATE_DIR = "~/.local/state/simpleim"
 ENV_PREFIX = "SIMPLEIM_"
 _POLICIES = ("accept", "decline", "ask")
 
@@ -101,6 +104,18 @@ class ClientConfig:
     #: the device's stable instance id (``urn:uuid:...``, RFC 5626 §4.1); None = a new one
     #: per start (a restarted agent then registers as a new device)
     instance_id: str | None = None
+    #: C-REG-01 (OMA §5.2.2): PUBLISH the IM service settings after each initial
+    #: registration.  What is published: the settings last published from this account
+    #: (kept in ``state_dir``), else the Appendix E.1 defaults, with these four overriding
+    #: when given (None: keep).
+    publish_settings: bool = True
+    offline_delivery: bool | None = None
+    bar_sessions: bool | None = None
+    bar_messages: bool | None = None
+    invisible: bool | None = None
+    #: where the client keeps what it last published (None: nowhere; the CLI uses
+    #: ~/.local/state/simpleim)
+    state_dir: str | None = None
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")
@@ -201,7 +216,12 @@ def _coerce(name: str, value: Any) -> Any:
     if kind.startswith("bool"):
         if isinstance(value, bool):
             return value
-        return str(value).lower() in ("1", "true", "yes", "on")
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{name}: expected true or false, got {value!r}")
     if kind.startswith("tuple"):
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())

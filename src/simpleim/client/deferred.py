@@ -1,8 +1,7 @@
-"""Deferred messages and IM service settings on the client (OMA SIMPLE IM §12.1, §5.2.4).
+"""Deferred messages on the client (OMA SIMPLE IM §12.1).
 
-* :class:`ServiceSettingsFeature` publishes the IM service settings (C-SET-01): PUBLISH to
-  our own address with ``Event: poc-settings``, ``Accept-Contact: *;+g.oma.sip-im``,
-  User-Agent, Expires and an Appendix E document; refreshes use ``SIP-If-Match`` (RFC 3903).
+* the IM service settings (C-SET-01) are published by
+  :class:`simpleim.client.settings.ServiceSettingsFeature`.
 * :class:`DeferredFeature` deletes stored messages (C-DM-03): a REFER to
   ``sip:Delete@DOMAIN`` whose Refer-To is the message's Message-ID URI, or
   ``sip:Deferred@DOMAIN`` for all of them.  We send ``Refer-Sub: false`` (RFC 4488): the
@@ -19,38 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from simpleim.content.poc_settings import CONTENT_TYPE, EVENT, ServiceSettings, build_settings
-
 from .context import ClientContext
 from .pager import build_request, new_call_id, new_tag
 
-__all__ = ["DeferredFeature", "ServiceSettingsFeature"]
-
-
-class ServiceSettingsFeature:
-    """PUBLISH of the IM service settings (OMA §5.2.4)."""
-
-    def __init__(self, ctx: ClientContext) -> None:
-        self.ctx = ctx
-        self.current = ServiceSettings()
-        self.etag: str | None = None
-
-    async def publish(self, settings: ServiceSettings | None = None, *,
-                      expires: int | None = None) -> int:
-        """Publish ``settings`` (default: the last ones); the final status (200: stored)."""
-        cfg = self.ctx.config
-        settings = settings or self.current
-        exp = cfg.expires if expires is None else expires
-        req = build_request(
-            "PUBLISH", target=cfg.uri, from_uri=cfg.uri, from_tag=new_tag(),
-            call_id=new_call_id(self.ctx.host),
-            body=build_settings(settings, cfg.uri), content_type=CONTENT_TYPE,
-            extra=(("Event", EVENT), ("Expires", str(exp))))
-        resp = await self.ctx.ua.request(req)
-        if 200 <= resp.status < 300:
-            self.current = settings
-            self.etag = resp.headers.get("SIP-ETag")
-        return resp.status
+__all__ = ["DeferredFeature"]
 
 
 class DeferredFeature:

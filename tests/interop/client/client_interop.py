@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -209,3 +210,28 @@ async def kamailio(tmp: Path) -> AsyncIterator[Proc]:
     finally:
         await proc.stop()
 
+
+
+def baresip_config_dir(tmp: Path, port: int) -> Path:
+    """dave's baresip config (the shared peer files) registering to 127.0.0.1:``port``."""
+    d = tmp / "dave"
+    shutil.copytree(SHARED_PEERS / "baresip" / "dave", d)
+    acc = (d / "accounts").read_text().replace("127.0.0.1:5070", f"127.0.0.1:{port}")
+    (d / "accounts").write_text(acc)
+    return d
+
+
+async def baresip_ctrl(command: str, params: str) -> bool:
+    """One ctrl_tcp command (a JSON netstring); False when baresip does not listen yet."""
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", BARESIP_CTRL)
+    except OSError:
+        return False
+    payload = json.dumps({"command": command, "params": params, "token": "t1"}).encode()
+    writer.write(str(len(payload)).encode() + b":" + payload + b",")
+    await writer.drain()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(3):
+            await reader.read(4096)
+    writer.close()
+    return True
