@@ -246,7 +246,7 @@ async def test_anonymous_sender_stored_copy_has_no_asserted_identity(store_url: 
         alice = await srv.ua("alice")
         resp = await alice.send(message(alice, "bob", b"guess who",  # type: ignore[arg-type]
                                         headers=(IM, ("Privacy", "id"))))
-        assert resp.status == 202
+        assert_pf_answer(resp, 202, invite=False)  # deferred (PT-01 step 5), with Server
         (stored,) = await srv.store.deferred.pending(f"bob@{DOMAIN}")
         head = stored.request.decode().split("\r\n\r\n")[0]
         # DM-05 / RFC 3325 §7: the anonymous sender's asserted identity is not kept
@@ -302,3 +302,34 @@ async def test_session_timer_inserted_and_422(store_url: str) -> None:
 @pytest.mark.parametrize("product", [SERVER_PRODUCT])
 def test_server_product_is_appendix_f(product: str) -> None:
     assert products(product)[0] == "IM-serv/OMA1.0"
+
+
+# ---------------------------------------------------------------- settings documents
+
+
+async def test_settings_unknown_elements_ignored_and_bad_values_refused(store_url: str) -> None:
+    """App. E.1: unknown elements / attributes (and another enabler's service-id) are
+    ignored; a value that is not an XML Schema boolean is a 400 with the reason in a 399
+    Warning, and the stored settings stay as they were."""
+    doc = (b'<?xml version="1.0"?><poc-settings xmlns="urn:oma:params:xml:ns:poc:poc-settings"'
+           b' xmlns:ss="urn:oma:xml:im:service-settings" xmlns:x="urn:example:x">'
+           b'<entity id="bob"><x:future a="1"/>'
+           b'<ipab-settings service-id="IM" x:extra="y"><incoming-personal-alert-barring'
+           b' active="true"/><x:more/></ipab-settings>'
+           b'<isb-settings service-id="PoC"><incoming-session-barring active="true"/>'
+           b'</isb-settings></entity></poc-settings>')
+    async with server_on(store_url) as srv:
+        bob = await srv.ua("bob")
+        await bob.register()
+        assert (await bob.send(publish(bob, doc))).status == 200  # type: ignore[arg-type]
+        alice = await srv.ua("alice")
+        resp = await alice.send(message(alice, "bob", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 403  # the IM ipab applies
+        offer = sdp("m=message 9 TCP/MSRP *", "a=accept-types:message/cpim")
+        resp = await alice.send(invite(alice, "bob", offer))
+        assert resp.status == 200  # the PoC isb is another enabler's: ignored
+        bad = doc.replace(b'active="true"/><x:more/>', b'active="yes"/><x:more/>')
+        resp = await bob.send(publish(bob, bad))  # type: ignore[arg-type]
+        assert resp.status == 400 and "not a boolean" in warning(resp)
+        resp = await alice.send(message(alice, "bob", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 403  # unchanged: nothing was stored

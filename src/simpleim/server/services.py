@@ -268,15 +268,16 @@ class RoleServices:
         try:
             if self.store is not None and not await self.store.user_exists(
                     uri.user_unescaped or ""):
-                inc.reply(404)
+                self.send_reply(inc, Reply(404))
                 return
             await roles.deferred.defer(inc.request, aor)
         except StorageError as exc:
             # Not stored: never acknowledged (the sender keeps its copy).
             log.error("cannot store a deferred message for %s: %s", aor, exc)
-            inc.reply(500)
+            self.send_reply(inc, Reply(500))
             return
-        inc.reply(202, headers=[("Server", SERVER_PRODUCT)])
+        # §6.1.1.1 / Appendix F.1: the PF's answers carry Server (send_reply adds it).
+        self.send_reply(inc, Reply(202))
         if deliver:
             self._spawn(self.deliver_pending(aor))
 
