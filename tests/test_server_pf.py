@@ -7,7 +7,10 @@ anonymity in stored copies (DM-05), session timers as a proxy (Session-Expires i
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,8 @@ from simpleim.server.roles import SERVER_PRODUCT
 from simpleim.server.settings import build_settings
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy, proxy_request, proxy_response
+from simpleim.store import open_store
+from simpleim.store.system import SystemMessageRecord
 from simpleim.transport.sip import IncomingRequest
 from test_server_deferred import IM, message, publish, received, server_on
 from test_server_helpers import DOMAIN, FAST_TIMERS, TestUA
@@ -333,3 +338,65 @@ async def test_settings_unknown_elements_ignored_and_bad_values_refused(store_ur
         assert resp.status == 400 and "not a boolean" in warning(resp)
         resp = await alice.send(message(alice, "bob", b"hi"))  # type: ignore[arg-type]
         assert resp.status == 403  # unchanged: nothing was stored
+
+
+# ---------------------------------------------------------------- System Messages (§5.4, Ts1)
+
+
+async def test_system_message_and_ts1_block_until_answered(store_url: str) -> None:
+    """§5.4: the MESSAGE on the wire; §15 Ts1 = 0 blocks at once; §6.1.1.1 step 2: 403 with
+    Error-Info while the answer is due, also after a restart (the deadline is stored);
+    the answer (a MESSAGE to sip:System@DOMAIN) lifts it."""
+    async with server_on(store_url) as srv:
+        assert srv.server.roles is not None
+        system = srv.server.roles.system
+        bob = await srv.ua("bob")
+        await bob.register()
+        await srv.store.system_messages.add(SystemMessageRecord(
+            "sm1", f"bob@{DOMAIN}", "Please accept the new terms", "text/plain;charset=utf-8",
+            time.time(), 0.0))
+        assert await system.dispatch() == 1
+        (got,) = await received(bob, 1)
+        sm = got.request
+        assert sm.headers.get("Accept-Contact") == "*;+g.oma.sip-im.system-message"
+        assert str(sm.from_addr.uri) == f"sip:System@{DOMAIN}"
+        assert sm.headers.get("P-Asserted-Identity") == f"<sip:System@{DOMAIN}>"
+        assert (sm.headers.get("User-Agent") or "").startswith("IM-serv/OMA1.0")
+        assert sm.body == b"Please accept the new terms"
+        assert await system.dispatch() == 0  # sent once
+        resp = await bob.send(message(bob, "carol", b"hi"))  # type: ignore[arg-type]
+        assert_pf_answer(resp, 403, invite=False)
+        assert "System" in (resp.headers.get("Error-Info") or "")
+    async with server_on(store_url) as srv:
+        bob = await srv.ua("bob")
+        await bob.register()
+        resp = await bob.send(message(bob, "carol", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 403  # still due after the restart
+        answer = bob.request("MESSAGE", f"sip:System@{DOMAIN}", body=b"accepted")
+        resp = await bob.send(answer)
+        assert_pf_answer(resp, 200, invite=False)
+        resp = await bob.send(message(bob, "carol", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 202  # carol is offline: deferred, bob is no longer blocked
+
+
+def test_admin_system_message_queues(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    from simpleim.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["admin", "system-message", "bob", "Maintenance at 22:00", "--domain", DOMAIN,
+                 "--respond-within", "30", "--db", url]) == 0
+    assert "queued system message" in capsys.readouterr().out
+    assert main(["admin", "system-message", f"bob@{DOMAIN}", "x" * 1301, "--db", url]) == 2
+    assert "--url" in capsys.readouterr().err
+    assert main(["admin", "system-message", f"bob@{DOMAIN}", "see the page", "--db", url,
+                 "--url", "https://example.test/terms.html"]) == 0
+
+    async def stored() -> list[SystemMessageRecord]:
+        async with await open_store(url) as store:
+            return await store.system_messages.of(f"bob@{DOMAIN}")
+
+    first, second = asyncio.run(stored())
+    assert first.ts1 == 30.0 and first.sent_at is None and first.body == "Maintenance at 22:00"
+    assert second.content_type.startswith("message/external-body")
+    assert 'URL="https://example.test/terms.html"' in second.content_type

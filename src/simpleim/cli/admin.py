@@ -6,6 +6,14 @@ sender, size, subject), oldest first; ``--xml`` prints the Appendix J ``history-
 metadata document instead.  ``purge`` removes what has expired (``--all``: everything of
 ``--user``); failure IMDNs are sent by the running server's own expiry, not by this command.
 
+``simpleim admin system-message USER TEXT [--respond-within S] [--url URL]`` queues a System
+Message (OMA SIMPLE IM §5.4) for the running server to send (on its next periodic pass, every
+``purge_interval`` seconds, as soon as the user is registered).  ``--respond-within S``
+starts Ts1 (§15) when it is sent: after S seconds without an answer (a MESSAGE to
+``sip:System@DOMAIN``) the user's requests are refused with 403 (§6.1.1.1 step 2; 0 blocks
+at once).  A text above 1300 bytes, or one that needs the user to act, is sent as
+``message/external-body`` pointing at ``--url`` (§5.4 step 3, RFC 4483).
+
 Exit codes: 0 ok, 1 store error, 2 usage error.
 """
 
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -22,8 +31,12 @@ from typing import Any
 from simpleim.errors import ConfigError, StorageError
 from simpleim.server.deferred import history_list
 from simpleim.store import DEFAULT_STORE_URL, open_store, validate_domain, validate_user_name
+from simpleim.store.system import SystemMessageRecord
 
-__all__ = ["add_admin_commands", "deferred_list", "deferred_purge"]
+__all__ = ["add_admin_commands", "deferred_list", "deferred_purge", "system_message"]
+
+#: §5.4 step 3: a System Message body above this goes by reference (message/external-body).
+SYSTEM_MESSAGE_MAX = 1300
 
 _DEFAULT_DOMAIN = "localhost"
 
@@ -67,6 +80,31 @@ async def deferred_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+async def system_message(args: argparse.Namespace) -> int:
+    name, domain = _aor(args.user, args.domain)
+    if args.respond_within is not None and args.respond_within < 0:
+        raise ConfigError("--respond-within must be >= 0 seconds (Ts1, §15)")
+    text = args.text
+    if args.url:
+        # §5.4 step 3 / RFC 4483: the document by reference
+        # RFC 2046 §5.2.3: the body is the header of the referenced document
+        text = "Content-Type: text/html\r\n\r\n"
+        ctype = f'message/external-body;access-type="URL";URL="{args.url}"'
+    elif len(text.encode("utf-8")) > SYSTEM_MESSAGE_MAX:
+        raise ConfigError(f"the text is above {SYSTEM_MESSAGE_MAX} bytes: publish it as an "
+                          "HTML page and give --url (OMA SIMPLE IM §5.4 step 3)")
+    else:
+        ctype = "text/plain;charset=utf-8"
+    record = SystemMessageRecord(secrets.token_hex(8), f"{name}@{domain}", text, ctype,
+                                 time.time(), args.respond_within)
+    async with await open_store(args.db) as store:
+        await store.system_messages.add(record)
+    answer = ("" if args.respond_within is None
+              else f", answer due {args.respond_within:g} s after it is sent")
+    print(f"queued system message {record.id} for {name}@{domain}{answer}")
+    return 0
+
+
 def _sync(handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]],
           ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
@@ -102,3 +140,16 @@ def add_admin_commands(
     purge.add_argument("--all", action="store_true", help="every message of --user")
     purge.add_argument("--user", default=None, help="USER or USER@DOMAIN (with --all)")
     purge.set_defaults(func=_sync(deferred_purge))
+
+    system = admin_sub.add_parser(
+        "system-message", help="queue a System Message for a user (OMA SIMPLE IM §5.4)")
+    system.add_argument("user", help="USER or USER@DOMAIN")
+    system.add_argument("text", help="the message (at most 1300 bytes; else --url)")
+    system.add_argument("--respond-within", type=float, default=None, metavar="S",
+                        help="Ts1: seconds the user has to answer (a MESSAGE to "
+                             "sip:System@DOMAIN) before their requests get 403; 0 = at once")
+    system.add_argument("--url", default=None,
+                        help="send a link to this HTML page instead (message/external-body)")
+    system.add_argument("--db", default=DEFAULT_STORE_URL, help="store URL (as for the server)")
+    system.add_argument("--domain", default=None, help="domain of USER (default localhost)")
+    system.set_defaults(func=_sync(system_message))

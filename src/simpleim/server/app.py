@@ -231,8 +231,9 @@ class ImServer:
                 await self.services.media.start()
             users = await self.roles.deferred.load()
             settings = await self.roles.settings.load()
-            log.info("deferred messages stored for %d users; %d users' settings loaded",
-                     users, settings)
+            waiting = await self.roles.system.load()
+            log.info("deferred messages stored for %d users; %d users' settings loaded; "
+                     "%d users owe an answer to a System Message", users, settings, waiting)
         bound: list[TransportAddr] = []
         if self.config.overload_max_lag > 0 or self.config.overload_max_busy > 0:
             self.load.start()
@@ -309,6 +310,8 @@ class ImServer:
                     if self.roles is not None:
                         await self.roles.settings.purge_expired()
                         await self.roles.deferred.expire()
+                        # §5.4: send the queued System Messages to who is registered
+                        await self.roles.system.dispatch()
                 except StorageError as exc:
                     log.error("cannot purge expired state: %s", exc)
 
@@ -590,7 +593,7 @@ class ImServer:
                                                                   self.config.domain)))
             return
         if role is Role.PARTICIPATING and requester is not None:
-            reply = roles.participating.originating(req, requester)
+            reply = roles.participating.originating(req, requester, time.time())
             if reply is not None:
                 services.send_reply(inc, reply)
                 return

@@ -11,7 +11,10 @@ its own package, and :func:`simpleim.server.app.build_roles` wires them together
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+
+from simpleim.sip.headers import Headers
 
 __all__ = [
     "ALLOW_METHODS",
@@ -22,6 +25,7 @@ __all__ = [
     "W_NO_MESSAGES",
     "W_SERVICE_NOT_AUTHORISED",
     "im_warning",
+    "server_request_headers",
 ]
 
 #: Appendix F.1: the first server-val is ``IM-serv/OMA1.0``, then our own product.
@@ -52,3 +56,15 @@ class Reply:
     reason: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+
+def server_request_headers(method: str, from_uri: str, to_uri: str, host: str) -> Headers:
+    """The header fields every out-of-dialog request a role originates starts with (RFC 3261
+    §8.1.1): Max-Forwards, From (the role's URI, a new tag), To, a new Call-ID, CSeq 1."""
+    h = Headers()
+    h.add("Max-Forwards", "70")
+    h.add("From", f"<{from_uri}>;tag={secrets.token_hex(6)}")
+    h.add("To", f"<{to_uri}>")
+    h.add("Call-ID", f"{secrets.token_hex(10)}@{host}")
+    h.add("CSeq", f"1 {method}")
+    return h

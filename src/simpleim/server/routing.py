@@ -54,6 +54,7 @@ class Role(StrEnum):
     SETTINGS = "settings"  # §5.2.4 / §6.1.1.5
     DEFERRED = "deferred"  # §12.2.1: retrieval at sip:Deferred@DOMAIN
     DELETE = "delete"  # §12.1.3 / §12.2.2.7: the delete bin sip:Delete@DOMAIN
+    SYSTEM = "system"  # §5.4 (addition): sip:System@DOMAIN sends System Messages, takes answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,10 @@ INITIAL_FILTER_CRITERIA: tuple[FilterCriterion, ...] = (
 )
 
 #: Appendix F.2: "Name of OMA IM Function" user parts (compared case-insensitively).
-SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELETE}
+SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELETE,
+                                 # §5.4 (addition): the IM server identity of System
+                                 # Messages, where their answers go
+                                 "system": Role.SYSTEM}
 
 
 def accept_contact_tags(values: Iterable[str]) -> frozenset[str]:

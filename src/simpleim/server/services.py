@@ -46,12 +46,14 @@ from simpleim.server.proxy import Proxy, Target
 from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
 from simpleim.server.routing import Role
 from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
+from simpleim.server.system import SystemConfig, SystemMessageFunction
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
 from simpleim.sip.uri import SipUri
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.settings import SettingsRepository
+from simpleim.store.system import SystemMessageRepository
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 
 __all__ = ["CoreStore", "RoleServices", "Roles", "ServerStore", "build_roles", "media_listener"]
@@ -75,6 +77,9 @@ class ServerStore(CoreStore, Protocol):
     @property
     def settings(self) -> SettingsRepository: ...
 
+    @property
+    def system_messages(self) -> SystemMessageRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Roles:
@@ -83,6 +88,8 @@ class Roles:
     participating: ParticipatingFunction
     deferred: DeferredMessagingFunction
     settings: ServiceSettingsFunction
+    #: System Messages (§5.4) and their Ts1 deadlines
+    system: SystemMessageFunction
     #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
     b2bua: BackToBack | None = None
 
@@ -105,6 +112,8 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
                        max_expiry=config.deferred_max_expiry),
         clock)
     timers = config.timers
+    system = SystemMessageFunction(store.system_messages, courier,
+                                   SystemConfig(config.domain), clock)
     participating = ParticipatingFunction(
         PfConfig(config.domain, allow_anonymity=config.allow_anonymity,
                  user_agents=UserAgentPolicy(config.pf_user_agent_allow,
@@ -116,12 +125,12 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
                  session_timer=ProxyTimerPolicy(int(timers.session_expires),
                                                 int(timers.min_se))
                  if config.pf_session_timer else None),
-        settings)
+        settings, system)
     b2bua = None
     if media is not None and config.pf_media == "b2bua":
         b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit,
                                               max_size=config.media_max_message))
-    return Roles(participating, deferred, settings, b2bua)
+    return Roles(participating, deferred, settings, system, b2bua)
 
 
 
@@ -182,7 +191,8 @@ class RoleServices:
 
     async def service(self, inc: IncomingRequest, service: Role,
                        requester: str | None) -> None:
-        """sip:Deferred@DOMAIN (INVITE, §12.2.1) and sip:Delete@DOMAIN (REFER, §12.2.2.7)."""
+        """sip:Deferred@DOMAIN (INVITE, §12.2.1), sip:Delete@DOMAIN (REFER, §12.2.2.7) and
+        sip:System@DOMAIN (MESSAGE: the answer to a System Message, §5.4 / Ts1)."""
         roles = self.roles
         req = inc.request
         if requester is None:
@@ -190,12 +200,14 @@ class RoleServices:
             self.send_reply(inc, Reply(403, headers=(
                 ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
             return
-        wanted = "INVITE" if service is Role.DEFERRED else "REFER"
+        wanted = {Role.DEFERRED: "INVITE", Role.SYSTEM: "MESSAGE"}.get(service, "REFER")
         if req.method != wanted:
             self.send_reply(inc, Reply(405, headers=(("Allow", wanted),)))
             return
         try:
-            if service is Role.DEFERRED:
+            if service is Role.SYSTEM:
+                reply = await roles.system.answer(req, requester)
+            elif service is Role.DEFERRED:
                 reply = await roles.deferred.retrieve(req, requester)
             else:
                 reply = await roles.deferred.delete(req, requester)

@@ -25,6 +25,7 @@ from simpleim.sip.auth import ha1
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.model import Binding
 from simpleim.store.settings import SettingsRepository
+from simpleim.store.system import SystemMessageRepository
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -207,6 +208,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def settings(self) -> SettingsRepository:
         """The IM service settings per user (OMA SIMPLE IM Appendix E)."""
+
+    @property
+    @abc.abstractmethod
+    def system_messages(self) -> SystemMessageRepository:
+        """System Messages of the IM server and their Ts1 deadlines (§5.4, schema v3)."""
 
     # ---- lifecycle
 

@@ -23,6 +23,7 @@ from simpleim.store.deferred import DeferredRepository
 from simpleim.store.executor import Statement
 from simpleim.store.model import Binding, binding_key
 from simpleim.store.settings import SettingsRepository
+from simpleim.store.system import SystemMessageRepository
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "Statement"]
 
@@ -80,6 +81,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             settings TEXT NOT NULL,
             document TEXT NOT NULL
         )""",
+    ),
+    # version 3: System Messages of the IM server (OMA SIMPLE IM §5.4) and their Ts1
+    # deadlines (§15, checked by §6.1.1.1 step 2).
+    (
+        """CREATE TABLE system_messages (
+            id TEXT NOT NULL PRIMARY KEY,
+            aor TEXT NOT NULL,
+            body TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            ts1 DOUBLE PRECISION,
+            sent_at DOUBLE PRECISION,
+            respond_by DOUBLE PRECISION,
+            answered_at DOUBLE PRECISION
+        )""",
+        "CREATE INDEX system_messages_aor ON system_messages (aor)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -189,6 +206,11 @@ class SqlStore(Store):
     def settings(self) -> SettingsRepository:
         """IM service settings (Appendix E)."""
         return SettingsRepository(self)
+
+    @property
+    def system_messages(self) -> SystemMessageRepository:
+        """System Messages (OMA SIMPLE IM §5.4)."""
+        return SystemMessageRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.

@@ -36,8 +36,14 @@ from simpleim.server.deferred.message import (
     stored_request,
     unwrapped,
 )
-from simpleim.server.roles import W_NO_MESSAGES, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
-from simpleim.sip.headers import Address, Headers
+from simpleim.server.roles import (
+    W_NO_MESSAGES,
+    W_SERVICE_NOT_AUTHORISED,
+    Reply,
+    im_warning,
+    server_request_headers,
+)
+from simpleim.sip.headers import Address
 from simpleim.sip.message import SipRequest, parse_message
 from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import SipUri, parse_uri
@@ -197,12 +203,7 @@ class DeferredMessagingFunction:
         if body is None:
             return
         from_addr = stored.from_addr.uri
-        h = Headers()
-        h.add("Max-Forwards", "70")
-        h.add("From", f"<{server}>;tag={new_message_id()[:12]}")
-        h.add("To", f"<{from_addr}>")
-        h.add("Call-ID", f"{new_message_id()}@{self._config.host}")
-        h.add("CSeq", "1 MESSAGE")
+        h = server_request_headers("MESSAGE", server, str(from_addr), self._config.host)
         h.add("Content-Type", "message/cpim")
         req = SipRequest("MESSAGE", from_addr, h, body)
         try:

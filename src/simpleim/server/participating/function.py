@@ -3,13 +3,13 @@
 Pure decisions over a request and the user's settings; the core applies them:
 
 * :meth:`ParticipatingFunction.originating` — PO-01 in the order of §6.1.1.1: step 1
-  authenticated originator -> 403 + Warning 127; step 2 (System Message / Ts1) has nothing
-  to check: this server sends no System Message that asks for a response (docs/server.md);
-  step 3 User-Agent policy -> 403 + Error-Info (+ a 399 Warning in words); step 4a pager
-  content -> 415 with Accept listing what is supported, step 4b the SDP of a session,
-  large-message or file-transfer INVITE -> 488 with the supported sizes and contents (399
-  Warning, and as SDP).  Then PO-09 step 2 (anonymity not allowed -> 403 + Warning 119);
-  with ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3).
+  authenticated originator -> 403 + Warning 127; step 2 an answer to a System Message is
+  overdue (Ts1 ran out, :mod:`simpleim.server.system`) -> 403 + Error-Info; step 3
+  User-Agent policy -> 403 + Error-Info (+ a 399 Warning in words); step 4a pager content
+  -> 415 with Accept listing what is supported, step 4b the SDP of a session, large-message
+  or file-transfer INVITE -> 488 with the supported sizes and contents (399 Warning, and
+  as SDP).  Then PO-09 step 2 (anonymity not allowed -> 403 + Warning 119); with
+  ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3).
 * :meth:`ParticipatingFunction.terminating` — PT-01 step 1 (barring from the service
   settings: ``ipab`` for pager / large messages, ``isb`` for sessions and file transfer
   -> 403 + Warning 127), step 3 (415 / 488 as above); the P-Asserted-Identity of an
@@ -83,6 +83,12 @@ class UserSettingsLookup(Protocol):
     def settings_of(self, aor: str, now: float) -> UserSettings: ...
 
 
+class SystemAnswers(Protocol):
+    """§6.1.1.1 step 2: whether a user's answer to a System Message is overdue (Ts1)."""
+
+    def blocked(self, aor: str, now: float) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class PfConfig:
     host: str
@@ -109,9 +115,11 @@ def _is_large_message(req: SipRequest) -> bool:
 
 
 class ParticipatingFunction:
-    def __init__(self, config: PfConfig, settings: UserSettingsLookup) -> None:
+    def __init__(self, config: PfConfig, settings: UserSettingsLookup,
+                 system: SystemAnswers | None = None) -> None:
         self._config = config
         self._settings = settings
+        self._system = system
 
     def _reply(self, req: SipRequest, status: int, headers: tuple[tuple[str, str], ...],
                body: bytes = b"") -> Reply:
@@ -158,14 +166,21 @@ class ParticipatingFunction:
 
     # ------------------------------------------------------------------ originating
 
-    def originating(self, req: SipRequest, authenticated: str | None) -> Reply | None:
+    def originating(self, req: SipRequest, authenticated: str | None,
+                    now: float = 0.0) -> Reply | None:
         """PO-01 / PO-09 for a request of the served user; None: go on.  May rewrite
         From to the anonymous identity (Privacy: id)."""
         if authenticated is None:
             # PO-01 step 1 (§5.1): no authenticated originator -> 403 + Warning 127.
             return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
-        # PO-01 step 2 (pending System Message response, Ts1): no System Message of this
-        # server asks for a response, so there is never one pending (docs/server.md).
+        if self._system is not None and self._system.blocked(authenticated, now):
+            # PO-01 step 2: the answer to a System Message is missing and Ts1 ran out ->
+            # 403, Error-Info explaining why (RFC 3261 §20.18).
+            why = (f"an answer to a System Message is due: send it to sip:System@"
+                   f"{self._config.host}")
+            return self._reply(req, 403, (
+                ("Error-Info", "<data:text/plain;charset=utf-8," + quote(why) + ">"),
+                ("Warning", im_warning(self._config.host, why))))
         bad = self._user_agent_ok(req) or self._content_ok(req)
         if bad is not None:
             return bad
