@@ -139,3 +139,29 @@ async def test_cli_settings_show_and_set_keep_the_rest(tmp_path: Path) -> None:
                                          "--wait", "0.5")
         assert code == 0, err
         assert not server.roles.settings.settings_of(f"carol@{DOMAIN}", time.time()).visible
+
+
+async def test_system_message_presented_apart_and_answered(tmp_path: Path) -> None:
+    """OMA §8.2.1 step 2: a MESSAGE with +g.oma.sip-im.system-message is a MessageEvent with
+    mode "system"; answering it (a message to System@DOMAIN, §5.4 / Ts1) lifts the block
+    of §6.1.1.1 step 2."""
+    from simpleim.store.system import SystemMessageRecord
+
+    async with (
+        running_server(tmp_path) as (server, port),
+        Account(client_config("bob", port, tmp_path)) as bob,
+    ):
+        assert server.roles is not None
+        await server.store.system_messages.add(SystemMessageRecord(  # type: ignore[union-attr]
+            "sm1", f"bob@{DOMAIN}", "New terms: reply OK", "text/plain;charset=utf-8",
+            time.time(), 0.0))
+        assert await server.roles.system.dispatch() == 1
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent)
+        assert ev.mode == "system" and ev.sender == f"sip:System@{DOMAIN}"
+        assert ev.text == "New terms: reply OK"
+        with pytest.raises(SessionFailed) as blocked:
+            await bob.pager.send("carol", "before answering")
+        assert blocked.value.status == 403
+        assert (await bob.pager.send("System", "OK")).status == 200
+        assert (await bob.pager.send("carol", "after answering")).status == 202

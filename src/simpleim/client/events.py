@@ -76,7 +76,9 @@ class ReadyEvent(Event):
 
 @dataclass(frozen=True)
 class MessageEvent(Event):
-    """An instant message: ``mode`` is ``pager``, ``large`` or ``session``."""
+    """An instant message: ``mode`` is ``pager``, ``large`` or ``session``, or ``system`` for
+    a System Message of the IM server (OMA §8.2.1 step 2: presented apart; answer it with a
+    message to ``System@DOMAIN``)."""
 
     sender: str
     text: str

@@ -36,6 +36,9 @@ from .session import SessionFailed, wanted_notifications
 
 __all__ = ["PagerMessages", "SendResult", "ACCEPTED_TYPES"]
 
+#: OMA §5.4 step 2 / §8.2.1 step 2: the Accept-Contact tag of a System Message.
+SYSTEM_MESSAGE_TAG = "+g.oma.sip-im.system-message"
+
 #: RFC 3261 §21.4.16: what we take, listed in a 415.
 ACCEPTED_TYPES = ("message/cpim, text/plain, message/imdn+xml, "
                   "application/im-iscomposing+xml")
@@ -132,5 +135,10 @@ class PagerMessages:
             if len(self._deferred_seen) > 10_000:
                 self._deferred_seen.pop(next(iter(self._deferred_seen)))
             deferred = DeferredInfo(key, req.headers.get("Date"))
+        # OMA §8.2.1 step 2: a System Message (the IM server's, §5.4) is presented apart:
+        # its MessageEvent has mode "system".
+        system = any(SYSTEM_MESSAGE_TAG in v.lower()
+                     for v in req.headers.get_all("Accept-Contact"))
         # OMA §12.1.4 (C-DM-04): the delivery IMDN of a deferred message goes out like any.
-        self.inbox.deliver(decoded, sender, "pager", deferred=deferred)
+        self.inbox.deliver(decoded, sender, "system" if system else "pager",
+                           deferred=deferred)
