@@ -218,3 +218,51 @@ async def test_burst_arrives_complete_and_in_order(tmp_path: Path, pf_media: str
             assert isinstance(ev, MessageEvent)
             texts.append(ev.text)
         assert texts == [f"m{i}" for i in range(200)]
+
+
+async def test_b2bua_forks_to_every_device_first_2xx_wins(tmp_path: Path) -> None:
+    """UAC forking (RFC 3261 §13.2.2.4 at the server's UA): bob has two devices that both
+    accept; the first 2xx wins, the other device's session is ended (CANCEL or ACK + BYE),
+    and the chat goes to the winner only."""
+    async with b2b_pair(tmp_path) as (server, alice, bob, _a_wire, b_wire):
+        port = int(bob.config.proxy.rsplit(":", 1)[1])
+        bob2 = Account(client_config("bob", port, tmp_path, "tcp"))
+        await bob2.start()
+        try:
+            chat = await alice.chats.start("bob")
+            media = server.services.media                     # type: ignore[union-attr]
+            await wait_until(lambda: len(media.sessions) == 2, 10, what="two legs up")
+            devices = (bob, bob2)
+            await wait_until(lambda: sum(1 for d in devices for s in d.sessions.values()
+                                         if not s.ended.is_set()) == 1, 10,
+                             what="one device left in the session")
+            winner = next(d for d in devices
+                          if any(not s.ended.is_set() for s in d.sessions.values()))
+            await chat.send("to the winner")
+            msg = await wait_event(winner, lambda e: isinstance(e, MessageEvent))
+            assert isinstance(msg, MessageEvent) and msg.text == "to the winner"
+            invites = b_wire.requests("INVITE", direction="in")
+            assert len(invites) == 1 and invites[0].headers.get("From", "").count("alice")
+            await chat.end()
+        finally:
+            await bob2.close()
+
+
+async def test_b2bua_two_files_in_one_invite_second_refused(tmp_path: Path) -> None:
+    """One MSRP stream per relayed session: of an offer with two m-lines the relay takes the
+    first and refuses the second with port 0 (RFC 3264 §6) in the caller's answer."""
+    one, two = tmp_path / "one.bin", tmp_path / "two.bin"
+    one.write_bytes(os.urandom(20_000))
+    two.write_bytes(os.urandom(30_000))
+    async with b2b_pair(tmp_path) as (_server, alice, bob, a_wire, b_wire):
+        results = await alice.files.send("bob", [one, two])
+        assert [r.status for r in results] == ["sent", "declined"]
+        ok = await a_wire.response("INVITE", 200, direction="in")
+        answer = sdp_of(ok)
+        assert answer is not None and [m.port != 0 for m in answer.media] == [True, False]
+        invite = await b_wire.request("INVITE", direction="in")
+        offer = sdp_of(invite)
+        assert offer is not None and len(offer.media) == 1
+        got = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
+        assert isinstance(got, FileEvent) and got.path is not None
+        assert Path(got.path).read_bytes() == one.read_bytes()

@@ -209,10 +209,12 @@ class EndpointSession:
         if self.runner is not None:
             self.runner.wake()
 
-    @property
-    def queued(self) -> int:
-        """Received messages not taken by :meth:`receive` yet."""
-        return self._incoming.qsize()
+    def receive_nowait(self) -> IncomingMessage | None:
+        """The next received message if one is queued, else None (never waits)."""
+        try:
+            return self._incoming.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     async def receive(self, timeout: float | None = None) -> IncomingMessage:
         async with asyncio.timeout(timeout):

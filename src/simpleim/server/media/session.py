@@ -124,7 +124,10 @@ class MediaSession:
 
     async def receive(self) -> MediaMessage | None:
         """The next received message, None once the session ended."""
-        if self._closed.is_set() and not self.stream.queued:
+        ready = self.stream.receive_nowait()
+        if ready is not None:
+            return media_message(ready)       # the common case under load: no waiting
+        if self._closed.is_set():
             return None
         get = asyncio.ensure_future(self.stream.receive())
         closed = asyncio.ensure_future(self._closed.wait())

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from simpleim.errors import DialogError, ProtocolError, SdpError, SimpleImError
@@ -186,10 +186,13 @@ class ServerUserAgent:
             self.reject(incoming, exc.status if exc.status >= 400 else 488, exc.detail)
             raise SessionRefused(exc.status, exc.detail) from exc
         chosen = next(o for o in outcomes if o.accepted)
-        # one MSRP stream per server session: further accepted lines are not used
+        # One MSRP stream per server session: further offered lines are refused in the
+        # answer (RFC 3264 §6: port 0) and their MSRP sessions closed.
         for index, s in streams.items():
             if index != chosen.index:
                 s.close()
+        sdp = replace(sdp, media=tuple(m if i == chosen.index else m.with_port(0)
+                                       for i, m in enumerate(sdp.media)))
         stream = streams[chosen.index]
         if policy.direction is not None and chosen.local is not None \
                 and chosen.local.direction is not policy.direction:
