@@ -1,8 +1,8 @@
 """Chat messages through the server's MSRP back-to-back relay (PO-00, ``--pf-media b2bua``)
 vs the same chat with the MSRP going client to client (``--pf-media proxy``), in one run.
 
-    python benchmarks/msrp_b2bua.py            # 300 round trips + 3000 messages per case
-    python benchmarks/msrp_b2bua.py --quick    # 100 + 600 (under 30 s)
+    python benchmarks/msrp_b2bua.py            # 300 round trips, 3000 messages, 128 MiB file
+    python benchmarks/msrp_b2bua.py --quick    # 100, 600, 16 MiB (under 30 s)
 
 For each case a ``simpleim server`` process (SQLite store in a temp dir, TCP on loopback) and
 two simpleim client accounts in this process (alice and bob, registered over TCP): alice
@@ -11,7 +11,10 @@ starts a chat session with bob, then
 * **latency**: one message at a time, from ``ChatSession.send`` until bob's account reports
   the message (CPIM with IMDN request; bob's delivery IMDN flows back meanwhile);
 * **throughput**: messages sent ``--window`` at a time (each ``send`` waits for its MSRP 200),
-  timed until bob reported the last one.
+  timed until bob reported the last one;
+* **file**: one file (128 MiB; 16 MiB with ``--quick``) by RFC 5547 push, from
+  ``files.send`` until bob has it with its hash checked (switched chunk by chunk through the
+  relay).
 
 Reported: p50 / p99 latency (ms), messages/s, the server process's CPU per message, and the
 b2bua/direct ratios; the added latency is p50(b2bua) - p50(direct).  Both clients run in
@@ -39,7 +42,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import emit, machine  # noqa: E402
 
 from simpleim.client import Account, ClientConfig  # noqa: E402
-from simpleim.client.events import MessageEvent, SessionEvent  # noqa: E402
+from simpleim.client.events import FileEvent, MessageEvent, SessionEvent  # noqa: E402
 from simpleim.store import open_store  # noqa: E402
 
 DOMAIN = "bench.test"
@@ -100,7 +103,26 @@ async def _next(account: Account, kind: type, timeout: float = 30.0) -> Any:
                 return ev
 
 
-async def _case(mode: str, tmp: Path, rounds: int, count: int, window: int) -> dict[str, Any]:
+async def _file(alice: Account, bob: Account, path: Path, server_pid: int
+                ) -> tuple[float, float]:
+    """Seconds from ``files.send`` until bob has the file (hash checked), server CPU s."""
+    cpu0 = _cpu_s(server_pid)
+    t0 = time.perf_counter()
+    results = await alice.files.send("bob", [path])
+    if [r.status for r in results] != ["sent"]:
+        raise RuntimeError(f"file transfer failed: {results}")
+    while True:
+        ev = await _next(bob, FileEvent, 300)
+        if ev.state == "received":
+            break
+    elapsed = time.perf_counter() - t0
+    if ev.hash_ok is not True:
+        raise RuntimeError("file hash mismatch")
+    return elapsed, _cpu_s(server_pid) - cpu0
+
+
+async def _case(mode: str, tmp: Path, rounds: int, count: int, window: int,
+                file: Path) -> dict[str, Any]:
     port = _free_port()
     server = await _start_server(tmp, port, mode)
     alice, bob = _account("alice", port, tmp), _account("bob", port, tmp)
@@ -141,6 +163,7 @@ async def _case(mode: str, tmp: Path, rounds: int, count: int, window: int) -> d
         server_cpu = _cpu_s(server.pid) - cpu0
         await receiver
         await chat.end()
+        file_s, file_cpu = await _file(alice, bob, file, server.pid)
     finally:
         await alice.close()
         await bob.close()
@@ -157,19 +180,28 @@ async def _case(mode: str, tmp: Path, rounds: int, count: int, window: int) -> d
         "server_cpu_us_per_message": round(server_cpu / count * 1e6, 1),
         "rounds": rounds,
         "messages": count,
+        "file_mb_per_s": round(file.stat().st_size / file_s / 1e6, 1),
+        "file_server_cpu_s_per_gib": round(file_cpu / file.stat().st_size * (1 << 30), 2),
     }
 
 
 async def run(quick: bool, window: int) -> dict[str, Any]:
-    rounds, count = (100, 600) if quick else (300, 3000)
+    rounds, count, size = (100, 600, 16 << 20) if quick else (300, 3000, 128 << 20)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="simpleim-b2bua-") as tmp:
+        file = Path(tmp) / "file.bin"
+        with open(file, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                f.write(block)
         for mode in ("proxy", "b2bua"):
-            row = await _case(mode, Path(tmp), rounds, count, window)
+            row = await _case(mode, Path(tmp), rounds, count, window, file)
             label = "direct" if mode == "proxy" else "b2bua"
             print(f"{label:7s} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms  "
                   f"{row['messages_per_s']:8.1f} msg/s  server CPU "
-                  f"{row['server_cpu_us_per_message']:6.1f} us/msg", flush=True)
+                  f"{row['server_cpu_us_per_message']:6.1f} us/msg; file "
+                  f"{row['file_mb_per_s']:6.1f} MB/s, server CPU "
+                  f"{row['file_server_cpu_s_per_gib']:5.2f} s/GiB", flush=True)
             rows[label] = row
     d, b = rows["direct"], rows["b2bua"]
     return {
@@ -180,6 +212,7 @@ async def run(quick: bool, window: int) -> dict[str, Any]:
         "b2bua": b,
         "added_latency_p50_ms": round(b["p50_ms"] - d["p50_ms"], 3),
         "throughput_ratio": round(b["messages_per_s"] / d["messages_per_s"], 3),
+        "file_ratio": round(b["file_mb_per_s"] / d["file_mb_per_s"], 3),
         "machine": machine(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

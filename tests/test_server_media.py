@@ -252,3 +252,45 @@ def test_msrp_endpoint_runs_on_uvloop() -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         assert runner.run(exchange()) == b"over uvloop"
+
+
+class FakeStream:
+    def __init__(self) -> None:
+        self.holds = 0
+        self.aborted: list[str] = []
+        self.woken = 0
+
+    def hold_reading(self) -> bool:
+        self.holds += 1
+        return True
+
+    def release_reading(self) -> None:
+        self.holds -= 1
+
+    def wake(self) -> None:
+        self.woken += 1
+
+    def abort(self, message_id: str) -> None:
+        self.aborted.append(message_id)
+
+
+async def test_switch_sink_order_backpressure_and_abort() -> None:
+    from simpleim.msrp import OutgoingMessage, PipeSource
+    from simpleim.server.media.switch import Outlet, SwitchSink
+
+    src, dst = FakeStream(), FakeStream()
+    pipe = PipeSource()
+    out = OutgoingMessage("m1", "application/octet-stream", pipe, 100)
+    sink = SwitchSink(src, 0, high=10)  # type: ignore[arg-type]
+    sink.add([Outlet(dst, pipe, out)])  # type: ignore[arg-type]
+    sink.write_at(5, b"fghij")          # early: kept until bytes 0-4 arrive
+    assert pipe.available == 0
+    sink.write_at(0, b"abcde")
+    assert pipe.read(100) == b"abcdefghij"
+    sink.write_at(8, b"ijKLMNOPQRSTU")  # overlaps what passed: only the new part
+    assert pipe.available == 11 and src.holds == 1      # above high: the sender is held
+    assert pipe.read(9) == b"KLMNOPQRS"                  # down to high/4: released
+    assert src.holds == 0
+    sink.abort()
+    assert dst.aborted == ["m1"]
+    await wait_until(lambda: dst.woken >= 2, 5, what="the deferred wake-ups")

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from client_helpers import client_config, running_server, wait_event
+from cuts import cut_msrp_after
 from simpleim.client import Account
 from simpleim.client.config import Policy
 from simpleim.client.events import (
@@ -32,7 +33,7 @@ from simpleim.sip.message import SipMessage
 from simpleim.timers import Timers
 from simpleim.transport.msrp_sdp import sdp_of
 from waiting import wait_until
-from wire import SipWire
+from wire import MsrpWire, SipWire
 
 
 def _state(state: str):  # type: ignore[no-untyped-def]
@@ -266,3 +267,42 @@ async def test_b2bua_two_files_in_one_invite_second_refused(tmp_path: Path) -> N
         got = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
         assert isinstance(got, FileEvent) and got.path is not None
         assert Path(got.path).read_bytes() == one.read_bytes()
+
+
+async def test_b2bua_switches_chunks_as_they_arrive(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large message is switched chunk by chunk (RFC 4975 §7.1.1): when the caller's MSRP
+    connection is cut after 300 kB of a 2 MB file, the callee has already received part of
+    it and gets the message aborted with '#' - a store-and-forward relay would have sent
+    nothing."""
+    data = tmp_path / "big.bin"
+    data.write_bytes(os.urandom(2_000_000))
+    wire = MsrpWire(monkeypatch)
+    async with b2b_pair(tmp_path) as (server, alice, bob, _a_wire, _b_wire):
+        wire.watch(bob.msrp)
+        media = server.services.media                          # type: ignore[union-attr]
+        assert media.msrp is not None
+        with cut_msrp_after(media.msrp.endpoint, 300_000):
+            task = asyncio.ensure_future(alice.files.send("bob", [data]))
+            await wait_until(lambda: any(r.flag == "#" for r in wire.requests(bob.msrp)),
+                             15, what="the aborted copy at bob")
+            await asyncio.gather(task, return_exceptions=True)
+        sends = [r for r in wire.requests(bob.msrp)
+                 if (r.headers.get("Byte-Range") or "").endswith("/2000000")]
+        assert sends and sends[-1].flag == "#"
+        got = sum(len(r.body or b"") for r in sends)
+        assert 0 < got <= 300_000
+
+
+async def test_b2bua_file_above_the_memory_bound_is_switched(tmp_path: Path) -> None:
+    """A file larger than what a relay leg holds in memory (media_max_message) still goes
+    through: switched as it arrives, never held whole."""
+    data = tmp_path / "large.bin"
+    data.write_bytes(os.urandom(3_000_000))
+    async with b2b_pair(tmp_path, media_max_message=1_000_000) as (_s, alice, bob, _aw, _bw):
+        results = await alice.files.send("bob", [data])
+        assert [r.status for r in results] == ["sent"]
+        got = await wait_event(bob, lambda e: isinstance(e, FileEvent) and e.state == "received")
+        assert isinstance(got, FileEvent) and got.hash_ok is True and got.path is not None
+        assert hashlib.sha256(Path(got.path).read_bytes()).digest() == \
+            hashlib.sha256(data.read_bytes()).digest()

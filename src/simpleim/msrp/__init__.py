@@ -19,6 +19,7 @@ from simpleim.msrp.chunker import (
     ChunkSource,
     OutgoingMessage,
     OutgoingState,
+    PipeSource,
 )
 from simpleim.msrp.connection import (
     BindFailed,
@@ -66,6 +67,7 @@ from simpleim.msrp.setup import ConnectionPlan, plan_connection, resolve_setup
 from simpleim.msrp.uri import MsrpUri, format_path, parse_path
 
 __all__ = [
+    "PipeSource",
     "DEFAULT_CHUNK_SIZE",
     "BindFailed",
     "BodyChunk",

@@ -8,6 +8,7 @@ buffers (head, body, end-line) for ``writelines`` - the body is not copied into 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -18,6 +19,8 @@ from simpleim.msrp.message import FLAG_ABORT, FLAG_END, FLAG_MORE, ByteRange, en
 from simpleim.msrp.reassembly import RangeSet
 
 __all__ = [
+    "PipeSource",
+    "ready",
     "ChunkSource",
     "BytesSource",
     "OutgoingState",
@@ -60,6 +63,64 @@ class BytesSource:
 
     def close(self) -> None:
         self._data = b""
+
+
+class PipeSource:
+    """A body that is still arriving while it is sent - a relay switching the chunks of a
+    message as they come in (RFC 4975 §7.1.1: each chunk carries its own Byte-Range, so a
+    message may leave in other chunks than it arrived in).  The total size must be known
+    (the first chunk's Byte-Range).  While nothing is buffered the message is not ready
+    (:meth:`MsrpSession.next_message` skips it); ``feed`` more, then wake the connection.
+    ``on_drain(buffered)`` is called after each read (back-pressure for the feeder)."""
+
+    __slots__ = ("_chunks", "_buffered", "ended", "on_drain")
+
+    def __init__(self, on_drain: Callable[[int], None] | None = None) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self.ended = False
+        self.on_drain = on_drain
+
+    @property
+    def available(self) -> int:
+        """Bytes that can be read now."""
+        return self._buffered
+
+    def feed(self, data: bytes | memoryview) -> None:
+        if data and not self.ended:
+            self._chunks.append(bytes(data))
+            self._buffered += len(data)
+
+    def read(self, n: int) -> bytes:
+        out: list[bytes] = []
+        want = n
+        while want > 0 and self._chunks:
+            head = self._chunks[0]
+            if len(head) <= want:
+                out.append(self._chunks.popleft())
+                want -= len(head)
+            else:
+                out.append(head[:want])
+                self._chunks[0] = head[want:]
+                want = 0
+        data = b"".join(out)
+        self._buffered -= len(data)
+        if self.on_drain is not None:
+            self.on_drain(self._buffered)
+        return data
+
+    def close(self) -> None:
+        self.ended = True
+        self._chunks.clear()
+        self._buffered = 0
+
+
+def ready(msg: OutgoingMessage) -> bool:
+    """Can a chunk of ``msg`` be cut now?  Only a :class:`PipeSource` with nothing buffered
+    (and nothing carried over) makes a message wait; an abort always goes."""
+    src = msg.source
+    return (not isinstance(src, PipeSource) or src.available > 0 or bool(msg._carry)
+            or msg.abort_requested)
 
 
 class OutgoingState(Enum):
@@ -181,6 +242,9 @@ def make_chunk(
         flag = FLAG_ABORT
     elif (stop := msg.end) is not None:
         want = min(chunk_size, stop - start)
+        if isinstance(msg.source, PipeSource):
+            # switched as it arrives: a chunk of what is there (ends with '+', §7.1.1)
+            want = min(want, msg.source.available + len(msg._carry))
         data = _take(msg, want) if want > 0 else b""
         if len(data) < want:
             flag = FLAG_ABORT           # the source ended early: abandon the message (§7.1.1)

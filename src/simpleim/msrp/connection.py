@@ -30,6 +30,7 @@ from simpleim.msrp.chunker import (
     OutgoingChunk,
     OutgoingMessage,
     OutgoingState,
+    PipeSource,
     chunk_slice,
     close_chunk,
     make_chunk,
@@ -299,7 +300,7 @@ class MsrpConnection:
             idle_rounds = 0
             sl = session.interrupt_slice
             if (sl is not None and sl < session.chunk_size and msg.end is not None
-                    and not msg.abort_requested):
+                    and not msg.abort_requested and not isinstance(msg.source, PipeSource)):
                 head = open_chunk(msg, self._new_id, session.to_path_text(),
                                   session.from_path_text(), session.chunk_size)
                 self._out.append(head)

@@ -17,6 +17,7 @@ from simpleim.msrp.chunker import (
     ChunkSource,
     OutgoingMessage,
     OutgoingState,
+    ready,
 )
 from simpleim.msrp.fsm import Binding
 from simpleim.msrp.message import MsrpRequest
@@ -253,7 +254,13 @@ class MsrpSession:
                 if msg.finished_sending or msg.state in (OutgoingState.FAILED,):
                     q.popleft()
                     continue
-                return msg
+                break
+            for msg in q:
+                # a message switched as it arrives waits for its next bytes (PipeSource)
+                # without holding back the ones behind it
+                if not (msg.finished_sending or msg.state is OutgoingState.FAILED) \
+                        and ready(msg):
+                    return msg
         return None
 
     def has_pending(self) -> bool:

@@ -128,8 +128,9 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
         settings, system)
     b2bua = None
     if media is not None and config.pf_media == "b2bua":
-        b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit,
-                                              max_size=config.media_max_message))
+        # the relay's size bound is the callee's a=max-size; media_max_message only bounds
+        # what a leg holds in memory (larger messages are switched chunk by chunk)
+        b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit))
     return Roles(participating, deferred, settings, system, b2bua)
 
 

@@ -40,6 +40,7 @@ from simpleim.errors import MsrpParseError, SimpleImError, TransactionError
 from simpleim.msrp import (
     BindFailed,
     ChunkSink,
+    ChunkSource,
     ConnectionFailed,
     ConnectionPlan,
     IncomingMessage,
@@ -166,6 +167,40 @@ class EndpointSession:
             raise
         return await self._after_queue(msg, wait)
 
+    def send_source(self, source: ChunkSource, total: int, content_type: str, *,
+                    offset: int = 0, failure_report: str = "yes",
+                    headers: Sequence[tuple[str, str]] = ()) -> OutgoingMessage:
+        """Queue a message read from ``source`` (e.g. a :class:`~simpleim.msrp.PipeSource`
+        fed as the chunks of another message arrive), without waiting; ``offset``: the
+        0-based position of its first byte (Byte-Range ``offset+1-.../total``).  A failure
+        is logged unless :meth:`wait_sent` is awaited.  Call :meth:`wake` when the source
+        has more data."""
+        if self.runner is not None and self.runner.conn.closed:
+            raise MsrpTransferError("-", 408, "connection closed")
+        msg = self.core.send(source=source, total=total, content_type=content_type,
+                             failure_report=failure_report, headers=tuple(headers),
+                             offset=offset)
+        fut: asyncio.Future[OutgoingMessage] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(_note_failure)
+        self._waiters[msg.message_id] = fut
+        return msg
+
+    def wake(self) -> None:
+        """New data for a queued message (a PipeSource was fed): write what can go."""
+        if self.runner is not None:
+            self.runner.wake()
+
+    def hold_reading(self) -> bool:
+        """Stop reading the session's connection (back-pressure); False without one."""
+        if self.runner is None:
+            return False
+        self.runner.hold_reading()
+        return True
+
+    def release_reading(self) -> None:
+        if self.runner is not None:
+            self.runner.release_reading()
+
     async def wait_sent(self, msg: OutgoingMessage) -> OutgoingMessage:
         """Wait until every chunk of ``msg`` (queued with ``wait=False``) got its 200 - or was
         written, when no responses are asked for; raises :class:`MsrpTransferError`."""
@@ -247,6 +282,11 @@ class EndpointSession:
             fut.set_result(value)
 
 
+def _note_failure(fut: asyncio.Future[OutgoingMessage]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.info("MSRP message not sent: %s", fut.exception())
+
+
 class _Runner(asyncio.Protocol):
     """One connection: an asyncio Protocol feeding the sans-I/O core synchronously.
 
@@ -266,6 +306,7 @@ class _Runner(asyncio.Protocol):
         self.closing = False
         self._write_paused = False
         self._read_paused = False
+        self._holds = 0              # hold_reading() calls not released yet
         self._blocked: list[tuple[EndpointSession, IncomingMessage]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -317,10 +358,25 @@ class _Runner(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
-        if self._read_paused and self.transport is not None and not self._blocked:
+        if (self._read_paused and self.transport is not None and not self._blocked
+                and not self._holds):
             self._read_paused = False
             self.transport.resume_reading()
         self.wake()
+
+    def hold_reading(self) -> None:
+        """Stop reading until :meth:`release_reading` (a relay whose other side is slower)."""
+        self._holds += 1
+        if self.transport is not None and not self._read_paused:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def release_reading(self) -> None:
+        self._holds = max(0, self._holds - 1)
+        if (self._read_paused and not self._holds and not self._blocked
+                and not self._write_paused and self.transport is not None):
+            self._read_paused = False
+            self.transport.resume_reading()
 
     # -- output
     def now(self) -> float:
@@ -406,7 +462,8 @@ class _Runner(asyncio.Protocol):
         while self._blocked:
             s, msg = self._blocked.pop(0)
             await s._incoming.put(msg)
-        if self._read_paused and not self._write_paused and self.transport is not None:
+        if (self._read_paused and not self._write_paused and self.transport is not None
+                and not self._holds):
             self._read_paused = False
             self.transport.resume_reading()
 

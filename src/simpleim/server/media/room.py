@@ -14,8 +14,10 @@ queue.  So a slow leg never stalls the reading of the others:
 A :class:`Recorder` sees every message that passes (Conversation History, §13.2); messages
 above ``max_size`` are not copied (the legs' ``a=max-size`` makes the endpoint answer 413
 first, RFC 4975 §8.6).  With fewer than ``min_legs`` legs left the room ends and BYEs the
-remaining ones.  Messages are switched whole (each leg reassembles, bounded by its
-:class:`~simpleim.msrp.ReceiveLimits`).
+remaining ones.  Messages below ``switch_threshold`` are reassembled (bounded by the leg's
+:class:`~simpleim.msrp.ReceiveLimits`) and go through the policy and recorder; larger ones
+of known size are switched chunk by chunk as they arrive (:mod:`.switch`) when the room has
+the default policy and no recorder.
 """
 
 from __future__ import annotations
@@ -23,20 +25,26 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from simpleim.errors import SimpleImError
+from simpleim.errors import ProtocolError, SimpleImError
+from simpleim.msrp import ChunkSink, MemorySink, MsrpRequest, PipeSource
 from simpleim.server.media.api import (
     MediaError,
     MediaMessage,
     ServerSession,
     SessionEnded,
 )
+from simpleim.server.media.session import MediaSession
+from simpleim.server.media.switch import Outlet, SwitchSink
 
-__all__ = ["CopyToOthers", "Leg", "Overflow", "Recorder", "Room", "RoomPolicy"]
+__all__ = ["SWITCH_THRESHOLD", "CopyToOthers", "Leg", "Overflow", "Recorder", "Room", "RoomPolicy"]
 
 log = logging.getLogger("simpleim.server.media")
+
+#: Messages from this size on are switched chunk by chunk (64 KiB: one default chunk).
+SWITCH_THRESHOLD = 64 * 1024
 
 
 class Overflow(enum.Enum):
@@ -88,8 +96,12 @@ class Room:
 
     def __init__(self, *, policy: RoomPolicy | None = None, recorder: Recorder | None = None,
                  queue_limit: int = 64, max_size: int | None = None,
-                 overflow: Overflow = Overflow.DROP, min_legs: int = 2) -> None:
+                 overflow: Overflow = Overflow.DROP, min_legs: int = 2,
+                 switch_threshold: int | None = SWITCH_THRESHOLD) -> None:
         self.policy: RoomPolicy = policy or CopyToOthers()
+        #: messages of at least this many bytes are switched chunk by chunk as they arrive
+        #: (only with the default policy and no recorder, which see whole messages)
+        self.switch_threshold = switch_threshold
         self.recorder = recorder
         self.queue_limit = queue_limit
         self.max_size = max_size
@@ -110,11 +122,54 @@ class Room:
         if self.ended.is_set():
             raise MediaError(481, "the room has ended")
         leg = Leg(self, session, name, self.queue_limit)
+        if isinstance(session, MediaSession) and self.switch_threshold is not None:
+            session.stream.receive_with(self._sink_factory(leg))
         self._legs.append(leg)
         self._all.append(leg)
         loop = asyncio.get_running_loop()
         leg.tasks = [loop.create_task(self._read(leg)), loop.create_task(self._write(leg))]
         return leg
+
+    def _sink_factory(self, leg: Leg) -> Callable[[MsrpRequest], ChunkSink]:
+        """Where a message arriving on ``leg`` goes: switched to the other legs as it
+        arrives (large, of known size, default policy, no recorder), else into memory
+        for the reader (whole-message path)."""
+
+        def factory(req: MsrpRequest) -> ChunkSink:
+            try:
+                br = req.byte_range
+            except ProtocolError:
+                br = None
+            threshold = self.switch_threshold
+            if (br is None or br.total is None or threshold is None or br.total < threshold
+                    or self.recorder is not None or not isinstance(self.policy, CopyToOthers)
+                    or (self.max_size is not None and br.total > self.max_size)):
+                return MemorySink()
+            source = leg.session
+            if not isinstance(source, MediaSession):  # pragma: no cover - checked in add
+                return MemorySink()
+            start = br.start - 1
+            sink = SwitchSink(source.stream, start)
+            outlets: list[Outlet] = []
+            for dest in self._legs:
+                if dest is leg or dest.left is not None \
+                        or not isinstance(dest.session, MediaSession):
+                    continue
+                pipe = PipeSource()
+                try:
+                    out = dest.session.stream.send_source(
+                        pipe, br.total, req.content_type or "application/octet-stream",
+                        offset=start, failure_report="partial")
+                except (SimpleImError, OSError) as exc:
+                    log.info("room: cannot switch a message to %s: %s", dest.name, exc)
+                    continue
+                outlets.append(Outlet(dest.session.stream, pipe, out))
+                dest.sent += 1
+            sink.add(outlets)
+            leg.received += 1
+            return sink
+
+        return factory
 
     async def _read(self, leg: Leg) -> None:
         async for event in leg.session.events():

@@ -18,6 +18,7 @@ from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.msrp import IncomingMessage, MemorySink
 from simpleim.sdp import MsrpMedia, SessionDescription
 from simpleim.server.media.api import MediaError, MediaMessage, SessionEnded, SessionEvent
+from simpleim.server.media.switch import SwitchSink
 from simpleim.sip.dialog import Dialog, DialogState
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.session_timer import SessionTimer, TimerAction, TimerInput
@@ -124,9 +125,18 @@ class MediaSession:
 
     async def receive(self) -> MediaMessage | None:
         """The next received message, None once the session ended."""
+        while True:
+            msg = await self._next_incoming()
+            if msg is None:
+                return None
+            if not isinstance(msg.sink, SwitchSink):
+                return media_message(msg)
+            # switched to the other legs as it arrived (server/media/switch.py): done
+
+    async def _next_incoming(self) -> IncomingMessage | None:
         ready = self.stream.receive_nowait()
         if ready is not None:
-            return media_message(ready)       # the common case under load: no waiting
+            return ready                      # the common case under load: no waiting
         if self._closed.is_set():
             return None
         get = asyncio.ensure_future(self.stream.receive())
@@ -136,12 +146,12 @@ class MediaSession:
         finally:
             closed.cancel()
         if get in done:
-            return media_message(get.result())
+            return get.result()
         get.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await get
         if get.done() and not get.cancelled():
-            return media_message(get.result())
+            return get.result()
         return None
 
     async def events(self) -> AsyncIterator[SessionEvent]:
