@@ -17,6 +17,8 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "simpleim"
 
 def _core_files() -> list[Path]:
     files = [p for core in CORES for p in sorted((SRC / core).rglob("*.py"))]
+    # pure protocol logic of the server roles
+    files.append(SRC / "server" / "controlling" / "exploder.py")
     return files
 
 

@@ -248,6 +248,12 @@ class ImServer:
                 raise OSError(cause.errno, f"{spec}: {why[:1].lower()}{why[1:]}") from exc
             self.identity.add_listener(local)
             bound.append(local)
+        if self.roles is not None:
+            # §8.3.1: resume the exploder's stored plans and aggregations (Ts2) once the
+            # listeners can carry their copies.
+            resumed = await self.roles.exploder.load()
+            if resumed:
+                log.info("resumed %d exploded messages", resumed)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
         self._flow_task = asyncio.get_running_loop().create_task(self._flow_loop())
         if not self.config.auth:
@@ -291,6 +297,8 @@ class ImServer:
         self._purge_task = self._flow_task = None
         if self.services is not None:
             await self.services.media.close()
+        if self.roles is not None:
+            await self.roles.exploder.close()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

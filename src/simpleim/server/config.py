@@ -202,6 +202,12 @@ class ServerConfig:
     deferred_max_expiry: int = 30 * 24 * 3600
     # §6.1.1.3.1 step 2 (PO-09): whether Privacy: id (anonymity) is allowed.
     allow_anonymity: bool = True
+    # §8.3.1.1 (Controlling Function, pager exploder at sip:Exploder@DOMAIN): the largest
+    # ad-hoc URI list (above: 486 + Warning 102), the largest message part (above: 413),
+    # and Timer Ts2 (§15.1) that bounds the aggregation of delivery notifications.
+    exploder_max_recipients: int = 100
+    exploder_max_message: int = 32 * 1024
+    exploder_ts2: float = 30.0
     # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
     # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
     # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).
@@ -276,6 +282,10 @@ class ServerConfig:
                      "tcp_incomplete_timeout", "tcp_idle_timeout"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.exploder_max_recipients < 1 or self.exploder_max_message < 1 \
+                or not self.exploder_ts2 > 0:
+            raise ConfigError("exploder_max_recipients, exploder_max_message and "
+                              "exploder_ts2 must be > 0")
         if not 0 < self.deferred_default_expiry <= self.deferred_max_expiry:
             raise ConfigError("deferred_default_expiry must be > 0 and <= deferred_max_expiry")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:

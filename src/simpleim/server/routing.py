@@ -19,7 +19,9 @@ Some rows are additions, each marked with where the spec asks for them:
   then looks unregistered.
 
 The functions with a provisioned URI (Appendix F.2) are addressed by Request-URI instead:
-:func:`service_role` maps ``sip:Deferred@DOMAIN`` and ``sip:Delete@DOMAIN``.
+:func:`service_role` maps ``sip:Deferred@DOMAIN``, ``sip:Delete@DOMAIN`` and the pager
+exploder of the Controlling Function ``sip:Exploder@DOMAIN`` (§8.3.1, Appendix I
+EXPLODER-URI; the user part follows the F.2 convention).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Role(StrEnum):
     DEFERRED = "deferred"  # §12.2.1: retrieval at sip:Deferred@DOMAIN
     DELETE = "delete"  # §12.1.3 / §12.2.2.7: the delete bin sip:Delete@DOMAIN
     SYSTEM = "system"  # §5.4 (addition): sip:System@DOMAIN sends System Messages, takes answers
+    EXPLODER = "exploder"  # §8.3.1: the Controlling Function's pager exploder (App. I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,9 @@ INITIAL_FILTER_CRITERIA: tuple[FilterCriterion, ...] = (
 SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELETE,
                                  # §5.4 (addition): the IM server identity of System
                                  # Messages, where their answers go
-                                 "system": Role.SYSTEM}
+                                 "system": Role.SYSTEM,
+                                 # App. I EXPLODER-URI, named after the F.2 convention
+                                 "exploder": Role.EXPLODER}
 
 
 def accept_contact_tags(values: Iterable[str]) -> frozenset[str]:

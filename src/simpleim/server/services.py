@@ -24,6 +24,7 @@ from simpleim.errors import ProtocolError, StorageError
 from simpleim.server.auth import UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig
+from simpleim.server.controlling import ExploderLimits, PagerExploder
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
@@ -51,6 +52,7 @@ from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
 from simpleim.sip.uri import SipUri
+from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
@@ -80,6 +82,9 @@ class ServerStore(CoreStore, Protocol):
     @property
     def system_messages(self) -> SystemMessageRepository: ...
 
+    @property
+    def aggregations(self) -> AggregationRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Roles:
@@ -90,11 +95,19 @@ class Roles:
     settings: ServiceSettingsFunction
     #: System Messages (§5.4) and their Ts1 deadlines
     system: SystemMessageFunction
+    exploder: PagerExploder
     #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
     b2bua: BackToBack | None = None
 
 
-def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
+class RoleCourier(Courier, Protocol):
+    """What the roles ask of the SIP/IP core (the DMF's Courier and the exploder's
+    Terminator)."""
+
+    async def terminate(self, request: SipRequest) -> int: ...
+
+
+def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                 clock: Callable[[], float] = time.time,
                 media: MediaSessions | None = None) -> Roles:
     """The one place where the roles are made and wired: each gets its repository, its
@@ -131,7 +144,13 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: Courier,
         # the relay's size bound is the callee's a=max-size; media_max_message only bounds
         # what a leg holds in memory (larger messages are switched chunk by chunk)
         b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit))
-    return Roles(participating, deferred, settings, system, b2bua)
+    exploder = PagerExploder(
+        store.aggregations, courier,
+        ExploderLimits(config.domain, max_recipients=config.exploder_max_recipients,
+                       max_message_bytes=config.exploder_max_message,
+                       allow_anonymity=config.allow_anonymity, ts2=config.exploder_ts2),
+        clock)
+    return Roles(participating, deferred, settings, system, exploder, b2bua)
 
 
 
@@ -201,11 +220,16 @@ class RoleServices:
             self.send_reply(inc, Reply(403, headers=(
                 ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
             return
-        wanted = {Role.DEFERRED: "INVITE", Role.SYSTEM: "MESSAGE"}.get(service, "REFER")
+        wanted = {Role.DEFERRED: "INVITE", Role.SYSTEM: "MESSAGE",
+                  Role.EXPLODER: "MESSAGE"}.get(service, "REFER")
         if req.method != wanted:
             self.send_reply(inc, Reply(405, headers=(("Allow", wanted),)))
             return
         try:
+            if service is Role.EXPLODER:
+                # §8.3.1.1: the plan is stored before the 202 (StorageError: 500)
+                self.send_reply(inc, await roles.exploder.handle(req, requester))
+                return
             if service is Role.SYSTEM:
                 reply = await roles.system.answer(req, requester)
             elif service is Role.DEFERRED:
@@ -333,6 +357,19 @@ class RoleServices:
             log.info("cannot send %s to %s: %s", req.method, target.uri, exc.detail)
             return 503
         return resp.status
+
+    async def terminate(self, request: SipRequest) -> int:
+        """A copy of the exploder (§8.3.2.1) through the terminating Participating Function
+        of its recipient (PT-01): barring (403), delivery, deferral (202); 403 for other
+        domains (no relaying)."""
+        uri = request.uri
+        if not isinstance(uri, SipUri) or not self.identity.is_local_domain(uri):
+            return 403
+        aor = aor_key(uri.user_unescaped, self.config.domain)
+        reply = self.roles.participating.terminating(request, aor, time.time())
+        if reply is not None:
+            return reply.status
+        return await self.originate(request)
 
     async def originate(self, request: SipRequest) -> int:
         """A new request of the server (an IMDN of the DMF): delivered to a served user's

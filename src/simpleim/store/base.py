@@ -22,6 +22,7 @@ from types import TracebackType
 
 from simpleim.errors import ConfigError
 from simpleim.sip.auth import ha1
+from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.model import Binding
 from simpleim.store.settings import SettingsRepository
@@ -213,6 +214,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def system_messages(self) -> SystemMessageRepository:
         """System Messages of the IM server and their Ts1 deadlines (§5.4, schema v3)."""
+
+    @property
+    @abc.abstractmethod
+    def aggregations(self) -> AggregationRepository:
+        """The exploder's pending IMDN aggregations (OMA SIMPLE IM §8.3.1.2, Ts2)."""
 
     # ---- lifecycle
 

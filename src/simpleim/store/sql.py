@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 from simpleim.errors import StorageError
+from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.base import Store, User
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.executor import Statement
@@ -97,6 +98,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             answered_at DOUBLE PRECISION
         )""",
         "CREATE INDEX system_messages_aor ON system_messages (aor)",
+    ),
+    # version 4: the Controlling Function's pending IMDN aggregations (OMA SIMPLE IM
+    # §8.3.1.1 step 9, Timer Ts2): written before the exploder's 202, resumed on restart.
+    (
+        """CREATE TABLE imdn_aggregations (
+            id TEXT NOT NULL PRIMARY KEY,
+            sender TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            deadline DOUBLE PRECISION NOT NULL,
+            state TEXT NOT NULL
+        )""",
+        "CREATE INDEX imdn_aggregations_message ON imdn_aggregations (message_id)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -211,6 +224,11 @@ class SqlStore(Store):
     def system_messages(self) -> SystemMessageRepository:
         """System Messages (OMA SIMPLE IM §5.4)."""
         return SystemMessageRepository(self)
+
+    @property
+    def aggregations(self) -> AggregationRepository:
+        """Pending IMDN aggregations of the exploder (§8.3.1.2, Timer Ts2)."""
+        return AggregationRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.
