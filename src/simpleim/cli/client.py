@@ -92,12 +92,16 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         "send", parents=[common], formatter_class=fmt, epilog=_EPILOG,
         help="send one instant message (pager or large message mode)",
         description="Send TEXT to TO: SIP MESSAGE up to 1300 bytes (OMA SIMPLE IM §8.1), "
-                    "a large message session above (§9).  Prints 'sent <mode> <message-id>'.")
-    p.add_argument("to", metavar="TO", help="recipient: user, user@domain or a SIP URI")
+                    "a large message session above (§9).  With several TOs, one MESSAGE "
+                    "with the recipient list goes to the server's exploder "
+                    "(sip:Exploder@DOMAIN, RFC 5365), which sends each a copy.  Prints "
+                    "'sent <mode> <message-id>'.")
+    p.add_argument("to", metavar="TO", nargs="+",
+                   help="recipient(s): user, user@domain or a SIP URI")
     p.add_argument("text", metavar="TEXT", help="message text ('-' reads stdin)")
     p.add_argument("--content-type", default="text/plain", help="type of TEXT")
     p.add_argument("--wait-imdn", type=float, metavar="S", default=0.0,
-                   help="wait up to S seconds for the delivery notification")
+                   help="wait up to S seconds for the delivery notification(s)")
     p.set_defaults(func=run_send)
 
     p = subparsers.add_parser(

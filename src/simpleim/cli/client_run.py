@@ -105,6 +105,8 @@ def _run(cmd: str, args: argparse.Namespace,
             return await body(account)
         except SessionFailed as exc:
             to = getattr(args, "to", None) or "the peer"
+            if isinstance(to, list):  # send TO [TO...]
+                to = to[0] if len(to) == 1 else "the exploder"
             return _fail(cmd, exit_code_for(exc.status),
                          describe_failure(exc.status, exc.reason, to))
         except ConfigError as exc:
@@ -334,21 +336,51 @@ async def _react(account: Account, ev: MessageEvent, args: argparse.Namespace) -
 
 # ---------------------------------------------------------------------------- send
 
+async def _wait_list_imdns(account: Account, message_id: str, count: int,
+                           limit: float) -> None:
+    """The aggregated IMDN of a list message: 'imdn STATUS RECIPIENT' per recipient."""
+    seen = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(limit):
+            async for ev in account.events:
+                if isinstance(ev, ImdnEvent) and ev.message_id == message_id:
+                    print(f"imdn {ev.status} {ev.peer}", flush=True)
+                    seen += 1
+                    if seen >= count:
+                        break
+                else:
+                    _meanwhile("send", ev)
+
+
 def run_send(args: argparse.Namespace) -> int:
     text = ""
 
+    targets: list[str] = list(args.to)
+
     def check() -> None:
         nonlocal text
-        check_address(args.to)
+        for to in targets:
+            check_address(to)
         text = check_text(sys.stdin.read() if args.text == "-" else args.text)
 
     async def body(account: Account) -> int:
         async with asyncio.timeout(args.timeout):
-            result = await account.pager.send(args.to, text, content_type=args.content_type)
+            if len(targets) > 1:
+                # RFC 5365 URI list through the server's exploder (OMA IM §8.1.1)
+                result = await account.pager.send_list(targets, text,
+                                                       content_type=args.content_type)
+            else:
+                result = await account.pager.send(targets[0], text,
+                                                  content_type=args.content_type)
         print(f"sent {result.mode} {result.message_id}", flush=True)
+        if len(targets) > 1:
+            if args.wait_imdn:
+                await _wait_list_imdns(account, result.message_id, len(targets),
+                                       args.wait_imdn)
+            return 0
         if result.status == 202:
             # OMA SIMPLE IM §12.2.2.3: the server stored it for a recipient who is offline.
-            print(f"{args.to} is not online: the server stored the message and delivers it "
+            print(f"{targets[0]} is not online: the server stored the message and delivers it "
                   f"when they register (202 Accepted)", flush=True)
         if args.wait_imdn:
             with contextlib.suppress(TimeoutError):

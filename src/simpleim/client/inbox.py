@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from simpleim.content.imdn import NotificationType, Status
+from simpleim.content.imdn import NotificationType, Status, imdn_route
 
 from .composing import ComposingTracker
 from .context import ClientContext
-from .events import MessageEvent
+from .events import ImdnEvent, MessageEvent
 from .imdn import Tc2Tracker
 from .pager import (
     DEFAULT_ACCEPT_CONTACT,
@@ -99,8 +99,12 @@ class Inbox:
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is not None:
-            # OMA §8.2.1: the delivery notification goes in a SIP MESSAGE (RFC 5438 §7.2).
-            self.ctx.spawn(send_pager(self.ctx, decoded.sender or sender, doc.to_bytes(),
+            # OMA §8.2.1: the delivery notification goes in a SIP MESSAGE (RFC 5438 §7.2),
+            # to the first imdn.IMDN-Route (a URI-list exploder that aggregates, RFC 5438
+            # §6), else to the sender.
+            routes = imdn_route(doc)
+            self.ctx.spawn(send_pager(self.ctx, routes[0] if routes else
+                                      decoded.sender or sender, doc.to_bytes(),
                                       "message/cpim"))
 
     def report_imdn(self, decoded: Decoded, peer: str) -> None:
@@ -108,6 +112,12 @@ class Inbox:
         if doc is None:
             return
         expected = self.tracker.notification(doc.message_id, doc.kind.value)
+        if len(decoded.imdns) > 1 or (decoded.imdns and doc.recipient_uri):
+            # RFC 5438 §8.3 aggregated IMDN: one event per recipient
+            for part in decoded.imdns:
+                self.ctx.emit(ImdnEvent(part.message_id, part.recipient_uri or peer,
+                                        part.kind.value, part.status.value, expected))
+            return
         ev = imdn_event(decoded, peer, expected)
         if ev is not None:
             self.ctx.emit(ev)
@@ -127,7 +137,9 @@ class Inbox:
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is None:
             return False
-        status = await send_pager(self.ctx, sender, doc.to_bytes(), "message/cpim")
+        routes = imdn_route(doc)  # RFC 5438 §6
+        status = await send_pager(self.ctx, routes[0] if routes else sender, doc.to_bytes(),
+                                  "message/cpim")
         return 200 <= status < 300
 
     def close(self) -> None:

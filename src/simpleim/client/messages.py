@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from simpleim.content.resource_lists import (
+    RECIPIENT_LIST_DISPOSITION,
+    RECIPIENT_LIST_MESSAGE,
+    RESOURCE_LISTS_CONTENT_TYPE,
+    Entry,
+    ResourceList,
+    ResourceLists,
+)
 from simpleim.errors import ContentError
+from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.transport.sip import IncomingRequest
 
 from .context import ClientContext
@@ -26,6 +35,7 @@ from .pager import (
     build_request,
     choose_mode,
     decode_body,
+    list_message_part,
     new_call_id,
     new_message_id,
     new_tag,
@@ -39,6 +49,8 @@ __all__ = ["PagerMessages", "SendResult", "ACCEPTED_TYPES"]
 #: OMA §5.4 step 2 / §8.2.1 step 2: the Accept-Contact tag of a System Message.
 SYSTEM_MESSAGE_TAG = "+g.oma.sip-im.system-message"
 
+#: Appendix I EXPLODER-URI user part (the Appendix F.2 convention): sip:Exploder@DOMAIN.
+EXPLODER_USER = "Exploder"
 #: RFC 3261 §21.4.16: what we take, listed in a 415.
 ACCEPTED_TYPES = ("message/cpim, text/plain, message/imdn+xml, "
                   "application/im-iscomposing+xml")
@@ -97,6 +109,37 @@ class PagerMessages:
         self.inbox.sent(mid, target, wanted_notifications(cfg.imdn))
         return SendResult(mid, "pager", resp.status)
 
+    async def send_list(self, to: Sequence[str], text: str | bytes, *,
+                        content_type: str = "text/plain") -> SendResult:
+        """One pager IM to several recipients through the server's URI-list exploder
+        (OMA SIMPLE IM §8.1.1, RFC 5365: ``Require: recipient-list-message``, the CPIM IM
+        and the recipient list in ``multipart/mixed``, sent to ``sip:Exploder@DOMAIN``).
+        The server answers 202; the delivery notifications come back as one aggregated
+        IMDN, an :class:`ImdnEvent` per recipient.  Raises :class:`SessionFailed`."""
+        ctx = self.ctx
+        cfg = ctx.config
+        targets = list(dict.fromkeys(normalize_uri(t, cfg.domain) for t in to))
+        body = text.encode("utf-8") if isinstance(text, str) else text
+        mid = new_message_id()
+        exploder = f"sip:{EXPLODER_USER}@{cfg.domain}"
+        cpim = build_im(sender=cfg.uri, recipient=exploder, body=body,
+                        content_type=content_type, message_id=mid, imdn=cfg.imdn,
+                        date_time=ctx.now_cpim()).to_bytes()
+        lists = ResourceLists((ResourceList(tuple(Entry(t) for t in targets)),))
+        multipart, mtype = build_multipart([
+            MultipartPart.create("message/cpim", cpim),
+            MultipartPart.create(RESOURCE_LISTS_CONTENT_TYPE, lists.to_bytes(),
+                                 (("Content-Disposition", RECIPIENT_LIST_DISPOSITION),))])
+        req = build_request("MESSAGE", target=exploder, from_uri=cfg.uri, from_tag=new_tag(),
+                            call_id=new_call_id(ctx.host), body=multipart, content_type=mtype,
+                            display_name=cfg.display_name,
+                            extra=(("Require", RECIPIENT_LIST_MESSAGE),))
+        resp = await ctx.ua.request(req)
+        if not 200 <= resp.status < 300:
+            raise SessionFailed(resp.status, resp.reason or "")
+        self.inbox.sent(mid, exploder, wanted_notifications(cfg.imdn))
+        return SendResult(mid, "pager-list", resp.status)
+
     async def send_raw(self, to: str, body: bytes, content_type: str, *,
                        accept_contact: str | None = None,
                        extra: Sequence[tuple[str, str]] = ()) -> int:
@@ -110,7 +153,8 @@ class PagerMessages:
         req = inc.request
         sender = sip_identity(req)          # issue 7 item 5: not the CPIM From
         try:
-            decoded = decode_body(req.content_type, req.body,
+            ctype, body = list_message_part(req)  # a copy from a URI-list exploder
+            decoded = decode_body(ctype, body,
                                   content_encoding=req.headers.get("Content-Encoding"),
                                   sender=sender)
         except ContentError as exc:

@@ -25,8 +25,10 @@ from simpleim.content.imdn import (
 )
 from simpleim.content.iscomposing import IsComposing, parse_iscomposing
 from simpleim.errors import ContentError, SipParseError
+from simpleim.sip.header_values import MediaType
 from simpleim.sip.headers import Address
 from simpleim.sip.message import Headers, SipRequest
+from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import parse_uri
 
 from .features import SIP_IM, USER_AGENT
@@ -190,6 +192,9 @@ class Decoded:
     #: the CPIM From when it names someone else than ``sender`` (RFC 3862 §7: the CPIM
     #: header is not authenticated; the message is shown as ``sender``'s, flagged)
     claimed_sender: str | None = None
+    #: every IMDN of an aggregated notification (RFC 5438 §8.3: multipart/mixed of
+    #: message/imdn+xml parts, from a URI-list exploder); ``imdn`` is the first
+    imdns: tuple[Imdn, ...] = ()
 
     @property
     def text(self) -> str:
@@ -238,6 +243,17 @@ def decode_body(content_type: str | None, body: bytes, *, content_encoding: str 
     if ctype == IMDN_TYPE:
         return Decoded("imdn", sender, ctype, payload, cpim, imdn=parse_imdn(payload),
                        claimed_sender=claimed)
+    if ctype == "multipart/mixed" and cpim is not None \
+            and _base(cpim.content_disposition) == "notification":
+        # RFC 5438 §8.3: an aggregated IMDN (one part per recipient)
+        boundary = MediaType.parse(cpim.content_type or "").boundary or ""
+        docs = tuple(parse_imdn(p.body) for p in parse_multipart(payload, boundary)
+                     if p.content_type == IMDN_TYPE)
+        if not docs:
+            raise ContentError("aggregated IMDN without message/imdn+xml parts",
+                               status=400, where="multipart/mixed")
+        return Decoded("imdn", sender, IMDN_TYPE, payload, cpim, imdn=docs[0], imdns=docs,
+                       claimed_sender=claimed)
     if ctype == COMPOSING_TYPE:
         return Decoded("composing", sender, ctype, payload, cpim,
                        composing=parse_iscomposing(payload), claimed_sender=claimed)
@@ -247,6 +263,21 @@ def decode_body(content_type: str | None, body: bytes, *, content_encoding: str 
     if ctype in ("application/sdp",):
         raise ContentError(f"unexpected {ctype} body", status=415, where="Content-Type")
     return Decoded("other", sender, ctype, payload, cpim, claimed_sender=claimed)
+
+
+def list_message_part(req: SipRequest) -> tuple[str | None, bytes]:
+    """The message of a copy from a URI-list exploder that carries the list as
+    ``recipient-list-history`` (RFC 5365 §4.1, RFC 5364): its Content-Type and body; any
+    other request: its own."""
+    mt = req.media_type
+    if mt is None or mt.mime != "multipart/mixed" or not mt.boundary:
+        return req.content_type, req.body
+    parts = parse_multipart(req.body, mt.boundary)
+    kept = [p for p in parts if _base(p.headers.get("Content-Disposition")) not in
+            ("recipient-list-history", "recipient-list")]
+    if len(kept) != 1 or len(kept) == len(parts):
+        return req.content_type, req.body
+    return kept[0].headers.get("Content-Type") or "text/plain", kept[0].body
 
 
 def imdn_reply(decoded: Decoded, kind: NotificationType, status: Status, *, me: str,
