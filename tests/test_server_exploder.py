@@ -274,3 +274,25 @@ async def test_bad_list_messages_are_refused_with_a_reason(store_url: str) -> No
         assert (await status(list_message(alice, text, entries(("bob", None)))))[0] == 202
         (got,) = await received(bob, 1)
         assert parse_cpim(got.request.body).payload == b"x"
+
+
+async def test_plain_client_refusing_cpim_gets_the_text(store_url: str) -> None:
+    def plain_only(inc: IncomingRequest) -> None:
+        if inc.transaction_id is not None:
+            # baresip's answer (RFC 3428 §11): text/plain only
+            ok = inc.request.content_type == "text/plain"
+            inc.reply(200 if ok else 415, headers=[] if ok else [("Accept", "text/plain")])
+
+    async with server_on(store_url) as srv:
+        alice = await srv.ua("alice")
+        bob = await srv.ua("bob", answer=plain_only)
+        await alice.register()
+        await bob.register()
+        resp = await alice.send(list_message(alice, im("plain please", ("negative-delivery",))
+                                             .to_bytes(), entries(("bob", None))))
+        assert resp.status == 202
+        refused, plain = await received(bob, 2)
+        assert refused.request.content_type == "message/cpim"
+        assert plain.request.content_type == "text/plain"
+        assert plain.request.body == b"plain please"
+        assert plain.request.headers.get("P-Asserted-Identity") == f"<sip:alice@{DOMAIN}>"

@@ -81,6 +81,7 @@ __all__ = [
     "aggregated_report",
     "build_copy",
     "parse_list_message",
+    "plain_copy",
 ]
 
 #: Appendix F.2 convention (``<Name of OMA IM Function>@<hostname>``) for the exploder URI
@@ -234,6 +235,24 @@ def build_copy(message: ListMessage, entry: Entry, *, from_value: str, originato
     h.add("Accept-Contact", "*;+g.oma.sip-im")  # §8.3.2.1 step 2
     h.add("Content-Type", ctype)
     return SipRequest("MESSAGE", entry.uri, h, body)
+
+
+def plain_copy(copy: SipRequest) -> SipRequest | None:
+    """The copy for a plain SIP client that refused ``message/cpim`` with 415 (RFC 3428
+    §11, baresip): the CPIM payload alone when it is text, else None."""
+    if (copy.content_type or "") != "message/cpim":
+        return None
+    try:
+        cpim = parse_cpim(copy.body)
+    except ContentError:
+        return None
+    ctype = cpim.content_type or "text/plain"
+    if not ctype.lower().startswith("text/"):
+        return None
+    plain = copy.copy()
+    plain.headers.set("Content-Type", ctype)
+    plain.body = cpim.payload
+    return plain
 
 
 # ---------------------------------------------------------------- aggregation (§8.3.1.2)

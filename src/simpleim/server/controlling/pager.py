@@ -36,6 +36,7 @@ from .exploder import (
     aggregated_report,
     build_copy,
     parse_list_message,
+    plain_copy,
     recipients_of,
 )
 
@@ -167,7 +168,12 @@ class PagerExploder:
 
     async def _send(self, copy: SipRequest) -> int:
         try:
-            return await self._courier.terminate(copy)
+            status = await self._courier.terminate(copy)
+            plain = plain_copy(copy) if status == 415 else None
+            if plain is not None:
+                # a plain SIP client (baresip) takes the text without CPIM and IMDN
+                status = await self._courier.terminate(plain)
+            return status
         except (ProtocolError, StorageError) as exc:
             log.info("copy to %s not handed over: %s", copy.uri, exc)
             return 500
