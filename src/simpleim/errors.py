@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "StorageError",
     "RegistrationError",
+    "XcapError",
 ]
 
 
@@ -116,6 +117,32 @@ class AuthError(ProtocolError):
     """Digest authentication failed or a challenge could not be answered."""
 
     default_status = 403
+
+
+class XcapError(RemoteProtocolError):
+    """An XCAP request that cannot be done (RFC 4825 §11): ``status`` is the HTTP status;
+    for a 409, ``condition`` names the ``<xcap-error>`` child (``not-well-formed``,
+    ``schema-validation-error``, ``uniqueness-failure``, ``no-parent``, ...), ``field`` and
+    ``alt_values`` fill a uniqueness failure, ``ancestor`` a no-parent."""
+
+    default_status = 409
+    protocol = "http"
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int | None = None,
+        condition: str | None = None,
+        field: str | None = None,
+        alt_values: tuple[str, ...] = (),
+        ancestor: str | None = None,
+    ) -> None:
+        self.condition = condition
+        self.field = field
+        self.alt_values = alt_values
+        self.ancestor = ancestor
+        super().__init__(reason, status=status)
 
 
 class ConfigError(SimpleImError):

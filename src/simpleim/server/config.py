@@ -235,6 +235,10 @@ class ServerConfig:
     # in memory per leg (413 above it, RFC 4975 §7.3.1).
     media_queue_limit: int = 64
     media_max_message: int = 16 * 1024 * 1024
+    # XDM documents over XCAP (RFC 4825, server/xdm): the HTTP listener (None = off) and the
+    # largest document or request body accepted (413 above it).
+    xcap_listen: str | None = None
+    xcap_max_document: int = 1024 * 1024
 
     def msrp_address(self) -> tuple[str, int, bool, str] | None:
         """(host, port, fall back to an ephemeral port, advertised host) of the MSRP
@@ -307,6 +311,13 @@ class ServerConfig:
                 parse_host_port(self.msrp_listen, 0)
             except ConfigError as exc:
                 raise ConfigError(f"msrp_listen: {exc} (use HOST:PORT, auto or off)") from None
+        if self.xcap_listen is not None:
+            try:
+                parse_host_port(self.xcap_listen, 0)
+            except ConfigError as exc:
+                raise ConfigError(f"xcap listen: {exc} (use HOST:PORT)") from None
+        if self.xcap_max_document < 1:
+            raise ConfigError("xcap_max_document must be >= 1")
         if self.media_queue_limit < 1 or self.media_max_message < 1:
             raise ConfigError("media_queue_limit and media_max_message must be >= 1")
         if self.pf_session_max_size is not None and self.pf_session_max_size < 1:

@@ -48,6 +48,8 @@ from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Repl
 from simpleim.server.routing import Role
 from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
 from simpleim.server.system import SystemConfig, SystemMessageFunction
+from simpleim.server.xdm import NoHistory, StoredDeferredMetadata
+from simpleim.server.xdm.function import XdmFunction, build_xdm
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
@@ -56,6 +58,7 @@ from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
+from simpleim.store.xdm import XdmRepository
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 
 __all__ = ["CoreStore", "RoleServices", "Roles", "ServerStore", "build_roles", "media_listener"]
@@ -85,6 +88,9 @@ class ServerStore(CoreStore, Protocol):
     @property
     def aggregations(self) -> AggregationRepository: ...
 
+    @property
+    def xdm(self) -> XdmRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Roles:
@@ -96,6 +102,8 @@ class Roles:
     #: System Messages (§5.4) and their Ts1 deadlines
     system: SystemMessageFunction
     exploder: PagerExploder
+    #: XDM documents (XCAP), the group directory of the Controlling Function, metadata
+    xdm: XdmFunction
     #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
     b2bua: BackToBack | None = None
 
@@ -150,7 +158,11 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                        max_message_bytes=config.exploder_max_message,
                        allow_anonymity=config.allow_anonymity, ts2=config.exploder_ts2),
         clock)
-    return Roles(participating, deferred, settings, system, exploder, b2bua)
+    # The XDMS: groups for the Controlling Function (GroupDirectory), deferred metadata from
+    # the DMF's store (§12.1.2), history metadata (none until the history role exists).
+    xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
+                    NoHistory(), clock, max_document=config.xcap_max_document)
+    return Roles(participating, deferred, settings, system, exploder, xdm, b2bua)
 
 
 

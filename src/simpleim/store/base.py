@@ -27,6 +27,7 @@ from simpleim.store.deferred import DeferredRepository
 from simpleim.store.model import Binding
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
+from simpleim.store.xdm import XdmRepository
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -219,6 +220,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def aggregations(self) -> AggregationRepository:
         """The exploder's pending IMDN aggregations (OMA SIMPLE IM §8.3.1.2, Ts2)."""
+
+    @property
+    @abc.abstractmethod
+    def xdm(self) -> XdmRepository:
+        """XDM documents served over XCAP (RFC 4825) and the URIs they claim (schema v5)."""
 
     # ---- lifecycle
 

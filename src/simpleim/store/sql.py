@@ -25,6 +25,7 @@ from simpleim.store.executor import Statement
 from simpleim.store.model import Binding, binding_key
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
+from simpleim.store.xdm import XdmRepository
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqlStore", "Statement"]
 
@@ -110,6 +111,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             state TEXT NOT NULL
         )""",
         "CREATE INDEX imdn_aggregations_message ON imdn_aggregations (message_id)",
+    ),
+    # version 5: XDM documents served over XCAP (RFC 4825; OMA SIMPLE IM §7.1.1.4, §12.1.2,
+    # Appendix Q): per-user trees by AUID, each document with its entity tag; the URIs a
+    # document claims server-wide (group URIs) in their own table, unique.
+    (
+        """CREATE TABLE xdm_documents (
+            auid TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            name TEXT NOT NULL,
+            etag TEXT NOT NULL,
+            content TEXT NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (auid, owner, name)
+        )""",
+        """CREATE TABLE xdm_uris (
+            uri TEXT NOT NULL PRIMARY KEY,
+            auid TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            name TEXT NOT NULL
+        )""",
+        "CREATE INDEX xdm_uris_document ON xdm_uris (auid, owner, name)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -229,6 +251,11 @@ class SqlStore(Store):
     def aggregations(self) -> AggregationRepository:
         """Pending IMDN aggregations of the exploder (§8.3.1.2, Timer Ts2)."""
         return AggregationRepository(self)
+
+    @property
+    def xdm(self) -> XdmRepository:
+        """XDM documents served over XCAP (RFC 4825, schema v5)."""
+        return XdmRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.
