@@ -43,17 +43,20 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_server(tmp: Path, **overrides: Any) -> AsyncIterator[tuple[ImServer, int]]:
-    """``overrides``: ServerConfig fields (e.g. ``pf_media="b2bua"``)."""
+async def running_server(tmp: Path, *, store_url: str | None = None,
+                         **overrides: Any) -> AsyncIterator[tuple[ImServer, int]]:
+    """``overrides``: ServerConfig fields (e.g. ``pf_media="b2bua"``); ``store_url``: the
+    store (default: SQLite in ``tmp``)."""
     port = free_port()
-    store = await open_store(f"sqlite:///{tmp / 'server.db'}")
+    url = store_url or f"sqlite:///{tmp / 'server.db'}"
+    store = await open_store(url)
     for name, pw in PASSWORDS.items():
         if await store.get_user(name, DOMAIN) is None:  # a restart on the same store
             await store.add_user(name, DOMAIN, pw)
     config = ServerConfig(
         domain=DOMAIN,
         listen=(ListenSpec("udp", "127.0.0.1", port), ListenSpec("tcp", "127.0.0.1", port)),
-        db_url=f"sqlite:///{tmp / 'server.db'}",
+        db_url=url,
         log_level="warning",
     )
     if overrides:

@@ -123,6 +123,9 @@ class ListRecorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, bytes]] = []
 
+    def recording(self, room: Room) -> bool:
+        return True
+
     async def record(self, sender: Leg, message: MediaMessage) -> None:
         self.seen.append((sender.name, message.body))
 

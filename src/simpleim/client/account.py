@@ -61,6 +61,7 @@ from .events import (
 )
 from .features import USER_AGENT, contact_params
 from .filetransfer import FileTransfers
+from .history import HistoryFeature
 from .imageshare import ImageShares
 from .inbox import Inbox
 from .invites import InviteRouter
@@ -127,6 +128,7 @@ class Account:
         self.capabilities = CapabilityQueries(self)
         self.settings = ServiceSettingsFeature(self)
         self.deferred = DeferredFeature(self)
+        self.history = HistoryFeature(self)
         #: incoming INVITEs by what they are (OMA §7.1.2): each feature adds its routes
         self.invites = InviteRouter(self)
         for feature in (self.large, self.images, self.files, self.chats):

@@ -607,7 +607,8 @@ class ImServer:
                 return
         self._route_to_user(inc, insider=insider)
 
-    def _route_to_user(self, inc: IncomingRequest, *, insider: bool = True) -> None:
+    def _route_to_user(self, inc: IncomingRequest, *, insider: bool = True,
+                       recorded: bool = False) -> None:
         """Fork to the bindings of the Request-URI's AOR.  ``insider``: the request was
         authenticated (or authentication is off); to outsiders an unknown and an
         unreachable user are answered alike, 404 (issue 7 item 11, as Kamailio does)."""
@@ -630,9 +631,17 @@ class ImServer:
             pf = roles.participating
             defer = services.defer
             now = time.time()
+            sender = services.sender_of(req)
             reply = pf.terminating(req, aor, now)
             if reply is not None:
                 services.send_reply(inc, reply)
+                return
+            owners = [] if recorded else roles.history.pager_owners(req, sender, aor, now)
+            if owners:
+                # §13 / CH-00: the sender's (PF-O) and the recipient's (PF-T) history, by
+                # their hist-activation setting, stored before the message goes on.
+                self._spawn(services.record_history(inc, owners, partial(
+                    self._route_to_user, inc, insider=insider, recorded=True)))
                 return
             if bindings and pf.hidden(req, aor, now):
                 # App. E.1 invisibility: answered as for a user who is not registered.

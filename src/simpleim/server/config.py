@@ -208,6 +208,10 @@ class ServerConfig:
     exploder_max_recipients: int = 100
     exploder_max_message: int = 32 * 1024
     exploder_ts2: float = 30.0
+    # §13.2.3 step 1 (Conversation History): bytes of history stored per user before
+    # "not enough resources" (storage full: nothing more recorded, a System Message);
+    # 0: no limit.
+    history_quota: int = 64 * 1024 * 1024
     # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
     # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
     # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).
@@ -290,6 +294,8 @@ class ServerConfig:
                 or not self.exploder_ts2 > 0:
             raise ConfigError("exploder_max_recipients, exploder_max_message and "
                               "exploder_ts2 must be > 0")
+        if self.history_quota < 0:
+            raise ConfigError("history_quota must be >= 0 (0: no limit)")
         if not 0 < self.deferred_default_expiry <= self.deferred_max_expiry:
             raise ConfigError("deferred_default_expiry must be > 0 and <= deferred_max_expiry")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:

@@ -19,7 +19,8 @@ Some rows are additions, each marked with where the spec asks for them:
   then looks unregistered.
 
 The functions with a provisioned URI (Appendix F.2) are addressed by Request-URI instead:
-:func:`service_role` maps ``sip:Deferred@DOMAIN``, ``sip:Delete@DOMAIN`` and the pager
+:func:`service_role` maps ``sip:Deferred@DOMAIN``, ``sip:Delete@DOMAIN``,
+``sip:History@DOMAIN`` (the Conversation History Function, §13.2) and the pager
 exploder of the Controlling Function ``sip:Exploder@DOMAIN`` (§8.3.1, Appendix I
 EXPLODER-URI; the user part follows the F.2 convention).
 """
@@ -58,6 +59,7 @@ class Role(StrEnum):
     DELETE = "delete"  # §12.1.3 / §12.2.2.7: the delete bin sip:Delete@DOMAIN
     SYSTEM = "system"  # §5.4 (addition): sip:System@DOMAIN sends System Messages, takes answers
     EXPLODER = "exploder"  # §8.3.1: the Controlling Function's pager exploder (App. I)
+    HISTORY = "history"  # §13.2: the Conversation History Function sip:History@DOMAIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,9 @@ SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELET
                                  # Messages, where their answers go
                                  "system": Role.SYSTEM,
                                  # App. I EXPLODER-URI, named after the F.2 convention
-                                 "exploder": Role.EXPLODER}
+                                 "exploder": Role.EXPLODER,
+                                 # F.2: the Conversation History Function (§13.2)
+                                 "history": Role.HISTORY}
 
 
 def accept_contact_tags(values: Iterable[str]) -> frozenset[str]:

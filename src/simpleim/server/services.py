@@ -16,7 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,6 +26,14 @@ from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig
 from simpleim.server.controlling import ExploderLimits, PagerExploder
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
+from simpleim.server.history import (
+    HISTORY_USER,
+    HistoryConfig,
+    HistoryFunction,
+    Owner,
+    RecordOutcome,
+    SessionRecorder,
+)
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
 from simpleim.server.media import (
@@ -44,11 +52,18 @@ from simpleim.server.participating import (
     UserAgentPolicy,
 )
 from simpleim.server.proxy import Proxy, Target
-from simpleim.server.roles import SERVER_PRODUCT, W_SERVICE_NOT_AUTHORISED, Reply, im_warning
+from simpleim.server.roles import (
+    ALLOW_METHODS,
+    SERVER_PRODUCT,
+    W_FUNCTION_NOT_ALLOWED,
+    W_SERVICE_NOT_AUTHORISED,
+    Reply,
+    im_warning,
+)
 from simpleim.server.routing import Role
 from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
 from simpleim.server.system import SystemConfig, SystemMessageFunction
-from simpleim.server.xdm import NoHistory, StoredDeferredMetadata
+from simpleim.server.xdm import HistoryEntry, HistoryMode, StoredDeferredMetadata
 from simpleim.server.xdm.function import XdmFunction, build_xdm
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
@@ -56,8 +71,9 @@ from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
 from simpleim.sip.uri import SipUri
 from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.deferred import DeferredRepository
+from simpleim.store.history import HistoryKind, HistoryRepository
 from simpleim.store.settings import SettingsRepository
-from simpleim.store.system import SystemMessageRepository
+from simpleim.store.system import SystemMessageRecord, SystemMessageRepository
 from simpleim.store.xdm import XdmRepository
 from simpleim.transport.sip import IncomingRequest, SipEndpoint
 
@@ -91,6 +107,9 @@ class ServerStore(CoreStore, Protocol):
     @property
     def xdm(self) -> XdmRepository: ...
 
+    @property
+    def history(self) -> HistoryRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Roles:
@@ -104,6 +123,9 @@ class Roles:
     exploder: PagerExploder
     #: XDM documents (XCAP), the group directory of the Controlling Function, metadata
     xdm: XdmFunction
+    #: the Conversation History Function (§13.2) and its session recorder (media rooms)
+    history: HistoryFunction
+    recorder: SessionRecorder
     #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
     b2bua: BackToBack | None = None
 
@@ -147,11 +169,19 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                                                 int(timers.min_se))
                  if config.pf_session_timer else None),
         settings, system)
+    history = HistoryFunction(store.history, settings,
+                              HistoryConfig(config.domain, quota=config.history_quota),
+                              media=media, notice=SystemNotice(store.system_messages),
+                              clock=clock)
+    recorder = SessionRecorder(history)
     b2bua = None
     if media is not None and config.pf_media == "b2bua":
         # the relay's size bound is the callee's a=max-size; media_max_message only bounds
-        # what a leg holds in memory (larger messages are switched chunk by chunk)
-        b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit))
+        # what a leg holds in memory (larger messages are switched chunk by chunk); the
+        # history recorder sees the sessions of the users who record them (§13.2.3)
+        b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit),
+                           recorder=recorder)
+        recorder.attach(b2bua)
     exploder = PagerExploder(
         store.aggregations, courier,
         ExploderLimits(config.domain, max_recipients=config.exploder_max_recipients,
@@ -159,11 +189,53 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                        allow_anonymity=config.allow_anonymity, ts2=config.exploder_ts2),
         clock)
     # The XDMS: groups for the Controlling Function (GroupDirectory), deferred metadata from
-    # the DMF's store (§12.1.2), history metadata (none until the history role exists).
+    # the DMF's store (§12.1.2), history metadata from the history store (§13.3.2).
     xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
-                    NoHistory(), clock, max_document=config.xcap_max_document)
-    return Roles(participating, deferred, settings, system, exploder, xdm, b2bua)
+                    StoredHistoryMetadata(store.history, config.domain), clock,
+                    max_document=config.xcap_max_document)
+    return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
+                 b2bua)
 
+
+class StoredHistoryMetadata:
+    """The XDMS's :class:`~simpleim.server.xdm.api.HistoryMetadata` (§13.3.2, CH-09) over the
+    Conversation History Function's store: one ``<history>`` per stored history, its
+    reference ``ID@host``; a pager message's sender / recipient by its direction, a
+    session's the owner and the peer."""
+
+    def __init__(self, repository: HistoryRepository, host: str) -> None:
+        self._repo = repository
+        self._host = host
+
+    async def history_entries(self, aor: str) -> Sequence[HistoryEntry]:
+        out = []
+        for r in await self._repo.of(aor):
+            incoming = r.direction == "in"
+            out.append(HistoryEntry(
+                reference=f"{r.id}@{self._host}", received=r.started_at, size=r.size,
+                sender=r.peer if incoming else r.owner,
+                recipient=r.owner if incoming else r.peer, subject=r.subject,
+                mode=HistoryMode.SESSION if r.kind is HistoryKind.SESSION
+                else HistoryMode.LARGE if r.kind is HistoryKind.LARGE else HistoryMode.PAGER))
+        return out
+
+
+class SystemNotice:
+    """§13.2.3 step 1a ii: the storage-full notice as a queued System Message (§5.4), sent
+    by the System Message role once the user is registered."""
+
+    def __init__(self, repository: SystemMessageRepository) -> None:
+        self._repo = repository
+
+    async def storage_full(self, aor: str, text: str) -> None:
+        await self._repo.add(SystemMessageRecord(secrets.token_hex(8), aor, text,
+                                                 "text/plain;charset=utf-8", time.time()))
+
+
+
+def _subscribed(req: SipRequest) -> bool:
+    """RFC 3515 §2.4.4 / RFC 4488: a REFER subscribes implicitly unless Refer-Sub: false."""
+    return (req.headers.get("Refer-Sub") or "true").strip().lower() != "false"
 
 
 def media_listener(config: ServerConfig) -> ServerMsrp | None:
@@ -207,6 +279,15 @@ class RoleServices:
             return aor_key(from_uri.user_unescaped, self.config.domain)
         return None
 
+    def sender_of(self, req: SipRequest) -> str | None:
+        """The served user who sent ``req``: the identity the core asserted
+        (P-Asserted-Identity, RFC 3325), else (authentication off) a local From."""
+        for asserted in req.p_asserted_identity:
+            uri = asserted.uri
+            if isinstance(uri, SipUri) and self.identity.is_local_domain(uri):
+                return aor_key(uri.user_unescaped, self.config.domain)
+        return None if self.config.auth else self.served_user(req, None)
+
     def send_reply(self, inc: IncomingRequest, reply: Reply, to_tag: str | None = None) -> None:
         # §6.1.1.1: responses of the IM server carry Server (Appendix F.1).
         headers = [*reply.headers, ("Server", SERVER_PRODUCT)]
@@ -223,44 +304,91 @@ class RoleServices:
 
     async def service(self, inc: IncomingRequest, service: Role,
                        requester: str | None) -> None:
-        """sip:Deferred@DOMAIN (INVITE, §12.2.1), sip:Delete@DOMAIN (REFER, §12.2.2.7) and
-        sip:System@DOMAIN (MESSAGE: the answer to a System Message, §5.4 / Ts1)."""
+        """sip:Deferred@DOMAIN (INVITE, §12.2.1), sip:Delete@DOMAIN (REFER: deferred
+        messages §12.2.2.7 or histories §13.2.5, by the resource the REFER names),
+        sip:History@DOMAIN (INVITE: retrieval §13.2.1; REFER: start / stop recording
+        §13.2.2.2, §13.2.6) and sip:System@DOMAIN (MESSAGE: the answer to a System
+        Message, §5.4 / Ts1)."""
         roles = self.roles
         req = inc.request
         if requester is None:
-            # §12.2.1 step 1: only a served, authenticated user -> 403 + Warning 127.
+            # §12.2.1 step 1 / §13.2.2.1 step 1a: only a served, authenticated user ->
+            # 403 + Warning 127.
             self.send_reply(inc, Reply(403, headers=(
                 ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
             return
-        wanted = {Role.DEFERRED: "INVITE", Role.SYSTEM: "MESSAGE",
-                  Role.EXPLODER: "MESSAGE"}.get(service, "REFER")
-        if req.method != wanted:
-            self.send_reply(inc, Reply(405, headers=(("Allow", wanted),)))
+        wanted = {Role.DEFERRED: ("INVITE",), Role.SYSTEM: ("MESSAGE",),
+                  Role.EXPLODER: ("MESSAGE",),
+                  Role.HISTORY: ("INVITE", "REFER")}.get(service, ("REFER",))
+        if req.method not in wanted:
+            self.send_reply(inc, Reply(405, headers=(("Allow", ", ".join(wanted)),)))
             return
         try:
             if service is Role.EXPLODER:
                 # §8.3.1.1: the plan is stored before the 202 (StorageError: 500)
                 self.send_reply(inc, await roles.exploder.handle(req, requester))
                 return
+            if service is Role.HISTORY:
+                await self._history(inc, requester)
+                return
             if service is Role.SYSTEM:
                 reply = await roles.system.answer(req, requester)
             elif service is Role.DEFERRED:
                 reply = await roles.deferred.retrieve(req, requester)
+            elif await roles.history.names_history(req, requester):
+                # §13.2.5.1: the delete bin is shared; Refer-To sip:History@DOMAIN or a
+                # history reference -> the Conversation History Function
+                reply = await roles.history.delete(req, requester)
             else:
                 reply = await roles.deferred.delete(req, requester)
         except StorageError as exc:
-            log.error("deferred store failure: %s", exc)
-            self.send_reply(inc, Reply(500))
+            log.error("%s store failure: %s", service.value, exc)
+            if not inc.final_sent:
+                self.send_reply(inc, Reply(500))
             return
         tag = secrets.token_hex(6)
         self.send_reply(inc, reply, to_tag=tag)
-        if service is Role.DELETE and reply.status < 300:
-            refer_sub = (req.headers.get("Refer-Sub") or "true").strip().lower()
-            if refer_sub != "false":
-                # §12.2.2.7 step 5 / RFC 3515 §2.4.4: NOTIFY the outcome in the REFER dialog.
-                self._spawn(self._notify_refer(inc, tag, reply.status))
+        if service is Role.DELETE and reply.status < 300 and _subscribed(req):
+            # §12.2.2.7 step 5 / §13.2.5.2 step 4 / RFC 3515 §2.4.4: NOTIFY the outcome
+            # in the REFER dialog.
+            self._spawn(self._notify_refer(inc, tag, reply.status, "Delete"))
 
-    async def _notify_refer(self, inc: IncomingRequest, tag: str, status: int) -> None:
+    async def _history(self, inc: IncomingRequest, requester: str) -> None:
+        """sip:History@DOMAIN: retrieval (INVITE) or recording on user directive (REFER)."""
+        roles = self.roles
+        req = inc.request
+        if req.method == "INVITE":
+            await roles.history.retrieve(inc, requester)
+            return
+        outcome: RecordOutcome = await roles.recorder.refer(req, requester)
+        host = self.config.domain
+        if outcome.status == 403:
+            # §13.2.2.2 step 1: not a participant of that session -> 403 + Warning 127
+            self.send_reply(inc, Reply(403, headers=(
+                ("Warning", im_warning(host, W_SERVICE_NOT_AUTHORISED)),)))
+            return
+        if outcome.status == 507:
+            # §13.2.2.1 step 1b: not enough resources -> 486 + Warning 122
+            self.send_reply(inc, Reply(486, headers=(
+                ("Warning", im_warning(host, W_FUNCTION_NOT_ALLOWED)),)))
+            return
+        if outcome.status >= 300:
+            # §13.2.6 step 2b ii: not an existing session -> 404
+            self.send_reply(inc, Reply(outcome.status, outcome.reason))
+            return
+        tag = secrets.token_hex(6)
+        subscribed = _subscribed(req)
+        headers: tuple[tuple[str, str], ...] = (("Allow", ALLOW_METHODS),)
+        if not subscribed:
+            # §13.2.6 step 2a ii: Refer-Sub: false echoed (RFC 4488 §4)
+            headers += (("Refer-Sub", "false"),)
+        # §13.2.2.2 steps 4-6: 2xx (RFC 3515 §2.4.2: 202), then the NOTIFY of the outcome
+        self.send_reply(inc, Reply(202, headers=headers), to_tag=tag)
+        if subscribed:
+            self._spawn(self._notify_refer(inc, tag, outcome.status, HISTORY_USER))
+
+    async def _notify_refer(self, inc: IncomingRequest, tag: str, status: int,
+                            user: str) -> None:
         req = inc.request
         contacts = req.contacts
         if not contacts or not isinstance(contacts[0].uri, SipUri):
@@ -272,7 +400,7 @@ class RoleServices:
         h.add("To", req.headers.get("From") or "")
         h.add("Call-ID", req.call_id)
         h.add("CSeq", "1 NOTIFY")
-        h.add("Contact", f"<sip:Delete@{self.config.domain}>")
+        h.add("Contact", f"<sip:{user}@{self.config.domain}>")
         h.add("Event", "refer")
         h.add("Subscription-State", "terminated;reason=noresource")
         h.add("User-Agent", SERVER_PRODUCT)
@@ -284,7 +412,19 @@ class RoleServices:
         try:
             await self.endpoint.request(notify, dest)
         except ProtocolError as exc:
-            log.info("NOTIFY for the delete REFER not sent: %s", exc.detail)
+            log.info("NOTIFY for the %s REFER not sent: %s", user, exc.detail)
+
+    async def record_history(self, inc: IncomingRequest, owners: list[Owner],
+                             then: Callable[[], None]) -> None:
+        """CH-00 method 1 for a pager MESSAGE: store it in the owners' history first (write
+        before acknowledge), then let it go on (``then``); a store failure is 500."""
+        try:
+            await self.roles.history.record_message(inc.request, owners)
+        except StorageError as exc:
+            log.error("history store failure: %s", exc)
+            self.send_reply(inc, Reply(500))
+            return
+        then()
 
     async def publish(self, inc: IncomingRequest, requester: str | None, target: str) -> None:
         roles = self.roles

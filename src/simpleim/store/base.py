@@ -24,6 +24,7 @@ from simpleim.errors import ConfigError
 from simpleim.sip.auth import ha1
 from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.deferred import DeferredRepository
+from simpleim.store.history import HistoryRepository
 from simpleim.store.model import Binding
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
@@ -225,6 +226,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def xdm(self) -> XdmRepository:
         """XDM documents served over XCAP (RFC 4825) and the URIs they claim (schema v5)."""
+
+    @property
+    @abc.abstractmethod
+    def history(self) -> HistoryRepository:
+        """Conversation history: stored histories and items (OMA SIMPLE IM §13.2.3, v6)."""
 
     # ---- lifecycle
 

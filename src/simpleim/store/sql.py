@@ -22,6 +22,7 @@ from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.base import Store, User
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.executor import Statement
+from simpleim.store.history import HistoryRepository
 from simpleim.store.model import Binding, binding_key
 from simpleim.store.settings import SettingsRepository
 from simpleim.store.system import SystemMessageRepository
@@ -132,6 +133,43 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT NOT NULL
         )""",
         "CREATE INDEX xdm_uris_document ON xdm_uris (auid, owner, name)",
+    ),
+    # version 6: the Conversation History Function (OMA SIMPLE IM §13.2.3, CH-04): the
+    # stored histories of each user (the metadata of §13.3.2) and their items in arrival
+    # order (whole MESSAGEs, session headers as sipfrag, each MSRP SEND).
+    (
+        """CREATE TABLE history (
+            id TEXT NOT NULL PRIMARY KEY,
+            owner TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            peer TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            filename TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            started_at DOUBLE PRECISION NOT NULL,
+            ended_at DOUBLE PRECISION,
+            size BIGINT NOT NULL,
+            direction TEXT NOT NULL
+        )""",
+        "CREATE INDEX history_owner ON history (owner, started_at)",
+        """CREATE TABLE history_items (
+            id TEXT NOT NULL PRIMARY KEY,
+            history TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            seq BIGINT NOT NULL,
+            kind TEXT NOT NULL,
+            direction TEXT NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            call_id TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            text TEXT NOT NULL,
+            headers TEXT NOT NULL,
+            content TEXT NOT NULL,
+            size BIGINT NOT NULL
+        )""",
+        "CREATE INDEX history_items_history ON history_items (history, seq)",
+        "CREATE INDEX history_items_owner ON history_items (owner, received_at)",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -256,6 +294,11 @@ class SqlStore(Store):
     def xdm(self) -> XdmRepository:
         """XDM documents served over XCAP (RFC 4825, schema v5)."""
         return XdmRepository(self)
+
+    @property
+    def history(self) -> HistoryRepository:
+        """Conversation history (OMA SIMPLE IM §13.2.3)."""
+        return HistoryRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.

@@ -17,7 +17,7 @@ first, RFC 4975 §8.6).  With fewer than ``min_legs`` legs left the room ends an
 remaining ones.  Messages below ``switch_threshold`` are reassembled (bounded by the leg's
 :class:`~simpleim.msrp.ReceiveLimits`) and go through the policy and recorder; larger ones
 of known size are switched chunk by chunk as they arrive (:mod:`.switch`) when the room has
-the default policy and no recorder.
+the default policy and no recorder wants it (:meth:`Recorder.recording`).
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class RoomPolicy(Protocol):
 
 class Recorder(Protocol):
     """Sees every message that passes the room, before it is copied."""
+
+    def recording(self, room: Room) -> bool:
+        """Whether messages of ``room`` may be recorded (then they are reassembled whole
+        for :meth:`record` instead of being switched chunk by chunk)."""
 
     async def record(self, sender: Leg, message: MediaMessage) -> None: ...
 
@@ -142,7 +146,7 @@ class Room:
                 br = None
             threshold = self.switch_threshold
             if (br is None or br.total is None or threshold is None or br.total < threshold
-                    or self.recorder is not None or not isinstance(self.policy, CopyToOthers)
+                    or self._recorded() or not isinstance(self.policy, CopyToOthers)
                     or (self.max_size is not None and br.total > self.max_size)):
                 return MemorySink()
             source = leg.session
@@ -170,6 +174,9 @@ class Room:
             return sink
 
         return factory
+
+    def _recorded(self) -> bool:
+        return self.recorder is not None and self.recorder.recording(self)
 
     async def _read(self, leg: Leg) -> None:
         async for event in leg.session.events():

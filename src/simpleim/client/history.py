@@ -1,0 +1,234 @@
+"""Conversation history on the client (OMA SIMPLE IM §13.1; C-CH-01..C-CH-05).
+
+* :meth:`HistoryFeature.fetch` (C-CH-03, §13.1.3): an INVITE to ``sip:History@DOMAIN`` with
+  an ``a=recvonly`` MSRP offer and the URI list of the wanted history references
+  (multipart/mixed: SDP + ``application/resource-lists+xml``); the server answers
+  ``a=sendonly``, sends one MSRP SEND per stored item and BYEs.  Each SEND becomes a
+  :class:`HistoryEntry`: a pager MESSAGE (``multipart/mixed`` with ``message/sip``), a
+  session message (``message/msrp``) or session headers (``message/sipfrag``).
+* :meth:`~HistoryFeature.delete` / :meth:`~HistoryFeature.delete_all` (C-CH-05, §13.1.5,
+  §13.1.7): REFER to ``sip:Delete@DOMAIN`` with Refer-To the history reference, or
+  ``sip:History@DOMAIN`` for all.  ``Refer-Sub: false`` (RFC 4488): the outcome is the
+  final response.
+* :meth:`~HistoryFeature.record` (C-CH-01 / C-CH-02, §13.1.1-§13.1.2): REFER to
+  ``sip:History@DOMAIN[;historyfilename=NAME]`` with Refer-To the IM Session Identity with
+  ``method=INVITE`` (start) or ``method=BYE`` (stop); with ``subscribe`` the NOTIFY
+  (message/sipfrag) reports the outcome, else (``Refer-Sub: false``) the final response.
+  For a 1-1 session through the server's B2BUA the identity is the session's Call-ID in
+  the Refer-To (``<sip:History@DOMAIN;method=INVITE?Call-ID=...>``); extending the session
+  to a conference first (the §13.1.1 1a path) needs a conference focus.
+* listing and search use the server's HTTP history endpoint (``simpleim history list``,
+  see docs/server.md), not SIP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from simpleim.content.cpim import parse_cpim
+from simpleim.content.resource_lists import Entry, ResourceList, ResourceLists
+from simpleim.errors import ProtocolError, SimpleImError
+from simpleim.sdp import chat_stream
+from simpleim.sdp.msrp import Direction
+from simpleim.sip.header_values import MediaType
+from simpleim.sip.message import SipRequest, SipResponse, parse_message
+from simpleim.sip.multipart import MultipartPart, parse_multipart
+
+from .context import ClientContext
+from .features import SIP_IM
+from .invites import establish
+from .pager import build_request, new_call_id, new_tag
+from .session import InviteSession, SessionFailed
+
+__all__ = ["DELIVERY_TYPES", "HistoryEntry", "HistoryFeature", "decode_entry"]
+
+#: what a retrieval offer accepts (§13.3.3: multipart/mixed with message/sip,
+#: message/msrp, message/sipfrag)
+DELIVERY_TYPES = ("multipart/mixed", "message/msrp", "message/sipfrag", "message/sip")
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One delivered history item."""
+
+    kind: str             # "message" (pager), "send" (session message), "headers" (sipfrag)
+    sender: str           # From of the MESSAGE / CPIM From of the SEND ("" when unknown)
+    text: str             # the message text (CPIM unwrapped), or the sipfrag lines
+    date: str             # the server's receive timestamp (Date) or the CPIM DateTime
+    call_id: str          # the original Call-ID
+    message_id: str       # the original MSRP Message-ID (session messages)
+    content_type: str     # the Content-Type of the SEND that carried it
+    raw: bytes            # the SEND's body as received
+
+
+class HistorySession(InviteSession):
+    kind = "history"
+
+
+def _text(ctype: str, body: bytes) -> tuple[str, str, str]:
+    """(text, sender, date) of a message body (CPIM unwrapped)."""
+    base = ctype.split(";", 1)[0].strip().lower()
+    if base == "message/cpim":
+        try:
+            cpim = parse_cpim(body)
+        except SimpleImError:
+            return body.decode("utf-8", "replace"), "", ""
+        try:
+            frm = cpim.from_addr
+            stamp = cpim.datetime
+        except SimpleImError:
+            frm, stamp = None, None
+        sender = frm.uri if frm is not None else ""
+        date = stamp.text if stamp is not None else ""
+        return cpim.body.decode("utf-8", "replace"), sender, date
+    return body.decode("utf-8", "replace"), "", ""
+
+
+def _msrp_fields(data: bytes) -> tuple[dict[str, str], bytes]:
+    """Headers and body of an RFC 4975 SEND carried as message/msrp."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("utf-8", "replace").split("\r\n")[1:]
+    fields: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip().lower(), value.strip())
+    end = rest.rfind(b"\r\n-------")
+    return fields, rest[:end] if end >= 0 else rest
+
+
+def decode_entry(content_type: str, body: bytes) -> HistoryEntry:
+    """What a retrieval SEND carries (§13.3.3), as a :class:`HistoryEntry`."""
+    mt = MediaType.parse(content_type)
+    base = mt.mime
+    if base == "multipart/mixed" and mt.boundary:
+        for part in parse_multipart(body, mt.boundary):
+            if (part.content_type or "").split(";", 1)[0].strip().lower() != "message/sip":
+                continue
+            msg = parse_message(part.body)
+            if not isinstance(msg, SipRequest):
+                continue
+            text, cpim_from, cpim_date = _text(msg.content_type or "text/plain", msg.body)
+            return HistoryEntry("message", cpim_from or str(msg.from_addr.uri), text,
+                                msg.headers.get("Date") or cpim_date, msg.call_id, "",
+                                content_type, body)
+        raise ProtocolError("multipart history item without message/sip", status=415)
+    if base == "message/msrp":
+        fields, inner = _msrp_fields(body)
+        text, sender, date = _text(fields.get("content-type", "text/plain"), inner)
+        return HistoryEntry("send", sender, text, date, "", fields.get("message-id", ""),
+                            content_type, body)
+    if base in ("message/sipfrag", "message/sip"):
+        text = body.decode("utf-8", "replace").strip()
+        fields = {}
+        for line in text.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            fields.setdefault(name.strip().lower(), value.strip())
+        return HistoryEntry("headers", fields.get("from", ""), text, fields.get("date", ""),
+                            fields.get("call-id", ""), "", content_type, body)
+    raise ProtocolError(f"unexpected history item type {content_type}", status=415)
+
+
+class HistoryFeature:
+    """Retrieving, deleting and recording conversation history (§13.1)."""
+
+    def __init__(self, ctx: ClientContext) -> None:
+        self.ctx = ctx
+
+    def reference_uri(self, reference: str) -> str:
+        """``ID``, ``ID@host`` or ``sip:ID@host`` -> the history reference URI."""
+        text = reference.strip().strip("<>")
+        if text.startswith("sip:"):
+            return text
+        if "@" not in text:
+            text = f"{text}@{self.ctx.config.domain}"
+        return "sip:" + text
+
+    @property
+    def service_uri(self) -> str:
+        return f"sip:History@{self.ctx.config.domain}"
+
+    async def fetch(self, references: Sequence[str], *,
+                    timeout: float = 60.0) -> list[HistoryEntry]:
+        """C-CH-03: retrieve the stored items of ``references`` in the server's order;
+        raises :class:`~simpleim.client.session.SessionFailed` with the SIP status."""
+        if not references:
+            raise SessionFailed(400, "no history reference given")
+        ctx = self.ctx
+        doc = ResourceLists((ResourceList(tuple(Entry(self.reference_uri(r))
+                                                for r in references)),))
+        part = MultipartPart.create("application/resource-lists+xml", doc.to_bytes())
+        session = HistorySession(ctx, self.service_uri, is_uac=True,
+                                 call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
+        await establish(ctx, session, self.service_uri,
+                        lambda i, local: chat_stream(local, accept_types=DELIVERY_TYPES,
+                                                     accept_wrapped_types=("*",),
+                                                     direction=Direction.RECVONLY),
+                        1, accept_contact=f"*;{SIP_IM}", parts_after=[part], timeout=timeout)
+        stream = next(iter(session.streams.values()))
+        entries: list[HistoryEntry] = []
+
+        def take(msg: object) -> None:
+            sink = getattr(msg, "sink", None)
+            data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else b""
+            ctype = getattr(msg, "content_type", None) or ""
+            with contextlib.suppress(SimpleImError, ValueError):
+                entries.append(decode_entry(ctype, data))
+
+        # §13.3.3: the items, then the server's BYE
+        async with asyncio.timeout(timeout):
+            while not session.ended.is_set():
+                get = asyncio.ensure_future(stream.receive())
+                ended = asyncio.ensure_future(session.ended.wait())
+                done, _ = await asyncio.wait({get, ended},
+                                             return_when=asyncio.FIRST_COMPLETED)
+                ended.cancel()
+                if get in done:
+                    take(get.result())
+                else:
+                    get.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await get
+        while (msg := stream.receive_nowait()) is not None:
+            take(msg)
+        return entries
+
+    async def _refer(self, target: str, refer_to: str, *,
+                     subscribe: bool = False) -> SipResponse:
+        cfg = self.ctx.config
+        extra: tuple[tuple[str, str], ...] = (("Refer-To", f"<{refer_to}>"),)
+        if not subscribe:
+            extra += (("Refer-Sub", "false"),)      # RFC 4488: no implicit subscription
+        req = build_request(
+            "REFER", target=target, from_uri=cfg.uri, from_tag=new_tag(),
+            call_id=new_call_id(self.ctx.host), contact=self.ctx.contact,
+            accept_contact=f"*;{SIP_IM}", extra=extra)
+        return await self.ctx.ua.request(req)
+
+    async def delete(self, references: Sequence[str]) -> list[int]:
+        """C-CH-05 (§13.1.5): one REFER per history; its final status (200: deleted,
+        403: not ours, 404: unknown)."""
+        delete_uri = f"sip:Delete@{self.ctx.config.domain}"
+        return [(await self._refer(delete_uri, self.reference_uri(r))).status
+                for r in references]
+
+    async def delete_all(self) -> int:
+        """§13.1.7: Refer-To sip:History@DOMAIN deletes every stored history."""
+        resp = await self._refer(f"sip:Delete@{self.ctx.config.domain}", self.service_uri)
+        return resp.status
+
+    async def record(self, session: InviteSession, *, start: bool = True,
+                     filename: str | None = None, subscribe: bool = False) -> int:
+        """C-CH-01 / C-CH-02: start (``method=INVITE``) or stop (``method=BYE``) recording
+        ``session``; the REFER's final status (202: done, 404: the server does not relay
+        that session, 486: storage full)."""
+        target = self.service_uri
+        if filename:
+            target += f";historyfilename={quote(filename, safe='')}"
+        method = "INVITE" if start else "BYE"
+        identity = (f"sip:History@{self.ctx.config.domain};method={method}"
+                    f"?Call-ID={quote(session.call_id, safe='')}")
+        return (await self._refer(target, identity, subscribe=subscribe)).status

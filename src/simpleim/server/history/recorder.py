@@ -1,0 +1,278 @@
+"""Session recording of the Conversation History Function (§13.2.2, §13.2.3 steps 3, 5-6,
+§13.2.6, §13.2.7; CH-03, CH-04, CH-07, CH-12).
+
+:class:`SessionRecorder` is the :class:`~simpleim.server.media.room.Recorder` of the media
+rooms: it sees every MSRP message that passes a :class:`~simpleim.server.media.room.Room`.
+For each room it keeps one recording per *owner* - a served user whose ``hist-activation``
+session-mode is active (CH-00 method 1: from the first message on), or who started it with
+a REFER to ``sip:History@DOMAIN`` (method 2, :meth:`SessionRecorder.start`) - and stores
+the INVITE / 200 headers (sipfrag) when the recording starts, each message with its MSRP
+headers, receive time and content, and the BYE headers when the session or the recording
+ends (REFER with ``method=BYE``, :meth:`~SessionRecorder.stop`; the room ends; the quota is
+reached).
+
+The rooms come from a :class:`RoomSource` (today the PF's B2BUA, so 1-1 sessions are
+recorded in the Participating Function's media path; a conference focus can give its rooms
+the same recorder, see ``docs/server.md``).  A session is named by the Call-ID of one of
+its legs (the *IM Session Identity* the client puts in the Refer-To, see :func:`session_key`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+from urllib.parse import unquote
+
+from simpleim.errors import ProtocolError, SimpleImError
+from simpleim.server.history.content import is_notification, new_id, send_item, sipfrag_item
+from simpleim.server.history.function import HistoryFunction, aor_of
+from simpleim.server.media.api import MediaMessage
+from simpleim.server.media.room import Leg, Room
+from simpleim.sip.headers import Address, Headers
+from simpleim.sip.message import SipRequest
+from simpleim.sip.uri import SipUri, parse_uri
+from simpleim.store.history import HistoryKind, HistoryRecord
+
+__all__ = ["RecordOutcome", "RoomSource", "SessionRecorder", "session_key"]
+
+log = logging.getLogger("simpleim.server.history")
+
+
+class RoomSource(Protocol):
+    """Where the live media rooms are (the PF B2BUA's ``rooms``; a focus later)."""
+
+    @property
+    def rooms(self) -> set[Room]: ...
+
+
+@dataclass(slots=True)
+class _Recording:
+    history: str
+    owner: str
+    invite: SipRequest
+    stopped: bool = False
+
+
+@dataclass(slots=True)
+class _RoomState:
+    recordings: dict[str, _Recording] = field(default_factory=dict)
+    #: owners whose settings were looked at already (method 1 decided once per room)
+    checked: bool = False
+    watcher: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """What a REFER to History@ achieved: the SIP status for the NOTIFY sipfrag."""
+
+    status: int
+    reason: str
+    history: str | None = None
+
+
+def session_key(refer_to: str) -> tuple[str | None, str | None]:
+    """(Call-ID, method) of a Refer-To naming an IM session: ``<sip:ID@HOST;method=BYE>``
+    or with the Call-ID as an embedded header ``<sip:HOST?Call-ID=ID>`` (RFC 3261 §19.1.1);
+    without either the URI's user part is taken as the Call-ID's (focus URI) form."""
+    try:
+        uri = Address.parse(refer_to, "Refer-To").uri
+    except ProtocolError:
+        return None, None
+    if not isinstance(uri, SipUri):
+        return None, None
+    value = uri.params.get("method")
+    method = value.upper() if value else None
+    for name, value in uri.headers:
+        if name.lower() == "call-id":
+            return unquote(value), method
+    text = str(uri).split(";", 1)[0].split("?", 1)[0]
+    return text.removeprefix("sip:").removeprefix("sips:"), method
+
+
+def _leg_aor(leg: Leg) -> str | None:
+    try:
+        return aor_of(parse_uri(leg.session.peer))
+    except ProtocolError:
+        return None
+
+
+class SessionRecorder:
+    """The rooms' recorder (``Recorder`` Protocol) and the REFER start / stop of §13.2.2."""
+
+    def __init__(self, function: HistoryFunction, rooms: RoomSource | None = None) -> None:
+        self._fn = function
+        self._source = rooms
+        self._rooms: dict[Room, _RoomState] = {}
+
+    def attach(self, source: RoomSource) -> None:
+        self._source = source
+
+    # ------------------------------------------------------------------ helpers
+    def _state(self, room: Room) -> _RoomState:
+        state = self._rooms.get(room)
+        if state is None:
+            state = self._rooms[room] = _RoomState()
+            state.watcher = asyncio.get_running_loop().create_task(self._until_end(room))
+        return state
+
+    def parties(self, room: Room) -> list[str]:
+        return [a for a in (_leg_aor(leg) for leg in room.legs) if a]
+
+    async def _begin(self, room: Room, owner: str, filename: str | None) -> _Recording | None:
+        """§13.2.3 step 5: a new session history with the INVITE and 200 headers."""
+        legs = room.legs
+        if not legs:
+            return None
+        first = legs[0].session
+        now = self._fn_clock()
+        hid = new_id()
+        peers = [a for a in self.parties(room) if a != owner]
+        items = [sipfrag_item(first.request, history=hid, owner=owner,
+                              seq=self._fn.next_seq(), now=now),
+                 sipfrag_item(first.response, history=hid, owner=owner,
+                              seq=self._fn.next_seq(), now=now)]
+        if not await self._fn.has_room(owner, sum(i.size for i in items)):
+            return None
+        subject = (first.request.headers.get("Subject") or "")[:200]
+        record = HistoryRecord(hid, owner, HistoryKind.SESSION, ", ".join(peers) or "",
+                               subject, filename or f"session-{hid[:8]}", first.call_id, now)
+        await self._fn.repo.create(record, items)
+        recording = _Recording(hid, owner, first.request)
+        self._state(room).recordings[owner] = recording
+        log.info("recording session %s for %s as %s", first.call_id, owner, hid)
+        return recording
+
+    def _fn_clock(self) -> float:
+        return self._fn.clock()
+
+    async def refer(self, req: SipRequest, requester: str) -> RecordOutcome:
+        """A REFER to sip:History@DOMAIN (§13.2.2.2 / §13.2.6): Refer-To the IM Session
+        Identity with ``method=INVITE`` (or none) to start, ``method=BYE`` to stop;
+        ``historyfilename`` from the Request-URI.  404: no such session; 403: the
+        requester is not in it."""
+        refer_to = req.headers.get("Refer-To")
+        call_id, method = session_key(refer_to) if refer_to else (None, None)
+        if not call_id:
+            return RecordOutcome(400, "Bad Refer-To")
+        room = self.find(call_id)
+        if room is None:
+            return RecordOutcome(404, "Not Found")
+        if requester not in self.parties(room):
+            return RecordOutcome(403, "Forbidden")
+        if method == "BYE":
+            return await self.stop(room, requester)
+        if method not in (None, "INVITE"):
+            return RecordOutcome(400, "Bad Refer-To method")
+        filename = None
+        uri = req.uri
+        if isinstance(uri, SipUri):
+            value = uri.params.get("historyfilename")
+            filename = unquote(value.strip('"'))[:200] if value else None
+        return await self.start(room, requester, filename)
+
+    async def _end(self, room: Room, recording: _Recording, reason: str) -> None:
+        """§13.2.3 step 6 (BYE headers) and §13.2.7: stop and close the history."""
+        if recording.stopped:
+            return
+        recording.stopped = True
+        now = self._fn_clock()
+        invite = recording.invite
+        h = Headers()
+        for name in ("From", "To", "Call-ID"):
+            value = invite.headers.get(name)
+            if value is not None:
+                h.add(name, value)
+        h.add("Reason", f'SIP;text="{reason[:100]}"')
+        bye = SipRequest("BYE", invite.uri, h)
+        try:
+            await self._fn.repo.append(sipfrag_item(
+                bye, history=recording.history, owner=recording.owner,
+                seq=self._fn.next_seq(), now=now))
+            await self._fn.repo.finish(recording.history, now)
+        except SimpleImError as exc:
+            log.error("history %s not closed: %s", recording.history, exc)
+
+    async def _until_end(self, room: Room) -> None:
+        await room.ended.wait()
+        state = self._rooms.pop(room, None)
+        if state is None:
+            return
+        for recording in state.recordings.values():
+            await self._end(room, recording, room.end_reason or "session ended")
+
+    # ------------------------------------------------------------------ Recorder
+    def recording(self, room: Room) -> bool:
+        """A party of ``room`` records sessions by setting, or a recording runs in it."""
+        state = self._rooms.get(room)
+        if state is not None and any(not r.stopped for r in state.recordings.values()):
+            return True
+        now = self._fn_clock()
+        return any(self._fn.settings(a, now).history_session for a in self.parties(room))
+
+    async def record(self, sender: Leg, message: MediaMessage) -> None:
+        """Store ``message`` for every owner recording its room (§13.2.3 steps 3, 6).  The
+        write is shielded: a BYE that ends the room while it runs does not lose it."""
+        await asyncio.shield(self._record(sender, message))
+
+    async def _record(self, sender: Leg, message: MediaMessage) -> None:
+        if is_notification(message.content_type, message.body):
+            return  # IMDNs and is-composing: state, not conversation
+        room = sender.room
+        state = self._state(room)
+        if not state.checked:
+            state.checked = True
+            now = self._fn_clock()
+            for aor in self.parties(room):
+                if aor not in state.recordings \
+                        and self._fn.settings(aor, now).history_session:
+                    await self._begin(room, aor, None)
+        author = _leg_aor(sender)
+        for recording in list(state.recordings.values()):
+            if recording.stopped:
+                continue
+            item = send_item(message.content_type, message.body, message.headers,
+                             message_id=message.message_id, call_id=sender.session.call_id,
+                             history=recording.history, owner=recording.owner,
+                             seq=self._fn.next_seq(),
+                             direction="out" if author == recording.owner else "in",
+                             now=self._fn_clock())
+            if not await self._fn.has_room(recording.owner, item.size):
+                # §13.2.3 step 3a: stop, keep what is stored (the System Message was sent)
+                await self._end(room, recording, "history storage full")
+                continue
+            await self._fn.repo.append(item)
+
+    # ------------------------------------------------------------------ REFER (CH-03/07)
+    def find(self, call_id: str) -> Room | None:
+        """The live room with a leg of that Call-ID."""
+        rooms: Iterable[Room] = self._source.rooms if self._source is not None else ()
+        for room in rooms:
+            if any(leg.session.call_id == call_id for leg in room.legs):
+                return room
+        return None
+
+    async def start(self, room: Room, requester: str, filename: str | None) -> RecordOutcome:
+        """§13.2.2.2 step 2: join the session as a recorder for ``requester``."""
+        if requester not in self.parties(room):
+            return RecordOutcome(403, "Forbidden")
+        state = self._state(room)
+        current = state.recordings.get(requester)
+        if current is not None and not current.stopped:
+            return RecordOutcome(200, "OK", current.history)
+        state.checked = True
+        recording = await self._begin(room, requester, filename)
+        if recording is None:
+            return RecordOutcome(507, "Insufficient Storage")
+        return RecordOutcome(200, "OK", recording.history)
+
+    async def stop(self, room: Room, requester: str) -> RecordOutcome:
+        """§13.2.6: leave the session (the recording of ``requester`` ends)."""
+        state = self._rooms.get(room)
+        recording = state.recordings.get(requester) if state is not None else None
+        if recording is None or recording.stopped:
+            return RecordOutcome(404, "Not Found")
+        await self._end(room, recording, "recording stopped by the user")
+        return RecordOutcome(200, "OK", recording.history)
