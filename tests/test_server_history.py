@@ -25,6 +25,7 @@ from simpleim.sdp import MsrpMedia
 from simpleim.sdp.msrp import Direction
 from simpleim.server.app import ImServer
 from simpleim.server.history.content import history_document, reference_ids
+from simpleim.server.xdm.metadata import history_list
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
 from simpleim.sip.multipart import MultipartPart, build_multipart, parse_multipart
@@ -140,6 +141,12 @@ async def test_pager_recorded_by_setting_retrieved_and_deleted(tmp_path: Path,
         assert b"MESSAGE sip:bob@" in item.content and b"\r\nVia:" not in item.content
 
         refs = [f"{h.id}@{DOMAIN}" for h in bob_h]
+        # CH-09: the XDMS's history metadata (HistoryMetadata of server/xdm) from the store
+        assert srv.roles is not None
+        meta = await srv.roles.xdm.history.history_entries(f"bob@{DOMAIN}")
+        assert [(m.reference, m.sender, m.recipient) for m in meta] == [
+            (r, f"alice@{DOMAIN}", f"bob@{DOMAIN}") for r in refs]
+        assert all(r.encode() in history_list(meta) for r in refs)
         entries = await bob.history.fetch(refs)
         # C-CH-03 on the wire: INVITE to History@, recvonly SDP + the URI list
         invite = b_wire.requests("INVITE")[-1]  # (the first one was challenged: 407)
@@ -352,3 +359,59 @@ async def test_recording_started_and_stopped_by_refer(tmp_path: Path) -> None:
         finally:
             await carol.close()
         await chat.end()
+
+
+# ---------------------------------------------------------------- search endpoint (HTTP)
+
+
+async def test_history_http_search_with_digest(tmp_path: Path, store_url: str) -> None:
+    import aiohttp
+
+    from client_helpers import PASSWORDS
+
+    async with pair(tmp_path, store_url, history_http_listen="127.0.0.1:0") as (
+            srv, alice, bob, _a, _b):
+        await bob.settings.publish(ServiceSettings(history_pager=True))
+        for text in ("lunch at noon?", "Bring the Lunch box", "unrelated"):
+            await alice.pager.send("bob", text)
+        await bob.pager.send("alice", "lunch: yes")
+        assert srv.services is not None and srv.services.history_http_addr is not None
+        host, port = srv.services.history_http_addr
+        base = f"http://{host}:{port}/history"
+        async with aiohttp.ClientSession() as anon, anon.get(base) as resp:
+            # RFC 7616: a digest challenge, nothing listed
+            assert resp.status == 401
+            assert resp.headers.get("WWW-Authenticate", "").startswith("Digest ")
+        digest = aiohttp.DigestAuthMiddleware("bob", PASSWORDS["bob"])
+        async with aiohttp.ClientSession(middlewares=(digest,)) as http:
+            async with http.get(base) as resp:
+                assert resp.status == 200
+                listing = await resp.json()
+            assert len(listing["histories"]) == 4 and listing["next_offset"] is None
+            assert {h["kind"] for h in listing["histories"]} == {"pager"}
+            async with http.get(f"{base}/search", params={"text": "LUNCH", "limit": "2"}) \
+                    as resp:
+                page = await resp.json()
+            assert [i["text"] for i in page["items"]] == ["lunch at noon?",
+                                                          "Bring the Lunch box"]
+            assert page["next_offset"] == 2
+            async with http.get(f"{base}/search", params={"text": "lunch", "offset": "2"}) \
+                    as resp:
+                page = await resp.json()
+            assert [(i["text"], i["direction"]) for i in page["items"]] == [("lunch: yes",
+                                                                             "out")]
+            async with http.get(f"{base}/search", params={"peer": "alice",
+                                                          "since": "2000-01-01T00:00:00Z",
+                                                          "until": "1"}) as resp:
+                assert (await resp.json())["items"] == []
+            async with http.get(f"{base}/search", params={"since": "yesterday"}) as resp:
+                assert resp.status == 400
+            async with http.get(f"{base}/metadata") as resp:
+                assert resp.status == 200
+                doc = await resp.text()
+            assert doc.count("<history ") == 4 and "urn:oma:xml:history-list" in doc
+        # alice's history is hers: she recorded nothing
+        digest = aiohttp.DigestAuthMiddleware("alice", PASSWORDS["alice"])
+        async with aiohttp.ClientSession(middlewares=(digest,)) as http, \
+                http.get(f"{base}/search", params={"text": "lunch"}) as resp:
+            assert resp.status == 200 and (await resp.json())["items"] == []

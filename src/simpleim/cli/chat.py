@@ -33,7 +33,9 @@ from simpleim.errors import SimpleImError
 
 __all__ = ["ChatConsole", "HELP"]
 
-HELP = "type a line and Enter to send; /to PEER to write to someone else; /quit or Ctrl-D ends"
+HELP = ("type a line and Enter to send; /to PEER to write to someone else; /record start "
+        "[NAME] | /record stop asks the server to record the current chat; /quit or Ctrl-D "
+        "ends")
 #: RFC 3994 §4.2: an ``active`` indication is refreshed while typing goes on.
 COMPOSING_REFRESH = 60.0
 
@@ -301,6 +303,9 @@ class ChatConsole:
             self.current = normalize_uri(peer, self.domain)
             self.say(f"  (writing to {self.short(self.current)})")
             return True
+        if stripped.startswith("/record"):
+            await self._record(stripped[7:].split())
+            return True
         if not stripped:
             await self._composing(True)
             return True
@@ -326,6 +331,29 @@ class ChatConsole:
         self.sent[mid] = text
         self.unconfirmed.add(mid)
         return True
+
+    async def _record(self, words: list[str]) -> None:
+        """``/record start [NAME]`` / ``/record stop``: REFER to sip:History@DOMAIN for the
+        open chat with the current peer (OMA SIMPLE IM §13.1.1 / §13.1.2)."""
+        if not words or words[0] not in ("start", "stop"):
+            self.say("usage: /record start [NAME] | /record stop")
+            return
+        chat = self.chats.get(self.current or "")
+        if chat is None:
+            self.say("  no open chat with the current peer to record")
+            return
+        start = words[0] == "start"
+        name = " ".join(words[1:]) or None
+        try:
+            status = await self.account.history.record(chat, start=start, filename=name)
+        except (SimpleImError, OSError) as exc:
+            self.say(f"  recording not {'started' if start else 'stopped'}: {exc}")
+            return
+        if 200 <= status < 300:
+            self.say(f"  (recording {'started' if start else 'stopped'})")
+        else:
+            self.say(f"  recording not {'started' if start else 'stopped'}: "
+                     + describe_failure(status, "", "the server", "the request"))
 
     async def _wait_for_ticks(self, limit: float = 5.0) -> None:
         """Input ended: give the delivery notifications of what was just sent a moment to

@@ -86,6 +86,9 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     p.add_argument("--echo", action="store_true",
                    help="answer every received message with 'echo: <text>' (tests)")
     p.add_argument("--duration", type=float, metavar="S", help="exit after S seconds")
+    p.add_argument("--history", action="append", metavar="REF", default=[],
+                   help="retrieve this stored history once registered (repeatable): its "
+                        "items are 'history' events")
     p.set_defaults(func=run_agent)
 
     p = subparsers.add_parser(

@@ -33,6 +33,7 @@ from simpleim.client.events import (
     ErrorEvent,
     Event,
     FileEvent,
+    HistoryEvent,
     ImdnEvent,
     MessageEvent,
     ReadyEvent,
@@ -260,6 +261,9 @@ def _format_event(ev: Event) -> str:
         return f"[capabilities] {ev.peer}: {ev.status} {' '.join(ev.services)}"
     if isinstance(ev, ErrorEvent):
         return f"[error] {ev.reason}"
+    if isinstance(ev, HistoryEvent):
+        who = f" {ev.sender}" if ev.sender else ""
+        return f"[history/{ev.kind}] {ev.date or '-'}{who}: {ev.text}"
     if isinstance(ev, RegisteredEvent):
         return f"[{ev.name}] {ev.aor} as {ev.contact} for {ev.expires} s"
     if isinstance(ev, ReadyEvent):
@@ -304,6 +308,12 @@ def run_agent(args: argparse.Namespace) -> int:
                     reaction.add_done_callback(reactions.discard)
 
         task = asyncio.ensure_future(pump())
+        if args.history:
+            # C-CH-03: the items arrive as "history" events; a failure as an "error" one
+            try:
+                await account.history.fetch(args.history)
+            except (SimpleImError, OSError) as exc:
+                account.emit(ErrorEvent(f"history not retrieved: {exc}"))
         await stop.wait()
         for reaction in list(reactions):
             reaction.cancel()

@@ -18,6 +18,7 @@ _OPTIONAL_COMMANDS = (
     ("simpleim.cli.client", "add_client_commands"),
     ("simpleim.cli.admin", "add_admin_commands"),
     ("simpleim.cli.deferred_cmds", "add_deferred_commands"),
+    ("simpleim.cli.history_cmds", "add_history_commands"),
 )
 
 

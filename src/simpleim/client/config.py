@@ -116,6 +116,9 @@ class ClientConfig:
     #: where the client keeps what it last published (None: nowhere; the CLI uses
     #: ~/.local/state/simpleim)
     state_dir: str | None = None
+    #: the server's history HTTP endpoint (``[history] http_listen`` of the server), e.g.
+    #: ``http://im.example.com:8090/history``: listing and searching stored history
+    history_url: str | None = None
 
     def __post_init__(self) -> None:
         user, sep, domain = self.aor.removeprefix("sip:").partition("@")

@@ -21,6 +21,7 @@ __all__ = [
     "CapabilitiesEvent",
     "ErrorEvent",
     "EventStream",
+    "HistoryEvent",
 ]
 
 
@@ -190,6 +191,25 @@ class ErrorEvent(Event):
     @property
     def name(self) -> str:
         return "error"
+
+
+@dataclass(frozen=True)
+class HistoryEvent(Event):
+    """One item retrieved from the server's conversation history (OMA SIMPLE IM §13.3.3):
+    ``kind`` ``message`` (a pager MESSAGE), ``send`` (a session message) or ``headers``
+    (a session's INVITE / 200 / BYE headers); ``date``: when the server received it."""
+
+    kind: str
+    sender: str
+    text: str
+    date: str
+    call_id: str
+    message_id: str
+    content_type: str
+
+    @property
+    def name(self) -> str:
+        return "history"
 
 
 class EventStream:

@@ -17,8 +17,9 @@
   For a 1-1 session through the server's B2BUA the identity is the session's Call-ID in
   the Refer-To (``<sip:History@DOMAIN;method=INVITE?Call-ID=...>``); extending the session
   to a conference first (the §13.1.1 1a path) needs a conference focus.
-* listing and search use the server's HTTP history endpoint (``simpleim history list``,
-  see docs/server.md), not SIP.
+* :meth:`~HistoryFeature.search` / :meth:`~HistoryFeature.histories`: listing and searching
+  use the server's history HTTP endpoint (``history_url``, digest with the account's
+  credentials; docs/server.md "Conversation history"), not SIP.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from urllib.parse import quote
 
 from simpleim.content.cpim import parse_cpim
 from simpleim.content.resource_lists import Entry, ResourceList, ResourceLists
-from simpleim.errors import ProtocolError, SimpleImError
+from simpleim.errors import ConfigError, ProtocolError, SimpleImError
 from simpleim.sdp import chat_stream
 from simpleim.sdp.msrp import Direction
 from simpleim.sip.header_values import MediaType
@@ -39,12 +40,13 @@ from simpleim.sip.message import SipRequest, SipResponse, parse_message
 from simpleim.sip.multipart import MultipartPart, parse_multipart
 
 from .context import ClientContext
+from .events import HistoryEvent
 from .features import SIP_IM
 from .invites import establish
 from .pager import build_request, new_call_id, new_tag
 from .session import InviteSession, SessionFailed
 
-__all__ = ["DELIVERY_TYPES", "HistoryEntry", "HistoryFeature", "decode_entry"]
+__all__ = ["DELIVERY_TYPES", "HistoryEntry", "HistoryFeature", "HistoryPage", "decode_entry"]
 
 #: what a retrieval offer accepts (§13.3.3: multipart/mixed with message/sip,
 #: message/msrp, message/sipfrag)
@@ -63,6 +65,15 @@ class HistoryEntry:
     message_id: str       # the original MSRP Message-ID (session messages)
     content_type: str     # the Content-Type of the SEND that carried it
     raw: bytes            # the SEND's body as received
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    """One page of the history HTTP endpoint: its rows (JSON objects of strings, numbers
+    and nulls) and the offset of the next page (None: the last one)."""
+
+    rows: tuple[dict[str, object], ...]
+    next_offset: int | None
 
 
 class HistorySession(InviteSession):
@@ -153,8 +164,9 @@ class HistoryFeature:
 
     async def fetch(self, references: Sequence[str], *,
                     timeout: float = 60.0) -> list[HistoryEntry]:
-        """C-CH-03: retrieve the stored items of ``references`` in the server's order;
-        raises :class:`~simpleim.client.session.SessionFailed` with the SIP status."""
+        """C-CH-03: retrieve the stored items of ``references`` in the server's order (each
+        also a :class:`~simpleim.client.events.HistoryEvent`); raises
+        :class:`~simpleim.client.session.SessionFailed` with the SIP status."""
         if not references:
             raise SessionFailed(400, "no history reference given")
         ctx = self.ctx
@@ -176,7 +188,10 @@ class HistoryFeature:
             data = bytes(sink.data) if sink is not None and hasattr(sink, "data") else b""
             ctype = getattr(msg, "content_type", None) or ""
             with contextlib.suppress(SimpleImError, ValueError):
-                entries.append(decode_entry(ctype, data))
+                entry = decode_entry(ctype, data)
+                entries.append(entry)
+                ctx.emit(HistoryEvent(entry.kind, entry.sender, entry.text, entry.date,
+                                      entry.call_id, entry.message_id, entry.content_type))
 
         # §13.3.3: the items, then the server's BYE
         async with asyncio.timeout(timeout):
@@ -195,6 +210,49 @@ class HistoryFeature:
         while (msg := stream.receive_nowait()) is not None:
             take(msg)
         return entries
+
+    async def _get(self, path: str, params: dict[str, str], key: str) -> HistoryPage:
+        import aiohttp
+
+        cfg = self.ctx.config
+        if not cfg.history_url:
+            raise ConfigError("no history_url configured (the server's history HTTP "
+                              "endpoint, e.g. http://HOST:8090/history)")
+        user = cfg.aor.removeprefix("sip:").split("@", 1)[0]
+        digest = aiohttp.DigestAuthMiddleware(user, cfg.password)
+        url = cfg.history_url.rstrip("/") + path
+        try:
+            async with aiohttp.ClientSession(middlewares=(digest,)) as http, \
+                    http.get(url, params=params) as resp:
+                data = await resp.json(content_type=None)
+                status = resp.status
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise SessionFailed(503, f"history endpoint: {exc}") from exc
+        if status != 200 or not isinstance(data, dict):
+            why = data.get("error") if isinstance(data, dict) else None
+            raise SessionFailed(status if status >= 400 else 500,
+                                str(why or "history endpoint failed"))
+        rows = data.get(key)
+        nxt = data.get("next_offset")
+        return HistoryPage(tuple(r for r in rows if isinstance(r, dict))
+                           if isinstance(rows, list) else (),
+                           nxt if isinstance(nxt, int) else None)
+
+    async def histories(self, *, limit: int = 100, offset: int = 0) -> HistoryPage:
+        """The stored histories (metadata) from the HTTP endpoint, oldest first."""
+        return await self._get("", {"limit": str(limit), "offset": str(offset)},
+                               "histories")
+
+    async def search(self, *, peer: str | None = None, since: str | None = None,
+                     until: str | None = None, text: str | None = None, limit: int = 50,
+                     offset: int = 0) -> HistoryPage:
+        """Stored messages matching every given filter (HTTP endpoint), oldest first."""
+        params = {"limit": str(limit), "offset": str(offset)}
+        for name, value in (("peer", peer), ("since", since), ("until", until),
+                            ("text", text)):
+            if value:
+                params[name] = value
+        return await self._get("/search", params, "items")
 
     async def _refer(self, target: str, refer_to: str, *,
                      subscribe: bool = False) -> SipResponse:

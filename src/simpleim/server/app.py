@@ -228,7 +228,7 @@ class ImServer:
             log.info("loaded %d bindings from the store", loaded)
         if self.roles is not None:
             if self.services is not None:
-                await self.services.media.start()
+                await self.services.start()
             users = await self.roles.deferred.load()
             settings = await self.roles.settings.load()
             waiting = await self.roles.system.load()
@@ -296,7 +296,7 @@ class ImServer:
                 await asyncio.gather(task, return_exceptions=True)
         self._purge_task = self._flow_task = None
         if self.services is not None:
-            await self.services.media.close()
+            await self.services.close()
         if self.roles is not None:
             await self.roles.exploder.close()
         for task in list(self._tasks):

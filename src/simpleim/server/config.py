@@ -212,6 +212,9 @@ class ServerConfig:
     # "not enough resources" (storage full: nothing more recorded, a System Message);
     # 0: no limit.
     history_quota: int = 64 * 1024 * 1024
+    # The history HTTP endpoint (search / list / metadata, digest-authenticated against the
+    # user store): HOST:PORT, or None for off.
+    history_http_listen: str | None = None
     # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
     # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
     # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).
@@ -304,6 +307,8 @@ class ServerConfig:
             raise ConfigError(f"unknown log format {self.log_format!r}: use text or json")
         if self.metrics_listen is not None:
             parse_host_port(self.metrics_listen, 9090)
+        if self.history_http_listen is not None:
+            parse_host_port(self.history_http_listen, 8090)
         if self.flow_timer <= 0:
             raise ConfigError("flow_timer must be > 0")
         if self.default_expires <= 0:

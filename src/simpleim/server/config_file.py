@@ -21,7 +21,7 @@ Layout (docs/server.md "Configuration file" is the reference)::
     [participating]   # allow_anonymity, user_agent_allow/deny/error_info, session_max_size,
                       # session_content_types, session_msrp_only, session_timer
     [controlling]     # exploder_max_recipients, exploder_max_message, exploder_ts2
-    [history]         # quota (bytes of conversation history per user, 0: no limit)
+    [history]         # quota (bytes of history per user, 0: no limit), http_listen
     [timers]          # any field of simpleim.timers.Timers (t1, timer_c, keepalive, ...)
 
 Any other top-level key that is the name of a plain :class:`ServerConfig` field (a string,
@@ -69,7 +69,7 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "controlling": {"exploder_max_recipients": "exploder_max_recipients",
                     "exploder_max_message": "exploder_max_message",
                     "exploder_ts2": "exploder_ts2"},
-    "history": {"quota": "history_quota"},
+    "history": {"quota": "history_quota", "http_listen": "history_http_listen"},
 }
 # top-level names that differ from the field (the flag's name)
 _ALIASES = {"db": "db_url", "alias": "aliases"}

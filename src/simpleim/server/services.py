@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from simpleim.errors import ProtocolError, StorageError
-from simpleim.server.auth import UserDirectory
+from simpleim.server.auth import Authenticator, UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
-from simpleim.server.config import ServerConfig
+from simpleim.server.config import ServerConfig, parse_host_port
 from simpleim.server.controlling import ExploderLimits, PagerExploder
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
 from simpleim.server.history import (
@@ -34,6 +34,7 @@ from simpleim.server.history import (
     RecordOutcome,
     SessionRecorder,
 )
+from simpleim.server.history.http import HistoryHttpServer, HttpAuthResult
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import BindingStore, LocationService, aor_key
 from simpleim.server.media import (
@@ -267,6 +268,37 @@ class RoleServices:
             config.domain, session_expires=int(config.timers.session_expires),
             min_se=int(config.timers.min_se), bye_timeout=config.timers.timer_f))
         self.roles = build_roles(config, role_store, self, clock, self.media)
+        #: the history HTTP endpoint (``history_http_listen``) and its bound address
+        self.history_http: HistoryHttpServer | None = None
+        self.history_http_addr: tuple[str, int] | None = None
+        self._http_auth = Authenticator(config.auth_realm, role_store,
+                                        algorithms=config.auth_algorithms)
+
+    async def start(self) -> None:
+        """Open the server media (MSRP) and the history HTTP endpoint when configured."""
+        await self.media.start()
+        listen = self.config.history_http_listen
+        if listen is not None:
+            http = HistoryHttpServer(self.roles.history, self.http_auth, self.config.domain)
+            host, port = parse_host_port(listen, 8090)
+            self.history_http_addr = await http.start(host, port)
+            self.history_http = http
+            log.info("history HTTP endpoint on http://%s:%d/history",
+                     *self.history_http_addr)
+
+    async def close(self) -> None:
+        if self.history_http is not None:
+            await self.history_http.close()
+            self.history_http = None
+        await self.media.close()
+
+    async def http_auth(self, method: str, values: Sequence[str]) -> HttpAuthResult:
+        """HTTP digest (RFC 7616) against the user store, the SIP realm and algorithms."""
+        decision = await self._http_auth.check(method, values, proxy=False)
+        if decision.ok and decision.username:
+            return HttpAuthResult(decision.username)
+        return HttpAuthResult(None, decision.status if decision.status != 400 else 401,
+                              decision.headers)
 
     def served_user(self, req: SipRequest, auth_user: str | None) -> str | None:
         """The AOR of the served user who sent ``req`` (§5.1: the authenticated

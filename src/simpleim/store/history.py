@@ -233,8 +233,9 @@ class HistoryRepository:
         return count
 
     async def search(self, query: HistoryQuery) -> list[tuple[HistoryRecord, HistoryItem]]:
-        """Items of ``query.owner`` matching it, oldest first, one page."""
-        where = ["i.owner = ?"]
+        """Messages of ``query.owner`` matching it (not the session headers), oldest
+        first, one page."""
+        where = ["i.owner = ?", "i.kind <> 'sipfrag'"]
         params: list[Any] = [query.owner]
         if query.peer:
             where.append("LOWER(h.peer) LIKE ? ESCAPE '\\'")
