@@ -54,6 +54,9 @@ async def test_cli_history_on_list_search_show_delete(tmp_path: Path) -> None:
         assert item["kind"] == "message" and item["text"] == "are you there?"
         assert item["sender"] == f"sip:alice@{DOMAIN}" and item["date"]
         code, out, err = await _simpleim(tmp_path, "carol", port, "history", "delete",
+                                         refs[0], "nosuch")
+        assert code != 0 and f"not deleted {refs[0]} (404)" in out, err   # all or nothing
+        code, out, err = await _simpleim(tmp_path, "carol", port, "history", "delete",
                                          refs[0])
         assert code == 0 and f"deleted {refs[0]} (200)" in out, err
         code, out, err = await _simpleim(tmp_path, "carol", port, "history", "delete",

@@ -72,6 +72,9 @@ async def test_history_store_roundtrip_search_and_delete(store: Store) -> None:
     items = await repo.items("h1")
     assert [i.text for i in items] == ["Hello Bob", "see you at 100% noon"]
     assert items[0].headers == (("To-Path", "msrp://x"),) and items[0].content == b"Hello Bob"
+    # paged reading (retrieval of a large history)
+    assert [i.seq for i in await repo.items("h1", limit=1)] == [1]
+    assert [i.seq for i in await repo.items("h1", after=1, limit=5)] == [2]
     assert await repo.usage(owner) == sum(i.size for i in items) \
         + (await repo.items("h2"))[0].size
     found = await repo.search(HistoryQuery(owner, text="HELLO"))
@@ -141,6 +144,7 @@ async def test_pager_recorded_by_setting_retrieved_and_deleted(tmp_path: Path,
         assert b"MESSAGE sip:bob@" in item.content and b"\r\nVia:" not in item.content
 
         refs = [f"{h.id}@{DOMAIN}" for h in bob_h]
+        alice_refs = [f"{h.id}@{DOMAIN}" for h in alice_h]
         # CH-09: the XDMS's history metadata (HistoryMetadata of server/xdm) from the store
         assert srv.roles is not None
         meta = await srv.roles.xdm.history.history_entries(f"bob@{DOMAIN}")
@@ -183,10 +187,18 @@ async def test_pager_recorded_by_setting_retrieved_and_deleted(tmp_path: Path,
         assert "127" in (refused.headers.get("Warning") or "")
         assert await bob.history.delete([refs[0]]) == [200]
         assert [h.id for h in await history.of(f"bob@{DOMAIN}")] == [bob_h[1].id]
+        # several in one REFER (§13.1.6, RFC 5368): all of them must be bob's
+        assert await bob.history.delete_many([refs[1], alice_refs[0]]) == 403
+        multi = b_wire.requests("REFER")[-1]
+        assert (multi.headers.get("Refer-To") or "").startswith("<cid:")
+        assert multi.headers.get("Require") == "multiple-refer"
+        assert multi.content_type == "application/resource-lists+xml"
+        assert refs[1].encode() in multi.body
+        assert await alice.history.delete_many(alice_refs) == 200
+        assert await history.of(f"alice@{DOMAIN}") == []
         assert await bob.history.delete(["nosuch"]) == [404]
         # everything: Refer-To sip:History@DOMAIN (§13.1.7)
         assert await alice.history.delete_all() == 200
-        assert await history.of(f"alice@{DOMAIN}") == []
         assert len(await history.of(f"bob@{DOMAIN}")) == 1
         with pytest.raises(SessionFailed) as failed:
             await bob.history.fetch([refs[0]])

@@ -9,7 +9,8 @@
 * ``history show REF...``: retrieve the histories over SIP/MSRP (INVITE to
   ``sip:History@DOMAIN``, §13.1.3) and print each item; ``history fetch REF...`` prints them
   as JSON lines (kind, sender, date, call_id, message_id, content_type, text).
-* ``history delete REF...`` / ``history delete --all``: REFER to ``sip:Delete@DOMAIN``.
+* ``history delete REF...`` / ``history delete --all``: REFER to ``sip:Delete@DOMAIN`` (several
+  references: one REFER with their resource-lists, multiple-refer, all or nothing).
 
 Recording a running chat on demand is ``/record start [NAME]`` / ``/record stop`` inside
 ``simpleim chat`` (a REFER needs the live session).  Exit codes are those of the other
@@ -87,7 +88,12 @@ def run_history_delete(args: argparse.Namespace) -> int:
         else:
             if not args.refs:
                 return _fail("history delete", 2, "give history references or --all")
-            statuses, names = await account.history.delete(args.refs), list(args.refs)
+            if len(args.refs) > 1:
+                # §13.1.6: several in one REFER (multiple-refer); all or nothing
+                status = await account.history.delete_many(args.refs)
+                statuses, names = [status] * len(args.refs), list(args.refs)
+            else:
+                statuses, names = await account.history.delete(args.refs), list(args.refs)
         code = 0
         for name, status in zip(names, statuses, strict=True):
             ok = 200 <= status < 300

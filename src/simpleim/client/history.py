@@ -273,6 +273,24 @@ class HistoryFeature:
         return [(await self._refer(delete_uri, self.reference_uri(r))).status
                 for r in references]
 
+    async def delete_many(self, references: Sequence[str]) -> int:
+        """C-CH-05 (§13.1.6): one REFER for several histories - a resource-lists body with
+        their references, Refer-To a ``cid:`` pointing at it, ``Require: multiple-refer``
+        and ``Refer-Sub: false`` (RFC 5368, RFC 4488); its final status."""
+        cfg = self.ctx.config
+        doc = ResourceLists((ResourceList(tuple(Entry(self.reference_uri(r))
+                                                for r in references)),))
+        cid = f"{new_tag()}@{self.ctx.host}"
+        req = build_request(
+            "REFER", target=f"sip:Delete@{cfg.domain}", from_uri=cfg.uri, from_tag=new_tag(),
+            call_id=new_call_id(self.ctx.host), contact=self.ctx.contact,
+            accept_contact=f"*;{SIP_IM}", body=doc.to_bytes(),
+            content_type="application/resource-lists+xml",
+            extra=(("Refer-To", f"<cid:{cid}>"), ("Refer-Sub", "false"),
+                   ("Require", "multiple-refer"), ("Content-ID", f"<{cid}>"),
+                   ("Content-Disposition", "recipient-list")))
+        return (await self.ctx.ua.request(req)).status
+
     async def delete_all(self) -> int:
         """§13.1.7: Refer-To sip:History@DOMAIN deletes every stored history."""
         resp = await self._refer(f"sip:Delete@{self.ctx.config.domain}", self.service_uri)

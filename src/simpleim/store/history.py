@@ -181,6 +181,18 @@ class HistoryRepository:
             ("UPDATE history SET size = size + ? WHERE id = ?", (item.size, item.history)),
         ])
 
+    async def append_many(self, items: Sequence[HistoryItem]) -> None:
+        """Add items of one history in one transaction (bulk import, benchmarks)."""
+        if not items:
+            return
+        size = sum(i.size for i in items)
+        steps: list[Statement] = [
+            (f"INSERT INTO history_items ({_I_COLUMNS}) VALUES "
+             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _item_row(i)) for i in items]
+        steps.append(("UPDATE history SET size = size + ? WHERE id = ?",
+                      (size, items[0].history)))
+        await self._db.execute(steps)
+
     async def finish(self, history_id: str, ended_at: float) -> None:
         """A recorded session ended (§13.2.7)."""
         await self._db.execute([(
@@ -199,11 +211,20 @@ class HistoryRepository:
             "ORDER BY started_at, id LIMIT ? OFFSET ?", (owner, int(limit), int(offset)))
         return [_record(r) for r in rows]
 
-    async def items(self, history_id: str) -> list[HistoryItem]:
-        """The items of one history in arrival order."""
-        rows = await self._db.fetch(
-            f"SELECT {_I_COLUMNS} FROM history_items WHERE history = ? ORDER BY seq, id",
-            (history_id,))
+    async def items(self, history_id: str, *, after: int | None = None,
+                    limit: int | None = None) -> list[HistoryItem]:
+        """The items of one history in arrival order; ``after``: only those with a larger
+        ``seq`` (the next page), ``limit``: at most that many."""
+        sql = f"SELECT {_I_COLUMNS} FROM history_items WHERE history = ?"
+        params: list[Any] = [history_id]
+        if after is not None:
+            sql += " AND seq > ?"
+            params.append(int(after))
+        sql += " ORDER BY seq, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        rows = await self._db.fetch(sql, params)
         return [_item(r) for r in rows]
 
     async def usage(self, owner: str) -> int:

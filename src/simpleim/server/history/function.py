@@ -66,6 +66,8 @@ log = logging.getLogger("simpleim.server.history")
 HISTORY_USER = "History"
 #: what a retrieval session sends (§13.3.3): the answer's accept-types
 DELIVERY_TYPES = ("multipart/mixed", "message/msrp", "message/sipfrag", "message/sip")
+#: items read from the store at a time while a history is delivered
+RETRIEVAL_PAGE = 500
 STORAGE_FULL_TEXT = ("Your conversation history storage is full: new messages and "
                      "sessions are not recorded until you delete stored history.")
 
@@ -259,10 +261,17 @@ class HistoryFunction:
         sent = 0
         try:
             for record in records:
-                for item in await self.repo.items(record.id):
-                    body, ctype = delivery(item)
-                    await session.send(body, ctype)
-                    sent += 1
+                after: int | None = None
+                while True:
+                    # a page at a time: a large history is never held in memory whole
+                    page = await self.repo.items(record.id, after=after, limit=RETRIEVAL_PAGE)
+                    for item in page:
+                        body, ctype = delivery(item)
+                        await session.send(body, ctype)
+                        sent += 1
+                    if len(page) < RETRIEVAL_PAGE:
+                        break
+                    after = page[-1].seq
         except MediaError as exc:
             log.info("history delivery to %s stopped after %d items: %s", requester, sent,
                      exc)
