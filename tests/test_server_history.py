@@ -427,3 +427,27 @@ async def test_history_http_search_with_digest(tmp_path: Path, store_url: str) -
         async with aiohttp.ClientSession(middlewares=(digest,)) as http, \
                 http.get(f"{base}/search", params={"text": "lunch"}) as resp:
             assert resp.status == 200 and (await resp.json())["items"] == []
+
+
+async def test_large_message_recorded_by_the_pager_setting(tmp_path: Path) -> None:
+    """A Large Message Mode session (§9) through the B2BUA is recorded by the pager-large-mode
+    setting (not session-mode) and delivered as multipart/mixed with message/msrp
+    (§13.3.3.1)."""
+    async with pair(tmp_path, pf_media="b2bua") as (srv, alice, bob, _a, _b):
+        await bob.settings.publish(ServiceSettings(history_pager=True))
+        text = "large " + "x" * 3000
+        await alice.pager.send("bob", text)
+        await _got(bob, text)
+        history = _store(srv).history
+
+        async def ended() -> bool:
+            found = await history.of(f"bob@{DOMAIN}")
+            return len(found) == 1 and found[0].ended_at is not None
+
+        await wait_until(ended)
+        (rec,) = await history.of(f"bob@{DOMAIN}")
+        assert rec.kind is HistoryKind.LARGE and rec.direction == "in"
+        entries = await bob.history.fetch([f"{rec.id}@{DOMAIN}"])
+        (large,) = [e for e in entries if e.kind == "large"]
+        assert large.text == text and large.content_type.startswith("multipart/mixed")
+        assert b"Content-Type: message/msrp" in large.raw

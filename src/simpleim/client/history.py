@@ -57,7 +57,8 @@ DELIVERY_TYPES = ("multipart/mixed", "message/msrp", "message/sipfrag", "message
 class HistoryEntry:
     """One delivered history item."""
 
-    kind: str             # "message" (pager), "send" (session message), "headers" (sipfrag)
+    kind: str             # "message" (pager), "large" (large message), "send" (session
+    #                       message), "headers" (INVITE / 200 / BYE headers, sipfrag)
     sender: str           # From of the MESSAGE / CPIM From of the SEND ("" when unknown)
     text: str             # the message text (CPIM unwrapped), or the sipfrag lines
     date: str             # the server's receive timestamp (Date) or the CPIM DateTime
@@ -117,7 +118,13 @@ def decode_entry(content_type: str, body: bytes) -> HistoryEntry:
     base = mt.mime
     if base == "multipart/mixed" and mt.boundary:
         for part in parse_multipart(body, mt.boundary):
-            if (part.content_type or "").split(";", 1)[0].strip().lower() != "message/sip":
+            part_type = (part.content_type or "").split(";", 1)[0].strip().lower()
+            if part_type == "message/msrp":
+                # a large message (§13.3.3.1: the stored SEND as message/msrp)
+                found = decode_entry("message/msrp", part.body)
+                return HistoryEntry("large", found.sender, found.text, found.date, "",
+                                    found.message_id, content_type, body)
+            if part_type != "message/sip":
                 continue
             msg = parse_message(part.body)
             if not isinstance(msg, SipRequest):

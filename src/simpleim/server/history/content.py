@@ -166,12 +166,16 @@ def _dated(stored: bytes, received_at: float) -> bytes:
     return head + f"\r\nDate: {http_date(received_at)}".encode("ascii") + sep + body
 
 
-def delivery(item: HistoryItem) -> tuple[bytes, str]:
-    """§13.3.3: the (body, Content-Type) of the MSRP SEND that delivers ``item``."""
+def delivery(item: HistoryItem, *, pager: bool = False) -> tuple[bytes, str]:
+    """§13.3.3: the (body, Content-Type) of the MSRP SEND that delivers ``item``: a pager or
+    large message (``pager``, §13.3.3.1) as multipart/mixed with a message/sip or
+    message/msrp part, a session's SEND (§13.3.3.2) as message/msrp."""
     if item.kind is ItemKind.MESSAGE:
         part = MultipartPart.create("message/sip", _dated(item.content, item.received_at))
         return build_multipart([part])
     if item.kind is ItemKind.SEND:
+        if pager:
+            return build_multipart([MultipartPart.create("message/msrp", _msrp_send(item))])
         return _msrp_send(item), "message/msrp"
     return item.content, "message/sipfrag"
 

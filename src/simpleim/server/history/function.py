@@ -266,7 +266,8 @@ class HistoryFunction:
                     # a page at a time: a large history is never held in memory whole
                     page = await self.repo.items(record.id, after=after, limit=RETRIEVAL_PAGE)
                     for item in page:
-                        body, ctype = delivery(item)
+                        body, ctype = delivery(item, pager=record.kind is not
+                                               HistoryKind.SESSION)
                         await session.send(body, ctype)
                         sent += 1
                     if len(page) < RETRIEVAL_PAGE:

@@ -40,6 +40,9 @@ __all__ = ["RecordOutcome", "RoomSource", "SessionRecorder", "session_key"]
 
 log = logging.getLogger("simpleim.server.history")
 
+#: OMA SIMPLE IM §9.1.1.2: the feature tag of a Large Message Mode INVITE
+LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
+
 
 class RoomSource(Protocol):
     """Where the live media rooms are (the PF B2BUA's ``rooms``; a focus later)."""
@@ -92,6 +95,11 @@ def session_key(refer_to: str) -> tuple[str | None, str | None]:
     return text.removeprefix("sip:").removeprefix("sips:"), method
 
 
+def is_large(invite: SipRequest) -> bool:
+    """A Large Message Mode session (OMA SIMPLE IM §9.1.1.2: the large-message tag)."""
+    return any(LARGE_MESSAGE_TAG in v.lower() for v in invite.headers.get_all("Accept-Contact"))
+
+
 def _leg_aor(leg: Leg) -> str | None:
     try:
         return aor_of(parse_uri(leg.session.peer))
@@ -122,11 +130,13 @@ class SessionRecorder:
         return [a for a in (_leg_aor(leg) for leg in room.legs) if a]
 
     async def _begin(self, room: Room, owner: str, filename: str | None) -> _Recording | None:
-        """§13.2.3 step 5: a new session history with the INVITE and 200 headers."""
+        """§13.2.3 step 5: a new session (or large message) history with the INVITE and
+        200 headers."""
         legs = room.legs
         if not legs:
             return None
         first = legs[0].session
+        kind = HistoryKind.LARGE if is_large(first.request) else HistoryKind.SESSION
         now = self._fn_clock()
         hid = new_id()
         peers = [a for a in self.parties(room) if a != owner]
@@ -137,8 +147,10 @@ class SessionRecorder:
         if not await self._fn.has_room(owner, sum(i.size for i in items)):
             return None
         subject = (first.request.headers.get("Subject") or "")[:200]
-        record = HistoryRecord(hid, owner, HistoryKind.SESSION, ", ".join(peers) or "",
-                               subject, filename or f"session-{hid[:8]}", first.call_id, now)
+        record = HistoryRecord(hid, owner, kind, ", ".join(peers) or "", subject,
+                               filename or f"{kind.value}-{hid[:8]}", first.call_id, now,
+                               direction="" if kind is HistoryKind.SESSION else
+                               ("out" if _leg_aor(legs[0]) == owner else "in"))
         await self._fn.repo.create(record, items)
         recording = _Recording(hid, owner, first.request)
         self._state(room).recordings[owner] = recording
@@ -209,8 +221,23 @@ class SessionRecorder:
         state = self._rooms.get(room)
         if state is not None and any(not r.stopped for r in state.recordings.values()):
             return True
+        return bool(self._by_setting(room))
+
+    def _by_setting(self, room: Room) -> list[str]:
+        """CH-00 method 1: the parties whose hist-activation covers this room - the
+        pager-large-mode setting for a large message session (§9, Accept-Contact
+        +g.oma.sip-im.large-message), the session-mode setting otherwise."""
+        legs = room.legs
+        if not legs:
+            return []
+        large = is_large(legs[0].session.request)
         now = self._fn_clock()
-        return any(self._fn.settings(a, now).history_session for a in self.parties(room))
+        out = []
+        for aor in self.parties(room):
+            settings = self._fn.settings(aor, now)
+            if settings.history_pager if large else settings.history_session:
+                out.append(aor)
+        return out
 
     async def record(self, sender: Leg, message: MediaMessage) -> None:
         """Store ``message`` for every owner recording its room (§13.2.3 steps 3, 6).  The
@@ -224,10 +251,8 @@ class SessionRecorder:
         state = self._state(room)
         if not state.checked:
             state.checked = True
-            now = self._fn_clock()
-            for aor in self.parties(room):
-                if aor not in state.recordings \
-                        and self._fn.settings(aor, now).history_session:
+            for aor in self._by_setting(room):
+                if aor not in state.recordings:
                     await self._begin(room, aor, None)
         author = _leg_aor(sender)
         for recording in list(state.recordings.values()):
