@@ -73,6 +73,12 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
              "(default: off; e.g. 127.0.0.1:9090)",
     )
     parser.add_argument(
+        "--xcap", default=None, metavar="HOST:PORT",
+        help="serve XDM documents over XCAP (RFC 4825: groups, resource lists, deferred "
+             "and history metadata) on HTTP HOST:PORT under /xcap-root, with digest "
+             "authentication against the user store (default: off; e.g. 127.0.0.1:8080)",
+    )
+    parser.add_argument(
         "--msrp-listen", default=None, metavar="HOST:PORT|auto|off",
         help="MSRP listener of the sessions the server is an endpoint of (PF B2BUA, "
              "deferred push...); auto (default): the first --listen address, port + 1 "
@@ -171,6 +177,7 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
     simple = {"domain": "domain", "db": "db_url", "tls_cert": "tls_cert",
               "tls_key": "tls_key", "log_level": "log_level", "log_format": "log_format",
               "log_file": "log_file", "metrics": "metrics_listen", "realm": "realm",
+              "xcap": "xcap_listen",
               "min_expires": "min_expires", "max_expires": "max_expires",
               "msrp_listen": "msrp_listen", "pf_media": "pf_media"}
     simple.update({name: name for _, _, name, _ in _LIMIT_FLAGS})

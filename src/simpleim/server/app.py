@@ -49,6 +49,7 @@ from simpleim.server.roles import Reply
 from simpleim.server.routing import Role, Side, select_role, service_role
 from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
+from simpleim.server.xdm.http import XCAP_ROOT, XcapServer
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
 from simpleim.sip.outbound import FlowWatch
 from simpleim.sip.session_timer_proxy import proxy_response
@@ -812,17 +813,26 @@ async def serve(
         metrics = ServerMetrics() if config.metrics_listen else None
         server = ImServer(config, store, ssl_server=ssl_server, metrics=metrics)
         ops: OpsHttpServer | None = None
+        xcap: XcapServer | None = None
         try:
             bound = await server.start()
             if metrics is not None and config.metrics_listen:
                 ops = OpsHttpServer(metrics.registry, server.health)
                 host, port = parse_host_port(config.metrics_listen, 9090)
                 ops_addr = await ops.start(host, port)
+            if config.xcap_listen and server.roles is not None:
+                xcap = XcapServer(server.roles.xdm, config.domain, server.auth,
+                                  max_document=config.xcap_max_document)
+                host, port = parse_host_port(config.xcap_listen, 0)
+                xcap_addr = await xcap.start(host, port)
         except OSError as exc:
             hint = (" (another server on that port? choose one with --listen HOST:PORT)"
                     if exc.errno == errno.EADDRINUSE else "")
             print(f"simpleim server: cannot listen on {exc.strerror or exc}{hint}",
                   file=sys.stderr)
+            for http in (ops, xcap):
+                if http is not None:
+                    await http.close()
             await server.close()
             return 1
         stop = stop or asyncio.Event()
@@ -839,14 +849,17 @@ async def serve(
         line = server.ready_line(bound)
         if ops is not None:
             line += f" metrics=http://{_http_host(ops_addr[0])}:{ops_addr[1]}/metrics"
+        if xcap is not None:
+            line += f" xcap=http://{_http_host(xcap_addr[0])}:{xcap_addr[1]}{XCAP_ROOT}"
         if ready is not None:
             ready(line)
         else:
             print(line, flush=True)
         await stop.wait()
         log.info("shutting down")
-        if ops is not None:
-            await ops.close()
+        for http in (ops, xcap):
+            if http is not None:
+                await http.close()
         await server.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -6,7 +6,8 @@ document namespace, whether users write them, and their schema / uniqueness chec
 * ``org.openmobilealliance.groups``: users (pre-defined groups, checklist §31);
 * ``org.openmobilealliance.group-usage-list``: users (``<imusage>``, Appendix Q);
 * ``org.openmobilealliance.deferred-list``: the server (§12.1.2, Appendix J);
-* ``org.openmobilealliance.conv-history``: the server (§13.1.4).
+* ``org.openmobilealliance.conv-history``: the server (§13.1.4);
+* ``org.openmobilealliance.xcap-directory``: the server (the documents of a user).
 
 The MIME types are in :data:`USAGES`.
 """
@@ -30,6 +31,7 @@ from simpleim.server.xdm.xmldoc import local_name
 __all__ = [
     "AUID_CONV_HISTORY",
     "AUID_DEFERRED",
+    "AUID_DIRECTORY",
     "AUID_GROUPS",
     "AUID_GROUP_USAGE",
     "AUID_RESOURCE_LISTS",
@@ -38,6 +40,7 @@ __all__ = [
     "HISTORY_LIST_NS",
     "USAGES",
     "XCAP_CAPS_NS",
+    "XCAP_DIRECTORY_NS",
     "check_resource_lists",
 ]
 
@@ -47,6 +50,8 @@ AUID_GROUPS = "org.openmobilealliance.groups"
 AUID_GROUP_USAGE = "org.openmobilealliance.group-usage-list"
 AUID_DEFERRED = "org.openmobilealliance.deferred-list"
 AUID_CONV_HISTORY = "org.openmobilealliance.conv-history"
+AUID_DIRECTORY = "org.openmobilealliance.xcap-directory"
+XCAP_DIRECTORY_NS = "urn:oma:xml:xdm:xcap-directory"
 XCAP_CAPS_NS = "urn:ietf:params:xml:ns:xcap-caps"
 HISTORY_LIST_NS = "urn:oma:xml:history-list"
 
@@ -153,5 +158,7 @@ USAGES: Mapping[str, AppUsage] = {
                  False, document="deferred-list"),
         AppUsage(AUID_CONV_HISTORY, "application/vnd.oma.im.history-list+xml",
                  HISTORY_LIST_NS, False, document="conv-history"),
+        AppUsage(AUID_DIRECTORY, "application/vnd.oma.xcap-directory+xml", XCAP_DIRECTORY_NS,
+                 False, document="directory.xml"),
     )
 }
