@@ -7,6 +7,8 @@ deferred messages (OMA SIMPLE IM §12.1) and of the IM service settings (§5.2.4
 * ``deferred delete ID...`` / ``deferred delete --all``: REFER to ``sip:Delete@DOMAIN``;
   exit 0 when every one was deleted, else the exit code of the first failure (403: not
   ours, 404: no such message).
+* ``deferred list``: the metadata of the stored messages over XCAP (§12.1.2, Appendix J;
+  :mod:`simpleim.cli.xcap_cmds`).
 * ``settings set [--offline-delivery on|off] [--bar-sessions on|off] [--bar-messages on|off]
   [--invisible on|off] [--history-sessions on|off] [--history-messages on|off]``: PUBLISH
   the settings (options not given keep what was last published from this account, kept in
@@ -26,6 +28,7 @@ from dataclasses import replace
 
 from simpleim.cli.client import _EPILOG, _common
 from simpleim.cli.client_run import _fail, _run, exit_code_for
+from simpleim.cli.xcap_cmds import add_deferred_list
 from simpleim.client.account import Account
 from simpleim.client.events import MessageEvent
 from simpleim.content.poc_settings import ServiceSettings
@@ -161,6 +164,7 @@ def add_deferred_commands(
     p.add_argument("ids", nargs="*", metavar="ID", help="Message-ID (sip:ID@DOMAIN or ID)")
     p.add_argument("--all", action="store_true", help="every stored message")
     p.set_defaults(func=run_deferred_delete)
+    add_deferred_list(dsub)  # deferred list: the metadata over XCAP (§12.1.2)
 
     settings = subparsers.add_parser("settings", help="IM service settings (PUBLISH)")
     ssub = settings.add_subparsers(dest="settings_action", metavar="ACTION", required=True)

@@ -19,6 +19,7 @@ _OPTIONAL_COMMANDS = (
     ("simpleim.cli.admin", "add_admin_commands"),
     ("simpleim.cli.deferred_cmds", "add_deferred_commands"),
     ("simpleim.cli.history_cmds", "add_history_commands"),
+    ("simpleim.cli.xcap_cmds", "add_xcap_commands"),
 )
 
 

@@ -84,6 +84,9 @@ class ClientConfig:
     tls_insecure: bool = False                # do not verify the proxy's certificate (tests)
     tls_cert: str | None = None               # PEM chain + key: MSRP over TLS (msrps listener)
     tls_key: str | None = None                #   when the signalling is TLS (RFC 4975 §6)
+    #: the XCAP root of the user's XDM documents (RFC 4825 §6.1), e.g.
+    #: ``http://im.example.com:8080/xcap-root`` (``simpleim xcap|group|deferred list``)
+    xcap_root: str | None = None
     #: Sources besides the proxy flow whose SIP requests are accepted: "host", "host:port",
     #: or "*" for any (a client used without a proxy).  Issue 7 item 17.
     trusted_sources: tuple[str, ...] = ()
