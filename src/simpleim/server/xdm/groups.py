@@ -155,10 +155,11 @@ def check_group_document(root: etree._Element) -> list[str]:
             member = entry.get("uri")
             if not member:
                 raise _schema("<entry> needs a uri attribute")
-            if normalize_uri(member) in seen:
+            key = normalize_uri(member)
+            if key in seen:
                 raise XcapError(f"{member} is listed twice", condition="uniqueness-failure",
                                 field="group/list-service/list/entry/@uri")
-            seen.add(normalize_uri(member))
+            seen.add(key)
         for ruleset in _children(service, "ruleset"):
             ids = [r.get("id") for r in _children(ruleset, "rule")]
             if any(not i for i in ids):

@@ -91,7 +91,7 @@ def local_name(element: etree._Element) -> str:
     tag = element.tag
     if not isinstance(tag, str):
         return ""
-    return etree.QName(tag).localname
+    return tag.rpartition("}")[2]  # Clark notation: {namespace}local
 
 
 def text_of(element: etree._Element | None) -> str:
