@@ -325,6 +325,23 @@ async def test_authentication_and_other_users_trees(xcap: Xcap) -> None:
             assert r.status == 405 and r.headers["Allow"] == "GET"
 
 
+async def test_failed_authentications_lock_the_source_out(xcap: Xcap) -> None:
+    """The SIP core's lockout (10 failures per source in 60 s) covers XCAP: then 403 with
+    Retry-After, even for the right password."""
+    async with session(password="wrong") as http:
+        statuses = []
+        for _ in range(11):
+            async with http.get(xcap.doc()) as r:
+                statuses.append(r.status)
+        # at most 10 failed attempts (aiohttp may answer one challenge twice) then 403 only
+        first = statuses.index(403)
+        assert 5 <= first <= 10 and set(statuses[:first]) == {401}
+        assert set(statuses[first:]) == {403}
+        assert int(r.headers["Retry-After"]) > 0
+    async with session() as http, http.get(xcap.doc()) as r:
+        assert r.status == 403
+
+
 async def test_groups_over_xcap_and_the_group_directory(xcap: Xcap) -> None:
     async with XcapClient(xcap.root, "alice@example.com", "alicepw") as alice:
         spec = GroupSpec("friends", "sip:friends@example.com", members=(

@@ -822,7 +822,8 @@ async def serve(
                 ops_addr = await ops.start(host, port)
             if config.xcap_listen and server.roles is not None:
                 xcap = XcapServer(server.roles.xdm, config.domain, server.auth,
-                                  max_document=config.xcap_max_document)
+                                  max_document=config.xcap_max_document,
+                                  guard=server.auth_guard)
                 host, port = parse_host_port(config.xcap_listen, 0)
                 xcap_addr = await xcap.start(host, port)
         except OSError as exc:

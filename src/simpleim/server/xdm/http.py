@@ -20,6 +20,7 @@ Change notification (xcap-diff, RFC 5875) is not offered: clients re-read with
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -30,6 +31,7 @@ from lxml import etree
 
 from simpleim.errors import StorageError, XcapError
 from simpleim.server.auth import AuthDecision
+from simpleim.server.guard import AuthGuard
 from simpleim.server.xdm.api import GLOBAL_OWNER, DocumentRef, XdmDocument, normalize_uri
 from simpleim.server.xdm.documents import check_preconditions
 from simpleim.server.xdm.function import XdmFunction
@@ -118,10 +120,12 @@ class XcapServer:
     ``--no-auth``): every request acts as the owner of the tree it names."""
 
     def __init__(self, xdm: XdmFunction, domain: str, auth: HttpAuthenticator | None, *,
-                 max_document: int = 1024 * 1024) -> None:
+                 max_document: int = 1024 * 1024, guard: AuthGuard | None = None) -> None:
         self._xdm = xdm
         self._domain = domain
         self._auth = auth
+        # the SIP core's failed-authentication lockouts apply to XCAP too (same passwords)
+        self._guard = guard
         self._max = max_document
         self._runner: web.AppRunner | None = None
         app = web.Application(client_max_size=max_document)
@@ -173,9 +177,21 @@ class XcapServer:
         """The authenticated user name, a 401/400 response, or None without auth."""
         if self._auth is None:
             return None
-        decision = await self._auth.check(request.method,
-                                          request.headers.getall("Authorization", []),
-                                          proxy=False)
+        host = request.remote or ""
+        guard = self._guard
+        left = guard.locked_source(host) if guard is not None else 0.0
+        if left <= 0:
+            decision = await self._auth.check(request.method,
+                                              request.headers.getall("Authorization", []),
+                                              proxy=False)
+            if guard is not None and decision.username:
+                left = guard.locked_user(decision.username)
+        if left > 0:
+            # a locked-out source or user gets 403 whatever it sends (no more guesses)
+            return web.Response(status=403, text="too many failed authentications\n",
+                                headers={"Retry-After": str(math.ceil(left))})
+        if guard is not None and decision.failed:
+            guard.failure(host, 0, "http", decision.username, request.method)
         if decision.ok and decision.username:
             return decision.username
         headers = [(k, v) for k, v in decision.headers]
