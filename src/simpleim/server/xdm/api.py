@@ -18,8 +18,8 @@ Provided to ``server/xdm`` by other roles (wired in
   as :class:`HistoryEntry` items (§12.1.2, Appendix J), served read-only as the
   ``history-list`` document of ``org.openmobilealliance.deferred-list``.
 * :class:`HistoryMetadata` — the Conversation History Function's recorded items (§13.1.4,
-  §13.3.2), served read-only as ``org.openmobilealliance.conv-history``.  Until that role
-  exists, :class:`NoHistory` serves an empty ``history-list``.
+  §13.3.2), served read-only as ``org.openmobilealliance.conv-history`` (``server/history``
+  provides it; :class:`NoHistory` is the empty one, for a server without that role).
 
 Nothing here does I/O; the types are frozen dataclasses.
 """
