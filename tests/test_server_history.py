@@ -451,3 +451,26 @@ async def test_large_message_recorded_by_the_pager_setting(tmp_path: Path) -> No
         (large,) = [e for e in entries if e.kind == "large"]
         assert large.text == text and large.content_type.startswith("multipart/mixed")
         assert b"Content-Type: message/msrp" in large.raw
+
+
+async def test_history_http_failed_authentications_lock_the_source_out(tmp_path: Path) -> None:
+    """Password guessing at the history endpoint counts like SIP failures (issue 7 item 6)."""
+    import aiohttp
+
+    from client_helpers import PASSWORDS
+
+    async with pair(tmp_path, history_http_listen="127.0.0.1:0",
+                    auth_max_failures_source=2) as (srv, _alice, _bob, _a, _b):
+        assert srv.services is not None and srv.services.history_http_addr is not None
+        host, port = srv.services.history_http_addr
+        url = f"http://{host}:{port}/history"
+        for _ in range(2):
+            wrong = aiohttp.DigestAuthMiddleware("bob", "not-the-password")
+            async with aiohttp.ClientSession(middlewares=(wrong,)) as http, \
+                    http.get(url) as resp:
+                assert resp.status == 401
+        right = aiohttp.DigestAuthMiddleware("bob", PASSWORDS["bob"])
+        async with aiohttp.ClientSession(middlewares=(right,)) as http, \
+                http.get(url) as resp:
+            # locked out: even the right password gets 403 with Retry-After
+            assert resp.status == 403 and int(resp.headers["Retry-After"]) > 0

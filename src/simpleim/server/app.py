@@ -213,7 +213,7 @@ class ImServer:
         if role_store is not None:
             self.services = RoleServices(config, self.endpoint, self.location, self.proxy,
                                          self.identity, core_store, role_store, self._spawn,
-                                         clock)
+                                         clock, guard=self.auth_guard)
             self.roles = self.services.roles
         self.tx_log = TransactionLog()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -26,6 +27,7 @@ from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig, parse_host_port
 from simpleim.server.controlling import ExploderLimits, PagerExploder
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
+from simpleim.server.guard import AuthGuard
 from simpleim.server.history import (
     HISTORY_USER,
     HistoryConfig,
@@ -256,7 +258,7 @@ class RoleServices:
     def __init__(self, config: ServerConfig, endpoint: SipEndpoint, location: LocationService,
                  proxy: Proxy, identity: LocalIdentity, store: CoreStore | None,
                  role_store: ServerStore, spawn: Spawn,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, guard: AuthGuard | None = None) -> None:
         self.config = config
         self.endpoint = endpoint
         self.location = location
@@ -264,6 +266,8 @@ class RoleServices:
         self.identity = identity
         self.store = store
         self._spawn = spawn
+        #: the failed-authentication counters of the core (also for the history endpoint)
+        self.guard = guard
         self.media = ServerUserAgent(endpoint, media_listener(config), self, UaConfig(
             config.domain, session_expires=int(config.timers.session_expires),
             min_se=int(config.timers.min_se), bye_timeout=config.timers.timer_f))
@@ -292,11 +296,21 @@ class RoleServices:
             self.history_http = None
         await self.media.close()
 
-    async def http_auth(self, method: str, values: Sequence[str]) -> HttpAuthResult:
-        """HTTP digest (RFC 7616) against the user store, the SIP realm and algorithms."""
+    async def http_auth(self, method: str, values: Sequence[str], host: str,
+                        port: int) -> HttpAuthResult:
+        """HTTP digest (RFC 7616) against the user store, the SIP realm and algorithms; failed
+        authentications count towards the same lockouts as SIP ones (issue 7 item 6)."""
+        guard = self.guard
+        left = guard.locked_source(host) if guard is not None else 0.0
         decision = await self._http_auth.check(method, values, proxy=False)
+        if guard is not None and decision.username:
+            left = max(left, guard.locked_user(decision.username))
+        if left > 0:
+            return HttpAuthResult(None, 403, (("Retry-After", str(math.ceil(left))),))
         if decision.ok and decision.username:
             return HttpAuthResult(decision.username)
+        if guard is not None and decision.failed:
+            guard.failure(host, port, "http", decision.username, method)
         return HttpAuthResult(None, decision.status if decision.status != 400 else 401,
                               decision.headers)
 

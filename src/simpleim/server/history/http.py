@@ -14,7 +14,9 @@ SIP; a user only ever sees their own history.  JSON, UTF-8:
   "call_id", "message_id", "content_type", "text"}], "next_offset": ... }``
 * ``GET /history/metadata`` - the history metadata document (XML, §13.3.2).
 
-Errors: 401 with a digest challenge, 400 for a bad parameter (JSON ``{"error": ...}``).
+Errors: 401 with a digest challenge, 403 with Retry-After while the source or the user is
+locked out after failed authentications (the same counters and limits as SIP), 400 for a
+bad parameter (JSON ``{"error": ...}``).
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class HttpAuthResult:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-#: digest check of one request: (method, Authorization values) -> the outcome
-HttpAuth = Callable[[str, Sequence[str]], Awaitable[HttpAuthResult]]
+#: digest check of one request: (method, Authorization values, source host, source port)
+#: -> the outcome
+HttpAuth = Callable[[str, Sequence[str], str, int], Awaitable[HttpAuthResult]]
 
 
 def _iso(ts: float | None) -> str | None:
@@ -134,7 +137,11 @@ class HistoryHttpServer:
             self._runner = None
 
     async def _owner(self, request: web.Request) -> str | web.Response:
-        result = await self._auth(request.method, request.headers.getall("Authorization", []))
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        host = request.remote or ""
+        port = int(peer[1]) if isinstance(peer, tuple) and len(peer) > 1 else 0
+        result = await self._auth(request.method, request.headers.getall("Authorization", []),
+                                  host, port)
         if result.user is None:
             resp = _json({"error": "authentication required"}, result.status)
             for name, value in result.headers:
