@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -61,6 +61,7 @@ from .events import (
 )
 from .features import USER_AGENT, contact_params
 from .filetransfer import FileTransfers
+from .groupchat import GroupChat, GroupChats
 from .history import HistoryFeature
 from .imageshare import ImageShares
 from .inbox import Inbox
@@ -123,6 +124,8 @@ class Account:
         self.large = LargeMessages(self, self.inbox)
         self.pager = PagerMessages(self, self.inbox, self.large)
         self.chats = Chats(self, self.inbox)
+        self.groups = GroupChats(self, self.inbox)
+        self.notify_handlers: dict[str, Callable[[IncomingRequest], None]] = {}
         self.files = FileTransfers(self, self.inbox)
         self.images = ImageShares(self, self.files)
         self.capabilities = CapabilityQueries(self)
@@ -131,7 +134,7 @@ class Account:
         self.history = HistoryFeature(self)
         #: incoming INVITEs by what they are (OMA §7.1.2): each feature adds its routes
         self.invites = InviteRouter(self)
-        for feature in (self.large, self.images, self.files, self.chats):
+        for feature in (self.large, self.images, self.files, self.groups, self.chats):
             feature.register(self.invites)
 
     # ------------------------------------------------------------------ lifecycle
@@ -347,6 +350,10 @@ class Account:
     def _in_dialog(self, inc: IncomingRequest) -> None:
         req = inc.request
         s = self.sessions.get(req.call_id)
+        handler = self.notify_handlers.get(req.call_id) if req.method == "NOTIFY" else None
+        if handler is not None:
+            handler(inc)                        # a subscription of ours (RFC 6665 §4.1.3)
+            return
         if s is None or s.dialog is None:
             if req.method == "INVITE":
                 # OMA §7.1.2.2: re-INVITE for an unknown session -> 606 with a Warning.
@@ -365,6 +372,8 @@ class Account:
             s.on_update(inc)
         elif req.method == "MESSAGE":
             self.pager.on_message(inc)
+        elif req.method == "NOTIFY" and isinstance(s, GroupChat):
+            s.on_notify(inc)                    # the implicit refer subscription (RFC 3515)
         else:
             inc.reply(405)
 

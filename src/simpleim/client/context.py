@@ -147,6 +147,11 @@ class ClientContext(Protocol):
 
     def local_contact(self) -> Address: ...
 
+    @property
+    def notify_handlers(self) -> dict[str, Callable[[IncomingRequest], None]]:
+        """NOTIFYs of our subscriptions by Call-ID (a group chat's conference state)."""
+        ...
+
     def emit(self, event: Event) -> None: ...
 
     def spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:

@@ -14,6 +14,8 @@ __all__ = [
     "RegisteredEvent",
     "ReadyEvent",
     "MessageEvent",
+    "GroupMessageEvent",
+    "ParticipantEvent",
     "SessionEvent",
     "FileEvent",
     "ImdnEvent",
@@ -101,6 +103,42 @@ class MessageEvent(Event):
     @property
     def name(self) -> str:
         return "message"
+
+
+@dataclass(frozen=True)
+class GroupMessageEvent(Event):
+    """An IM in a group chat (OMA §7.1.3): ``group`` is the conference URI, ``sender`` the
+    participant it came from (the CPIM From, checked by the focus, §7.2.3.3)."""
+
+    group: str
+    sender: str
+    text: str
+    message_id: str | None = None
+    mode: str = "session"
+    session_id: str | None = None
+    content_type: str = "text/plain"
+
+    @property
+    def name(self) -> str:
+        return "group-message"
+
+
+@dataclass(frozen=True)
+class ParticipantEvent(Event):
+    """A change of the participant list (RFC 4575 conference state, §7.1.1.11):
+    ``status`` ``connected`` / ``disconnected`` / ``pending``; ``method`` the joining or
+    disconnection method (``dialed-in``, ``dialed-out``, ``departed``, ``booted``,
+    ``failed``)."""
+
+    group: str
+    participant: str
+    status: str
+    method: str | None = None
+    session_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "participant"
 
 
 @dataclass(frozen=True)

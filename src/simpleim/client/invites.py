@@ -264,6 +264,7 @@ class InviteFacts:
     service: str                     # P-Preferred-Service + P-Asserted-Service, lower case
     contact_icsi: frozenset[str]     # the ICSIs of the Contact's +g.3gpp.icsi-ref
     has_file: bool                   # an m-line with a=file-selector (RFC 5547)
+    focus: bool = False              # Contact with ``isfocus`` (RFC 4579 §3: a conference)
 
     @classmethod
     def of(cls, inc: IncomingRequest, offer: SessionDescription | None) -> InviteFacts:
@@ -275,7 +276,8 @@ class InviteFacts:
                          for v in (c.params.get(ICSI_TAG) or "").strip('"')
                          .replace("%3A", ":").replace("%3a", ":").split(",") if v.strip())
         has_file = offer is not None and any(m.has("file-selector") for m in offer.media)
-        return cls(accept_contact, service, icsi, has_file)
+        focus = any("isfocus" in c.params for c in inc.request.contacts)
+        return cls(accept_contact, service, icsi, has_file, focus)
 
     @property
     def image_share(self) -> bool:

@@ -540,7 +540,10 @@ class ChatSession(InviteSession):
                 self.received.pop(next(iter(self.received)))
         if self.on_message is not None:
             self.on_message(decoded)
-        # RFC 5438 §7.2.1.1: the delivery notification when positive-delivery was asked.
+        self.acknowledge(decoded)
+
+    def acknowledge(self, decoded: Decoded) -> None:
+        """RFC 5438 §7.2.1.1: the delivery notification when positive-delivery was asked."""
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
         if doc is not None:

@@ -28,14 +28,21 @@ __all__ = [
     "Endpoint",
     "ExecutionInfo",
     "Media",
+    "OMA_IM_NS",
+    "YOUROWN",
     "UriEntry",
     "User",
     "apply_notification",
+    "notification",
     "parse_conference_info",
 ]
 
 CONFERENCE_INFO_NS = "urn:ietf:params:xml:ns:conference-info"
 CONFERENCE_INFO_CONTENT_TYPE = "application/conference-info+xml"
+#: OMA SIMPLE IM Appendix M: the namespace of the ``yourown`` attribute of ``<user>``.
+OMA_IM_NS = "urn:oma:xml:im"
+#: the qualified name of ``yourown`` in :attr:`User.extra_attributes`
+YOUROWN = "{" + OMA_IM_NS + "}yourown"
 _NS = CONFERENCE_INFO_NS
 
 
@@ -221,8 +228,12 @@ class User:
                                                         for r in self.roles)))
         kids += text_node("languages", self.languages)
         kids += [e.to_xml() for e in self.endpoints]
-        return XmlNode("user", (("entity", self.entity), ("state", self.state.value)),
-                       tuple(kids))
+        attrs = [("entity", self.entity), ("state", self.state.value)]
+        for name, value in self.extra_attributes:
+            if name.startswith("{" + OMA_IM_NS + "}"):
+                # Appendix M of OMA SIMPLE IM: ``yourown`` (declared on the root element)
+                attrs.append(("oma:" + name.split("}", 1)[1], value))
+        return XmlNode("user", tuple(attrs), tuple(kids))
 
 
 @dataclass(frozen=True)
@@ -239,8 +250,11 @@ class ConferenceInfo:
         return next((u for u in self.users if u.entity == entity), None)
 
     def to_bytes(self) -> bytes:
-        attrs: list[tuple[str, str]] = [("xmlns", _NS), ("entity", self.entity),
-                                        ("state", self.state.value)]
+        attrs: list[tuple[str, str]] = [("xmlns", _NS)]
+        if any(n.startswith("{" + OMA_IM_NS + "}") for u in self.users
+               for n, _ in u.extra_attributes):
+            attrs.append(("xmlns:oma", OMA_IM_NS))
+        attrs += [("entity", self.entity), ("state", self.state.value)]
         if self.version is not None:
             attrs.append(("version", str(self.version)))
         kids: list[XmlNode] = []
@@ -432,3 +446,16 @@ def apply_notification(current: ConferenceInfo | None,
         conference_state=update.conference_state or current.conference_state,
         users=tuple(users.values()), users_state=ElementState.FULL,
     )
+
+
+def notification(entity: str, version: int, users: tuple[User, ...], *, full: bool,
+                 user_count: int | None = None, active: bool | None = None) -> ConferenceInfo:
+    """The document of one NOTIFY (RFC 4575 §4.6): ``full`` state, or ``partial`` with only
+    the ``users`` that changed (each ``partial``, or ``deleted``); ``version`` is the
+    subscription's counter, one more per NOTIFY."""
+    state = ElementState.FULL if full else ElementState.PARTIAL
+    conf_state = ConferenceState(user_count=user_count, active=active) \
+        if user_count is not None or active is not None else None
+    return ConferenceInfo(entity=entity, state=state, version=version,
+                          conference_state=conf_state, users=users,
+                          users_state=state)

@@ -255,6 +255,11 @@ class ImServer:
             resumed = await self.roles.exploder.load()
             if resumed:
                 log.info("resumed %d exploded messages", resumed)
+            if self.roles.focus is not None:
+                # §7.2: the legs of stored conferences did not survive the restart
+                lost = await self.roles.focus.load()
+                if lost:
+                    log.info("released %d conferences of the previous run", lost)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
         self._flow_task = asyncio.get_running_loop().create_task(self._flow_loop())
         if not self.config.auth:
@@ -296,6 +301,8 @@ class ImServer:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._purge_task = self._flow_task = None
+        if self.roles is not None and self.roles.focus is not None:
+            await self.roles.focus.close()
         if self.services is not None:
             await self.services.close()
         if self.roles is not None:
@@ -420,10 +427,10 @@ class ImServer:
     def _route_request(self, inc: IncomingRequest) -> None:
         req = inc.request
         services = self.services
-        if services is not None and services.media.owns(req):
-            # in-dialog requests of the server's own sessions (server/media): the UA's
-            # dialogs (RFC 3261 §12.2.2), not routed
-            services.media.on_request(inc)
+        if services is not None and services.owns(req):
+            # in-dialog requests of the server's own dialogs (server/media sessions, the
+            # notifier's subscriptions): RFC 3261 §12.2.2, not routed
+            services.on_dialog_request(inc)
             return
         if req.method == "ACK":
             self._on_ack(inc)

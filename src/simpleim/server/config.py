@@ -215,6 +215,10 @@ class ServerConfig:
     # The history HTTP endpoint (search / list / metadata, digest-authenticated against the
     # user store): HOST:PORT, or None for off.
     history_http_listen: str | None = None
+    # §7.2 (Controlling Function as conference focus at sip:Conference-Factory@DOMAIN):
+    # MAX-ADHOC-GROUP-SIZE (creator included) and §7.2.2.8 number-of-remaining-participants
+    conference_max_participants: int = 20
+    conference_remaining_participants: int = 1
     # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
     # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
     # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).
@@ -299,6 +303,10 @@ class ServerConfig:
                               "exploder_ts2 must be > 0")
         if self.history_quota < 0:
             raise ConfigError("history_quota must be >= 0 (0: no limit)")
+        if self.conference_max_participants < 2 \
+                or self.conference_remaining_participants not in (0, 1):
+            raise ConfigError("conference_max_participants must be >= 2 and "
+                              "conference_remaining_participants 0 or 1 (§7.2.2.8)")
         if not 0 < self.deferred_default_expiry <= self.deferred_max_expiry:
             raise ConfigError("deferred_default_expiry must be > 0 and <= deferred_max_expiry")
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:

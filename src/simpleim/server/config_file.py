@@ -20,7 +20,8 @@ Layout (docs/server.md "Configuration file" is the reference)::
     [xcap]            # listen, max_document
     [participating]   # allow_anonymity, user_agent_allow/deny/error_info, session_max_size,
                       # session_content_types, session_msrp_only, session_timer
-    [controlling]     # exploder_max_recipients, exploder_max_message, exploder_ts2
+    [controlling]     # exploder_max_recipients, exploder_max_message, exploder_ts2,
+                      # conference_max_participants, conference_remaining_participants
     [history]         # quota (bytes of history per user, 0: no limit), http_listen
     [timers]          # any field of simpleim.timers.Timers (t1, timer_c, keepalive, ...)
 
@@ -68,7 +69,9 @@ _SECTIONS: dict[str, dict[str, str]] = {
     },
     "controlling": {"exploder_max_recipients": "exploder_max_recipients",
                     "exploder_max_message": "exploder_max_message",
-                    "exploder_ts2": "exploder_ts2"},
+                    "exploder_ts2": "exploder_ts2",
+                    "conference_max_participants": "conference_max_participants",
+                    "conference_remaining_participants": "conference_remaining_participants"},
     "history": {"quota": "history_quota", "http_listen": "history_http_listen"},
 }
 # top-level names that differ from the field (the flag's name)

@@ -22,7 +22,9 @@ The functions with a provisioned URI (Appendix F.2) are addressed by Request-URI
 :func:`service_role` maps ``sip:Deferred@DOMAIN``, ``sip:Delete@DOMAIN``,
 ``sip:History@DOMAIN`` (the Conversation History Function, §13.2) and the pager
 exploder of the Controlling Function ``sip:Exploder@DOMAIN`` (§8.3.1, Appendix I
-EXPLODER-URI; the user part follows the F.2 convention).
+EXPLODER-URI; the user part follows the F.2 convention), the conference factory
+``sip:Conference-Factory@DOMAIN`` (§7.2.1.2) and the conferences ``sip:conf~<id>@DOMAIN``
+(§7.2.1.5, §7.2.1.12).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "CONFERENCE_URI_PREFIX",
     "IM_FEATURE_TAG",
     "INITIAL_FILTER_CRITERIA",
     "FilterCriterion",
@@ -60,6 +63,7 @@ class Role(StrEnum):
     SYSTEM = "system"  # §5.4 (addition): sip:System@DOMAIN sends System Messages, takes answers
     EXPLODER = "exploder"  # §8.3.1: the Controlling Function's pager exploder (App. I)
     HISTORY = "history"  # §13.2: the Conversation History Function sip:History@DOMAIN
+    CONFERENCE = "conference"  # §7.2: the focus (conference factory and conference URIs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,12 @@ SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELET
                                  # App. I EXPLODER-URI, named after the F.2 convention
                                  "exploder": Role.EXPLODER,
                                  # F.2: the Conversation History Function (§13.2)
-                                 "history": Role.HISTORY}
+                                 "history": Role.HISTORY,
+                                 # §7.2.1.2 Conference-factory-URI (RFC 4579 §5.1)
+                                 "conference-factory": Role.CONFERENCE}
+#: §7.2.1.5: the user part of the IM Session Identities the focus allocates
+#: (``sip:conf~<id>@DOMAIN``; server/controlling/conference.py CONFERENCE_PREFIX)
+CONFERENCE_URI_PREFIX = "conf~"
 
 
 def accept_contact_tags(values: Iterable[str]) -> frozenset[str]:
@@ -141,7 +150,11 @@ def select_role(side: Side, method: str, accept_contact: Iterable[str] = (),
 
 
 def service_role(user: str | None) -> Role | None:
-    """The function a Request-URI user part names (``Deferred``, ``Delete``), or None."""
+    """The function a Request-URI user part names (``Deferred``, ``Delete``, a conference),
+    or None."""
     if not user:
         return None
-    return SERVICE_URIS.get(user.lower())
+    low = user.lower()
+    if low.startswith(CONFERENCE_URI_PREFIX):
+        return Role.CONFERENCE
+    return SERVICE_URIS.get(low)

@@ -25,7 +25,12 @@ from simpleim.errors import ProtocolError, StorageError
 from simpleim.server.auth import Authenticator, UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig, parse_host_port
-from simpleim.server.controlling import ExploderLimits, PagerExploder
+from simpleim.server.controlling import (
+    ConferenceFocus,
+    ConferenceLimits,
+    ExploderLimits,
+    PagerExploder,
+)
 from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
 from simpleim.server.guard import AuthGuard
 from simpleim.server.history import (
@@ -48,6 +53,7 @@ from simpleim.server.media import (
     ServerUserAgent,
     UaConfig,
 )
+from simpleim.server.notifier import Notifier, NotifierConfig
 from simpleim.server.participating import (
     ParticipatingFunction,
     PfConfig,
@@ -73,6 +79,7 @@ from simpleim.sip.message import SipRequest
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
 from simpleim.sip.uri import SipUri
 from simpleim.store.aggregations import AggregationRepository
+from simpleim.store.conferences import ConferenceRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.history import HistoryKind, HistoryRepository
 from simpleim.store.settings import SettingsRepository
@@ -113,6 +120,9 @@ class ServerStore(CoreStore, Protocol):
     @property
     def history(self) -> HistoryRepository: ...
 
+    @property
+    def conferences(self) -> ConferenceRepository: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Roles:
@@ -131,6 +141,8 @@ class Roles:
     recorder: SessionRecorder
     #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
     b2bua: BackToBack | None = None
+    #: §7.2: the conference focus with its MSRP switch (None without server media)
+    focus: ConferenceFocus | None = None
 
 
 class RoleCourier(Courier, Protocol):
@@ -142,11 +154,13 @@ class RoleCourier(Courier, Protocol):
 
 def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                 clock: Callable[[], float] = time.time,
-                media: MediaSessions | None = None) -> Roles:
+                media: MediaSessions | None = None,
+                notifier: Notifier | None = None) -> Roles:
     """The one place where the roles are made and wired: each gets its repository, its
     configuration and, as a narrow Protocol, what it needs from the others.  ``media``:
     the server's INVITE/MSRP user agent (:mod:`simpleim.server.media`) for the roles that
-    are session endpoints (None: no server media)."""
+    are session endpoints (None: no server media); ``notifier``: the server's
+    SUBSCRIBE/NOTIFY dialogs (the conference event package)."""
     settings = ServiceSettingsFunction(
         store.settings,
         SettingsConfig(config.domain, min_expires=config.min_expires,
@@ -196,8 +210,17 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
     xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
                     StoredHistoryMetadata(store.history, config.domain), clock,
                     max_document=config.xcap_max_document)
+    focus = None
+    if media is not None and notifier is not None:
+        focus = ConferenceFocus(
+            store.conferences, media, notifier,
+            ConferenceLimits(config.domain,
+                             max_participants=config.conference_max_participants,
+                             allow_anonymity=config.allow_anonymity,
+                             remaining_participants=config.conference_remaining_participants),
+            clock, queue_limit=config.media_queue_limit)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
-                 b2bua)
+                 b2bua, focus)
 
 
 class StoredHistoryMetadata:
@@ -271,7 +294,11 @@ class RoleServices:
         self.media = ServerUserAgent(endpoint, media_listener(config), self, UaConfig(
             config.domain, session_expires=int(config.timers.session_expires),
             min_se=int(config.timers.min_se), bye_timeout=config.timers.timer_f))
-        self.roles = build_roles(config, role_store, self, clock, self.media)
+        #: SUBSCRIBE/NOTIFY dialogs of the roles (RFC 6665 notifier)
+        self.notifier = Notifier(endpoint, NotifierConfig(
+            min_expires=min(60, config.min_expires), max_expires=max(7200, config.max_expires)))
+        self.roles = build_roles(config, role_store, self, clock, self.media,
+                                 self.notifier)
         #: the history HTTP endpoint (``history_http_listen``) and its bound address
         self.history_http: HistoryHttpServer | None = None
         self.history_http_addr: tuple[str, int] | None = None
@@ -294,6 +321,7 @@ class RoleServices:
         if self.history_http is not None:
             await self.history_http.close()
             self.history_http = None
+        await self.notifier.close()
         await self.media.close()
 
     async def http_auth(self, method: str, values: Sequence[str], host: str,
@@ -313,6 +341,17 @@ class RoleServices:
             guard.failure(host, port, "http", decision.username, method)
         return HttpAuthResult(None, decision.status if decision.status != 400 else 401,
                               decision.headers)
+
+    def owns(self, request: SipRequest) -> bool:
+        """In-dialog requests of the server's own dialogs (INVITE sessions and
+        subscriptions): answered here, not routed (RFC 3261 §12.2.2)."""
+        return self.media.owns(request) or self.notifier.owns(request)
+
+    def on_dialog_request(self, inc: IncomingRequest) -> None:
+        if self.notifier.owns(inc.request):
+            self.notifier.on_request(inc)
+        else:
+            self.media.on_request(inc)
 
     def served_user(self, req: SipRequest, auth_user: str | None) -> str | None:
         """The AOR of the served user who sent ``req`` (§5.1: the authenticated
@@ -363,6 +402,9 @@ class RoleServices:
             self.send_reply(inc, Reply(403, headers=(
                 ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
             return
+        if service is Role.CONFERENCE:
+            await self._conference(inc, requester)
+            return
         wanted = {Role.DEFERRED: ("INVITE",), Role.SYSTEM: ("MESSAGE",),
                   Role.EXPLODER: ("MESSAGE",),
                   Role.HISTORY: ("INVITE", "REFER")}.get(service, ("REFER",))
@@ -398,6 +440,21 @@ class RoleServices:
             # §12.2.2.7 step 5 / §13.2.5.2 step 4 / RFC 3515 §2.4.4: NOTIFY the outcome
             # in the REFER dialog.
             self._spawn(self._notify_refer(inc, tag, reply.status, "Delete"))
+
+    async def _conference(self, inc: IncomingRequest, requester: str) -> None:
+        """§7.2: the conference factory and the conferences (the focus)."""
+        focus = self.roles.focus
+        if focus is None:
+            # §11.1: no focus without server media (msrp_listen off)
+            self.send_reply(inc, Reply(404))
+            return
+        try:
+            reply = await focus.handle(inc, requester)
+        except StorageError as exc:
+            log.error("conference store failure: %s", exc)
+            reply = Reply(500)
+        if reply is not None and not inc.final_sent:
+            self.send_reply(inc, reply)
 
     async def _history(self, inc: IncomingRequest, requester: str) -> None:
         """sip:History@DOMAIN: retrieval (INVITE) or recording on user directive (REFER)."""

@@ -23,6 +23,7 @@ from types import TracebackType
 from simpleim.errors import ConfigError
 from simpleim.sip.auth import ha1
 from simpleim.store.aggregations import AggregationRepository
+from simpleim.store.conferences import ConferenceRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.history import HistoryRepository
 from simpleim.store.model import Binding
@@ -231,6 +232,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def history(self) -> HistoryRepository:
         """Conversation history: stored histories and items (OMA SIMPLE IM §13.2.3, v6)."""
+
+    @property
+    @abc.abstractmethod
+    def conferences(self) -> ConferenceRepository:
+        """The focus's conferences (OMA SIMPLE IM §7.2, schema v7)."""
 
     # ---- lifecycle
 

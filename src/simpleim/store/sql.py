@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from simpleim.errors import StorageError
 from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.base import Store, User
+from simpleim.store.conferences import ConferenceRepository
 from simpleim.store.deferred import DeferredRepository
 from simpleim.store.executor import Statement
 from simpleim.store.history import HistoryRepository
@@ -171,6 +172,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX history_items_history ON history_items (history, seq)",
         "CREATE INDEX history_items_owner ON history_items (owner, received_at)",
     ),
+    # version 7: the Controlling Function's conferences (OMA SIMPLE IM §7.2): the IM Session
+    # Identity, creator, status and participants, written before the creator's 200.
+    (
+        """CREATE TABLE conferences (
+            uri TEXT NOT NULL PRIMARY KEY,
+            creator TEXT NOT NULL,
+            status TEXT NOT NULL,
+            updated DOUBLE PRECISION NOT NULL,
+            state TEXT NOT NULL
+        )""",
+        "CREATE INDEX conferences_status ON conferences (status)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -299,6 +312,11 @@ class SqlStore(Store):
     def history(self) -> HistoryRepository:
         """Conversation history (OMA SIMPLE IM §13.2.3)."""
         return HistoryRepository(self)
+
+    @property
+    def conferences(self) -> ConferenceRepository:
+        """Conferences of the focus (§7.2, schema v7)."""
+        return ConferenceRepository(self)
 
     async def _run(self, statements: Sequence[Statement]) -> list[int]:
         """Execute ``statements`` in one committed transaction; their row counts.

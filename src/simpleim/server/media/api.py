@@ -172,6 +172,20 @@ class ServerSession(Protocol):
     async def bye(self, reason: str = "") -> None:
         """End the session: BYE (unless already ended) and close the MSRP session."""
 
+    @property
+    def ended_by_peer(self) -> bool:
+        """After :attr:`closed`: the far end ended it (its BYE), not us or a failure."""
+
+    def handle_requests(self, handler: Callable[[IncomingRequest], bool]) -> None:
+        """In-dialog requests the user agent does not answer itself (REFER, SUBSCRIBE...)
+        go to ``handler`` first; it returns False for those it does not take (405)."""
+
+    async def send_request(self, method: str, *, headers: Sequence[tuple[str, str]] = (),
+                           body: bytes = b"", content_type: str | None = None,
+                           ) -> SipResponse:
+        """Send ``method`` within the session's dialog (e.g. a NOTIFY of an implicit REFER
+        subscription, RFC 3515 §2.4.4); its final response."""
+
 
 class MediaSessions(Protocol):
     """What a role is given to take part in INVITE sessions with MSRP media."""

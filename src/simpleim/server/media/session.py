@@ -23,6 +23,7 @@ from simpleim.sip.dialog import Dialog, DialogState
 from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.session_timer import SessionTimer, TimerAction, TimerInput
 from simpleim.transport.msrp import EndpointSession, MsrpTransferError
+from simpleim.transport.sip import IncomingRequest
 from simpleim.transport.sip_addr import TransportAddr
 
 __all__ = ["DialogChannel", "MediaSession"]
@@ -71,6 +72,8 @@ class MediaSession:
         self._ending = False
         #: called once with the reason when the session ends (the relay's hook)
         self.on_end: list[Callable[[str], None]] = []
+        #: in-dialog requests the user agent does not answer itself (REFER...)
+        self.request_handler: Callable[[IncomingRequest], bool] | None = None
 
     # ------------------------------------------------------------------ ServerSession
     @property
@@ -108,6 +111,19 @@ class MediaSession:
     @property
     def is_uac(self) -> bool:
         return self.dialog.is_uac
+
+    @property
+    def ended_by_peer(self) -> bool:
+        return self._by_peer
+
+    def handle_requests(self, handler: Callable[[IncomingRequest], bool]) -> None:
+        self.request_handler = handler
+
+    async def send_request(self, method: str, *, headers: Sequence[tuple[str, str]] = (),
+                           body: bytes = b"", content_type: str | None = None,
+                           ) -> SipResponse:
+        return await self._channel.in_dialog(self, method, headers=headers, body=body,
+                                             content_type=content_type)
 
     async def send(self, body: bytes, content_type: str, *,
                    headers: Sequence[tuple[str, str]] = (),

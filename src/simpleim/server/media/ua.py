@@ -531,7 +531,7 @@ class ServerUserAgent:
             self._refresh_from_peer(inc, session)
         elif req.method == "OPTIONS":
             inc.reply(200, headers=[("Allow", UA_ALLOW), ("Server", self.config.product)])
-        else:
+        elif session.request_handler is None or not session.request_handler(inc):
             inc.reply(405, headers=[("Allow", UA_ALLOW), ("Server", self.config.product)])
 
     def _refresh_from_peer(self, inc: IncomingRequest, session: MediaSession) -> None:

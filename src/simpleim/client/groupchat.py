@@ -1,0 +1,310 @@
+"""Group chat in session mode (OMA SIMPLE IM §7.1.1.3, §7.1.1.11-14; RFC 4579 conference
+participant; RFC 5366 recipient-list INVITE; RFC 4575 conference event package).
+
+``await account.groups.start(["bob", "carol"])`` sends one INVITE to the conference factory
+(``sip:Conference-Factory@DOMAIN``) with ``Require: recipient-list-invite`` and a
+multipart/mixed body of the SDP offer and the recipient list; the focus answers with its
+conference URI (Contact with ``isfocus``).  An INVITE whose Contact carries ``isfocus`` is a
+group invitation and becomes a :class:`GroupChat` too.  Each group chat subscribes to the
+conference state (SUBSCRIBE ``Event: conference`` to the conference URI) and reports every
+participant change as a :class:`~simpleim.client.events.ParticipantEvent`; messages are CPIM
+with ``To`` the conference URI, and received ones are reported with their sender (the CPIM
+From, which the focus checked, §7.2.3.3) as
+:class:`~simpleim.client.events.GroupMessageEvent`.  ``add`` / ``remove`` send REFER in the
+session's dialog (§7.1.1.7, §7.1.1.14) and wait for the outcome the ``refer`` NOTIFYs carry
+(``message/sipfrag``, RFC 3515); ``leave`` unsubscribes and sends BYE (§7.1.1.12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from simpleim.content.conference_info import (
+    CONFERENCE_INFO_CONTENT_TYPE,
+    YOUROWN,
+    ConferenceInfo,
+    apply_notification,
+    parse_conference_info,
+)
+from simpleim.content.resource_lists import (
+    RECIPIENT_LIST_INVITE,
+    build_recipient_list,
+    recipient_list_headers,
+)
+from simpleim.errors import ContentError, ProtocolError, SimpleImError
+from simpleim.sdp import SessionDescription, chat_stream
+from simpleim.sip.dialog import Dialog
+from simpleim.sip.multipart import MultipartPart
+from simpleim.transport.msrp import MsrpTransferError
+from simpleim.transport.sip import IncomingRequest
+
+from .chats import CHAT_ACCEPT_CONTACT
+from .context import ClientContext, MessageSink
+from .events import GroupMessageEvent, ParticipantEvent
+from .features import ICSI_CPM_SESSION
+from .invites import CHAT_CAPS, InviteFacts, InviteRouter, accept, decide, establish, reject, ring
+from .pager import Decoded, build_im, build_request, new_message_id, new_tag, normalize_uri
+from .session import ChatSession, SessionFailed, wanted_notifications
+
+__all__ = ["FACTORY_USER", "GroupChat", "GroupChats", "is_group_invite"]
+
+log = logging.getLogger("simpleim.client")
+
+#: OMA §7.2.1.2 / Appendix F.2: the conference-factory URI's user part
+FACTORY_USER = "Conference-Factory"
+#: how long ``add`` / ``remove`` wait for the REFER's final NOTIFY
+REFER_WAIT = 60.0
+
+
+def is_group_invite(facts: InviteFacts) -> bool:
+    """§7.1.2: an INVITE from a conference focus (``isfocus`` in Contact, RFC 4579 §3)."""
+    return facts.focus
+
+
+def _bare(uri: str) -> str:
+    """The conference URI of a Contact value: the URI without its parameters' focus tags."""
+    text = uri.strip()
+    if text.startswith("<"):
+        text = text[1:].split(">", 1)[0]
+    return text
+
+
+class GroupChat(ChatSession):
+    """One group chat: the MSRP session with the focus and the conference subscription."""
+
+    kind = "group"
+
+    def __init__(self, ctx: ClientContext, sink: MessageSink, peer: str, *, is_uac: bool,
+                 call_id: str) -> None:
+        super().__init__(ctx, sink, peer, is_uac=is_uac, call_id=call_id)
+        #: the conference URI (IM Session Identity) as the focus's Contact gives it
+        self.conference = peer
+        self.info: ConferenceInfo | None = None
+        self.participants: dict[str, str] = {}      # entity -> endpoint status
+        self.me: str | None = None                  # our entity (``yourown``)
+        self._sub: Dialog | None = None
+        self._sub_call_id = f"{new_tag()}{new_tag()}@{ctx.msrp.host}"
+        self._refers: list[asyncio.Future[int]] = []
+        self.subscribed = asyncio.Event()
+
+    # ------------------------------------------------------------------ messages
+    async def send(self, text: str, *, content_type: str = "text/plain") -> str:
+        """An IM to everybody (CPIM To = the conference URI, §7.1.3.2.1); its Message-ID."""
+        cfg = self.ctx.config
+        mid = new_message_id()
+        cpim = build_im(sender=cfg.uri, recipient=self.conference,
+                        body=text.encode("utf-8"), content_type=content_type, message_id=mid,
+                        imdn=cfg.imdn, date_time=self.ctx.now_cpim())
+        self.sink.sent(mid, self.conference, wanted_notifications(cfg.imdn))
+        self.composer, _ = self.composer.message_sent(self.ctx.now())
+        try:
+            await self.stream.send(cpim.to_bytes(), "message/cpim")
+        except MsrpTransferError as exc:
+            raise SessionFailed(exc.status, exc.comment or "MSRP send failed") from exc
+        return mid
+
+    async def deliver(self, decoded: Decoded) -> None:
+        cpim = decoded.cpim
+        sender = str(cpim.from_addr.uri) if cpim is not None and cpim.from_addr else \
+            self.conference
+        if decoded.kind in ("imdn", "composing"):
+            # the IMDNs / typing of the others: reported with their sender
+            self.sink.present(Decoded(decoded.kind, sender, decoded.content_type,
+                                      decoded.payload, cpim, decoded.imdn,
+                                      decoded.composing, imdns=decoded.imdns),
+                              sender, "session", self.session_id)
+            return
+        mid = decoded.message_id
+        if mid is not None:
+            self.received[mid] = decoded
+        self.ctx.emit(GroupMessageEvent(self.conference, sender, decoded.text, mid,
+                                        session_id=self.session_id,
+                                        content_type=decoded.content_type))
+        self.acknowledge(decoded)
+
+    # ------------------------------------------------------------------ conference state
+    async def subscribe(self, expires: int = 3600) -> int:
+        """§7.1.1.11: SUBSCRIBE ``Event: conference`` to the conference URI; the status."""
+        ctx = self.ctx
+        cfg = ctx.config
+        ctx.notify_handlers[self._sub_call_id] = self.on_notify
+        req = build_request("SUBSCRIBE", target=self.conference, from_uri=cfg.uri,
+                            from_tag=new_tag(), call_id=self._sub_call_id,
+                            contact=ctx.contact, accept_contact=None,
+                            extra=(("Event", "conference"), ("Expires", str(expires)),
+                                   ("Accept", CONFERENCE_INFO_CONTENT_TYPE),
+                                   ("Allow-Events", "conference")))
+        resp = await ctx.ua.request(req)
+        if 200 <= resp.status < 300:
+            with contextlib.suppress(ProtocolError):
+                self._sub = Dialog.from_uac(req, resp)
+        else:
+            ctx.notify_handlers.pop(self._sub_call_id, None)
+        return resp.status
+
+    async def unsubscribe(self) -> None:
+        """RFC 6665 §4.1.2.3: SUBSCRIBE with Expires 0 in the subscription's dialog."""
+        sub, self._sub = self._sub, None
+        if sub is None:
+            return
+        with contextlib.suppress(SimpleImError, OSError):
+            await self.ctx.ua.in_dialog(sub, "SUBSCRIBE", headers=(
+                ("Event", "conference"), ("Expires", "0")))
+
+    def on_notify(self, inc: IncomingRequest) -> None:
+        """A NOTIFY of the conference subscription or of a REFER (in the session)."""
+        req = inc.request
+        event = (req.headers.get("Event") or "").split(";", 1)[0].strip().lower()
+        inc.reply(200)
+        state = (req.headers.get("Subscription-State") or "").lower()
+        if event == "refer":
+            self._refer_progress(req.body, state.startswith("terminated"))
+            return
+        if event != "conference":
+            return
+        if state.startswith("terminated"):
+            self._sub = None
+            self.ctx.notify_handlers.pop(self._sub_call_id, None)
+        if not req.body:
+            return
+        try:
+            update = parse_conference_info(req.body)
+            info = apply_notification(self.info, update)
+        except ContentError as exc:
+            log.info("conference NOTIFY not understood: %s", exc.detail)
+            return
+        self.info = info
+        for user in info.users:
+            if (YOUROWN, "true") in user.extra_attributes:
+                self.me = user.entity
+            endpoint = user.endpoints[0] if user.endpoints else None
+            status = endpoint.status if endpoint is not None and endpoint.status else "connected"
+            if self.participants.get(user.entity) != status:
+                self.participants[user.entity] = status
+                method = None if endpoint is None else endpoint.disconnection_method \
+                    if status == "disconnected" else endpoint.joining_method
+                self.ctx.emit(ParticipantEvent(self.conference, user.entity, status, method,
+                                               session_id=self.session_id))
+        self.subscribed.set()
+
+    # ------------------------------------------------------------------ REFER
+    async def add(self, user: str) -> int:
+        """§7.1.1.7: REFER the focus to invite ``user``; the final status of that INVITE
+        (from the ``refer`` NOTIFY), or the REFER's own failure."""
+        return await self._refer(normalize_uri(user, self.ctx.config.domain), "")
+
+    async def remove(self, user: str) -> int:
+        """§7.1.1.14: REFER with ``method=BYE`` to remove ``user`` (the initiator only)."""
+        return await self._refer(normalize_uri(user, self.ctx.config.domain), ";method=BYE")
+
+    async def _refer(self, target: str, params: str) -> int:
+        dialog = self.dialog
+        if dialog is None:
+            raise SessionFailed(0, "the group chat is not established")
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._refers.append(done)
+        cfg = self.ctx.config
+        resp = await self.ctx.ua.in_dialog(dialog, "REFER", headers=(
+            ("Refer-To", f"<{target}{params}>"), ("Referred-By", f"<{cfg.uri}>")))
+        if resp.status >= 300:
+            self._refers.remove(done)
+            return resp.status
+        try:
+            async with asyncio.timeout(REFER_WAIT):
+                return await done
+        except TimeoutError:
+            return 408
+        finally:
+            if done in self._refers:
+                self._refers.remove(done)
+
+    def _refer_progress(self, body: bytes, final: bool) -> None:
+        """RFC 3515 §2.4.5: the sipfrag status line of the referred request."""
+        line = body.split(b"\r\n", 1)[0].decode("utf-8", "replace").split()
+        status = int(line[1]) if len(line) > 1 and line[1].isdigit() else 0
+        if (final or status >= 200) and self._refers:
+            fut = self._refers.pop(0)
+            if not fut.done():
+                fut.set_result(status)
+
+    async def leave(self) -> None:
+        """§7.1.1.12: leave the group chat (unsubscribe, BYE)."""
+        await self.unsubscribe()
+        await self.end("left the group chat")
+
+    def on_ended(self, reason: str) -> None:
+        super().on_ended(reason)
+        self.ctx.notify_handlers.pop(self._sub_call_id, None)
+
+
+class GroupChats:
+    """The group chat feature of an account."""
+
+    def __init__(self, ctx: ClientContext, sink: MessageSink) -> None:
+        self.ctx = ctx
+        self.sink = sink
+
+    def register(self, router: InviteRouter) -> None:
+        router.add("group", is_group_invite, self.on_invite, priority=50)
+
+    async def start(self, members: Sequence[str], *, subject: str | None = None,
+                    timeout: float = 60.0, subscribe: bool = True) -> GroupChat:
+        """§7.1.1.3: an ad-hoc group chat with ``members``; raises
+        :class:`~simpleim.client.session.SessionFailed` with the SIP status."""
+        ctx = self.ctx
+        domain = ctx.config.domain
+        uris = [normalize_uri(m, domain) for m in members]
+        if not uris:
+            raise SessionFailed(0, "no members")
+        factory = f"sip:{FACTORY_USER}@{domain}"
+        session = GroupChat(ctx, self.sink, factory, is_uac=True,
+                            call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
+        listing = MultipartPart.create(
+            "application/resource-lists+xml", build_recipient_list(uris).to_bytes(),
+            tuple(h for h in recipient_list_headers() if h[0] != "Content-Type"))
+        extra = [("P-Preferred-Service", ICSI_CPM_SESSION),
+                 ("Require", RECIPIENT_LIST_INVITE)]           # RFC 5366 §4
+        if subject:
+            extra.append(("Subject", subject))
+        await establish(ctx, session, factory, lambda i, local: chat_stream(local), 1,
+                        accept_contact=CHAT_ACCEPT_CONTACT, timeout=timeout,
+                        parts_after=[listing], extra_headers=extra)
+        # §7.1.1.3: the focus's Contact is the conference URI (the remote target)
+        focus = str(session.dialog.remote_target) if session.dialog is not None else None
+        if focus is not None:
+            session.conference = session.peer = focus
+        session.start_media()
+        if subscribe and focus is not None:
+            ctx.spawn(session.subscribe())
+        return session
+
+    def chat(self, session_id: str) -> GroupChat | None:
+        s = self.ctx.sessions.get(session_id)
+        return s if isinstance(s, GroupChat) else None
+
+    async def on_invite(self, inc: IncomingRequest, offer: SessionDescription) -> None:
+        """An invitation from a focus (§7.1.2.1 with ``isfocus``): as a chat, then the
+        subscription to the conference state."""
+        ctx = self.ctx
+        contacts = inc.request.contacts
+        conference = _bare(str(contacts[0].uri)) if contacts else str(inc.request.from_addr.uri)
+        session = GroupChat(ctx, self.sink, conference, is_uac=False,
+                            call_id=inc.request.call_id)
+        invitation = ring(session, inc)
+        session.emit_state("invited", invitation=invitation)
+        ok = await decide(ctx, invitation, ctx.config.policy.sessions)
+        if invitation.cancelled:
+            return
+        if not ok:
+            reject(session, inc, invitation.decline_status)
+            return
+        try:
+            await accept(ctx, session, inc, offer, CHAT_CAPS)
+        except ProtocolError as exc:
+            reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)
+            return
+        session.start_media()
+        ctx.spawn(session.subscribe())

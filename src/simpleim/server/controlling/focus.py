@@ -1,0 +1,566 @@
+"""The Controlling Function as conference focus, running (OMA SIMPLE IM §7.2, RFC 4579).
+
+:class:`ConferenceFocus` drives the pure core (:mod:`.conference`) with I/O:
+
+* an INVITE to ``sip:Conference-Factory@DOMAIN`` with a recipient list (RFC 5366) creates an
+  ad-hoc conference: its IM Session Identity ``sip:conf~<id>@DOMAIN`` is stored (before any
+  200), each listed user is invited through the server's user agent (From / P-Asserted-
+  Identity / Referred-By = the inviter, Contact = the conference with ``isfocus``, §7.2.2.1),
+  and the inviter gets its 200 (Contact with ``isfocus``, §7.2.1.1) when the first invitee
+  answered - or the lowest failure when all refused (§7.2.1.2);
+* every participant's MSRP session ends here, in one :class:`~simpleim.server.media.Room`
+  whose policy is the MSRP switch (:func:`.conference.switch_targets`, §7.2.3);
+* SUBSCRIBE ``Event: conference`` to the conference URI goes to the
+  :class:`~simpleim.server.notifier.Notifier` with the RFC 4575 renderer: full state first,
+  partial state per change (joined, left, booted, failed);
+* REFER in a participant's dialog adds (``Refer-To`` without method or ``method=INVITE``,
+  §7.2.1.7) or removes (``method=BYE``, §7.2.1.8) a participant, with the implicit
+  ``refer`` subscription's NOTIFYs (``message/sipfrag``, RFC 3515 §2.4.4);
+* BYE from a participant (§7.2.1.10), then the release policy (§7.2.2.8): the conference
+  ends when its initiator leaves or too few remain - everyone is BYEd (§7.2.2.5) and the
+  subscriptions end with ``noresource`` (§7.2.2.11);
+* an INVITE to the conference URI rejoins a running conference (§7.2.1.5) for users it
+  invited; a released or lost one is 403 + ``123 Session does not exist``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from simpleim.content.conference_info import CONFERENCE_INFO_CONTENT_TYPE
+from simpleim.content.resource_lists import Entry
+from simpleim.errors import ContentError, SimpleImError, StorageError
+from simpleim.sdp import MsrpMedia
+from simpleim.server.media import (
+    Leg,
+    MediaMessage,
+    MediaPolicy,
+    MediaSessions,
+    OfferParams,
+    Overflow,
+    Room,
+    ServerSession,
+    SessionRefused,
+    msrp_offer,
+)
+from simpleim.server.notifier import Notifier
+from simpleim.server.roles import (
+    SERVER_PRODUCT,
+    W_FUNCTION_NOT_ALLOWED,
+    Reply,
+    im_warning,
+)
+from simpleim.sip.subscription import Subscription
+from simpleim.sip.uri import SipUri, parse_uri
+from simpleim.store.conferences import ConferenceRecord, ConferenceRepository
+from simpleim.transport.sip import IncomingRequest
+
+from .conference import (
+    CONFERENCE_FACTORY_USER,
+    CONFERENCE_PREFIX,
+    W_TOO_MANY_PARTICIPANTS,
+    Conference,
+    ConferenceLimits,
+    ConferenceStatus,
+    Participant,
+    ParticipantInput,
+    ParticipantStatus,
+    conference_document,
+    is_conference_user,
+    parse_adhoc_invite,
+    same_user,
+    switch_targets,
+)
+
+__all__ = ["ConferenceFocus", "W_SESSION_DOES_NOT_EXIST"]
+
+log = logging.getLogger("simpleim.server.controlling")
+
+#: §7.2.1.5 step 1
+W_SESSION_DOES_NOT_EXIST = "123 Session does not exist"
+#: the IM feature tag and the focus tag of the Contact (§7.2.1.1 step 5, RFC 4579 §3)
+FOCUS_TAGS = ";+g.oma.sip-im;isfocus"
+#: RFC 3515 §2.4.5 / RFC 6665: how long the implicit refer subscription may last
+REFER_EXPIRES = 60
+_REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
+            408: "Request Timeout", 480: "Temporarily Unavailable", 486: "Busy Here",
+            487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
+            603: "Decline"}
+
+
+def _now_text(clock: float) -> str:
+    return datetime.fromtimestamp(clock, UTC).replace(microsecond=0).isoformat() \
+        .replace("+00:00", "Z")
+
+
+def _sip(aor: str) -> str:
+    return aor if aor.startswith(("sip:", "sips:")) else f"sip:{aor}"
+
+
+@dataclass(eq=False)
+class Running:
+    """A conference of this process: its state, room, legs and pending invitations."""
+
+    conf: Conference
+    room: Room
+    contact: str                               # our Contact (the conference URI + isfocus)
+    legs: dict[str, Leg] = field(default_factory=dict)           # participant URI -> leg
+    pending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    changed: tuple[Participant, ...] = ()      # the last change (partial NOTIFY)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: until the initiator has its answer: the release policy waits (§7.2.1.2)
+    accepting: bool = True
+    #: final statuses of the initial invitations, while the initiator waits
+    report: Callable[[int], None] | None = None
+    #: referred user -> the participant whose REFER waits for its outcome (RFC 3515)
+    referrers: dict[str, str] = field(default_factory=dict)
+
+
+class ConferenceSwitch:
+    """The room policy of a conference: the MSRP switch (§7.2.3)."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.refused = 0                        # messages dropped (spoofed From...)
+
+    def route(self, room: Room, sender: Leg, message: MediaMessage
+              ) -> Sequence[tuple[Leg, MediaMessage]]:
+        decision = switch_targets(self.running.conf, sender.name, message.content_type,
+                                  message.body)
+        if decision.refuse is not None:
+            self.refused += 1
+            log.info("switch: message from %s dropped (%d %s)", sender.name,
+                     decision.refuse, decision.reason)
+            return []
+        legs = self.running.legs
+        return [(legs[uri], message) for uri in decision.to
+                if uri in legs and legs[uri] is not sender]
+
+
+class ConferenceFocus:
+    """``sip:Conference-Factory@DOMAIN`` and the conferences it creates."""
+
+    PACKAGE = "conference"
+
+    def __init__(self, repo: ConferenceRepository, media: MediaSessions, notifier: Notifier,
+                 limits: ConferenceLimits, clock: Callable[[], float],
+                 queue_limit: int = 64) -> None:
+        self._repo = repo
+        self._media = media
+        self._notifier = notifier
+        self._limits = limits
+        self._clock = clock
+        self._queue_limit = queue_limit
+        self._running: dict[str, Running] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.factory_uri = f"sip:{CONFERENCE_FACTORY_USER}@{limits.host}"
+
+    # ------------------------------------------------------------------ lifecycle
+    async def load(self) -> int:
+        """After a restart every leg is gone: the stored active conferences are released
+        (a rejoin is then answered 403 + 123); how many."""
+        records = await self._repo.active()
+        for rec in records:
+            try:
+                conf = Conference.from_json(rec.uri, rec.state).released()
+            except ContentError as exc:
+                log.error("%s", exc.detail)
+                continue
+            await self._put(conf)
+        return len(records)
+
+    async def close(self) -> None:
+        for running in list(self._running.values()):
+            for task in running.pending.values():
+                task.cancel()
+            running.room.end("server shutting down")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    @property
+    def conferences(self) -> list[Conference]:
+        return [r.conf for r in self._running.values()]
+
+    # ------------------------------------------------------------------ requests
+    @staticmethod
+    def serves(user: str | None) -> bool:
+        """The Request-URI user parts of the focus: the factory and the conferences."""
+        return bool(user) and (user.lower() == CONFERENCE_FACTORY_USER.lower()  # type: ignore[union-attr]
+                               or is_conference_user(user))
+
+    async def handle(self, inc: IncomingRequest, requester: str) -> Reply | None:
+        """An initial request to the factory or a conference URI from the served user
+        ``requester`` (user@domain); a Reply to send, or None when answered here."""
+        req = inc.request
+        uri = req.uri
+        user = uri.user_unescaped if isinstance(uri, SipUri) else None
+        if user is not None and user.lower() == CONFERENCE_FACTORY_USER.lower():
+            if req.method != "INVITE":
+                return Reply(405, headers=(("Allow", "INVITE"),))
+            await self._create(inc, requester)
+            return None
+        key = self._uri_of(user or "")
+        running = self._running.get(key)
+        if running is None:
+            record = await self._repo.get(key)
+            if record is None:
+                return Reply(404)                                   # §11.2
+            if req.method == "INVITE":
+                return self._refuse(403, W_SESSION_DOES_NOT_EXIST)  # §7.2.1.5 step 1
+            return Reply(404)
+        if req.method == "INVITE":
+            await self._rejoin(inc, running, requester)
+            return None
+        if req.method == "SUBSCRIBE":
+            return self._subscribe(inc, running, requester)
+        return Reply(405, headers=(("Allow", "INVITE, SUBSCRIBE"),))
+
+    def _uri_of(self, user: str) -> str:
+        return f"sip:{user.lower()}@{self._limits.host}"
+
+    def _refuse(self, status: int, text: str) -> Reply:
+        return Reply(status, headers=(("Warning", im_warning(self._limits.host, text)),))
+
+    def _contact(self, inc: IncomingRequest, conf_uri: str) -> str:
+        """The conference URI on the listener the request came in on (routable by the
+        client), with the focus tags (§7.2.1.1 step 5, §7.2.2.1 step 6)."""
+        local = inc.local
+        user = conf_uri.split(":", 1)[1].split("@", 1)[0]
+        host = f"[{local.host}]" if ":" in local.host else local.host
+        transport = "" if local.transport == "udp" else f";transport={local.transport}"
+        return f"<sip:{user}@{host}:{local.port}{transport}>{FOCUS_TAGS}"
+
+    # ------------------------------------------------------------------ ad-hoc creation
+    async def _create(self, inc: IncomingRequest, requester: str) -> None:
+        req = inc.request
+        parsed = parse_adhoc_invite(req, self._limits)
+        if isinstance(parsed, Reply):
+            self._media.reject(inc, parsed.status, headers=parsed.headers)
+            return
+        remote = msrp_offer(req)
+        if remote is None:
+            self._media.reject(inc, 488, "no MSRP stream in the offer")   # §7.2.1.2 step 7
+            return
+        inc.reply(100)
+        now = self._clock()
+        creator = _sip(requester)
+        conf_uri = self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}")
+        conf = Conference(conf_uri, creator, created=now,
+                          subject=req.headers.get("Subject"))
+        conf, _ = conf.step(creator, ParticipantInput.JOINED, when=_now_text(now),
+                            display=req.from_addr.display_name)
+        for entry in parsed.recipients:
+            conf, _ = conf.step(entry.uri, ParticipantInput.INVITED, when=_now_text(now),
+                                display=entry.display_name, by=creator)
+        try:
+            await self._put(conf)                                # before any 200
+        except StorageError as exc:
+            log.error("conference store failure: %s", exc)
+            self._media.reject(inc, 500)
+            return
+        running = Running(conf, Room(queue_limit=self._queue_limit, overflow=Overflow.DROP,
+                                     min_legs=0), self._contact(inc, conf_uri))
+        running.room.policy = ConferenceSwitch(running)
+        self._running[conf_uri] = running
+        first: asyncio.Future[ServerSession | None] = asyncio.get_running_loop().create_future()
+        invites = [self._invite(running, e, creator, remote, req.headers, first)
+                   for e in parsed.recipients]
+        tasks = [self._spawn(t) for t in invites]
+        for entry, task in zip(parsed.recipients, tasks, strict=True):
+            running.pending[entry.uri] = task
+        statuses: list[int] = []
+
+        def done(status: int) -> None:
+            statuses.append(status)
+            if len(statuses) == len(tasks) and not first.done():
+                first.set_result(None)
+
+        running.report = done
+        cancelled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_cancel(_inc: IncomingRequest) -> None:
+            if not cancelled.done():
+                cancelled.set_result(None)
+            inc.reply(487)
+
+        inc.on_cancel = on_cancel
+        waits: list[asyncio.Future[Any]] = [first, cancelled]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        running.report = None
+        if not first.done() or inc.cancelled:
+            await self._release(running, "cancelled by the initiator")   # §7.2.2.4
+            return
+        if first.result() is None:
+            # §7.2.1.2: every invitee refused -> the lowest final status to the inviter
+            status = min(statuses) if statuses else 480
+            self._media.reject(inc, status if 300 <= status < 700 else 480)
+            await self._release(running, "nobody answered")
+            return
+        await self._accept_leg(inc, running, creator, remote, headers=(
+            ("P-Asserted-Identity", f"<{self.factory_uri}>"),))    # §7.2.1.1 step 4a
+        running.accepting = False
+        self._check_release(running)
+
+    async def _invite(self, running: Running, entry: Entry, inviter: str, remote: MsrpMedia,
+                      original: Any, first: asyncio.Future[ServerSession | None] | None,
+                      referred_by: str | None = None) -> None:
+        """§7.2.2.1 / §7.2.2.2: invite one user; on 200 put its leg in the room."""
+        conf = running.conf
+        headers = [("Accept-Contact", "*;+g.oma.sip-im"),
+                   ("P-Asserted-Identity", f"<{inviter}>"),
+                   ("Referred-By", f"<{referred_by or inviter}>"),
+                   ("Supported", "timer")]
+        for name in ("Conversation-ID", "Contribution-ID", "Subject", "Privacy"):
+            value = original.get(name) if original is not None else None
+            if value:
+                headers.append((name, value))
+        contact = running.contact
+        status = 200
+        try:
+            session = await self._media.invite(
+                entry.uri, inviter, offer=OfferParams.mirror(remote), headers=headers,
+                contact=contact, display_name=None)
+        except SessionRefused as exc:
+            status = exc.status or 480
+            session = None
+        except asyncio.CancelledError:
+            status = 487
+            session = None
+        finally:
+            running.pending.pop(entry.uri, None)
+        report = running.report
+        if session is None:
+            log.info("conference %s: %s refused (%d)", conf.uri, entry.uri, status)
+            await self._event(running, entry.uri, ParticipantInput.REFUSED)
+            if report is not None:
+                report(status)
+            self._check_release(running)
+            self._refer_outcome(running, entry.uri, status)
+            return
+        if running.conf.status is ConferenceStatus.RELEASED:
+            await session.bye("the conference has ended")
+            return
+        self._join_leg(running, entry.uri, session)
+        await self._event(running, entry.uri, ParticipantInput.ANSWERED)
+        if first is not None and not first.done():
+            first.set_result(session)
+        self._refer_outcome(running, entry.uri, 200)
+
+    async def _accept_leg(self, inc: IncomingRequest, running: Running, who: str,
+                          remote: MsrpMedia, headers: Sequence[tuple[str, str]] = ()) -> bool:
+        """Answer an INVITE of a participant (creator or rejoin) with our MSRP path."""
+        policy = MediaPolicy(accept_types=remote.accept_types or ("message/cpim",),
+                             accept_wrapped_types=remote.accept_wrapped_types or ("*",),
+                             max_size=remote.max_size)
+        try:
+            session = await self._media.accept(inc, policy, headers=headers,
+                                               contact=running.contact)
+        except SessionRefused as exc:
+            log.info("conference %s: %s not joined: %s", running.conf.uri, who, exc)
+            await self._event(running, who, ParticipantInput.LEFT)
+            return False
+        self._join_leg(running, who, session)
+        return True
+
+    def _join_leg(self, running: Running, who: str, session: ServerSession) -> None:
+        old = running.legs.get(who)
+        if old is not None:
+            running.room.remove(old, "replaced by a new session", bye=True)
+        leg = running.room.add(session, who)
+        running.legs[who] = leg
+        session.handle_requests(lambda inc: self._in_dialog(running, who, inc))
+        self._spawn(self._watch(running, who, leg))
+
+    async def _watch(self, running: Running, who: str, leg: Leg) -> None:
+        """The participant's session ended: BYE from it (§7.2.1.10) or lost."""
+        await leg.session.closed.wait()
+        if running.legs.get(who) is not leg:
+            return
+        running.legs.pop(who, None)
+        if running.conf.status is ConferenceStatus.RELEASED:
+            return
+        event = ParticipantInput.LEFT if leg.session.ended_by_peer or leg.left is None \
+            else ParticipantInput.REMOVED
+        await self._event(running, who, event)
+        self._check_release(running)
+
+    # ------------------------------------------------------------------ state changes
+    async def _event(self, running: Running, who: str, event: ParticipantInput,
+                     by: str | None = None) -> None:
+        """One participant change: stored, then the partial NOTIFY (§7.2.2.10)."""
+        async with running.lock:
+            conf, changed = running.conf.step(who, event, when=_now_text(self._clock()),
+                                              by=by)
+            if changed is None:
+                return
+            running.conf = conf
+            try:
+                await self._put(conf)
+            except StorageError as exc:
+                log.error("conference store failure: %s", exc)
+            running.changed = (changed,)
+            self._notifier.changed(conf.uri, self.PACKAGE)
+
+    def _check_release(self, running: Running) -> None:
+        if running.conf.status is ConferenceStatus.RELEASED or running.accepting:
+            return
+        reason = running.conf.release_reason(self._limits)
+        if reason is not None:
+            self._spawn(self._release(running, reason))
+
+    async def _release(self, running: Running, reason: str) -> None:
+        """§7.2.2.5: BYE everyone, end the subscriptions (§7.2.2.11), store it."""
+        if running.conf.status is ConferenceStatus.RELEASED:
+            return
+        log.info("conference %s released: %s", running.conf.uri, reason)
+        running.conf = running.conf.released()
+        for task in list(running.pending.values()):
+            task.cancel()
+        running.room.end(reason)
+        self._notifier.gone(running.conf.uri, self.PACKAGE)
+        self._running.pop(running.conf.uri, None)
+        try:
+            await self._put(running.conf)
+        except StorageError as exc:
+            log.error("conference store failure: %s", exc)
+
+    async def _put(self, conf: Conference) -> None:
+        await self._repo.put(ConferenceRecord(conf.uri, conf.creator, conf.status.value,
+                                              self._clock(), conf.to_json()))
+
+    # ------------------------------------------------------------------ rejoin (§7.2.1.5)
+    async def _rejoin(self, inc: IncomingRequest, running: Running, requester: str) -> None:
+        who = _sip(requester)
+        known = running.conf.participant(who)
+        if known is None:
+            # §7.2.2.9: only users invited to the ad-hoc conference may join
+            self._media.reject(inc, 403, headers=(
+                ("Warning", im_warning(self._limits.host, W_FUNCTION_NOT_ALLOWED)),))
+            return
+        remote = msrp_offer(inc.request)
+        if remote is None:
+            self._media.reject(inc, 488, "no MSRP stream in the offer")
+            return
+        if await self._accept_leg(inc, running, known.uri, remote):
+            await self._event(running, known.uri, ParticipantInput.JOINED)
+
+    # ------------------------------------------------------------------ SUBSCRIBE
+    def _subscribe(self, inc: IncomingRequest, running: Running, requester: str) -> Reply | None:
+        """§7.2.1.12: participants may subscribe to the conference state."""
+        who = _sip(requester)
+        if running.conf.participant(who) is None:
+            return self._refuse(403, W_FUNCTION_NOT_ALLOWED)        # step 4
+
+        def render(sub: Subscription, full: bool) -> tuple[str, bytes]:
+            changed = None if full else running.changed
+            return CONFERENCE_INFO_CONTENT_TYPE, conference_document(
+                running.conf, sub.version, sub.subscriber, changed=changed)
+
+        self._notifier.subscribe(inc, packages=(self.PACKAGE,), resource=running.conf.uri,
+                                 subscriber=who, contact=running.contact, render=render)
+        return None
+
+    # ------------------------------------------------------------------ REFER (§7.2.1.7-8)
+    def _in_dialog(self, running: Running, who: str, inc: IncomingRequest) -> bool:
+        if inc.request.method != "REFER":
+            return False
+        self._spawn(self._refer(running, who, inc))
+        return True
+
+    async def _refer(self, running: Running, who: str, inc: IncomingRequest) -> None:
+        req = inc.request
+        refer_to = req.headers.get("Refer-To")
+        target: str | None = None
+        method = "INVITE"
+        if refer_to:
+            try:
+                addr_uri = parse_uri(refer_to.strip().split(">", 1)[0].lstrip("<"), "Refer-To")
+            except SimpleImError:
+                addr_uri = None
+            if isinstance(addr_uri, SipUri) and addr_uri.user:
+                method = (addr_uri.params.get("method") or
+                          next((v for k, v in addr_uri.headers if k.lower() == "method"),
+                               None) or "INVITE").upper()
+                target = f"sip:{addr_uri.user}@{addr_uri.host}"
+        headers = [("Server", SERVER_PRODUCT)]
+        if target is None or method not in ("INVITE", "BYE"):
+            inc.reply(400, headers=[*headers, ("Warning", im_warning(
+                self._limits.host, "Refer-To with a SIP user URI expected"))])
+            return
+        conf = running.conf
+        subscribe = (req.headers.get("Refer-Sub") or "true").strip().lower() != "false"
+        extra = [] if subscribe else [("Refer-Sub", "false")]
+        if method == "BYE":
+            victim = conf.participant(target)
+            if not same_user(who, conf.creator) or victim is None \
+                    or victim.status is ParticipantStatus.DISCONNECTED:
+                # §7.2.1.8 step 1 / 2b: only the initiator removes, and only participants
+                inc.reply(403, headers=[*headers, ("Warning", im_warning(
+                    self._limits.host, W_FUNCTION_NOT_ALLOWED))])
+                return
+            inc.reply(202, headers=[*headers, *extra])
+            if subscribe:
+                await self._sipfrag(running, who, 100, active=True)
+            leg = running.legs.pop(victim.uri, None)
+            task = running.pending.get(victim.uri)
+            if task is not None:
+                task.cancel()
+            if leg is not None:
+                running.room.remove(leg, "removed by the initiator", bye=True)
+            await self._event(running, victim.uri, ParticipantInput.REMOVED, by=who)
+            if subscribe:
+                await self._sipfrag(running, who, 200, active=False)
+            self._check_release(running)
+            return
+        existing = conf.participant(target)
+        if existing is not None and existing.status is not ParticipantStatus.DISCONNECTED:
+            inc.reply(403, headers=[*headers, ("Warning", im_warning(
+                self._limits.host, "already a participant"))])
+            return
+        if len(conf.invited_or_in) + 1 > self._limits.max_participants:
+            inc.reply(486, headers=[*headers, ("Warning", im_warning(
+                self._limits.host, W_TOO_MANY_PARTICIPANTS))])    # §7.2.1.7 step 4
+            return
+        inc.reply(202, headers=[*headers, *extra])                   # §7.2.1.7 step 5
+        remote = running.legs[who].session.remote_media if who in running.legs else None
+        if remote is None:
+            return
+        await self._event(running, target, ParticipantInput.INVITED, by=who)
+        if subscribe:
+            running.referrers[target] = who
+            await self._sipfrag(running, who, 100, active=True)
+        running.pending[target] = self._spawn(self._invite(
+            running, Entry(target), running.conf.creator, remote, None, None, referred_by=who))
+
+    def _refer_outcome(self, running: Running, target: str, status: int) -> None:
+        referrer = running.referrers.pop(target, None)
+        if referrer is not None:
+            self._spawn(self._sipfrag(running, referrer, status, active=False))
+
+    async def _sipfrag(self, running: Running, to: str, status: int, *, active: bool) -> None:
+        """RFC 3515 §2.4.4: the progress of the referred request as ``message/sipfrag``."""
+        leg = running.legs.get(to)
+        if leg is None:
+            return
+        state = f"active;expires={REFER_EXPIRES}" if active else "terminated;reason=noresource"
+        body = f"SIP/2.0 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
+        try:
+            await leg.session.send_request("NOTIFY", headers=(
+                ("Event", "refer"), ("Subscription-State", state),
+                ("User-Agent", SERVER_PRODUCT)), body=body,
+                content_type="message/sipfrag;version=2.0")
+        except (SimpleImError, OSError) as exc:
+            log.info("refer NOTIFY to %s not sent: %s", to, exc)
