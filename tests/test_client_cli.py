@@ -129,7 +129,8 @@ def test_exit_code_table() -> None:
 
 def test_help_of_every_command() -> None:
     parser = build_parser()
-    for cmd in ("agent", "send", "chat", "send-file", "share-image", "capabilities"):
+    for cmd in ("agent", "send", "chat", "group-chat", "send-file", "share-image",
+                "capabilities"):
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([cmd, "--help"])
         assert exit_info.value.code == 0

@@ -587,6 +587,30 @@ class Sipp:
         peer.wait_exit(timeout + 15.0)
         return self.result(peer)
 
+    def start(
+        self,
+        name: str,
+        scenario: str,
+        *,
+        remote: str,
+        port: int,
+        transport: str = "u1",
+        keys: Mapping[str, str | int] | None = None,
+        auth: tuple[str, str] | None = None,
+        auth_uri: str | None = None,
+        timeout: float = 30.0,
+    ) -> PeerProcess:
+        """Start a UAC in the background (one call); :meth:`finish` collects its results."""
+        proto = "tcp" if transport.startswith("t") else "udp"
+        if proto == "udp":
+            ensure_ports_free([("udp", port)], f"SIPp {name}")
+        argv = self._argv(
+            name, scenario, port=port, transport=transport, remote=remote, service=None,
+            keys=keys or {}, auth=auth, auth_uri=auth_uri, calls=1, rate=None, limit=None,
+            timeout=timeout, trace_msg=True, extra=(),
+        )
+        return self.peers.spawn(name, argv)
+
     def finish(self, peer: PeerProcess, timeout: float = 10.0) -> SippResult:
         """Wait for a UAS started with ``calls=N`` to exit by itself, then read its results."""
         peer.wait_exit(timeout)

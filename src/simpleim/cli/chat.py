@@ -31,7 +31,7 @@ from simpleim.client.pager import normalize_uri
 from simpleim.client.session import ChatSession, SessionFailed
 from simpleim.errors import SimpleImError
 
-__all__ = ["ChatConsole", "HELP"]
+__all__ = ["ChatConsole", "HELP", "Keyboard"]
 
 HELP = ("type a line and Enter to send; /to PEER to write to someone else; /record start "
         "[NAME] | /record stop asks the server to record the current chat; /quit or Ctrl-D "
@@ -40,7 +40,7 @@ HELP = ("type a line and Enter to send; /to PEER to write to someone else; /reco
 COMPOSING_REFRESH = 60.0
 
 
-class _Keyboard:
+class Keyboard:
     """Standard input without blocking the loop: whole lines from a pipe; keystrokes from a
     terminal (no canonical mode, no echo: the console echoes and erases itself)."""
 
@@ -51,7 +51,7 @@ class _Keyboard:
         self._saved: list[Any] | None = None
         self._pending = b""
 
-    def __enter__(self) -> _Keyboard:
+    def __enter__(self) -> Keyboard:
         if self.tty:
             self._saved = termios.tcgetattr(self.fd)
             mode = termios.tcgetattr(self.fd)
@@ -184,7 +184,7 @@ class ChatConsole:
         shower = asyncio.ensure_future(self.show())
         calling: asyncio.Task[int] | None = None
         try:
-            with _Keyboard(fd) as keys:
+            with Keyboard(fd) as keys:
                 self.tty = keys.tty
                 if self.current is not None:
                     # Typing (and /to someone else) works while the invitation rings.
@@ -233,7 +233,7 @@ class ChatConsole:
         self.say(f"session with {chat.peer} established; {HELP}")
         return 0
 
-    async def _read(self, keys: _Keyboard) -> None:
+    async def _read(self, keys: Keyboard) -> None:
         while not self.done.is_set():
             get = asyncio.ensure_future(keys.queue.get())
             stop = asyncio.ensure_future(self.done.wait())

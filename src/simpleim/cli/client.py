@@ -1,4 +1,5 @@
-"""``simpleim agent|send|chat|send-file|share-image|capabilities``: the client commands.
+"""``simpleim agent|send|chat|group-chat|send-file|share-image|capabilities``: the client
+commands.
 
 Every command is built on :class:`simpleim.client.account.Account` only.  Common options come
 from (lowest first) ``~/.config/simpleim/client.toml`` (or ``--config``), ``SIMPLEIM_*``
@@ -15,6 +16,7 @@ from simpleim.cli.client_run import (
     run_agent,
     run_capabilities,
     run_chat,
+    run_group_chat,
     run_send,
     run_send_file,
     run_share_image,
@@ -119,6 +121,21 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
                     "/quit ends it.")
     p.add_argument("to", metavar="TO", nargs="?", help="whom to invite (optional)")
     p.set_defaults(func=run_chat)
+
+    p = subparsers.add_parser(
+        "group-chat", parents=[common], formatter_class=fmt, epilog=_EPILOG,
+        help="an ad-hoc group chat with MEMBERs (the server's conference focus)",
+        description="Start a group chat: one INVITE to the server's conference factory "
+                    "(sip:Conference-Factory@DOMAIN) names the MEMBERs (RFC 5366); the "
+                    "server invites them and relays every message to everybody.  Typed "
+                    "lines go to the group; what others write is shown with their name, and "
+                    "who joins or leaves (conference event package).  /add USER, "
+                    "/remove USER (the initiator only), /who; /leave, /quit or Ctrl-D ends "
+                    "it (and the group chat ends for all when its initiator leaves).")
+    p.add_argument("members", metavar="MEMBER", nargs="+",
+                   help="users to invite: user, user@domain or a SIP URI")
+    p.add_argument("--subject", help="the Subject of the group chat")
+    p.set_defaults(func=run_group_chat)
 
     p = subparsers.add_parser(
         "send-file", parents=[common], formatter_class=fmt, epilog=_EPILOG,

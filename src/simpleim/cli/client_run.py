@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from simpleim.cli.chat import ChatConsole
+from simpleim.cli.groupchat import GroupConsole
 from simpleim.cli.outcome import EXIT_CODES, describe_failure, exit_code_for
 from simpleim.cli.preflight import (
     UdpProbe,
@@ -33,9 +34,11 @@ from simpleim.client.events import (
     ErrorEvent,
     Event,
     FileEvent,
+    GroupMessageEvent,
     HistoryEvent,
     ImdnEvent,
     MessageEvent,
+    ParticipantEvent,
     ReadyEvent,
     RegisteredEvent,
     SessionEvent,
@@ -253,6 +256,11 @@ def _format_event(ev: Event) -> str:
         where = f" -> {ev.path}" if ev.path else ""
         h = "" if ev.hash_ok is None else (" hash ok" if ev.hash_ok else " HASH MISMATCH")
         return f"[{ev.kind}] {ev.file_name} ({ev.size} bytes) {ev.state}{where}{h}"
+    if isinstance(ev, GroupMessageEvent):
+        return f"[group-message] {ev.group} {ev.sender}: {ev.text}"
+    if isinstance(ev, ParticipantEvent):
+        how = f" ({ev.method})" if ev.method else ""
+        return f"[participant] {ev.group} {ev.participant} {ev.status}{how}"
     if isinstance(ev, ImdnEvent):
         return f"[imdn] {ev.message_id} {ev.status} by {ev.peer}"
     if isinstance(ev, ComposingEvent):
@@ -414,6 +422,19 @@ def run_chat(args: argparse.Namespace) -> int:
 
     return _run("chat", args, body,
                 check=lambda: check_address(args.to) if args.to is not None else None)
+
+
+def run_group_chat(args: argparse.Namespace) -> int:
+    async def body(account: Account) -> int:
+        console = GroupConsole(account, list(args.members), timeout=args.timeout,
+                               subject=args.subject)
+        return await console.run(sys.stdin.fileno())
+
+    def check() -> None:
+        for member in args.members:
+            check_address(member)
+
+    return _run("group-chat", args, body, check=check)
 
 
 # ---------------------------------------------------------------------------- files

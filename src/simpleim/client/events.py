@@ -116,7 +116,6 @@ class GroupMessageEvent(Event):
     message_id: str | None = None
     mode: str = "session"
     session_id: str | None = None
-    content_type: str = "text/plain"
 
     @property
     def name(self) -> str:

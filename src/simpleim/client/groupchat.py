@@ -121,8 +121,7 @@ class GroupChat(ChatSession):
         if mid is not None:
             self.received[mid] = decoded
         self.ctx.emit(GroupMessageEvent(self.conference, sender, decoded.text, mid,
-                                        session_id=self.session_id,
-                                        content_type=decoded.content_type))
+                                        session_id=self.session_id))
         self.acknowledge(decoded)
 
     # ------------------------------------------------------------------ conference state

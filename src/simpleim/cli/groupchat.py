@@ -1,0 +1,159 @@
+"""``simpleim group-chat MEMBER...``: an ad-hoc group chat on the console (OMA SIMPLE IM
+§7.1.1.3, the server's conference focus).
+
+The chat starts with one INVITE to the conference factory naming the members; typed lines
+go to everybody; what the others write is shown with their name, and the participant list
+changes as the focus reports them (conference event package).  Commands: ``/add USER``,
+``/remove USER`` (the initiator only), ``/who``, ``/leave`` (or ``/quit``, Ctrl-D).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+from simpleim.cli.chat import Keyboard
+from simpleim.cli.outcome import describe_failure, exit_code_for
+from simpleim.client import Account
+from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
+from simpleim.client.groupchat import GroupChat
+from simpleim.client.session import SessionFailed
+from simpleim.errors import SimpleImError
+
+__all__ = ["GROUP_HELP", "GroupConsole"]
+
+GROUP_HELP = ("type a line and Enter to send to everybody; /add USER, /remove USER, /who; "
+              "/leave, /quit or Ctrl-D ends")
+
+
+class GroupConsole:
+    """The group chat console (see the module doc)."""
+
+    def __init__(self, account: Account, members: list[str], *, timeout: float = 60.0,
+                 subject: str | None = None, out: TextIO | None = None) -> None:
+        self.account = account
+        self.members = members
+        self.timeout = timeout
+        self.subject = subject
+        self.domain = account.config.domain
+        self.out = out or sys.stdout
+        self.chat: GroupChat | None = None
+        self.done = asyncio.Event()
+        self.line = ""
+        self.tty = False
+
+    def say(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[K" + text + "\n" + "group> " + self.line)
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def short(self, uri: str) -> str:
+        return uri.removeprefix("sip:").removesuffix(f"@{self.domain}")
+
+    async def show(self) -> None:
+        async for ev in self.account.events:
+            chat = self.chat
+            if isinstance(ev, GroupMessageEvent):
+                if ev.sender != self.account.config.uri:
+                    self.say(f"{self.short(ev.sender)}: {ev.text}")
+            elif isinstance(ev, ParticipantEvent):
+                how = f" ({ev.method})" if ev.method else ""
+                self.say(f"* {self.short(ev.participant)} {ev.status}{how}")
+            elif isinstance(ev, SessionEvent) and chat is not None \
+                    and ev.session_id == chat.session_id and ev.state == "ended":
+                self.say(f"group chat ended ({ev.reason})")
+                self.done.set()
+        self.done.set()
+
+    async def run(self, fd: int) -> int:
+        names = ", ".join(self.members)
+        self.say(f"starting a group chat with {names}; waiting up to {self.timeout:.0f} s "
+                 "(Ctrl-C gives up)")
+        shower = asyncio.ensure_future(self.show())
+        try:
+            try:
+                self.chat = await self.account.groups.start(
+                    self.members, timeout=self.timeout, subject=self.subject)
+            except SessionFailed as exc:
+                self.say("no group chat: " + describe_failure(
+                    exc.status, exc.reason, names, "nothing"))
+                return exit_code_for(exc.status) if exc.status else 1
+            self.say(f"group chat {self.chat.conference} established; {GROUP_HELP}")
+            with Keyboard(fd) as keys:
+                self.tty = keys.tty
+                await self._read(keys)
+        finally:
+            chat = self.chat
+            if chat is not None and not chat.ended.is_set():
+                with contextlib.suppress(SimpleImError, OSError, TimeoutError):
+                    async with asyncio.timeout(5):
+                        await chat.leave()
+            shower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await shower
+        return 0
+
+    async def _read(self, keys: Keyboard) -> None:
+        while not self.done.is_set():
+            get = asyncio.ensure_future(keys.queue.get())
+            stop = asyncio.ensure_future(self.done.wait())
+            await asyncio.wait({get, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+                return
+            item = get.result()
+            if item is None:
+                return
+            if not self.tty:
+                if not await self.command(item.rstrip("\n")):
+                    return
+                continue
+            if item in ("\n", "\r"):
+                text, self.line = self.line, ""
+                self.out.write("\r\x1b[K")
+                if text and not await self.command(text):
+                    return
+                self.out.write("group> ")
+            elif item == "\x04" and not self.line:
+                return
+            elif item in ("\x7f", "\b"):
+                if self.line:
+                    self.line = self.line[:-1]
+                    self.out.write("\b \b")
+            elif item.isprintable():
+                self.line += item
+                self.out.write(item)
+            self.out.flush()
+
+    async def command(self, text: str) -> bool:
+        """One typed line: a command or a message to everybody; False ends the console."""
+        chat = self.chat
+        stripped = text.strip()
+        if chat is None or not stripped:
+            return True
+        if stripped in ("/leave", "/quit"):
+            return False
+        word, _, arg = stripped.partition(" ")
+        try:
+            if word in ("/add", "/remove") and arg.strip():
+                user = arg.strip()
+                status = await (chat.add(user) if word == "/add" else chat.remove(user))
+                verb = "added" if word == "/add" else "removed"
+                self.say(f"  {user} {verb}" if status < 300 else
+                         f"  {user} not {verb}: {describe_failure(status, '', user, 'nothing')}")
+            elif word == "/who":
+                people = ", ".join(f"{self.short(p)} ({s})"
+                                   for p, s in chat.participants.items()) or "(not known yet)"
+                self.say(f"  {people}")
+            elif word.startswith("/"):
+                self.say(f"  {GROUP_HELP}")
+            else:
+                await chat.send(text)
+        except (SimpleImError, OSError) as exc:
+            self.say(f"  failed ({exc}): {text}")
+        return True

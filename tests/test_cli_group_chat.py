@@ -1,0 +1,141 @@
+"""``simpleim group-chat MEMBER...`` and the agent's group events, as a new user runs them:
+the real commands (subprocesses) against the in-process server with its conference focus;
+the other members are library accounts or ``simpleim agent --json``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from cli_helpers import LONG, clean_env, simpleim_bin
+from client_helpers import DOMAIN, PASSWORDS, client_config, running_server, wait_event
+from simpleim.client import Account
+from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
+from simpleim.client.groupchat import GroupChat
+
+
+def _env(tmp: Path, user: str, port: int) -> dict[str, str]:
+    return clean_env(tmp, SIMPLEIM_ACCOUNT=f"{user}@{DOMAIN}",
+                     SIMPLEIM_PASSWORD=PASSWORDS[user], SIMPLEIM_PROXY=f"127.0.0.1:{port}")
+
+
+async def _until(stream: asyncio.StreamReader, needle: bytes) -> bytes:
+    seen = b""
+    async with asyncio.timeout(LONG):
+        while needle not in seen:
+            chunk = await stream.read(4096)
+            if not chunk:
+                raise AssertionError(f"output ended before {needle!r}: {seen!r}")
+            seen += chunk
+    return seen
+
+
+async def _group_of(account: Account) -> GroupChat:
+    ev = await wait_event(account, lambda e: isinstance(e, SessionEvent)
+                          and e.kind == "group" and e.state == "established", timeout=LONG)
+    assert isinstance(ev, SessionEvent)
+    chat = account.sessions[ev.session_id]
+    assert isinstance(chat, GroupChat)
+    return chat
+
+
+async def test_group_chat_command(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("bob", port, tmp_path, "tcp")) as bob, \
+            Account(client_config("carol", port, tmp_path, "tcp")) as carol:
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "group-chat", "bob", "carol", "--subject", "plans",
+            env=_env(tmp_path, "alice", port), stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            out = await _until(proc.stdout, b"established")
+            assert b"starting a group chat with bob, carol" in out
+            assert b"group chat sip:conf~" in out
+            b_chat, c_chat = await _group_of(bob), await _group_of(carol)
+            await _until(proc.stdout, b"* carol connected")
+            proc.stdin.write(b"hello from the console\n")
+            await proc.stdin.drain()
+            for acc in (bob, carol):
+                ev = await wait_event(acc, lambda e: isinstance(e, GroupMessageEvent),
+                                      timeout=LONG)
+                assert isinstance(ev, GroupMessageEvent)
+                assert ev.text == "hello from the console"
+                assert ev.sender == f"sip:alice@{DOMAIN}"
+            await b_chat.send("bob here")
+            await _until(proc.stdout, b"bob: bob here")
+            proc.stdin.write(b"/remove carol\n/who\n")
+            await proc.stdin.drain()
+            await _until(proc.stdout, b"carol removed")
+            ended = await wait_event(carol, lambda e: isinstance(e, SessionEvent)
+                                     and e.state == "ended", timeout=LONG)
+            assert isinstance(ended, SessionEvent) and ended.session_id == c_chat.session_id
+            proc.stdin.write(b"/leave\n")
+            await proc.stdin.drain()
+            async with asyncio.timeout(LONG):
+                assert await proc.wait() == 0
+            # the initiator left: the conference is over for bob too (§7.2.2.8 1a)
+            await wait_event(bob, lambda e: isinstance(e, SessionEvent) and e.state == "ended"
+                             and e.session_id == b_chat.session_id, timeout=LONG)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_group_chat_command_refused(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as (_server, port):
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "group-chat", "bob", env=_env(tmp_path, "alice", port),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(LONG):
+            out, _err = await proc.communicate(b"")
+        assert b"no group chat" in out
+        assert proc.returncode == 6              # 480: bob is not online
+
+
+async def test_agent_reports_group_events(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("alice", port, tmp_path, "tcp")) as alice, \
+            Account(client_config("carol", port, tmp_path, "tcp")) as carol:
+        agent = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "agent", "--json", env=_env(tmp_path, "bob", port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert agent.stdout is not None
+        events: list[dict[str, object]] = []
+
+        async def until(name: str) -> dict[str, object]:
+            async with asyncio.timeout(LONG):
+                while True:
+                    for ev in events:
+                        if ev["event"] == name:
+                            events.remove(ev)
+                            return ev
+                    line = await agent.stdout.readline()  # type: ignore[union-attr]
+                    if not line:
+                        raise AssertionError(f"agent output ended before {name}")
+                    events.append(json.loads(line))
+
+        try:
+            await until("registered")
+            chat = await alice.groups.start(["bob", "carol"])
+            await _group_of(carol)
+            await wait_event(alice, lambda e: isinstance(e, ParticipantEvent)
+                             and e.participant == f"sip:bob@{DOMAIN}"
+                             and e.status == "connected", timeout=LONG)
+            mid = await chat.send("to the agent")
+            msg = await until("group-message")
+            assert msg == {"event": "group-message", "group": msg["group"],
+                           "sender": f"sip:alice@{DOMAIN}", "text": "to the agent",
+                           "message_id": mid, "mode": "session",
+                           "session_id": msg["session_id"]}
+            assert str(msg["group"]).startswith("sip:conf~")
+            part = await until("participant")
+            assert part["group"] == msg["group"] and part["status"] in (
+                "connected", "pending")
+        finally:
+            agent.terminate()
+            async with asyncio.timeout(LONG):
+                await agent.wait()
