@@ -5,6 +5,7 @@ conference event package (RFC 4575 over RFC 6665 SUBSCRIBE/NOTIFY), REFER add/re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -290,3 +291,45 @@ async def test_unknown_conference_and_outsider_subscription(tmp_path: Path) -> N
         resp = await carol.ua.request(req)
         assert resp.status == 405 and resp.headers.get("Allow") == "INVITE"
         assert not c_w.requests("INVITE", "in")
+
+
+async def test_cancel_by_the_initiator_cancels_the_invitations(tmp_path: Path) -> None:
+    from simpleim.client.config import Policy
+    async with running_server(tmp_path) as (srv, port):
+        alice = Account(client_config("alice", port, tmp_path, "tcp"))
+        bob = Account(client_config("bob", port, tmp_path, "tcp",
+                                    policy=Policy(sessions="ask")))
+        b_w, a_w = SipWire(bob), SipWire(alice)
+        async with alice, bob:
+            start = asyncio.ensure_future(alice.groups.start(["bob"]))
+            ringing = await wait_event(bob, lambda e: isinstance(e, SessionEvent)
+                                       and e.state == "invited")
+            assert isinstance(ringing, SessionEvent) and ringing.kind == "group"
+            start.cancel()                         # the initiator gives up: CANCEL (§7.2.2.4)
+            with contextlib.suppress(asyncio.CancelledError):
+                await start
+            await a_w.response("INVITE", 487, direction="in")
+            await b_w.request("CANCEL", "in")      # the focus cancels the member's INVITE
+            cancelled = await wait_event(bob, lambda e: isinstance(e, SessionEvent)
+                                         and e.state == "cancelled")
+            assert isinstance(cancelled, SessionEvent)
+            focus = srv.roles.focus  # type: ignore[union-attr]
+            await wait_until(lambda: not focus.conferences, 10, what="released")
+            assert await srv.store.conferences.active() == []
+
+
+async def test_spoofed_cpim_from_is_not_switched(tmp_path: Path) -> None:
+    from simpleim.content.cpim import CpimAddress, build_cpim
+    async with trio(tmp_path) as (_srv, (alice, bob, carol), _w):
+        chat = await alice.groups.start(["bob", "carol"])
+        await _joined(bob)
+        c_chat = await _joined(carol)
+        forged = build_cpim(from_addr=CpimAddress("sip:bob@example.test"),
+                            to=[CpimAddress(c_chat.conference)], body=b"forged by carol",
+                            content_type="text/plain")
+        await c_chat.stream.send(forged.to_bytes(), "message/cpim")   # §7.2.3.3 step 1
+        await c_chat.send("honest carol")
+        ev = await wait_event(alice, lambda e: isinstance(e, GroupMessageEvent))
+        assert isinstance(ev, GroupMessageEvent)
+        assert ev.text == "honest carol" and ev.sender == "sip:carol@example.test"
+        assert chat.conference
