@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +31,17 @@ from simpleim.store import Store, open_store
 _CACHE = Path(os.environ.setdefault(
     "SIMPLEIM_TEST_CACHE", str(Path(tempfile.gettempdir()) / f"simpleim-test-cache-{os.getuid()}")))
 set_hypothesis_home_dir(_CACHE / "hypothesis")
+
+# Ctrl-C tests (test_cli_transfer, test_docs_examples, ...) send SIGINT to the programs they
+# start.  A suite started in the background of a non-interactive shell (`make test &` in a
+# script, CI runners) inherits SIGINT *ignored* (POSIX sh, asynchronous lists without job
+# control), every child inherits that across exec, and Python then installs no handler: the
+# signal is lost, a transfer runs to its end (exit 0), an unanswered INVITE times out (exit 4,
+# 408) and a `KeyboardInterrupt` program never stops.  Those children are stand-ins for a
+# command typed in a terminal, where Ctrl-C is never ignored: give the suite the normal
+# disposition, which exec resets to the default in every child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _PG_PROBE: dict[str, str | None] = {}
 

@@ -82,9 +82,6 @@ def _script(tmp: Path, code: str, name: str) -> tuple[Path, Path]:
     return work, script
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "seen timing out (example 3 past 90 s) in fresh-clone runs while passing in "
-    "others; cause not yet found (issue 11 §7 follow-up)"))
 def test_client_md_programs_run(tmp_path: Path, tour: tuple[int, dict[str, str]]) -> None:
     port, env = tour
     programs = blocks("client.md", "python")
