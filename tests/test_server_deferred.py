@@ -345,6 +345,37 @@ async def test_delete_by_refer(store_url: str) -> None:
         assert await srv.store.deferred.count() == 0
 
 
+async def test_delete_several_by_multiple_refer_sends_failure_imdn(store_url: str) -> None:
+    """RFC 5368 multiple-refer to sip:Delete@ (§12.2.2.7): Refer-To a cid: pointing at a
+    resource-lists body of Message-ID URIs; the named messages go, the others stay, and
+    the one that asked for negative-delivery gets its failure IMDN (DM-09)."""
+    async with server_on(store_url) as srv:
+        alice = await srv.ua("alice")
+        await alice.register()
+        bodies = (cpim("one", notify=("negative-delivery",)), cpim("two"), cpim("three"))
+        for body in bodies:
+            resp = await alice.send(message(alice, "bob", body, "message/cpim"))  # type: ignore[arg-type]
+            assert resp.status == 202
+        first, second, third = await srv.store.deferred.pending(f"bob@{DOMAIN}")
+        bob = await srv.ua("bob", answer=lambda i: i.reply(480) if i.transaction_id else None)
+        entries = "".join(f'<entry uri="sip:{m.id}@{DOMAIN}"/>' for m in (first, third))
+        lists = ('<?xml version="1.0" encoding="UTF-8"?>'
+                 '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">'
+                 f'<list>{entries}</list></resource-lists>').encode()
+        req = bob.request("REFER", f"sip:Delete@{DOMAIN}", body=lists, headers=[
+            ("Refer-To", "<cid:dellist@bob.invalid>"), ("Require", "multiple-refer"),
+            ("Content-ID", "<dellist@bob.invalid>")])
+        req.headers.set("Content-Type", "application/resource-lists+xml")
+        assert (await bob.send(req)).status == 200
+        notify = (await received(bob, 1, "NOTIFY"))[0].request
+        assert notify.headers.get("Event") == "refer"
+        assert notify.body.startswith(b"SIP/2.0 200")
+        assert [m.id for m in await srv.store.deferred.pending(f"bob@{DOMAIN}")] == [second.id]
+        (report,) = await received(alice, 1)
+        assert str(report.request.from_addr.uri) == f"sip:Deferred@{DOMAIN}"
+        assert parse_imdn(parse_cpim(report.request.body).body).status == "failed"
+
+
 # ---------------------------------------------------------------- PF checks
 
 
