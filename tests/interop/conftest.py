@@ -40,13 +40,12 @@ def require_binary(name: str, package: str) -> str:
 
 @pytest.fixture(autouse=True)
 def _client_port_plan(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The client interop tests (test_client_*.py) use fixed ports too (client/client_interop.py:
+    """Every interop test may use fixed ports (the peer plan of interop_harness.py and the
+    client plan of client/client_interop.py: linphone 5092, baresip 5094 + control 4444,
     Kamailio 5470, MSRP relay 2965, SIPp 5480-5489): hold the host-wide port-plan lock for each,
-    so that a concurrent run on the same host queues instead of failing on busy ports.  (Tests
-    with the ``peers`` fixture take the lock there.)"""
-    if not request.module.__name__.startswith("test_client_"):
-        yield
-        return
+    so that a concurrent run on the same host queues instead of failing on busy ports.  (The
+    lock is re-entrant within the process: the ``peers`` fixture takes it again.)"""
+    del request
     with port_plan_lock():
         yield
 

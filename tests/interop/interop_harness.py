@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -109,30 +110,67 @@ def ensure_ports_free(ports: Iterable[tuple[str, int]], who: str) -> None:
         )
 
 
+#: how deep this process holds the port-plan lock (the flock is per open file description, so
+#: the lock is made re-entrant within one process by counting)
+_LOCK_DEPTH = [0]
+
+
 @contextlib.contextmanager
-def port_plan_lock(timeout: float = 240.0) -> Iterator[None]:
+def _flock_bounded(fd: int, path: Path, timeout: float) -> None:
+    """Take the exclusive flock on *fd*, waiting at most *timeout* seconds.
+
+    In the main thread the wait is a blocking flock() cut by SIGALRM: the kernel wakes a
+    blocked waiter as soon as the holder unlocks, so a run waiting here is not starved by a
+    concurrent run that releases and re-takes the lock between its tests (a non-blocking poll
+    almost never lands in that millisecond gap).  Elsewhere it falls back to polling."""
+    def expired(_signum: int, _frame: object) -> None:
+        raise PeerError(f"another interop run held {path} for more than {timeout:.0f}s")
+
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGALRM, expired)
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                expired(0, None)
+            time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def port_plan_lock(timeout: float = 900.0) -> Iterator[None]:
     """Hold the host-wide lock of the fixed port plan (tests/interop/README.md).
 
     Two runs of the interop tests (or a test run and benchmarks/proxy_relay.py) on one host
     would take the same fixed ports; with this lock the second one waits (bounded) instead.
     """
-    path = Path(tempfile.gettempdir()) / "simpleim-interop-ports.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise PeerError(
-                        f"another interop run held {path} for more than {timeout:.0f}s"
-                    ) from None
-                time.sleep(0.1)
+    if _LOCK_DEPTH[0]:
+        # already held by this process (an autouse fixture and the ``peers`` fixture of one
+        # test): a second flock on a new descriptor would wait for ourselves
+        _LOCK_DEPTH[0] += 1
         try:
             yield
         finally:
+            _LOCK_DEPTH[0] -= 1
+        return
+    path = Path(tempfile.gettempdir()) / "simpleim-interop-ports.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        _flock_bounded(fd, path, timeout)
+        _LOCK_DEPTH[0] = 1
+        try:
+            yield
+        finally:
+            _LOCK_DEPTH[0] = 0
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
