@@ -18,9 +18,10 @@ from client_helpers import DOMAIN, FAST, PASSWORDS, free_port, wait_event
 from simpleim.client.account import Account, RegistrationError
 from simpleim.client.config import ClientConfig, load_config
 from simpleim.client.events import MessageEvent, SessionEvent
-from simpleim.server.app import ImServer, make_server_ssl
+from simpleim.server.app import ImServer
 from simpleim.server.config import ServerConfig
 from simpleim.server.location import aor_key
+from simpleim.server.serve import make_server_ssl
 from simpleim.store import open_store
 from simpleim.transport.sip_addr import ListenSpec
 from tls_certs import self_signed_cert

@@ -20,11 +20,12 @@ from prometheus_client import CollectorRegistry
 from simpleim.cli.main import build_parser
 from simpleim.cli.server import config_from_args
 from simpleim.errors import ConfigError
-from simpleim.server.app import ImServer, serve
+from simpleim.server.app import ImServer
 from simpleim.server.config import ServerConfig
 from simpleim.server.config_file import load_server_config_file
 from simpleim.server.logging import JsonFormatter, TransactionLog, configure_logging
 from simpleim.server.metrics import ServerMetrics, SessionTracker
+from simpleim.server.serve import serve
 from simpleim.sip.message import SipRequest
 from simpleim.timers import Timers
 from simpleim.transport.sip_addr import ListenSpec, TransportAddr

@@ -23,8 +23,8 @@ from yarl import URL
 from needs import unavailable
 from simpleim.client.xcap import GroupSpec, XcapClient
 from simpleim.errors import XcapError
-from simpleim.server.app import serve
 from simpleim.server.config import ServerConfig
+from simpleim.server.serve import serve
 from simpleim.store import open_store
 from simpleim.store.deferred import DeferredMessage
 from simpleim.transport.sip_addr import ListenSpec

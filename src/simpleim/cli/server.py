@@ -196,7 +196,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 def check_config(config: ServerConfig) -> None:
     """What ``--check-config`` adds to validation: the TLS files load."""
-    from simpleim.server.app import make_server_ssl
+    from simpleim.server.serve import make_server_ssl
 
     make_server_ssl(config)
 
@@ -229,6 +229,6 @@ def run_server_command(args: argparse.Namespace) -> int:
         print(f"simpleim server: configuration OK (domain={config.domain}, "
               + " ".join(str(spec) for spec in config.listen) + ")")
         return 0
-    from simpleim.server.app import run_server
+    from simpleim.server.serve import run_server
 
     return run_server(config)

@@ -1,7 +1,7 @@
 """Configuration of the simpleim server: frozen dataclasses, parsed once, passed in.
 
 Nothing here is global; the CLI builds a :class:`ServerConfig` and hands it to
-:func:`simpleim.server.app.run_server` (or :class:`simpleim.server.app.ImServer`).
+:func:`simpleim.server.serve.run_server` (or :class:`simpleim.server.app.ImServer`).
 """
 
 from __future__ import annotations
