@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import re
 import signal
 from pathlib import Path
 
@@ -116,3 +117,52 @@ async def test_ctrl_c_while_the_receiver_does_not_answer(tmp_path: Path) -> None
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
+
+
+async def test_bars_are_named_by_the_library_and_end_with_a_rate_line(tmp_path: Path) -> None:
+    """Two files of the same size in one session: each bar is named by ``on_start`` (the
+    transfer id the library chose for that file), not guessed from sizes; a transfer that
+    ends between two redraws still gets its size, time and mean rate when the bars close."""
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(os.urandom(300_000))
+    second.write_bytes(os.urandom(300_000))
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("bob", port, tmp_path)) as bob, \
+            Account(client_config("alice", port, tmp_path)) as alice:
+        started: dict[str, str] = {}
+        results = await alice.files.send(
+            f"bob@{DOMAIN}", [first, second], on_start=lambda t, n: started.update({t: n}),
+            tc1=0.0)
+        assert {r.transfer_id: r.name for r in results} == started
+        assert sorted(started.values()) == ["first.bin", "second.bin"]
+        for r in results:                          # bob saw the same id under the same name
+            got = await wait_event(bob, lambda e, r=r: isinstance(e, FileEvent)
+                                   and e.state == "received" and e.transfer_id == r.transfer_id,
+                                   timeout=LONG)
+            assert isinstance(got, FileEvent) and got.file_name == r.name
+
+        master, slave = pty.openpty()
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "send-file", "bob", str(first), str(second),
+            env=_env(tmp_path, port), stdout=asyncio.subprocess.PIPE, stderr=slave)
+        os.close(slave)
+        seen = bytearray()
+        try:
+            async with asyncio.timeout(LONG):
+                out, _ = await proc.communicate()
+            try:
+                await _read_pty(master, b"\x00never", seen)
+            except (AssertionError, OSError):
+                pass                                # the pty ends with the process
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            os.close(master)
+        text = bytes(seen).decode("utf-8", "replace")
+        assert proc.returncode == 0, text[-2000:]
+        assert out.decode().split() == ["sent", "first.bin", "300000",
+                                        "sent", "second.bin", "300000"]
+        for name in ("first.bin", "second.bin"):
+            assert re.search(rf"{name}: 300\.0 kB in \d+\.\d\d s \([\d.]+ [kMG]?B/s\)", text), \
+                text[-2000:]

@@ -9,6 +9,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -440,14 +441,19 @@ def run_group_chat(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- files
 
 class _Bars:
-    """rich progress bars, one per file: its name, bytes, rate and time left."""
+    """rich progress bars, one per file: its name, bytes, rate and time left; when the bars
+    close, one line per file with its size, time and mean rate (a transfer that ends between
+    two redraws shows no rate in its bar)."""
 
     def __init__(self, enabled: bool, files: Sequence[Path] = ()) -> None:
         self.enabled = enabled
         self.progress: Any = None
         self.tasks: dict[str, Any] = {}
-        # The transfer ids are made by the library: a new id takes the name of the first
-        # file not yet shown whose size is the transfer's size (files go in offer order).
+        self._names: dict[str, str] = {}
+        # (name, first progress at, last progress at, bytes at first, bytes at last, total)
+        self._spans: dict[str, list[Any]] = {}
+        # Without a name from the library (share-image): the first file not yet shown whose
+        # size is the transfer's size.
         self._unnamed: list[tuple[str, int]] = []
         for f in files:
             with contextlib.suppress(OSError):
@@ -472,10 +478,32 @@ class _Bars:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.progress is not None:
-            self.progress.__exit__(None, None, None)
+        if self.progress is None:
+            return
+        self.progress.__exit__(None, None, None)
+        console = self.progress.console
+        for name, start, end, first, last, total in self._spans.values():
+            if last < total or total <= 0:
+                continue            # not finished: the bar says how far it got
+            took = max(end - start, 1e-3)
+            moved = max(last - first, 0) or last
+            console.print(f"{name}: {_human(total)} in {took:.2f} s "
+                          f"({_human(moved / took)}/s)", highlight=False)
+
+    def start(self, tid: str, name: str) -> None:
+        """The library names transfer ``tid`` (``on_start``)."""
+        self._names[tid] = name
+        # the clock of its mean rate starts now, before the first byte
+        self._spans[tid] = [name, time.monotonic(), time.monotonic(), 0, 0, 0]
+        for i, (unnamed, _size) in enumerate(self._unnamed):
+            if unnamed == name:
+                del self._unnamed[i]
+                break
 
     def _name(self, tid: str, total: int) -> str:
+        named = self._names.get(tid)
+        if named is not None:
+            return named
         for i, (name, size) in enumerate(self._unnamed):
             if size == total:
                 del self._unnamed[i]
@@ -486,9 +514,22 @@ class _Bars:
         if self.progress is None:
             return
         task = self.tasks.get(tid)
+        now = time.monotonic()
         if task is None:
-            task = self.tasks[tid] = self.progress.add_task(self._name(tid, total), total=total)
+            name = self._name(tid, total)
+            task = self.tasks[tid] = self.progress.add_task(name, total=total)
+            self._spans.setdefault(tid, [name, now, now, done, done, total])
+        span = self._spans[tid]
+        span[2], span[4], span[5] = now, done, total
         self.progress.update(task, completed=done)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
 def _stderr_console() -> Any:
@@ -503,6 +544,7 @@ def run_send_file(args: argparse.Namespace) -> int:
             results = await account.files.send(
                 args.to, paths, thumbnail=not args.no_thumbnail,
                 progress=lambda tid, done, total: bars.update(tid, done, total),
+                on_start=bars.start,
                 timeout=args.timeout, tc1=0.0)   # OMA §10.2: no further file follows
         code = 0
         for r in results:

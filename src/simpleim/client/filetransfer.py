@@ -81,7 +81,7 @@ from .pager import (
 from .session import FileOffer, InviteSession, SessionFailed
 from .thumbnails import make_thumbnail
 
-__all__ = ["FileTransfers", "FileTransferSession", "TransferResult", "Progress",
+__all__ = ["FileTransfers", "FileTransferSession", "TransferResult", "Progress", "TransferStart",
            "release_action", "FT_CHUNK"]
 
 log = logging.getLogger("simpleim.client")
@@ -122,6 +122,9 @@ def ft_chunk(config: ClientConfig) -> int:
     return RELAY_CHUNK if config.msrp_relay else FT_CHUNK
 
 Progress = Callable[[str, int, int], None]
+#: called once per file with (transfer id, file name) before its data flows, so that a
+#: caller can label the ``progress`` calls of that transfer id
+TransferStart = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -338,10 +341,14 @@ class FileTransfers:
     async def send(self, to: str, files: Sequence[str | Path], *,
                    thumbnail: bool = True, disposition: str = "attachment",
                    progress: Progress | None = None, timeout: float = 60.0,
-                   wait_release: bool = True, tc1: float | None = None
+                   wait_release: bool = True, tc1: float | None = None,
+                   on_start: TransferStart | None = None
                    ) -> list[TransferResult]:
         """Push ``files`` to ``to`` in one session (one m-line each, OMA §10.1, RFC 5547
         §8.2); one :class:`TransferResult` per file, in order.
+
+        ``on_start(transfer_id, name)`` is called for each accepted file before its first
+        ``progress(transfer_id, done, total)`` call.
 
         ``tc1`` overrides the Tc1 wait after the last file (§10.2: 0 when the caller knows no
         further file follows, e.g. the CLI)."""
@@ -397,6 +404,8 @@ class FileTransfers:
             rng = n.remote.file.range if n.remote is not None and n.remote.file else None
             offset = max(0, (rng.start - 1)) if rng is not None else 0
             offset = min(offset, size)
+            if on_start is not None:
+                on_start(tid, name)
             try:
                 await send_stream(session, session.streams[i], paths[i],
                                   d.selector.type or "application/octet-stream", offset, size,
