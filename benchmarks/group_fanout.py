@@ -24,9 +24,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,7 @@ from client_helpers import free_port  # noqa: E402
 from simpleim.client import Account  # noqa: E402
 from simpleim.client.config import ClientConfig  # noqa: E402
 from simpleim.client.events import GroupMessageEvent, ParticipantEvent  # noqa: E402
-from simpleim.server.app import ImServer  # noqa: E402
-from simpleim.server.config import ServerConfig  # noqa: E402
-from simpleim.store import open_store  # noqa: E402
 from simpleim.timers import Timers  # noqa: E402
-from simpleim.transport.sip_addr import ListenSpec  # noqa: E402
 
 DOMAIN = "example.test"
 
@@ -56,84 +54,111 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _focus(members: int, messages: int, rate: float, tmp: Path) -> dict[str, Any]:
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.asynccontextmanager
+async def _server(members: int, messages: int, tmp: Path,
+                  profile: str | None = None) -> AsyncIterator[tuple[int, int]]:
+    """``simpleim server`` (no auth, TCP) as a process of its own; yields (port, pid).
+    ``profile``: run it under cProfile, the statistics written to that file at the end."""
     port = free_port()
-    store = await open_store(f"sqlite:///{tmp / 'bench.db'}")
-    config = ServerConfig(domain=DOMAIN, listen=(ListenSpec("tcp", "127.0.0.1", port),),
-                          db_url=f"sqlite:///{tmp / 'bench.db'}", log_level="warning",
-                          auth=False, conference_max_participants=members + 1,
-                          max_tcp_per_source=4 * members + 64,
-                          media_queue_limit=max(64, messages))
-    server = ImServer(config, store)  # type: ignore[arg-type]
-    await server.start()
+    conf = tmp / "server.toml"
+    conf.write_text(f"max_tcp_per_source = {4 * members + 64}\n"
+                    f"media_queue_limit = {max(64, messages)}\n"
+                    f"[controlling]\nconference_max_participants = {members + 1}\n")
+    run = [sys.executable, "-m", "cProfile", "-o", profile] if profile else [sys.executable]
+    proc = await asyncio.create_subprocess_exec(
+        *run, "-m", "simpleim", "server", "--no-auth",
+        "--domain", DOMAIN, "--listen", f"tcp:127.0.0.1:{port}",
+        "--db", f"sqlite:///{tmp / 'bench.db'}", "--log-level", "warning",
+        "--config", str(conf), stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            while b"ready" not in await proc.stdout.readline():
+                if proc.returncode is not None:
+                    raise RuntimeError("simpleim server did not start")
+        yield port, proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+async def _focus(members: int, messages: int, rate: float, tmp: Path,
+                 profile: str | None = None) -> dict[str, Any]:
     names = [f"m{i:03d}" for i in range(members)]
     accounts: list[Account] = []
-    try:
-        for name in ["creator", *names]:
-            acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
-                                       proxy=f"tcp:127.0.0.1:{port}",
-                                       listen="tcp:127.0.0.1:0", imdn=(),
-                                       timers=Timers(tc1=0.5, tc2=2.0), expires=600))
-            await acc.start()
-            accounts.append(acc)
-        creator, others = accounts[0], accounts[1:]
-        chat = await creator.groups.start(names, timeout=60)
-        async with asyncio.timeout(60):           # every member connected
-            joined: set[str] = set()
-            while len(joined) < members:
-                ev = await creator.events.get()
-                if isinstance(ev, ParticipantEvent) and ev.status == "connected":
-                    joined.add(ev.participant)
-                    joined.discard(f"sip:creator@{DOMAIN}")
-        sent_at: dict[str, float] = {}
-        latencies: list[float] = []
-        done = asyncio.Event()
-        expected = messages * members
+    async with _server(members, messages, tmp, profile) as (port, pid):
+        try:
+            for name in ["creator", *names]:
+                acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
+                                           proxy=f"tcp:127.0.0.1:{port}",
+                                           listen="tcp:127.0.0.1:0", imdn=(),
+                                           timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+                await acc.start()
+                accounts.append(acc)
+            creator, others = accounts[0], accounts[1:]
+            chat = await creator.groups.start(names, timeout=60)
+            async with asyncio.timeout(60):           # every member connected
+                joined: set[str] = set()
+                while len(joined) < members:
+                    ev = await creator.events.get()
+                    if isinstance(ev, ParticipantEvent) and ev.status == "connected":
+                        joined.add(ev.participant)
+                        joined.discard(f"sip:creator@{DOMAIN}")
+            sent_at: dict[str, float] = {}
+            latencies: list[float] = []
+            done = asyncio.Event()
+            expected = messages * members
 
-        async def drain(acc: Account) -> None:
-            async for ev in acc.events:
-                if isinstance(ev, GroupMessageEvent) and ev.text in sent_at:
-                    latencies.append(time.perf_counter() - sent_at[ev.text])
-                    if len(latencies) >= expected:
-                        done.set()
+            async def drain(acc: Account) -> None:
+                async for ev in acc.events:
+                    if isinstance(ev, GroupMessageEvent) and ev.text in sent_at:
+                        latencies.append(time.perf_counter() - sent_at[ev.text])
+                        if len(latencies) >= expected:
+                            done.set()
 
-        readers = [asyncio.ensure_future(drain(a)) for a in others]
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        for i in range(messages):
-            text = f"fan-out {i}"
-            sent_at[text] = time.perf_counter()
-            await chat.send(text)
-            await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(30):
-                await done.wait()
-        elapsed = time.perf_counter() - t0
-        cpu = time.process_time() - cpu0
-        for r in readers:
-            r.cancel()
-        await chat.leave()
-    finally:
-        for acc in reversed(accounts):
-            with contextlib.suppress(Exception):
-                await acc.close()
-        await server.close()
-        await store.close()
+            readers = [asyncio.ensure_future(drain(a)) for a in others]
+            server_cpu0 = _proc_cpu(pid)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            for i in range(messages):
+                text = f"fan-out {i}"
+                sent_at[text] = time.perf_counter()
+                await chat.send(text)
+                await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    await done.wait()
+            elapsed = time.perf_counter() - t0
+            server_cpu = _proc_cpu(pid) - server_cpu0
+            cpu = time.process_time() - cpu0
+            for r in readers:
+                r.cancel()
+            await chat.leave()
+        finally:
+            for acc in reversed(accounts):
+                with contextlib.suppress(Exception):
+                    await acc.close()
     got = len(latencies)
     return {"delivered": got, "expected": expected, "seconds": round(elapsed, 3),
             "copies_per_s": round(got / elapsed, 1),
             "p50_ms": round(_pct(latencies, 0.5) * 1000, 2),
             "p99_ms": round(_pct(latencies, 0.99) * 1000, 2),
-            "cpu_us_per_copy": round(cpu / max(1, got) * 1e6, 1)}
+            "server_cpu_us_per_copy": round(server_cpu / max(1, got) * 1e6, 1),
+            "clients_cpu_us_per_copy": round(cpu / max(1, got) * 1e6, 1)}
 
 
 async def _minimal(members: int, messages: int, rate: float) -> dict[str, Any]:
-    """The same bytes written to N loopback sockets by one asyncio loop, read back."""
-    body = b"x" * 200
+    """The same bytes written to N loopback sockets by a minimal asyncio writer process
+    (benchmarks/_fanout_writer.py), read back here."""
     latencies: list[float] = []
-    sent_at: dict[int, float] = {}
     expected = messages * members
     done = asyncio.Event()
-
     handlers: list[asyncio.Task[Any]] = []
 
     async def reader(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
@@ -145,31 +170,23 @@ async def _minimal(members: int, messages: int, rate: float) -> dict[str, Any]:
             if not line:
                 return
             if line.startswith(b"Message-ID: m"):
-                seq = int(line[len(b"Message-ID: m"):])
-                latencies.append(time.perf_counter() - sent_at[seq])
+                sent = int(line[len(b"Message-ID: m"):])
+                latencies.append((time.perf_counter_ns() - sent) / 1e9)
                 if len(latencies) >= expected:
                     done.set()
 
     server = await asyncio.start_server(reader, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    writers = [(await asyncio.open_connection("127.0.0.1", port))[1] for _ in range(members)]
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    for i in range(messages):
-        frame = (f"MSRP t{i} SEND\r\nTo-Path: msrp://127.0.0.1:{port}/x;tcp\r\n"
-                 f"From-Path: msrp://127.0.0.1:1/y;tcp\r\nMessage-ID: m{i}\r\n"
-                 f"Byte-Range: 1-{len(body)}/{len(body)}\r\nContent-Type: message/cpim\r\n"
-                 f"\r\n").encode() + body + f"\r\n-------t{i}$\r\n".encode()
-        sent_at[i] = time.perf_counter()
-        for w in writers:
-            w.write(frame)
-        await asyncio.sleep(max(0.0, t0 + (i + 1) / rate - time.perf_counter()))
+    t0 = time.perf_counter()
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, str(BENCH_DIR / "_fanout_writer.py"), str(port), str(members),
+        str(messages), str(rate), stdout=asyncio.subprocess.PIPE)
+    out, _ = await writer.communicate()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(30):
             await done.wait()
     elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
-    for w in writers:
-        w.close()
+    cpu = float(out.decode().strip() or "nan")
     await asyncio.gather(*handlers, return_exceptions=True)   # each reader sees its EOF
     server.close()
     await server.wait_closed()
@@ -178,7 +195,7 @@ async def _minimal(members: int, messages: int, rate: float) -> dict[str, Any]:
             "copies_per_s": round(got / elapsed, 1),
             "p50_ms": round(_pct(latencies, 0.5) * 1000, 3),
             "p99_ms": round(_pct(latencies, 0.99) * 1000, 3),
-            "cpu_us_per_copy": round(cpu / max(1, got) * 1e6, 2)}
+            "writer_cpu_us_per_copy": round(cpu / max(1, got) * 1e6, 2)}
 
 
 async def main() -> None:
@@ -187,14 +204,16 @@ async def main() -> None:
     ap.add_argument("--members", type=int)
     ap.add_argument("--messages", type=int)
     ap.add_argument("--rate", type=float, default=100.0, help="messages/s sent")
+    ap.add_argument("--profile-server", metavar="FILE",
+                    help="run the server under cProfile, statistics to FILE (pstats)")
     args = ap.parse_args()
     members = args.members or (10 if args.quick else 30)
     messages = args.messages or (60 if args.quick else 300)
     with tempfile.TemporaryDirectory() as tmp:
-        focus = await _focus(members, messages, args.rate, Path(tmp))
+        focus = await _focus(members, messages, args.rate, Path(tmp), args.profile_server)
     minimal = await _minimal(members, messages, args.rate)
-    ratio = focus["cpu_us_per_copy"] / minimal["cpu_us_per_copy"] \
-        if minimal["cpu_us_per_copy"] else None
+    ratio = focus["server_cpu_us_per_copy"] / minimal["writer_cpu_us_per_copy"] \
+        if minimal["writer_cpu_us_per_copy"] else None
     print(f"focus:   {focus}")
     print(f"minimal: {minimal}")
     emit({"benchmark": "group_fanout", "members": members, "messages": messages,

@@ -5,7 +5,7 @@ it does not know."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,9 @@ def test_uac_headers_and_422_retry() -> None:
 class FakeSession:
     """A ServerSession whose peer sends what the test puts in ``inbox``."""
 
-    def __init__(self, name: str, *, stuck: bool = False) -> None:
+    def __init__(self, name: str, *, stuck: bool = False, takes_posts: bool = False) -> None:
+        self.takes_posts = takes_posts   # post() writes at once (no back-pressure)
+        self.posted = 0
         self.peer = f"sip:{name}@{DOMAIN}"
         self.call_id = name
         self.inbox: asyncio.Queue[SessionEvent] = asyncio.Queue()
@@ -103,6 +105,14 @@ class FakeSession:
         if self.stuck is not None:
             await self.stuck.wait()      # a peer that never reads
         self.sent.append(MediaMessage(content_type, body))
+
+    def post(self, body: bytes, content_type: str,
+             on_failure: Callable[[MediaError], None]) -> bool:
+        if not self.takes_posts or self.closed.is_set():
+            return False
+        self.posted += 1
+        self.sent.append(MediaMessage(content_type, body))
+        return True
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         while True:
@@ -297,3 +307,31 @@ async def test_switch_sink_order_backpressure_and_abort() -> None:
     sink.abort()
     assert dst.aborted == ["m1"]
     await wait_until(lambda: dst.woken >= 2, 5, what="the deferred wake-ups")
+
+
+async def test_room_posts_at_once_and_keeps_the_order_when_a_leg_pushes_back() -> None:
+    """A copy goes straight to the stream (no task switch) while the leg takes it at once;
+    when it pushes back, copies wait in the leg's queue, and a later copy queues behind
+    them even once the leg would take it again - the leg receives every message in order."""
+    room = Room()
+    a, b = FakeSession("a"), FakeSession("b", stuck=True, takes_posts=True)
+    room.add(a, "a")  # type: ignore[arg-type]
+    room.add(b, "b")  # type: ignore[arg-type]
+    for i in range(3):
+        a.inbox.put_nowait(MediaMessage("text/plain", b"m%d" % i))
+    await wait_until(lambda: len(b.sent) == 3, 5, what="three posted")
+    assert b.posted == 3                              # no queue, no writer task involved
+    b.takes_posts = False                             # b pushes back: m3 and m4 queue
+    a.inbox.put_nowait(MediaMessage("text/plain", b"m3"))
+    a.inbox.put_nowait(MediaMessage("text/plain", b"m4"))
+    leg_b = next(leg for leg in room.legs if leg.name == "b")
+    await wait_until(lambda: leg_b.queue.qsize() == 1, 5, what="m3 taken by the writer, m4 queued")
+    b.takes_posts = True                              # b would take m5 at once, but m4 waits
+    a.inbox.put_nowait(MediaMessage("text/plain", b"m5"))
+    await wait_until(lambda: leg_b.queue.qsize() == 2, 5, what="m5 queued behind m4")
+    assert b.stuck is not None
+    b.stuck.set()
+    await wait_until(lambda: len(b.sent) == 6, 5, what="all six")
+    assert [m.body for m in b.sent] == [b"m%d" % i for i in range(6)]
+    assert b.posted == 3 and leg_b.sent == 6
+    room.end("done")

@@ -245,6 +245,10 @@ class MsrpSession:
             self._urgent.appendleft(msg)
         return msg
 
+    def unsent(self) -> int:
+        """How many queued messages still have chunks to send."""
+        return len(self._urgent) + len(self._bulk)
+
     def next_message(self) -> OutgoingMessage | None:
         """The message whose chunk goes next: short messages first, so a short message is not
         stuck behind a long transfer (RFC 4975 §5.1: chunking lets messages interleave)."""

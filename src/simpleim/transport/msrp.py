@@ -185,6 +185,23 @@ class EndpointSession:
         self._waiters[msg.message_id] = fut
         return msg
 
+    def post(self, data: bytes, content_type: str, *, failure_report: str = "partial",
+             backlog: int = 8) -> asyncio.Future[OutgoingMessage] | None:
+        """Queue a message and write it at once, without a task switch, when the
+        connection takes it now: bound, open, not pushing back, and at most ``backlog``
+        messages of this session still unsent.  The future settles once the message is
+        written (``Failure-Report: partial``/``no``: RFC 4975 §7.1.2, nothing more comes)
+        or fails.  None: not taken, nothing queued - :meth:`send` waits instead."""
+        runner = self.runner
+        if (runner is None or runner.conn.closed or runner.write_blocked
+                or self.core.unsent() > backlog):
+            return None
+        msg = self.core.send(data, content_type, failure_report=failure_report)
+        fut: asyncio.Future[OutgoingMessage] = asyncio.get_running_loop().create_future()
+        self._waiters[msg.message_id] = fut
+        runner.wake()
+        return fut
+
     def wake(self) -> None:
         """New data for a queued message (a PipeSource was fed): write what can go."""
         if self.runner is not None:
@@ -381,6 +398,11 @@ class _Runner(asyncio.Protocol):
     # -- output
     def now(self) -> float:
         return self._loop.time()
+
+    @property
+    def write_blocked(self) -> bool:
+        """The transport pushes back (its buffer is above the high-water mark)."""
+        return self._write_paused
 
     def wake(self) -> None:
         """Cut chunks and write until the transport pushes back or nothing is left."""

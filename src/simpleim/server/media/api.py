@@ -166,6 +166,12 @@ class ServerSession(Protocol):
         written, only a failure is answered (and logged): a relay uses it so that its
         writing never waits for what the peer sends."""
 
+    def post(self, body: bytes, content_type: str,
+             on_failure: Callable[[MediaError], None]) -> bool:
+        """Send one message at once without waiting (``Failure-Report: partial``) when the
+        stream takes it now (nothing of ours waiting, no back-pressure): True.  False:
+        nothing was sent, use :meth:`send`.  ``on_failure`` hears of a later failure."""
+
     def events(self) -> AsyncIterator[SessionEvent]:
         """Received messages in order, then one :class:`SessionEnded`."""
 

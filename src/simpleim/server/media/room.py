@@ -26,6 +26,7 @@ import asyncio
 import enum
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from simpleim.errors import ProtocolError, SimpleImError
@@ -198,6 +199,13 @@ class Room:
             for dest, copy in self.policy.route(self, leg, event):
                 if dest.left is not None:
                     continue
+                if dest.queue.empty() and dest.session.post(
+                        copy.body, copy.content_type, partial(self._post_failed, dest)):
+                    # written at once: every earlier copy to ``dest`` already left its
+                    # queue (the writer takes one and hands it to the stream in one step),
+                    # so the order holds; no task switch per copy
+                    dest.sent += 1
+                    continue
                 if self.overflow is Overflow.WAIT:
                     await dest.queue.put(copy)
                     continue
@@ -227,6 +235,11 @@ class Room:
                     return
                 continue
             leg.sent += 1
+
+    def _post_failed(self, leg: Leg, exc: MediaError) -> None:
+        log.info("room: a message to %s failed: %s", leg.name, exc)
+        if exc.status in (408, 481):
+            self.remove(leg, f"MSRP send failed: {exc.status}", bye=True)
 
     def remove(self, leg: Leg, reason: str, *, bye: bool = False) -> None:
         """Take ``leg`` out (it left, or is dropped with ``bye``); fewer than ``min_legs``

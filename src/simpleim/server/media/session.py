@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from simpleim.errors import ProtocolError, SimpleImError
-from simpleim.msrp import IncomingMessage, MemorySink
+from simpleim.msrp import IncomingMessage, MemorySink, OutgoingMessage
 from simpleim.sdp import MsrpMedia, SessionDescription
 from simpleim.server.media.api import MediaError, MediaMessage, SessionEnded, SessionEvent
 from simpleim.server.media.switch import SwitchSink
@@ -138,6 +138,26 @@ class MediaSession:
             raise MediaError(exc.status, exc.comment or "") from exc
         except ProtocolError as exc:
             raise MediaError(exc.status, exc.detail) from exc
+
+    def post(self, body: bytes, content_type: str,
+             on_failure: Callable[[MediaError], None]) -> bool:
+        if self._closed.is_set():
+            return False
+        fut = self.stream.post(body, content_type)
+        if fut is None:
+            return False
+
+        def settled(done: asyncio.Future[OutgoingMessage]) -> None:
+            if done.cancelled():
+                return
+            exc = done.exception()
+            if isinstance(exc, MsrpTransferError):
+                on_failure(MediaError(exc.status, exc.comment or ""))
+            elif exc is not None:
+                on_failure(MediaError(408, str(exc)))
+
+        fut.add_done_callback(settled)
+        return True
 
     async def receive(self) -> MediaMessage | None:
         """The next received message, None once the session ended."""
