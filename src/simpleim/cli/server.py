@@ -1,4 +1,5 @@
-"""``simpleim server``: run the registrar + stateful proxy for one domain."""
+"""``simpleim server``: run the IM server (registrar, proxy and the IM application-server
+roles) for one domain."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ _LISTEN_HELP = (
 def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "server",
-        help="run the IM server (registrar + stateful proxy)",
+        help="run the IM server (registrar, proxy, group chat, deferred messages, history, XCAP)",
         description=(
             "Run the simpleim SIP server: a registrar (RFC 3261 §10) and a stateful proxy "
             "(RFC 3261 §16) for one domain, with digest authentication against the user "
