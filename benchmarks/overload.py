@@ -34,6 +34,7 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))  # waiting.py, used by the harness
 sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "interop"))
 
 from _common import emit, machine  # noqa: E402
