@@ -8,6 +8,7 @@ committed before the coroutine returns.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -41,8 +42,10 @@ def split_postgres_url(url: str) -> tuple[str, str | None]:
     return dsn, schema
 
 
+@functools.lru_cache(maxsize=512)
 def to_dollar_params(sql: str) -> str:
-    """``?`` placeholders → PostgreSQL ``$1, $2, ...`` (our SQL has no literal '?')."""
+    """``?`` placeholders → PostgreSQL ``$1, $2, ...`` (our SQL has no literal '?').
+    Memoised: the statements are a fixed set, converted once each."""
     out: list[str] = []
     n = 0
     for ch in sql:
@@ -81,7 +84,11 @@ class PostgresStore(SqlStore):
         errors: tuple[type[BaseException], ...] = (
             asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError,
         )
-        settings = {"search_path": schema} if schema else None
+        # write before acknowledge: a commit returns once it is flushed to the WAL, whatever
+        # the server's default (synchronous_commit = off would lose the last commits)
+        settings = {"synchronous_commit": "on"}
+        if schema:
+            settings["search_path"] = schema
         with driver_errors(errors, "cannot connect to PostgreSQL"):
             if schema:
                 conn = await asyncpg.connect(dsn, timeout=cfg.timeout)
@@ -102,6 +109,14 @@ class PostgresStore(SqlStore):
         return store
 
     async def _execute(self, statements: Sequence[Statement]) -> list[int]:
+        if len(statements) == 1:
+            # One statement needs no BEGIN/COMMIT round trips: outside a transaction block
+            # PostgreSQL runs it as a transaction of its own, committed (and, with the
+            # synchronous_commit on our connections, flushed to the WAL) before the answer comes back.
+            sql, params = statements[0]
+            async with self._pool.acquire() as conn:
+                status = await conn.execute(to_dollar_params(sql), *params)
+            return [_rowcount(str(status))]
         counts: list[int] = []
         async with self._pool.acquire() as conn, conn.transaction():
             for sql, params in statements:
