@@ -1,0 +1,166 @@
+"""Join cost of a group chat: what the n-th participant's join costs the conference focus.
+
+    .venv/bin/python benchmarks/group_join.py [--quick] [--sizes 10,100,500]
+
+For each n: an ad-hoc group chat of n-1 participants (the initiator and n-2 members, simpleim
+accounts of this process over TCP, every one subscribed to the conference event package,
+RFC 4575) on an in-process ``simpleim server`` (auth off, SQLite in a temp dir).  Once it is
+quiet, the initiator adds one more member by REFER (RFC 4579); measured for that join:
+
+* the time from the REFER until every subscriber (the n-1 old ones and the newcomer) has been
+  told the newcomer is connected;
+* the NOTIFYs the server sent for it: count and bytes (the whole SIP requests, as written),
+  counted by wrapping the server endpoint's ``request``.
+
+Issue 10 §6 asks that this grows linearly in n, not quadratically: each old subscriber gets one
+partial-state NOTIFY naming only the newcomer (constant size), the newcomer one full-state
+NOTIFY (size ~ n).  Reference points in the same run: the bytes of one full-state document per
+subscriber (what a focus sending full state on every change would send: ~ n^2).
+Last output line: JSON.  No peer here: a conference focus to compare with is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
+
+from _common import emit, machine  # noqa: E402
+
+from client_helpers import free_port  # noqa: E402
+from simpleim.client import Account  # noqa: E402
+from simpleim.client.config import ClientConfig  # noqa: E402
+from simpleim.client.events import ParticipantEvent  # noqa: E402
+from simpleim.server.app import ImServer  # noqa: E402
+from simpleim.server.config import ServerConfig  # noqa: E402
+from simpleim.sip.message import SipRequest  # noqa: E402
+from simpleim.store import open_store  # noqa: E402
+from simpleim.timers import Timers  # noqa: E402
+from simpleim.transport.sip_addr import ListenSpec  # noqa: E402
+
+DOMAIN = "example.test"
+
+
+class NotifyCount:
+    """NOTIFYs the server sends: count and bytes, since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self.largest = 0
+
+    def reset(self) -> None:
+        self.count = self.bytes = self.largest = 0
+
+    def wrap(self, request: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counting(req: SipRequest, *args: Any, **kw: Any) -> Any:
+            if req.method == "NOTIFY":
+                size = len(req.to_bytes())
+                self.count += 1
+                self.bytes += size
+                self.largest = max(self.largest, size)
+            return await request(req, *args, **kw)
+        return counting
+
+
+async def _connected(acc: Account, who: str, seen: dict[str, set[str]]) -> None:
+    """Until ``acc`` has been told ``who`` is connected (its events, in order)."""
+    mine = seen.setdefault(acc.config.aor, set())
+    while who not in mine:
+        ev = await acc.events.get()
+        if isinstance(ev, ParticipantEvent) and ev.status == "connected":
+            mine.add(ev.participant.removeprefix("sip:"))
+
+
+async def _one(n: int, tmp: Path) -> dict[str, Any]:
+    port = free_port()
+    db = f"sqlite:///{tmp / f'join{n}.db'}"
+    store = await open_store(db)
+    config = ServerConfig(domain=DOMAIN, listen=(ListenSpec("tcp", "127.0.0.1", port),),
+                          db_url=db, log_level="warning", auth=False,
+                          conference_max_participants=n + 1, max_tcp_per_source=4 * n + 64)
+    server = ImServer(config, store)  # type: ignore[arg-type]
+    await server.start()
+    counter = NotifyCount()
+    server.endpoint.request = counter.wrap(server.endpoint.request)  # type: ignore[method-assign]
+    names = [f"j{i:03d}" for i in range(n - 1)]          # n-2 members + the one who joins
+    accounts: list[Account] = []
+    seen: dict[str, set[str]] = {}
+    try:
+        for name in ["creator", *names]:
+            acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
+                                       proxy=f"tcp:127.0.0.1:{port}",
+                                       listen="tcp:127.0.0.1:0", imdn=(),
+                                       timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+            await acc.start()
+            accounts.append(acc)
+        creator, members, newcomer = accounts[0], accounts[1:-1], accounts[-1]
+        setup0 = time.perf_counter()
+        chat = await creator.groups.start([m.config.aor for m in members], timeout=120)
+        async with asyncio.timeout(600):           # everyone in, everyone told
+            for acc in [creator, *members]:
+                for other in [creator, *members]:
+                    if other is not acc:
+                        await _connected(acc, other.config.aor, seen)
+        setup = time.perf_counter() - setup0
+        setup_notifies, setup_bytes = counter.count, counter.bytes
+        counter.reset()
+        t0 = time.perf_counter()
+        status = await chat.add(newcomer.config.aor)
+        async with asyncio.timeout(120):
+            await asyncio.gather(
+                *(_connected(acc, newcomer.config.aor, seen) for acc in [creator, *members]),
+                _connected(newcomer, creator.config.aor, seen))   # its first, full NOTIFY
+        took = time.perf_counter() - t0
+        result = {"n": n, "refer_status": status, "join_ms": round(took * 1000, 1),
+                  "notifies": counter.count, "notify_bytes": counter.bytes,
+                  "largest_notify": counter.largest,
+                  "setup_s": round(setup, 2), "setup_notifies": setup_notifies,
+                  "setup_notify_bytes": setup_bytes}
+        with contextlib.suppress(Exception):
+            await chat.leave()
+    finally:
+        for acc in reversed(accounts):
+            with contextlib.suppress(Exception):
+                await acc.close()
+        await server.close()
+        await store.close()
+    # a full-state document to every subscriber on this join would be ~ n x the largest
+    result["full_state_to_all_bytes"] = n * result["largest_notify"]
+    return result
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="n = 10, 50")
+    ap.add_argument("--sizes", default=None, help="comma-separated n (default 10,100,500)")
+    args = ap.parse_args()
+    sizes = [int(x) for x in (args.sizes or ("10,50" if args.quick else "10,100,500"))
+             .split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            row = await _one(n, Path(tmp))
+            print(row, flush=True)
+            rows.append(row)
+    first = rows[0]
+    growth = [{"n": r["n"], "bytes_per_n": round(r["notify_bytes"] / r["n"], 1),
+               "x_n": round(r["n"] / first["n"], 1),
+               "x_bytes": round(r["notify_bytes"] / max(1, first["notify_bytes"]), 1)}
+              for r in rows]
+    emit({"benchmark": "group_join", "results": rows, "growth": growth,
+          "machine": machine()})
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
