@@ -40,9 +40,10 @@ __all__ = ["Notifier", "NotifierConfig", "Render", "Watch"]
 
 log = logging.getLogger("simpleim.server.notifier")
 
-#: What a NOTIFY of ``sub`` carries: (content type, body), None for no body.  ``full``: the
-#: whole state (first NOTIFY, refresh) or only what changed.
-Render = Callable[[Subscription, bool], tuple[str, bytes] | None]
+#: What a NOTIFY of ``sub`` carries: (content type, body), None for no body.  The second
+#: argument: None for the whole state (first NOTIFY, refresh), else the keys of what changed
+#: since the subscription's last NOTIFY (as the role named them to :meth:`Notifier.changed`).
+Render = Callable[[Subscription, tuple[str, ...] | None], tuple[str, bytes] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class Watch:
         self.lock = asyncio.Lock()
         self.timer: asyncio.Task[None] | None = None
         self.notified = 0           # NOTIFYs answered 2xx
+        #: changes waiting for the NOTIFY queued behind the one in flight (None: none queued;
+        #: a None key: a change the role did not name -> the whole state)
+        self.queued: set[str | None] | None = None
 
     @property
     def id(self) -> DialogId:
@@ -156,12 +160,24 @@ class Notifier:
                     check.expires)
 
     # ------------------------------------------------------------------ the role's state
-    def changed(self, resource: str, package: str) -> int:
-        """The state of ``resource`` changed: a (partial) NOTIFY to each of its active
-        subscriptions (RFC 6665 §4.2.2); how many."""
+    def changed(self, resource: str, package: str, keys: Sequence[str] | None = None) -> int:
+        """The state of ``resource`` changed (``keys``: what changed, e.g. participant URIs;
+        None: not said): a partial NOTIFY to each of its active subscriptions (RFC 6665
+        §4.2.2); how many were told.
+
+        Rate limit: a subscription has one NOTIFY in flight at a time; changes made while
+        one waits for its answer are gathered into the single next NOTIFY, rendered when it
+        leaves with every key changed meanwhile (the whole state when a change was not
+        named).  A burst of k changes thus costs a subscriber one NOTIFY per round trip, not
+        k (issue 10: a group of n joining at once is not n^2 NOTIFYs)."""
         watches = self.watches(resource, package)
+        named: tuple[str | None, ...] = tuple(keys) if keys is not None else (None,)
         for watch in watches:
-            self._apply(watch, SubInput.CHANGED)
+            if watch.queued is not None:
+                watch.queued.update(named)           # joins the NOTIFY already waiting
+                continue
+            watch.queued = set(named)
+            self._spawn(self._notify_change(watch))
         return len(watches)
 
     def gone(self, resource: str, package: str) -> None:
@@ -177,8 +193,7 @@ class Notifier:
             return
         if watch.sub.state is SubState.ACTIVE and event is SubInput.SUBSCRIBE:
             self._arm(watch)
-        full = action is SubAction.NOTIFY_FULL
-        body = watch.render(watch.sub, full) if action is not SubAction.NOTIFY_TERMINATED \
+        body = watch.render(watch.sub, None) if action is not SubAction.NOTIFY_TERMINATED \
             else None
         state = watch.sub.state_header(now)
         if watch.sub.state is SubState.TERMINATED:
@@ -205,23 +220,41 @@ class Notifier:
 
     async def _notify(self, watch: Watch, state: str, body: tuple[str, bytes] | None) -> None:
         async with watch.lock:                      # NOTIFYs of a subscription in order
-            headers: list[tuple[str, object]] = [
-                ("Event", watch.sub.package), ("Subscription-State", state),
-                ("User-Agent", SERVER_PRODUCT)]
-            ctype, data = body if body is not None else (None, b"")
-            try:
-                req = watch.dialog.create_request("NOTIFY", headers=headers, body=data,
-                                                  content_type=ctype)
-                resp = await self.endpoint.request(req, watch.dest)
-            except (ProtocolError, OSError) as exc:
-                log.info("NOTIFY to %s not sent: %s", watch.sub.subscriber, exc)
-                self._end(watch)
+            await self._send(watch, state, body)
+
+    async def _notify_change(self, watch: Watch) -> None:
+        """The NOTIFY of the changes gathered in ``watch.queued``, rendered when its turn
+        comes (after the NOTIFY in flight got its answer)."""
+        async with watch.lock:
+            keys, watch.queued = watch.queued or {None}, None
+            if watch.sub.state is not SubState.ACTIVE:
                 return
-            if resp.status in (408, 481) or resp.status >= 500 and resp.status != 503:
-                # RFC 6665 §4.2.2: the subscriber is gone -> the subscription ends
-                self._end(watch)
-            elif 200 <= resp.status < 300:
-                watch.notified += 1
+            now = self._clock()
+            watch.sub, action = watch.sub.step(SubInput.CHANGED, now)
+            if action is SubAction.NONE:
+                return
+            named = None if None in keys or action is SubAction.NOTIFY_FULL \
+                else tuple(sorted(k for k in keys if k is not None))
+            await self._send(watch, watch.sub.state_header(now), watch.render(watch.sub, named))
+
+    async def _send(self, watch: Watch, state: str, body: tuple[str, bytes] | None) -> None:
+        headers: list[tuple[str, object]] = [
+            ("Event", watch.sub.package), ("Subscription-State", state),
+            ("User-Agent", SERVER_PRODUCT)]
+        ctype, data = body if body is not None else (None, b"")
+        try:
+            req = watch.dialog.create_request("NOTIFY", headers=headers, body=data,
+                                              content_type=ctype)
+            resp = await self.endpoint.request(req, watch.dest)
+        except (ProtocolError, OSError) as exc:
+            log.info("NOTIFY to %s not sent: %s", watch.sub.subscriber, exc)
+            self._end(watch)
+            return
+        if resp.status in (408, 481) or resp.status >= 500 and resp.status != 503:
+            # RFC 6665 §4.2.2: the subscriber is gone -> the subscription ends
+            self._end(watch)
+        elif 200 <= resp.status < 300:
+            watch.notified += 1
 
     def _end(self, watch: Watch) -> None:
         if watch.sub.state is not SubState.TERMINATED:

@@ -111,8 +111,9 @@ class PostgresStore(SqlStore):
     async def _execute(self, statements: Sequence[Statement]) -> list[int]:
         if len(statements) == 1:
             # One statement needs no BEGIN/COMMIT round trips: outside a transaction block
-            # PostgreSQL runs it as a transaction of its own, committed (and, with the
-            # synchronous_commit on our connections, flushed to the WAL) before the answer comes back.
+            # PostgreSQL runs it as a transaction of its own, committed (and, with
+            # synchronous_commit on for our connections, flushed to the WAL) before the
+            # answer comes back.
             sql, params = statements[0]
             async with self._pool.acquire() as conn:
                 status = await conn.execute(to_dollar_params(sql), *params)

@@ -68,7 +68,6 @@ from .conference import (
     Conference,
     ConferenceLimits,
     ConferenceStatus,
-    Participant,
     ParticipantInput,
     ParticipantStatus,
     conference_document,
@@ -112,7 +111,6 @@ class Running:
     contact: str                               # our Contact (the conference URI + isfocus)
     legs: dict[str, Leg] = field(default_factory=dict)           # participant URI -> leg
     pending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    changed: tuple[Participant, ...] = ()      # the last change (partial NOTIFY)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: until the initiator has its answer: the release policy waits (§7.2.1.2)
     accepting: bool = True
@@ -411,8 +409,7 @@ class ConferenceFocus:
                 await self._put(conf)
             except StorageError as exc:
                 log.error("conference store failure: %s", exc)
-            running.changed = (changed,)
-            self._notifier.changed(conf.uri, self.PACKAGE)
+            self._notifier.changed(conf.uri, self.PACKAGE, (changed.uri,))
 
     def _check_release(self, running: Running) -> None:
         if running.conf.status is ConferenceStatus.RELEASED or running.accepting:
@@ -464,8 +461,10 @@ class ConferenceFocus:
         if running.conf.participant(who) is None:
             return self._refuse(403, W_FUNCTION_NOT_ALLOWED)        # step 4
 
-        def render(sub: Subscription, full: bool) -> tuple[str, bytes]:
-            changed = None if full else running.changed
+        def render(sub: Subscription, keys: tuple[str, ...] | None) -> tuple[str, bytes]:
+            # partial state: the participants changed since this subscriber's last NOTIFY
+            changed = None if keys is None else tuple(
+                p for p in running.conf.participants if p.uri in keys)
             return CONFERENCE_INFO_CONTENT_TYPE, conference_document(
                 running.conf, sub.version, sub.subscriber, changed=changed)
 
