@@ -259,3 +259,45 @@ async def test_idle_connections_are_closed() -> None:
     finally:
         await client.close()
         await server.close()
+
+
+async def test_a_client_account_takes_a_message_above_64_kib_on_tcp() -> None:
+    """A group chat's full conference state outgrows a UDP-sized limit (~360 bytes per
+    participant: a 500-member NOTIFY is ~180 KB).  The client's endpoint takes up to
+    STREAM_MESSAGE_LIMIT on a stream flow; a default endpoint (64 KiB) closes the flow."""
+    from simpleim.client.account import STREAM_MESSAGE_LIMIT, Account
+    from simpleim.client.config import ClientConfig
+    from simpleim.sip.message import SipLimits
+
+    account = Account(ClientConfig(aor="alice@example.test", password="x",
+                                   proxy="tcp:127.0.0.1:5060"))
+    assert account.endpoint.limits.max_message_size == STREAM_MESSAGE_LIMIT
+
+    limits = SipLimits(max_message_size=STREAM_MESSAGE_LIMIT, max_body=STREAM_MESSAGE_LIMIT)
+    got: list[SipRequest] = []
+
+    def take(inc: IncomingRequest) -> None:
+        got.append(inc.request)
+        inc.reply(200)
+
+    big = SipEndpoint(take, limits=limits)
+    small = SipEndpoint(take)
+    sender = SipEndpoint(timers=FAST)
+    try:
+        big_addr = await big.listen(ListenSpec("tcp", "127.0.0.1", 0))
+        small_addr = await small.listen(ListenSpec("tcp", "127.0.0.1", 0))
+        await sender.listen(ListenSpec("tcp", "127.0.0.1", 0))
+        body = b"<user/>" * 26_000                                 # 182 KB
+        req = _request("NOTIFY", big_addr)
+        req.body = body
+        req.headers.add("Content-Type", "application/conference-info+xml")
+        resp = await asyncio.wait_for(sender.request(req, big_addr), 10)
+        assert resp.status == 200 and got[0].body == body
+        req = _request("NOTIFY", small_addr, call_id="c2")
+        req.body = body
+        req.headers.add("Content-Type", "application/conference-info+xml")
+        resp = await asyncio.wait_for(sender.request(req, small_addr), 10)
+        assert resp.status >= 400 and len(got) == 1              # the flow was closed
+    finally:
+        for ep in (sender, big, small):
+            await ep.close()

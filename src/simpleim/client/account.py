@@ -40,7 +40,7 @@ from simpleim.errors import (
 )
 from simpleim.sip.auth import DigestClient
 from simpleim.sip.headers import Address
-from simpleim.sip.message import SipResponse
+from simpleim.sip.message import SipLimits, SipResponse
 from simpleim.sip.outbound import flow_timer_of
 from simpleim.timers import refresh_delay
 from simpleim.transport import tls
@@ -81,7 +81,11 @@ __all__ = ["Account", "SendResult", "RegistrationError", "refresh_delay"]
 
 log = logging.getLogger("simpleim.client")
 
-
+#: The largest SIP message the client takes on a TCP/TLS flow (a UDP datagram stays under
+#: 64 KiB anyway).  The full state of a group chat grows ~360 bytes per participant (RFC 4575
+#: user + endpoint): a 500-member conference's first NOTIFY is ~180 KB, above the 64 KiB a
+#: UDP-sized limit allows.  Only the proxy flow (and configured sources) may send requests.
+STREAM_MESSAGE_LIMIT = 1 << 20
 
 
 class Account:
@@ -91,7 +95,9 @@ class Account:
         self.config = config
         self.events = EventStream()
         endpoint = ClientEndpoint(self._on_request, timers=config.timers,
-                                  server_name=USER_AGENT, ssl_client=client_tls_context(config))
+                                  server_name=USER_AGENT, ssl_client=client_tls_context(config),
+                                  limits=SipLimits(max_message_size=STREAM_MESSAGE_LIMIT,
+                                                   max_body=STREAM_MESSAGE_LIMIT))
         # issue 7 item 17: requests only through the proxy flow (or configured sources)
         endpoint.trust = SourceTrust(config.proxy_addr, config.trusted_sources)
         self.endpoint: SipEndpoint = endpoint
