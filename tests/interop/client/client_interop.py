@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from client_helpers import free_port
 from needs import unavailable
 from simpleim.client.account import Account
 from simpleim.client.config import ClientConfig
@@ -75,13 +76,9 @@ def ensure_free(*ports: tuple[str, int]) -> None:
 
 
 def ephemeral_port() -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        if port_free("udp", port):
-            return port
-    raise RuntimeError("no free port")
+    """A free loopback port for TCP and UDP, outside the kernel's ephemeral range (see
+    client_helpers.free_port)."""
+    return free_port()
 
 
 @contextlib.asynccontextmanager
