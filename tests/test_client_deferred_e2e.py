@@ -95,8 +95,7 @@ async def test_cli_deferred_fetch_delete_and_settings(tmp_path: Path) -> None:
         Account(client_config("alice", port, tmp_path)) as alice,
     ):
         assert (await alice.pager.send("carol", "kept for you")).status == 202
-        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "fetch",
-                                         "--wait", "2")
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "fetch")
         assert code == 0, err
         assert "kept for you" in out and "1 deferred message(s)" in out
         code, out, err = await _simpleim(tmp_path, "carol", port, "settings", "set",
@@ -135,8 +134,8 @@ async def test_cli_settings_show_and_set_keep_the_rest(tmp_path: Path) -> None:
         assert code == 0, err
         assert "invisible=on" in out and "stored on the server (expires in" in out
         # C-REG-01: any client command publishes after registering (the same settings)
-        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "fetch",
-                                         "--wait", "0.5")
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "delete",
+                                         "--all")
         assert code == 0, err
         assert not server.roles.settings.settings_of(f"carol@{DOMAIN}", time.time()).visible
 

@@ -1,9 +1,10 @@
 """``simpleim deferred fetch|delete`` and ``simpleim settings set``: the user's side of the
 deferred messages (OMA SIMPLE IM §12.1) and of the IM service settings (§5.2.4).
 
-* ``deferred fetch``: register; the server re-sends every message it stored for us while we
-  were offline (in order, each flagged deferred with its original date); print them until
-  ``--wait`` seconds pass without one.  Exit 0.
+* ``deferred fetch [ID...]``: retrieve the stored messages - all, or those named - over an
+  MSRP session (INVITE to ``sip:Deferred@DOMAIN``, a=recvonly, §12.1.1), without
+  registering; print each (date, sender, Message-ID URI, text) and how many.  Exit 0 (also
+  when nothing is stored).
 * ``deferred delete ID...`` / ``deferred delete --all``: REFER to ``sip:Delete@DOMAIN``;
   exit 0 when every one was deleted, else the exit code of the first failure (403: not
   ours, 404: no such message).
@@ -22,8 +23,6 @@ Common options and exit codes are those of the other client commands (docs/cli.m
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 from dataclasses import replace
 
 from simpleim.cli.client import _EPILOG, _common
@@ -39,18 +38,16 @@ __all__ = ["add_deferred_commands", "run_deferred_delete", "run_deferred_fetch",
 
 
 def run_deferred_fetch(args: argparse.Namespace) -> int:
+    # C-DM-01 needs no registration, and a registration would have the server re-send the
+    # stored messages by MESSAGE meanwhile
+    args.no_register = True
+
     async def body(account: Account) -> int:
-        count = 0
-        with contextlib.suppress(TimeoutError):
-            while True:
-                async with asyncio.timeout(args.wait):
-                    ev = await account.events.get()
-                if ev is None:
-                    break
-                if isinstance(ev, MessageEvent) and ev.deferred:
-                    count += 1
-                    print(f"{ev.datetime or '-'}\t{ev.sender}\t{ev.deferred_id}\t{ev.text}",
-                          flush=True)
+        count = await account.deferred.retrieve(args.ids or None, timeout=args.timeout)
+        for ev in account.events.pending():
+            if isinstance(ev, MessageEvent) and ev.deferred:
+                print(f"{ev.datetime or '-'}\t{ev.sender}\t{ev.deferred_id}\t{ev.text}",
+                      flush=True)
         print(f"{count} deferred message(s)", flush=True)
         return 0
 
@@ -155,9 +152,9 @@ def add_deferred_commands(
     deferred = subparsers.add_parser("deferred", help="messages stored while you were offline")
     dsub = deferred.add_subparsers(dest="deferred_action", metavar="ACTION", required=True)
     p = dsub.add_parser("fetch", parents=[common], formatter_class=fmt, epilog=_EPILOG,
-                        help="register and print the stored messages the server re-sends")
-    p.add_argument("--wait", type=float, default=3.0, metavar="S",
-                   help="stop after S seconds without a message (default 3)")
+                        help="retrieve the stored messages (INVITE to sip:Deferred@DOMAIN)")
+    p.add_argument("ids", nargs="*", metavar="ID",
+                   help="only these Message-IDs (sip:ID@DOMAIN or ID); default: all")
     p.set_defaults(func=run_deferred_fetch)
     p = dsub.add_parser("delete", parents=[common], formatter_class=fmt, epilog=_EPILOG,
                         help="delete stored messages (REFER to sip:Delete@DOMAIN)")

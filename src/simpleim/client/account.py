@@ -136,11 +136,12 @@ class Account:
         self.images = ImageShares(self, self.files)
         self.capabilities = CapabilityQueries(self)
         self.settings = ServiceSettingsFeature(self)
-        self.deferred = DeferredFeature(self)
+        self.deferred = DeferredFeature(self, self.pager.present_stored)
         self.history = HistoryFeature(self)
         #: incoming INVITEs by what they are (OMA §7.1.2): each feature adds its routes
         self.invites = InviteRouter(self)
-        for feature in (self.large, self.images, self.files, self.groups, self.chats):
+        for feature in (self.large, self.images, self.files, self.groups, self.chats,
+                        self.deferred):
             feature.register(self.invites)
 
     # ------------------------------------------------------------------ lifecycle

@@ -273,6 +273,17 @@ class EventStream:
         async with asyncio.timeout(timeout):
             return await self._queue.get()
 
+    def pending(self) -> list[Event]:
+        """Take every event already queued, without waiting (the end marker stays)."""
+        out: list[Event] = []
+        while not self._queue.empty():
+            ev = self._queue.get_nowait()
+            if ev is None:
+                self._queue.put_nowait(None)
+                break
+            out.append(ev)
+        return out
+
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._iter()
 

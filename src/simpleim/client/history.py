@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +43,7 @@ from .events import HistoryEvent
 from .features import SIP_IM
 from .invites import establish
 from .pager import build_request, new_call_id, new_tag
-from .session import InviteSession, SessionFailed
+from .session import InviteSession, SessionFailed, receive_until_ended
 
 __all__ = ["DELIVERY_TYPES", "HistoryEntry", "HistoryFeature", "HistoryPage", "decode_entry"]
 
@@ -187,7 +186,6 @@ class HistoryFeature:
                                                      accept_wrapped_types=("*",),
                                                      direction=Direction.RECVONLY),
                         1, accept_contact=f"*;{SIP_IM}", parts_after=[part], timeout=timeout)
-        stream = next(iter(session.streams.values()))
         entries: list[HistoryEntry] = []
 
         def take(msg: object) -> None:
@@ -201,21 +199,7 @@ class HistoryFeature:
                                       entry.call_id, entry.message_id, entry.content_type))
 
         # §13.3.3: the items, then the server's BYE
-        async with asyncio.timeout(timeout):
-            while not session.ended.is_set():
-                get = asyncio.ensure_future(stream.receive())
-                ended = asyncio.ensure_future(session.ended.wait())
-                done, _ = await asyncio.wait({get, ended},
-                                             return_when=asyncio.FIRST_COMPLETED)
-                ended.cancel()
-                if get in done:
-                    take(get.result())
-                else:
-                    get.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await get
-        while (msg := stream.receive_nowait()) is not None:
-            take(msg)
+        await receive_until_ended(session, take, timeout)
         return entries
 
     async def _get(self, path: str, params: dict[str, str], key: str) -> HistoryPage:

@@ -265,6 +265,8 @@ class InviteFacts:
     contact_icsi: frozenset[str]     # the ICSIs of the Contact's +g.3gpp.icsi-ref
     has_file: bool                   # an m-line with a=file-selector (RFC 5547)
     focus: bool = False              # Contact with ``isfocus`` (RFC 4579 §3: a conference)
+    automata: bool = False           # Contact with ``automata`` (RFC 3840: a server, e.g.
+    #                                  the Deferred Messaging Function's push, §12.2.2.2)
 
     @classmethod
     def of(cls, inc: IncomingRequest, offer: SessionDescription | None) -> InviteFacts:
@@ -277,7 +279,8 @@ class InviteFacts:
                          .replace("%3A", ":").replace("%3a", ":").split(",") if v.strip())
         has_file = offer is not None and any(m.has("file-selector") for m in offer.media)
         focus = any("isfocus" in c.params for c in inc.request.contacts)
-        return cls(accept_contact, service, icsi, has_file, focus)
+        automata = any("automata" in c.params for c in inc.request.contacts)
+        return cls(accept_contact, service, icsi, has_file, focus, automata)
 
     @property
     def image_share(self) -> bool:

@@ -20,6 +20,7 @@ from simpleim.content.resource_lists import (
     ResourceLists,
 )
 from simpleim.errors import ContentError
+from simpleim.sip.message import SipRequest
 from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.transport.sip import IncomingRequest
 
@@ -30,6 +31,7 @@ from .inbox import Inbox, send_pager
 from .largemsg import LargeMessages
 from .pager import (
     DEFERRED_ID_HEADER,
+    Decoded,
     DeferredInfo,
     build_im,
     build_request,
@@ -153,10 +155,7 @@ class PagerMessages:
         req = inc.request
         sender = sip_identity(req)          # issue 7 item 5: not the CPIM From
         try:
-            ctype, body = list_message_part(req)  # a copy from a URI-list exploder
-            decoded = decode_body(ctype, body,
-                                  content_encoding=req.headers.get("Content-Encoding"),
-                                  sender=sender)
+            decoded = self._decode(req, sender)
         except ContentError as exc:
             hdrs: list[tuple[str, str]] = []
             if exc.status == 415:
@@ -167,6 +166,29 @@ class PagerMessages:
             return
         # RFC 3428 §7: 200 OK; OMA §8.2.1: with User-Agent.
         inc.reply(200, headers=[("User-Agent", USER_AGENT)], to_tag=new_tag())
+        self._present(req, sender, decoded)
+
+    def present_stored(self, req: SipRequest) -> bool:
+        """A MESSAGE the server kept for us, delivered inside a push or retrieval session
+        (OMA §12.2.2.5, C-DM-05: a message/sip part): presented as if it had come by
+        MESSAGE, flagged deferred with the server's receive time.  False when its content
+        cannot be read (an ErrorEvent says why)."""
+        sender = sip_identity(req)
+        try:
+            decoded = self._decode(req, sender)
+        except ContentError as exc:
+            self.ctx.emit(ErrorEvent(f"bad deferred message from {sender}: {exc.detail}",
+                                     exc.status))
+            return False
+        self._present(req, sender, decoded)
+        return True
+
+    def _decode(self, req: SipRequest, sender: str) -> Decoded:
+        ctype, body = list_message_part(req)  # a copy from a URI-list exploder
+        return decode_body(ctype, body, content_encoding=req.headers.get("Content-Encoding"),
+                           sender=sender)
+
+    def _present(self, req: SipRequest, sender: str, decoded: Decoded) -> None:
         deferred = None
         stored_id = req.headers.get(DEFERRED_ID_HEADER)
         if stored_id:

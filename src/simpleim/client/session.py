@@ -34,7 +34,8 @@ from .features import ALLOW
 from .pager import Decoded, build_im, decode_body, imdn_reply, new_message_id
 from .ua import InviteAttempt
 
-__all__ = ["InviteSession", "ChatSession", "Invitation", "FileOffer", "SessionFailed"]
+__all__ = ["InviteSession", "ChatSession", "Invitation", "FileOffer", "SessionFailed",
+           "receive_until_ended"]
 
 log = logging.getLogger("simpleim.client")
 
@@ -591,3 +592,25 @@ def imdn_event(decoded: Decoded, peer: str, expected: bool) -> ImdnEvent | None:
         return None
     return ImdnEvent(doc.message_id, decoded.sender or peer, doc.kind.value, doc.status.value,
                      expected)
+
+
+async def receive_until_ended(session: InviteSession, take: Callable[[object], None],
+                              timeout: float | None) -> None:
+    """Hand each message received on the session's (first) stream to ``take`` until the
+    peer ends the session (a server delivering stored items ends with BYE: history
+    retrieval §13.3.3, deferred messages §12.2.2.5), then what was still queued."""
+    stream = next(iter(session.streams.values()))
+    async with asyncio.timeout(timeout):
+        while not session.ended.is_set():
+            get = asyncio.ensure_future(stream.receive())
+            ended = asyncio.ensure_future(session.ended.wait())
+            done, _ = await asyncio.wait({get, ended}, return_when=asyncio.FIRST_COMPLETED)
+            ended.cancel()
+            if get in done:
+                take(get.result())
+            else:
+                get.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await get
+    while (msg := stream.receive_nowait()) is not None:
+        take(msg)

@@ -170,7 +170,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         store.deferred, courier,
         DeferredConfig(config.domain, default_expiry=config.deferred_default_expiry,
                        max_expiry=config.deferred_max_expiry),
-        clock)
+        clock, media=media)
     timers = config.timers
     system = SystemMessageFunction(store.system_messages, courier,
                                    SystemConfig(config.domain), clock)
@@ -285,6 +285,7 @@ class RoleServices:
         self.config = config
         self.endpoint = endpoint
         self.location = location
+        self.clock = clock
         self.proxy = proxy
         self.identity = identity
         self.store = store
@@ -422,7 +423,10 @@ class RoleServices:
             if service is Role.SYSTEM:
                 reply = await roles.system.answer(req, requester)
             elif service is Role.DEFERRED:
-                reply = await roles.deferred.retrieve(req, requester)
+                answer = await roles.deferred.retrieve(inc, requester)
+                if answer is None:
+                    return                       # answered: a delivery session (DM-07)
+                reply = answer
             elif await roles.history.names_history(req, requester):
                 # §13.2.5.1: the delete bin is shared; Refer-To sip:History@DOMAIN or a
                 # history reference -> the Conversation History Function
@@ -540,13 +544,25 @@ class RoleServices:
         self.send_reply(inc, outcome.reply)
         if outcome.settings is not None and outcome.settings.offline_delivery \
                 and outcome.aor is not None:
-            # §6.1.1.5 step 7 / DM-06: deliver the stored messages now (by MESSAGE; the
-            # MSRP push session is not implemented yet).
+            # §6.1.1.5 step 7 / §12.2.2.2 (DM-06): deliver the stored messages now.
             self._spawn(self.deliver_pending(outcome.aor))
 
+    def _oma_client(self, aor: str) -> bool:
+        """A registered contact of ``aor`` with the IM feature tag (an OMA IM client)."""
+        return any(name == "+g.oma.sip-im" for b in self.location.lookup(aor)
+                   for name, _ in b.params)
+
     async def deliver_pending(self, aor: str) -> None:
+        """The stored messages of ``aor`` go out: pushed over an MSRP session (DM-06/07)
+        to an OMA client that has ``offline-delivery`` on, else re-sent as MESSAGE (plain
+        SIP clients, msilo-style; also when the push session is refused)."""
         roles = self.roles
         try:
+            if roles.deferred.has_pending(aor) and self._oma_client(aor) \
+                    and roles.settings.settings_of(aor, self.clock()).offline_delivery:
+                pushed = await roles.deferred.push(aor)
+                if pushed:
+                    log.info("pushed %d deferred messages to %s", pushed, aor)
             count = await roles.deferred.deliver_pending(aor)
         except (StorageError, ProtocolError) as exc:
             log.error("delivery of deferred messages to %s failed: %s", aor, exc)

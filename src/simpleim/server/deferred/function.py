@@ -6,12 +6,17 @@
 * :meth:`~DeferredMessagingFunction.deliver_pending`: when the recipient registers (or
   publishes ``offline-delivery active="true"``), its stored MESSAGEs are re-sent as
   MESSAGE, one at a time in arrival order, each deleted only after a 2xx (msilo-style).
-* :meth:`~DeferredMessagingFunction.retrieve`: INVITE to ``sip:Deferred@DOMAIN`` (DM-02/03).
+* :meth:`~DeferredMessagingFunction.retrieve`: INVITE to ``sip:Deferred@DOMAIN`` (DM-02/03):
+  answered ``a=sendonly`` with ``automata`` in the Contact, the stored messages sent as
+  MSRP SENDs (DM-07: ``multipart/mixed`` with a ``message/sip`` part), then BYE.
+* :meth:`~DeferredMessagingFunction.push`: DM-06, the same delivery on a session the
+  server opens (INVITE ``a=sendonly`` to an OMA client with ``offline-delivery`` on).
 * :meth:`~DeferredMessagingFunction.delete`: REFER to ``sip:Delete@DOMAIN`` (DM-10).
 * :meth:`~DeferredMessagingFunction.expire`: expiry with failure IMDNs (DM-08/DM-09).
 
 What it needs from the core is the :class:`Courier` Protocol (send a request to a user's
-registered contacts, or route a new request); it never imports another role.
+registered contacts, or route a new request) and, for the MSRP sessions, the server's
+:class:`~simpleim.server.media.api.MediaSessions`; it never imports another role.
 """
 
 from __future__ import annotations
@@ -26,15 +31,24 @@ from typing import Protocol
 
 from simpleim.content.resource_lists import parse_resource_lists
 from simpleim.errors import ProtocolError, SimpleImError
-from simpleim.sdp import parse_sdp
+from simpleim.sdp.msrp import Direction
 from simpleim.server.deferred.message import (
     expiry_of,
     failure_report,
     message_uri,
     new_message_id,
+    pushed,
     redelivery,
     stored_request,
     unwrapped,
+)
+from simpleim.server.media.api import (
+    MediaError,
+    MediaPolicy,
+    MediaSessions,
+    OfferParams,
+    ServerSession,
+    SessionRefused,
 )
 from simpleim.server.roles import (
     W_NO_MESSAGES,
@@ -48,8 +62,10 @@ from simpleim.sip.message import SipRequest, parse_message
 from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.deferred import DeferredMessage, DeferredRepository
+from simpleim.transport.msrp_sdp import sdp_of
+from simpleim.transport.sip import IncomingRequest
 
-__all__ = ["Courier", "DeferredConfig", "DeferredMessagingFunction"]
+__all__ = ["Courier", "DeferredConfig", "DeferredMessagingFunction", "PUSH_TYPES"]
 
 log = logging.getLogger("simpleim.server.deferred")
 
@@ -72,11 +88,21 @@ class DeferredConfig:
     max_expiry: int = 30 * 24 * 3600  # DM-05 step 6: the local maximum of Expires
 
 
+#: What a push / retrieval session carries (DM-07: multipart/mixed with message/sip)
+PUSH_TYPES = ("multipart/mixed", "message/sip", "message/msrp")
+#: RFC 3840 feature tags of our Contact: the DMF is an automaton (§12.2.1 step 4,
+#: §12.2.2.2 e), and an IM entity (§12.2.2.2 d)
+AUTOMATA = ";automata"
+PUSH_CONTACT_PARAMS = ";+g.oma.sip-im;automata"
+
+
 class DeferredMessagingFunction:
     def __init__(self, repository: DeferredRepository, courier: Courier,
-                 config: DeferredConfig, clock: Callable[[], float] = time.time) -> None:
+                 config: DeferredConfig, clock: Callable[[], float] = time.time,
+                 media: MediaSessions | None = None) -> None:
         self._repo = repository
         self._courier = courier
+        self._media = media
         self._config = config
         self._clock = clock
         self._pending: set[str] = set()  # AORs with stored messages (loaded at start)
@@ -215,24 +241,104 @@ class DeferredMessagingFunction:
 
     # ------------------------------------------------------------------ retrieval (DM-02/03)
 
-    async def retrieve(self, req: SipRequest, requester: str) -> Reply:
-        """INVITE to sip:Deferred@DOMAIN.  DM-02: SDP must be recvonly (else 488);
-        DM-03: nothing stored -> 488 + Warning '125 No messages'.  With messages stored
-        they are re-sent as MESSAGE (the MSRP push of DM-07 is not implemented) and the
-        INVITE is answered 488 with a Warning saying so."""
+    async def retrieve(self, incoming: IncomingRequest, requester: str) -> Reply | None:
+        """INVITE to sip:Deferred@DOMAIN (§12.2.1).  DM-02: the SDP must be recvonly (else
+        488); DM-03: nothing stored -> 488 + Warning '125 No messages'.  Otherwise 200
+        (``a=sendonly``, ``automata`` in the Contact, Server, Allow), the stored messages -
+        all, or those of the resource-lists body - one MSRP SEND each in arrival order, each
+        deleted once its SEND got its 200, then BYE (§12.2.2.5).  Returns the answer to
+        send, or None when it answered itself.  Without server media the messages are
+        re-sent by MESSAGE and the INVITE is answered 488 saying so."""
+        req = incoming.request
         host = self._config.host
         if not _recvonly(req):
             return Reply(488, headers=(("Warning", im_warning(
                 host, "the SDP offer must be a=recvonly (OMA SIMPLE IM 12.1.1)")),))
         wanted = _wanted_ids(req)
-        stored = await self._repo.pending(requester, ids=wanted)
-        if not stored:
-            return Reply(488, headers=(("Warning", im_warning(host, W_NO_MESSAGES)),))
-        task = asyncio.get_running_loop().create_task(self.deliver_pending(requester))
-        self._tasks.add(task)  # keep a reference until it is done
-        task.add_done_callback(self._tasks.discard)
-        return Reply(488, headers=(("Warning", im_warning(
-            host, "stored messages are delivered by MESSAGE")),))
+        if self._media is None:
+            if not await self._repo.pending(requester, ids=wanted, limit=1):
+                return Reply(488, headers=(("Warning", im_warning(host, W_NO_MESSAGES)),))
+            task = asyncio.get_running_loop().create_task(self.deliver_pending(requester))
+            self._tasks.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._tasks.discard)
+            return Reply(488, headers=(("Warning", im_warning(
+                host, "stored messages are delivered by MESSAGE")),))
+        async with self._lock(requester):
+            stored = await self._repo.pending(requester, ids=wanted)
+            if not stored:
+                return Reply(488, headers=(("Warning", im_warning(host, W_NO_MESSAGES)),))
+            policy = MediaPolicy(accept_types=PUSH_TYPES, direction=Direction.SENDONLY)
+            try:
+                session = await self._media.accept(incoming, policy,
+                                                   contact_params=AUTOMATA)
+            except SessionRefused as exc:
+                log.info("deferred retrieval by %s refused: %s", requester, exc)
+                return None
+            sent = await self._send_stored(session, stored)
+            await self._forget_if_empty(requester)
+        log.info("retrieval: %d of %d deferred messages delivered to %s", sent, len(stored),
+                 requester)
+        return None
+
+    async def push(self, aor: str) -> int:
+        """DM-06 (§12.2.2.2): INVITE the served user - Accept-Contact and Contact with
+        +g.oma.sip-im, ``automata``, ``a=sendonly`` - and send the stored messages as in a
+        retrieval (DM-07), BYE after the last.  How many were delivered (0 when the user's
+        contacts refused the session: the messages stay)."""
+        if self._media is None:
+            return 0
+        host = self._config.host
+        async with self._lock(aor):
+            stored = await self._repo.pending(aor)
+            if not stored:
+                await self._forget_if_empty(aor)
+                return 0
+            try:
+                session = await self._media.invite(
+                    f"sip:{aor}", f"sip:Deferred@{host}",
+                    offer=OfferParams(accept_types=PUSH_TYPES, direction=Direction.SENDONLY),
+                    headers=(("Accept-Contact", "*;+g.oma.sip-im"),),
+                    contact_params=PUSH_CONTACT_PARAMS)
+            except SessionRefused as exc:
+                log.info("push of deferred messages to %s refused: %s", aor, exc)
+                return 0
+            sent = await self._send_stored(session, stored)
+            await self._forget_if_empty(aor)
+        log.info("push: %d of %d deferred messages delivered to %s", sent, len(stored), aor)
+        return sent
+
+    async def _send_stored(self, session: ServerSession,
+                           messages: list[DeferredMessage]) -> int:
+        """One SEND per message (DM-07), each deleted after its 200; BYE at the end."""
+        sent = 0
+        host = self._config.host
+        try:
+            for message in messages:
+                try:
+                    stored = parse_message(message.request)
+                except ProtocolError as exc:
+                    log.error("stored message %s is unreadable (%s): removed", message.id,
+                              exc.detail)
+                    await self._repo.remove(message.id)
+                    continue
+                if not isinstance(stored, SipRequest):
+                    await self._repo.remove(message.id)
+                    continue
+                body, ctype = pushed(message, stored, host)
+                await session.send(body, ctype)
+                # deleted only after the 200: a crash in between sends it once more, and the
+                # Deferred-Message-ID lets the client drop the duplicate
+                await self._repo.remove(message.id)
+                sent += 1
+        except MediaError as exc:
+            log.info("deferred delivery to %s stopped after %d: %s", session.peer, sent, exc)
+        finally:
+            await session.bye("deferred messages delivered")     # §12.2.2.5
+        return sent
+
+    async def _forget_if_empty(self, aor: str) -> None:
+        if not await self._repo.pending(aor, limit=1):
+            self._pending.discard(aor)
 
     # ------------------------------------------------------------------ deletion (DM-10)
 
@@ -271,12 +377,13 @@ class DeferredMessagingFunction:
 
 
 def _recvonly(req: SipRequest) -> bool:
-    """DM-02: a session-level a=recvonly, or one on the m=message stream."""
-    if req.content_type != "application/sdp":
-        return False
+    """DM-02: a session-level a=recvonly, or one on the m=message stream (the SDP alone or
+    in a multipart/mixed body with the resource-lists of a selective retrieval)."""
     try:
-        sdp = parse_sdp(req.body)
+        sdp = sdp_of(req)
     except SimpleImError:
+        return False
+    if sdp is None:
         return False
     if sdp.has("recvonly"):
         return any(m.media == "message" for m in sdp.media)

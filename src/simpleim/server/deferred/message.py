@@ -28,6 +28,7 @@ from simpleim.content.imdn import (
 from simpleim.content.xml import XmlNode
 from simpleim.errors import ContentError, ProtocolError
 from simpleim.sip.message import Headers, SipRequest
+from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.sip.uri import parse_uri
 from simpleim.store.deferred import DeferredMessage
 
@@ -39,6 +40,7 @@ __all__ = [
     "is_anonymous",
     "message_uri",
     "new_message_id",
+    "pushed",
     "redelivery",
     "stored_request",
     "unwrapped",
@@ -111,6 +113,19 @@ def redelivery(message: DeferredMessage, stored: SipRequest, host: str) -> SipRe
         headers.add("Date", http_date(message.received_at))
     headers.add(DEFERRED_ID_HEADER, f"<{message_uri(message.id, host)}>")
     return SipRequest("MESSAGE", parse_uri(f"sip:{message.recipient}"), headers, stored.body)
+
+
+def pushed(message: DeferredMessage, stored: SipRequest, host: str) -> tuple[bytes, str]:
+    """DM-07 (§12.2.2.5): the body and Content-Type of the MSRP SEND that delivers a stored
+    MESSAGE over a push or retrieval session: ``multipart/mixed`` with one ``message/sip``
+    part, the stored request as received (Call-ID and the rest unaltered) with the time
+    the server received it in ``Date`` when it had none, and the stored message's URI in
+    ``Deferred-Message-ID`` (so the client can present it once and delete it by URI)."""
+    copy = stored.copy()
+    if "date" not in copy.headers:
+        copy.headers.add("Date", http_date(message.received_at))
+    copy.headers.add(DEFERRED_ID_HEADER, f"<{message_uri(message.id, host)}>")
+    return build_multipart([MultipartPart.create("message/sip", copy.to_bytes())])
 
 
 def unwrapped(request: SipRequest) -> SipRequest | None:

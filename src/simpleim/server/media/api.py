@@ -198,11 +198,13 @@ class MediaSessions(Protocol):
 
     async def accept(self, incoming: IncomingRequest, policy: MediaPolicy = MediaPolicy(),
                      *, headers: Sequence[tuple[str, str]] = (),
-                     contact: str | None = None, to_tag: str | None = None) -> ServerSession:
+                     contact: str | None = None, to_tag: str | None = None,
+                     contact_params: str = "") -> ServerSession:
         """Answer an incoming INVITE with 200 + SDP answer (our MSRP path) and bring the
         MSRP stream up; raises :class:`SessionRefused` after answering with its status.
         ``contact``: our Contact (default: the UA's own, in-dialog requests come back to
-        it); ``to_tag``: the To tag already used in provisional responses."""
+        it); ``to_tag``: the To tag already used in provisional responses;
+        ``contact_params``: appended to the default Contact (feature tags, RFC 3840)."""
 
     def reject(self, incoming: IncomingRequest, status: int, reason: str | None = None, *,
                headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -215,6 +217,8 @@ class MediaSessions(Protocol):
                      display_name: str | None = None,
                      timeout: float = 60.0,
                      on_provisional: Callable[[SipResponse], None] | None = None,
+                     contact_params: str = "",
                      ) -> ServerSession:
         """Invite the registered contacts of the AOR ``target`` (forking: the first 2xx
-        wins); raises :class:`SessionRefused` with the best final status."""
+        wins); raises :class:`SessionRefused` with the best final status.
+        ``contact_params``: appended to the default Contact (feature tags, RFC 3840)."""

@@ -158,7 +158,8 @@ class ServerUserAgent:
 
     async def accept(self, incoming: IncomingRequest, policy: MediaPolicy = MediaPolicy(),  # noqa: B008
                      *, headers: Sequence[tuple[str, str]] = (),
-                     contact: str | None = None, to_tag: str | None = None) -> MediaSession:
+                     contact: str | None = None, to_tag: str | None = None,
+                     contact_params: str = "") -> MediaSession:
         """UAS (see ``MediaSessions.accept``); ``to_tag``: the tag already used in
         provisional responses to this INVITE (a B2BUA relaying the callee's 180)."""
         req = incoming.request
@@ -204,7 +205,7 @@ class ServerUserAgent:
             raise SessionRefused(488, "no stream")
         to_tag = to_tag or _tag()
         resp = req.create_response(200, to_tag=to_tag, copy_record_route=True)
-        resp.headers.add("Contact", contact or self.contact_for(incoming.local))
+        resp.headers.add("Contact", contact or self.contact_for(incoming.local) + contact_params)
         resp.headers.add("Allow", UA_ALLOW)
         resp.headers.add("Supported", "timer")
         resp.headers.add("Server", self.config.product)
@@ -285,6 +286,7 @@ class ServerUserAgent:
                      display_name: str | None = None,
                      timeout: float = 60.0,
                      on_provisional: Callable[[SipResponse], None] | None = None,
+                     contact_params: str = "",
                      ) -> MediaSession:
         try:
             uri = parse_uri(target if target.startswith(("sip:", "sips:")) else f"sip:{target}")
@@ -310,6 +312,9 @@ class ServerUserAgent:
                           direction=offer.direction, file=offer.file)
         sdp = build_offer(local, [media])
         try:
+            if contact is None and contact_params:
+                contact = self.contact_for(self._local_towards(targets[0].dest)) \
+                    + contact_params
             branch, resp = await self._fork(target, from_identity, sdp, targets, headers,
                                             contact, display_name, timeout, on_provisional)
         except BaseException:
