@@ -80,6 +80,10 @@ def add_server_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
              "authentication against the user store (default: off; e.g. 127.0.0.1:8080)",
     )
     parser.add_argument(
+        "--xcap-tls", action="store_true", default=None,
+        help="serve XCAP over HTTPS with the --tls-cert / --tls-key certificate",
+    )
+    parser.add_argument(
         "--msrp-listen", default=None, metavar="HOST:PORT|auto|off",
         help="MSRP listener of the sessions the server is an endpoint of (PF B2BUA, "
              "deferred push...); auto (default): the first --listen address, port + 1 "
@@ -175,6 +179,8 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, ConfigValue]:
         out["auth"] = False
     if args.alias:
         out["aliases"] = tuple(args.alias)
+    if args.xcap_tls:
+        out["xcap_tls"] = True
     simple = {"domain": "domain", "db": "db_url", "tls_cert": "tls_cert",
               "tls_key": "tls_key", "log_level": "log_level", "log_format": "log_format",
               "log_file": "log_file", "metrics": "metrics_listen", "realm": "realm",

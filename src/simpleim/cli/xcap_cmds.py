@@ -36,6 +36,7 @@ from simpleim.client.xcap import (
     XcapResponse,
 )
 from simpleim.errors import ConfigError, SimpleImError, XcapError
+from simpleim.transport import tls
 
 __all__ = ["add_xcap_commands", "add_deferred_list", "run_deferred_list", "run_group",
            "run_xcap"]
@@ -78,8 +79,12 @@ def _run(cmd: str, args: argparse.Namespace,
         return _fail(cmd, 2, str(exc))
 
     async def main() -> int:
-        async with XcapClient(cfg.xcap_root or "", cfg.aor, cfg.password,
-                              timeout=args.timeout) as client:
+        root = cfg.xcap_root or ""
+        # an https:// root is checked like the SIP proxy's certificate (tls_ca, tls_insecure)
+        context = tls.client_context(cfg.tls_ca, insecure=cfg.tls_insecure) \
+            if root.startswith("https://") else None
+        async with XcapClient(root, cfg.aor, cfg.password, timeout=args.timeout,
+                              ssl_context=context) as client:
             return await body(client, cfg)
 
     try:

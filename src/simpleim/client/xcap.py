@@ -19,6 +19,7 @@ the XCAP root where ``~`` stands for the user's own tree: ``resource-lists/~/ind
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -180,8 +181,12 @@ class XcapClient:
     """An XCAP client for one user.  ``root``: the XCAP root URI
     (``http://host:port/xcap-root``); ``user``: ``alice@example.com``."""
 
-    def __init__(self, root: str, user: str, password: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, root: str, user: str, password: str, *, timeout: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """``ssl_context``: how an ``https://`` root's certificate is checked (None: the
+        system's CAs)."""
         self.root = root.rstrip("/")
+        self._ssl = ssl_context
         self.user = user.removeprefix("sip:")
         self.xui = f"sip:{self.user}"
         self._login = self.user.split("@", 1)[0]
@@ -204,8 +209,10 @@ class XcapClient:
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             digest = aiohttp.DigestAuthMiddleware(login=self._login, password=self._password)
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
             self._session = aiohttp.ClientSession(
-                middlewares=(digest,), timeout=aiohttp.ClientTimeout(total=self._timeout))
+                middlewares=(digest,), timeout=aiohttp.ClientTimeout(total=self._timeout),
+                connector=connector)
         return self._session
 
     def url(self, path: str) -> str:

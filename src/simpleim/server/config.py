@@ -250,6 +250,9 @@ class ServerConfig:
     # largest document or request body accepted (413 above it).
     xcap_listen: str | None = None
     xcap_max_document: int = 1024 * 1024
+    # XCAP over HTTPS (RFC 4825 §14: TLS is what XCAP uses), with the server's tls_cert and
+    # tls_key
+    xcap_tls: bool = False
 
     def msrp_address(self) -> tuple[str, int, bool, str] | None:
         """(host, port, fall back to an ephemeral port, advertised host) of the MSRP
@@ -337,6 +340,9 @@ class ServerConfig:
                 raise ConfigError(f"xcap listen: {exc} (use HOST:PORT)") from None
         if self.xcap_max_document < 1:
             raise ConfigError("xcap_max_document must be >= 1")
+        if self.xcap_tls and not (self.tls_cert and self.tls_key):
+            raise ConfigError("xcap over HTTPS needs the server's certificate and key "
+                              "(--tls-cert / --tls-key, [tls] cert / key)")
         if self.media_queue_limit < 1 or self.media_max_message < 1:
             raise ConfigError("media_queue_limit and media_max_message must be >= 1")
         if self.pf_session_max_size is not None and self.pf_session_max_size < 1:

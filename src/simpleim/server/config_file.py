@@ -17,7 +17,7 @@ Layout (docs/server.md "Configuration file" is the reference)::
     [tls]             # cert, key
     [log]             # level, format, file
     [metrics]         # listen
-    [xcap]            # listen, max_document
+    [xcap]            # listen, max_document, tls (HTTPS with the [tls] cert and key)
     [participating]   # allow_anonymity, user_agent_allow/deny/error_info, session_max_size,
                       # session_content_types, session_msrp_only, session_timer
     [controlling]     # exploder_max_recipients, exploder_max_message, exploder_ts2,
@@ -56,7 +56,8 @@ _SECTIONS: dict[str, dict[str, str]] = {
     "tls": {"cert": "tls_cert", "key": "tls_key"},
     "log": {"level": "log_level", "format": "log_format", "file": "log_file"},
     "metrics": {"listen": "metrics_listen"},
-    "xcap": {"listen": "xcap_listen", "max_document": "xcap_max_document"},
+    "xcap": {"listen": "xcap_listen", "max_document": "xcap_max_document",
+             "tls": "xcap_tls"},
     "participating": {
         "allow_anonymity": "allow_anonymity",
         "user_agent_allow": "pf_user_agent_allow",

@@ -67,7 +67,8 @@ async def serve(
                                   max_document=config.xcap_max_document,
                                   guard=server.auth_guard)
                 host, port = parse_host_port(config.xcap_listen, 0)
-                xcap_addr = await xcap.start(host, port)
+                xcap_addr = await xcap.start(host, port,
+                                             ssl_server if config.xcap_tls else None)
         except OSError as exc:
             hint = (" (another server on that port? choose one with --listen HOST:PORT)"
                     if exc.errno == errno.EADDRINUSE else "")
@@ -93,7 +94,8 @@ async def serve(
         if ops is not None:
             line += f" metrics=http://{_http_host(ops_addr[0])}:{ops_addr[1]}/metrics"
         if xcap is not None:
-            line += f" xcap=http://{_http_host(xcap_addr[0])}:{xcap_addr[1]}{XCAP_ROOT}"
+            scheme = "https" if config.xcap_tls else "http"
+            line += f" xcap={scheme}://{_http_host(xcap_addr[0])}:{xcap_addr[1]}{XCAP_ROOT}"
         if ready is not None:
             ready(line)
         else:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -132,11 +133,13 @@ class XcapServer:
         app.router.add_route("*", XCAP_ROOT + "/{tail:.*}", self._handle)
         self._app = app
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen; the bound (host, port) (port 0: a free one)."""
+    async def start(self, host: str, port: int,
+                    ssl_context: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Listen (HTTPS with ``ssl_context``); the bound (host, port) (port 0: a free
+        one)."""
         runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError:
