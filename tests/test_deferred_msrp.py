@@ -10,11 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client_helpers import DOMAIN, client_config, running_server, wait_event
 from simpleim.client.account import Account
+from simpleim.client.deferred import stored_requests
 from simpleim.client.events import MessageEvent
 from simpleim.content.poc_settings import ServiceSettings
+from simpleim.errors import SimpleImError
 from simpleim.sdp import parse_sdp
 from simpleim.server.deferred.message import pushed
 from simpleim.sip.header_values import MediaType
@@ -174,3 +178,18 @@ async def test_push_to_an_oma_client_with_offline_delivery_on_the_wire(
                 f"carol@{DOMAIN}"), 10, what="store emptied")
         finally:
             await carol.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.sampled_from([
+    "multipart/mixed; boundary=b1", "multipart/mixed", "message/sip", "text/plain",
+    "multipart/mixed; boundary=\"\"", "", ";;"]))
+def test_a_delivery_item_parses_or_fails_with_the_typed_error(body: bytes, ctype: str) -> None:
+    """What the client takes from a push / retrieval SEND: a list of requests or a
+    SimpleImError - never another exception, whatever the server (or a relay) sends."""
+    try:
+        out = stored_requests(ctype, b"--b1\r\nContent-Type: message/sip\r\n\r\n" + body
+                              + b"\r\n--b1--\r\n" if "b1" in ctype else body)
+    except SimpleImError:
+        return
+    assert all(isinstance(r, SipRequest) for r in out)
