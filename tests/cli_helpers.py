@@ -3,6 +3,7 @@ a real ``simpleim server`` subprocess on free loopback ports."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -132,3 +133,19 @@ def stop(proc: subprocess.Popen[str]) -> int:
             proc.kill()
             proc.wait()
     return proc.returncode
+
+
+async def finish_console(proc: asyncio.subprocess.Process, last: bytes) -> int:
+    """Type ``last`` (a line ending the console, e.g. ``/leave``) and wait for the exit."""
+    assert proc.stdin is not None
+    proc.stdin.write(last + b"\n")
+    await proc.stdin.drain()
+    async with asyncio.timeout(LONG):
+        return await proc.wait()
+
+
+async def reap(proc: asyncio.subprocess.Process) -> None:
+    """A console subprocess a failed test left running: killed and waited for."""
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()

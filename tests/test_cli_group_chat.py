@@ -8,7 +8,7 @@ import asyncio
 import json
 from pathlib import Path
 
-from cli_helpers import LONG, clean_env, simpleim_bin
+from cli_helpers import LONG, clean_env, finish_console, reap, simpleim_bin
 from client_helpers import DOMAIN, PASSWORDS, client_config, running_server, wait_event
 from simpleim.client import Account
 from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
@@ -94,6 +94,33 @@ async def test_group_chat_command_refused(tmp_path: Path) -> None:
             out, _err = await proc.communicate(b"")
         assert b"no group chat" in out
         assert proc.returncode == 6              # 480: bob is not online
+
+
+async def test_group_chat_join_predefined_group(tmp_path: Path) -> None:
+    from simpleim.client.xcap import GroupSpec, group_document
+    from simpleim.server.xdm.api import DocumentRef
+    from simpleim.server.xdm.usages import AUID_GROUPS
+    alice = f"sip:alice@{DOMAIN}"
+    async with running_server(tmp_path) as (server, port), \
+            Account(client_config("bob", port, tmp_path, "tcp")) as bob:
+        spec = GroupSpec("team", f"sip:team@{DOMAIN}",
+                         members=((alice, None), (f"sip:bob@{DOMAIN}", None)))
+        await server.roles.xdm.documents.put(  # type: ignore[union-attr]
+            DocumentRef(AUID_GROUPS, alice, "team"), group_document(spec, alice))
+        proc = await asyncio.create_subprocess_exec(
+            simpleim_bin(), "group-chat", "--join", "team", env=_env(tmp_path, "alice", port),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            out = await _until(proc.stdout, b"established")
+            assert b"joining team" in out and b"group chat sip:conf~" in out
+            b_chat = await _group_of(bob)            # the focus invited the member
+            await b_chat.send("bob in the team")
+            await _until(proc.stdout, b"bob: bob in the team")
+            assert await finish_console(proc, b"/leave") == 0
+        finally:
+            await reap(proc)
 
 
 async def test_agent_reports_group_events(tmp_path: Path) -> None:

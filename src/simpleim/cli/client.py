@@ -131,9 +131,14 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
                     "lines go to the group; what others write is shown with their name, and "
                     "who joins or leaves (conference event package).  /add USER, "
                     "/remove USER (the initiator only), /who; /leave, /quit or Ctrl-D ends "
-                    "it (and the group chat ends for all when its initiator leaves).")
-    p.add_argument("members", metavar="MEMBER", nargs="+",
+                    "it (and the group chat ends for all when its initiator leaves).  "
+                    "--join GROUP starts or joins a pre-defined group or chat room "
+                    "(simpleim group create), or rejoins a group chat by its conference URI.")
+    p.add_argument("members", metavar="MEMBER", nargs="*",
                    help="users to invite: user, user@domain or a SIP URI")
+    p.add_argument("--join", metavar="GROUP",
+                   help="a pre-defined group's URI (or name), a chat room or a conference "
+                        "URI to join instead of inviting MEMBERs")
     p.add_argument("--subject", help="the Subject of the group chat")
     p.set_defaults(func=run_group_chat)
 

@@ -428,11 +428,13 @@ def run_chat(args: argparse.Namespace) -> int:
 def run_group_chat(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         console = GroupConsole(account, list(args.members), timeout=args.timeout,
-                               subject=args.subject)
+                               subject=args.subject, join=args.join)
         return await console.run(sys.stdin.fileno())
 
     def check() -> None:
-        for member in args.members:
+        if bool(args.members) == bool(args.join):
+            raise ConfigError("give MEMBERs to invite or --join GROUP (one of them)")
+        for member in [*args.members, *([args.join] if args.join else [])]:
             check_address(member)
 
     return _run("group-chat", args, body, check=check)

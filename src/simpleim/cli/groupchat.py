@@ -32,9 +32,11 @@ class GroupConsole:
     """The group chat console (see the module doc)."""
 
     def __init__(self, account: Account, members: list[str], *, timeout: float = 60.0,
-                 subject: str | None = None, out: TextIO | None = None) -> None:
+                 subject: str | None = None, out: TextIO | None = None,
+                 join: str | None = None) -> None:
         self.account = account
         self.members = members
+        self.join = join
         self.timeout = timeout
         self.subject = subject
         self.domain = account.config.domain
@@ -70,14 +72,18 @@ class GroupConsole:
         self.done.set()
 
     async def run(self, fd: int) -> int:
-        names = ", ".join(self.members)
-        self.say(f"starting a group chat with {names}; waiting up to {self.timeout:.0f} s "
-                 "(Ctrl-C gives up)")
+        names = self.join or ", ".join(self.members)
+        what = f"joining {names}" if self.join else f"starting a group chat with {names}"
+        self.say(f"{what}; waiting up to {self.timeout:.0f} s (Ctrl-C gives up)")
         shower = asyncio.ensure_future(self.show())
         try:
             try:
-                self.chat = await self.account.groups.start(
-                    self.members, timeout=self.timeout, subject=self.subject)
+                if self.join:
+                    self.chat = await self.account.groups.join(
+                        self.join, timeout=self.timeout, subject=self.subject)
+                else:
+                    self.chat = await self.account.groups.start(
+                        self.members, timeout=self.timeout, subject=self.subject)
             except SessionFailed as exc:
                 self.say("no group chat: " + describe_failure(
                     exc.status, exc.reason, names, "nothing"))

@@ -271,13 +271,35 @@ class GroupChats:
         await establish(ctx, session, factory, lambda i, local: chat_stream(local), 1,
                         accept_contact=CHAT_ACCEPT_CONTACT, timeout=timeout,
                         parts_after=[listing], extra_headers=extra)
-        # §7.1.1.3: the focus's Contact is the conference URI (the remote target)
+        return self._established(session, subscribe)
+
+    async def join(self, uri: str, *, subject: str | None = None, timeout: float = 60.0,
+                   subscribe: bool = True) -> GroupChat:
+        """§7.1.1.4 / §7.1.1.9 / §7.1.1.10: an INVITE to a pre-defined group's URI (starts
+        its session or joins the running one), to an IM Session Identity (rejoin) or to a
+        public chat room; raises :class:`~simpleim.client.session.SessionFailed`."""
+        ctx = self.ctx
+        target = normalize_uri(uri, ctx.config.domain)
+        session = GroupChat(ctx, self.sink, target, is_uac=True,
+                            call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
+        extra = [("P-Preferred-Service", ICSI_CPM_SESSION)]
+        if subject:
+            extra.append(("Subject", subject))
+        await establish(ctx, session, target, lambda i, local: chat_stream(local), 1,
+                        accept_contact=CHAT_ACCEPT_CONTACT, timeout=timeout,
+                        extra_headers=extra)
+        return self._established(session, subscribe)
+
+    def _established(self, session: GroupChat, subscribe: bool) -> GroupChat:
+        """§7.1.1.3 / §7.1.1.9: the focus's Contact is the conference URI (the remote
+        target), the IM Session Identity to rejoin with; then media and the
+        subscription to the conference state."""
         focus = str(session.dialog.remote_target) if session.dialog is not None else None
         if focus is not None:
             session.conference = session.peer = focus
         session.start_media()
         if subscribe and focus is not None:
-            ctx.spawn(session.subscribe())
+            self.ctx.spawn(session.subscribe())
         return session
 
     def chat(self, session_id: str) -> GroupChat | None:

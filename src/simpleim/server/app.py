@@ -41,7 +41,7 @@ from simpleim.server.metrics import ServerMetrics, TimedStore
 from simpleim.server.proxy import FailureHook, Proxy, SuccessHook, Target
 from simpleim.server.registrar import Registrar
 from simpleim.server.roles import Reply
-from simpleim.server.routing import Role, Side, select_role, service_role
+from simpleim.server.routing import GROUP_METHODS, Role, Side, select_role, service_role
 from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
@@ -605,6 +605,13 @@ class ImServer:
             if reply is not None:
                 services.send_reply(inc, reply)
                 return
+        if req.method in GROUP_METHODS and roles.focus is not None and uri.user \
+                and self.identity.names_domain(uri) \
+                and not self.location.lookup(aor_key(uri.user_unescaped, self.config.domain)):
+            # §7.2.1.3 / §7.2.1.4: a URI nobody is registered at may be a pre-defined group
+            self._spawn(services.group_or_user(inc, requester, partial(
+                self._route_to_user, inc, insider=insider)))
+            return
         self._route_to_user(inc, insider=insider)
 
     def _route_to_user(self, inc: IncomingRequest, *, insider: bool = True,

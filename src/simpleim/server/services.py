@@ -218,7 +218,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                              max_participants=config.conference_max_participants,
                              allow_anonymity=config.allow_anonymity,
                              remaining_participants=config.conference_remaining_participants),
-            clock, queue_limit=config.media_queue_limit)
+            clock, queue_limit=config.media_queue_limit, groups=xdm.groups)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
                  b2bua, focus)
 
@@ -456,6 +456,34 @@ class RoleServices:
             reply = await focus.handle(inc, requester)
         except StorageError as exc:
             log.error("conference store failure: %s", exc)
+            reply = Reply(500)
+        if reply is not None and not inc.final_sent:
+            self.send_reply(inc, reply)
+
+    async def group_or_user(self, inc: IncomingRequest, requester: str | None,
+                            user: Callable[[], None]) -> None:
+        """An initial INVITE / SUBSCRIBE to a local URI nobody is registered at: a
+        pre-defined group's URI goes to the focus (§7.2.1.3 / §7.2.1.4), anything else
+        on to the user (``user``)."""
+        focus = self.roles.focus
+        uri = inc.request.uri
+        if focus is None or not isinstance(uri, SipUri):
+            user()
+            return
+        try:
+            group = await self.roles.xdm.groups.group(
+                f"sip:{uri.user_unescaped}@{self.config.domain}")
+            if group is None:
+                user()
+                return
+            if requester is None:
+                # only a served, authenticated user (§7.2.1.3 step 3) -> 403 + 127
+                self.send_reply(inc, Reply(403, headers=(
+                    ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
+                return
+            reply = await focus.handle_group(inc, group, requester)
+        except StorageError as exc:
+            log.error("group store failure: %s", exc)
             reply = Reply(500)
         if reply is not None and not inc.final_sent:
             self.send_reply(inc, reply)

@@ -258,6 +258,12 @@ class Conference:
     status: ConferenceStatus = ConferenceStatus.ACTIVE
     created: float = 0.0
     subject: str | None = None
+    #: a pre-defined group's conference (§7.2.1.3): the group URI and its policy; None for
+    #: an ad-hoc one
+    group: str | None = None
+    max_participants: int | None = None   # <max-participant-count> (§7.2.1.4 step 3)
+    auto_release: bool = True             # §7.2.2.8 auto-release (ad-hoc: always)
+    remaining: int | None = None          # §7.2.2.8 number-of-remaining-participants
 
     def participant(self, uri: str) -> Participant | None:
         return next((p for p in self.participants if same_user(p.uri, uri)), None)
@@ -291,14 +297,19 @@ class Conference:
 
     def release_reason(self, limits: ConferenceLimits) -> str | None:
         """§7.2.2.8: why the conference ends now, None while it goes on.  An ad-hoc
-        conference ends when its initiator leaves (rule 1a) or when no more than
-        ``remaining_participants`` take part (rule 1d; the ones still being invited count)."""
+        conference ends when its initiator leaves (rule 1a), a pre-defined group's only when
+        its policy says ``auto-release`` (rule 1b); either ends when no more than
+        ``remaining_participants`` take part (rule 1d; the ones still being invited count;
+        the group's value takes precedence over the operator's)."""
         if self.status is ConferenceStatus.RELEASED:
             return "released"
         creator = self.participant(self.creator)
-        if creator is not None and creator.status is ParticipantStatus.DISCONNECTED:
-            return "the initiator left (§7.2.2.8 1a)"
-        if len(self.invited_or_in) <= limits.remaining_participants:
+        if self.auto_release and creator is not None \
+                and creator.status is ParticipantStatus.DISCONNECTED:
+            return "the initiator left (§7.2.2.8 1a/1b)"
+        remaining = self.remaining if self.remaining is not None \
+            else limits.remaining_participants
+        if len(self.invited_or_in) <= remaining:
             return "too few participants left (§7.2.2.8 1d)"
         return None
 
@@ -308,6 +319,8 @@ class Conference:
     def to_json(self) -> str:
         return json.dumps({"creator": self.creator, "status": self.status.value,
                            "created": self.created, "subject": self.subject,
+                           "group": self.group, "max": self.max_participants,
+                           "auto_release": self.auto_release, "remaining": self.remaining,
                            "participants": [p.to_json() for p in self.participants]})
 
     @classmethod
@@ -316,7 +329,9 @@ class Conference:
             d = json.loads(text)
             return cls(uri, str(d["creator"]),
                        tuple(Participant.from_json(p) for p in d["participants"]),
-                       ConferenceStatus(d["status"]), float(d["created"]), d.get("subject"))
+                       ConferenceStatus(d["status"]), float(d["created"]), d.get("subject"),
+                       d.get("group"), d.get("max"), bool(d.get("auto_release", True)),
+                       d.get("remaining"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ContentError(f"bad stored conference {uri}: {exc}", status=500,
                                where="conferences") from None

@@ -20,7 +20,10 @@
   ends when its initiator leaves or too few remain - everyone is BYEd (§7.2.2.5) and the
   subscriptions end with ``noresource`` (§7.2.2.11);
 * an INVITE to the conference URI rejoins a running conference (§7.2.1.5) for users it
-  invited; a released or lost one is 403 + ``123 Session does not exist``.
+  invited; a released or lost one is 403 + ``123 Session does not exist``;
+* an INVITE to a pre-defined group's URI (read from the
+  :class:`~simpleim.server.xdm.api.GroupDirectory`) starts the group's session per its
+  policy or joins the running one (§7.2.1.3 / §7.2.1.4, decisions in :mod:`.predefined`).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ from simpleim.server.roles import (
     Reply,
     im_warning,
 )
+from simpleim.server.xdm.api import GroupDefinition, GroupDirectory
 from simpleim.sip.subscription import Subscription
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.conferences import ConferenceRecord, ConferenceRepository
@@ -75,6 +79,14 @@ from .conference import (
     parse_adhoc_invite,
     same_user,
     switch_targets,
+)
+from .predefined import (
+    add_refusal,
+    group_conference,
+    join_refusal,
+    joined_display,
+    rejoin_refusal,
+    start_refusal,
 )
 
 __all__ = ["ConferenceFocus", "W_SESSION_DOES_NOT_EXIST"]
@@ -148,7 +160,7 @@ class ConferenceFocus:
 
     def __init__(self, repo: ConferenceRepository, media: MediaSessions, notifier: Notifier,
                  limits: ConferenceLimits, clock: Callable[[], float],
-                 queue_limit: int = 64) -> None:
+                 queue_limit: int = 64, groups: GroupDirectory | None = None) -> None:
         self._repo = repo
         self._media = media
         self._notifier = notifier
@@ -156,6 +168,9 @@ class ConferenceFocus:
         self._clock = clock
         self._queue_limit = queue_limit
         self._running: dict[str, Running] = {}
+        #: a pre-defined group's URI -> the conference URI of its running session
+        self._by_group: dict[str, str] = {}
+        self._groups = groups
         self._tasks: set[asyncio.Task[None]] = set()
         self.factory_uri = f"sip:{CONFERENCE_FACTORY_USER}@{limits.host}"
 
@@ -252,7 +267,6 @@ class ConferenceFocus:
         if remote is None:
             self._media.reject(inc, 488, "no MSRP stream in the offer")   # §7.2.1.2 step 7
             return
-        inc.reply(100)
         now = self._clock()
         creator = _sip(requester)
         conf_uri = self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}")
@@ -263,21 +277,41 @@ class ConferenceFocus:
         for entry in parsed.recipients:
             conf, _ = conf.step(entry.uri, ParticipantInput.INVITED, when=_now_text(now),
                                 display=entry.display_name, by=creator)
-        try:
-            await self._put(conf)                                # before any 200
-        except StorageError as exc:
-            log.error("conference store failure: %s", exc)
-            self._media.reject(inc, 500)
-            return
+        await self._start(inc, conf, parsed.recipients, remote)
+
+    async def _start(self, inc: IncomingRequest, conf: Conference,
+                     recipients: Sequence[Entry], remote: MsrpMedia) -> None:
+        """A new conference: stored, its invitations sent (§7.2.2.2), and the initiator
+        answered when the first invitee answered (§7.2.1.2 / §7.2.1.3), at once when the
+        session invites nobody (a chat room)."""
+        req = inc.request
+        creator = conf.creator
+        conf_uri = conf.uri
+        inc.reply(100)
         running = Running(conf, Room(queue_limit=self._queue_limit, overflow=Overflow.DROP,
                                      min_legs=0), self._contact(inc, conf_uri))
         running.room.policy = ConferenceSwitch(running)
         self._running[conf_uri] = running
+        if conf.group is not None:
+            self._by_group[conf.group] = conf_uri
+        try:
+            await self._put(conf)                                # before any 200
+        except StorageError as exc:
+            log.error("conference store failure: %s", exc)
+            self._forget(running)
+            self._media.reject(inc, 500)
+            return
+        if not recipients:
+            await self._accept_leg(inc, running, creator, remote, headers=(
+                ("P-Asserted-Identity", f"<{conf.group or self.factory_uri}>"),))
+            running.accepting = False
+            self._check_release(running)
+            return
         first: asyncio.Future[ServerSession | None] = asyncio.get_running_loop().create_future()
         invites = [self._invite(running, e, creator, remote, req.headers, first)
-                   for e in parsed.recipients]
+                   for e in recipients]
         tasks = [self._spawn(t) for t in invites]
-        for entry, task in zip(parsed.recipients, tasks, strict=True):
+        for entry, task in zip(recipients, tasks, strict=True):
             running.pending[entry.uri] = task
         statuses: list[int] = []
 
@@ -308,7 +342,7 @@ class ConferenceFocus:
             await self._release(running, "nobody answered")
             return
         await self._accept_leg(inc, running, creator, remote, headers=(
-            ("P-Asserted-Identity", f"<{self.factory_uri}>"),))    # §7.2.1.1 step 4a
+            ("P-Asserted-Identity", f"<{conf.group or self.factory_uri}>"),))  # §7.2.1.1 4a
         running.accepting = False
         self._check_release(running)
 
@@ -321,10 +355,12 @@ class ConferenceFocus:
                    ("P-Asserted-Identity", f"<{inviter}>"),
                    ("Referred-By", f"<{referred_by or inviter}>"),
                    ("Supported", "timer")]
-        for name in ("Conversation-ID", "Contribution-ID", "Subject", "Privacy"):
+        for name in ("Conversation-ID", "Contribution-ID", "Privacy"):
             value = original.get(name) if original is not None else None
             if value:
                 headers.append((name, value))
+        if conf.subject:
+            headers.append(("Subject", conf.subject))      # the request's or the group's
         contact = running.contact
         status = 200
         try:
@@ -397,11 +433,11 @@ class ConferenceFocus:
 
     # ------------------------------------------------------------------ state changes
     async def _event(self, running: Running, who: str, event: ParticipantInput,
-                     by: str | None = None) -> None:
+                     by: str | None = None, display: str | None = None) -> None:
         """One participant change: stored, then the partial NOTIFY (§7.2.2.10)."""
         async with running.lock:
             conf, changed = running.conf.step(who, event, when=_now_text(self._clock()),
-                                              by=by)
+                                              by=by, display=display)
             if changed is None:
                 return
             running.conf = conf
@@ -428,11 +464,18 @@ class ConferenceFocus:
             task.cancel()
         running.room.end(reason)
         self._notifier.gone(running.conf.uri, self.PACKAGE)
-        self._running.pop(running.conf.uri, None)
+        self._forget(running)
         try:
             await self._put(running.conf)
         except StorageError as exc:
             log.error("conference store failure: %s", exc)
+
+    def _forget(self, running: Running) -> None:
+        conf = running.conf
+        if self._running.get(conf.uri) is running:
+            del self._running[conf.uri]
+        if conf.group is not None and self._by_group.get(conf.group) == conf.uri:
+            del self._by_group[conf.group]
 
     async def _put(self, conf: Conference) -> None:
         await self._repo.put(ConferenceRecord(conf.uri, conf.creator, conf.status.value,
@@ -441,18 +484,77 @@ class ConferenceFocus:
     # ------------------------------------------------------------------ rejoin (§7.2.1.5)
     async def _rejoin(self, inc: IncomingRequest, running: Running, requester: str) -> None:
         who = _sip(requester)
-        known = running.conf.participant(who)
-        if known is None:
+        conf = running.conf
+        known = conf.participant(who)
+        group: GroupDefinition | None = None
+        if conf.group is not None:
+            # §7.2.1.5 steps 2-3: a group's session takes its members back, others per
+            # <join-handling>, within <max-participant-count>
+            group = await self._group(conf.group)
+            refusal = rejoin_refusal(group, conf, who, self._limits)
+            if refusal is not None:
+                self._media.reject(inc, refusal.status, headers=refusal.headers)
+                return
+        elif known is None:
             # §7.2.2.9: only users invited to the ad-hoc conference may join
             self._media.reject(inc, 403, headers=(
                 ("Warning", im_warning(self._limits.host, W_FUNCTION_NOT_ALLOWED)),))
             return
+        await self._join(inc, running, known.uri if known is not None else who, group)
+
+    async def _join(self, inc: IncomingRequest, running: Running, who: str,
+                    group: GroupDefinition | None) -> None:
+        """Accept a joining participant's INVITE (§7.2.1.4 steps 7-12, §7.2.1.5 7-13)."""
         remote = msrp_offer(inc.request)
         if remote is None:
             self._media.reject(inc, 488, "no MSRP stream in the offer")
             return
-        if await self._accept_leg(inc, running, known.uri, remote):
-            await self._event(running, known.uri, ParticipantInput.JOINED)
+        display = joined_display(group, who, inc.request.from_addr.display_name)
+        if await self._accept_leg(inc, running, who, remote):
+            await self._event(running, who, ParticipantInput.JOINED, display=display)
+
+    # ------------------------------------------------------------------ pre-defined groups
+    async def _group(self, uri: str) -> GroupDefinition | None:
+        return None if self._groups is None else await self._groups.group(uri)
+
+    async def handle_group(self, inc: IncomingRequest, group: GroupDefinition,
+                           requester: str) -> Reply | None:
+        """An initial request to a pre-defined group's URI (§7.2.1.3 / §7.2.1.4): INVITE
+        starts the group's session or joins the running one, SUBSCRIBE watches it."""
+        req = inc.request
+        who = _sip(requester)
+        conf_uri = self._by_group.get(group.uri)
+        running = self._running.get(conf_uri) if conf_uri is not None else None
+        if req.method == "SUBSCRIBE":
+            if running is None or not group.supports_im:
+                return Reply(404)
+            return self._subscribe(inc, running, requester)
+        if req.method != "INVITE":
+            return Reply(405, headers=(("Allow", "INVITE, SUBSCRIBE, MESSAGE"),))
+        if running is not None:
+            refusal = join_refusal(group, req, running.conf, who, self._limits)
+            if refusal is not None:
+                self._media.reject(inc, refusal.status, refusal.reason,
+                                   headers=refusal.headers)
+                return None
+            await self._join(inc, running, who, group)
+            return None
+        refusal = start_refusal(group, req, who, self._limits)
+        if refusal is not None:
+            self._media.reject(inc, refusal.status, refusal.reason, headers=refusal.headers)
+            return None
+        remote = msrp_offer(req)
+        if remote is None:
+            self._media.reject(inc, 488, "no MSRP stream in the offer")  # §7.2.1.3 step 7
+            return None
+        now = self._clock()
+        start = group_conference(
+            group, self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}"), who, now=now,
+            when=_now_text(now), display=req.from_addr.display_name,
+            subject=req.headers.get("Subject"), limits=self._limits)
+        await self._start(inc, start.conference,
+                          [Entry(m.uri, m.display_name) for m in start.invitees], remote)
+        return None
 
     # ------------------------------------------------------------------ SUBSCRIBE
     def _subscribe(self, inc: IncomingRequest, running: Running, requester: str) -> Reply | None:
@@ -529,7 +631,13 @@ class ConferenceFocus:
             inc.reply(403, headers=[*headers, ("Warning", im_warning(
                 self._limits.host, "already a participant"))])
             return
-        if len(conf.invited_or_in) + 1 > self._limits.max_participants:
+        if conf.group is not None:
+            refusal = add_refusal(await self._group(conf.group), who, target, self._limits)
+            if refusal is not None:                                   # §7.2.2.7
+                inc.reply(refusal.status, headers=[*headers, *refusal.headers])
+                return
+        if len(conf.invited_or_in) + 1 > (conf.max_participants
+                                          or self._limits.max_participants):
             inc.reply(486, headers=[*headers, ("Warning", im_warning(
                 self._limits.host, W_TOO_MANY_PARTICIPANTS))])    # §7.2.1.7 step 4
             return

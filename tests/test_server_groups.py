@@ -1,0 +1,204 @@
+"""Pre-defined groups and chat rooms at the conference focus (OMA SIMPLE IM §7.2.1.3,
+§7.2.1.4, §7.2.1.5, §7.2.2.3, §7.2.2.7-§7.2.2.9, §7.1.1.9, §7.1.1.10; checklist §31): the
+group definitions of the Shared Group XDMS decide who starts, who is invited, who joins,
+how many - asserted on the wire."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from client_helpers import wait_event
+from simpleim.client import Account
+from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
+from simpleim.client.groupchat import GroupChat
+from simpleim.client.session import SessionFailed
+from simpleim.client.xcap import GroupSpec, group_document
+from simpleim.server.app import ImServer
+from simpleim.server.controlling.conference import ConferenceLimits
+from simpleim.server.controlling.predefined import (
+    W_ISFOCUS_ASSIGNED,
+    group_conference,
+    has_isfocus,
+    start_refusal,
+)
+from simpleim.server.xdm.api import DocumentRef
+from simpleim.server.xdm.groups import parse_groups
+from simpleim.server.xdm.usages import AUID_GROUPS
+from simpleim.sip.message import parse_message
+from test_server_conference import trio
+from waiting import wait_until
+from wire import SipWire
+
+ALICE = "sip:alice@example.test"
+BOB = "sip:bob@example.test"
+CAROL = "sip:carol@example.test"
+
+
+async def define(srv: ImServer, spec: GroupSpec, owner: str = ALICE) -> None:
+    """The group as ``simpleim group create`` writes it, stored in the XDMS."""
+    await srv.roles.xdm.documents.put(DocumentRef(AUID_GROUPS, owner, spec.name),  # type: ignore[union-attr]
+                                      group_document(spec, owner))
+
+
+async def _joined(account: Account) -> GroupChat:
+    ev = await wait_event(account, lambda e: isinstance(e, SessionEvent)
+                          and e.state == "established" and e.kind == "group")
+    assert isinstance(ev, SessionEvent)
+    chat = account.sessions[ev.session_id]
+    assert isinstance(chat, GroupChat)
+    return chat
+
+
+async def _refused(account: Account, wire: SipWire, uri: str, status: int) -> str:
+    with pytest.raises(SessionFailed) as info:
+        await account.groups.join(uri, timeout=10)
+    assert info.value.status == status
+    # the final response was received before join() raised: the last one is ours
+    resp = wire.responses("INVITE", status, direction="in")[-1]
+    return resp.headers.get("Warning") or ""
+
+
+async def test_predefined_group_start_join_rejoin_on_the_wire(tmp_path: Path) -> None:
+    async with trio(tmp_path) as (srv, (alice, bob, carol), (a_w, b_w, c_w)):
+        await define(srv, GroupSpec("friends", "sip:friends@example.test",
+                                    members=((ALICE, "Alice"), (BOB, "Bob"), (CAROL, None)),
+                                    subject="weekend"))
+        await define(srv, GroupSpec("closed", "sip:closed@example.test",
+                                    members=((ALICE, "Alice"), (BOB, "Bob"))))
+        # §7.2.1.3 step 3 / §7.2.2.3: carol is no member: may not start it -> 403 + 127
+        warning = await _refused(carol, c_w, "sip:closed@example.test", 403)
+        assert "127 Service not authorised" in warning
+        focus = srv.roles.focus
+        assert focus is not None and not focus.conferences
+        # alice starts the group's session: the members are invited (§7.2.2.3)
+        chat = await alice.groups.join("friends")
+        b_chat, _c_chat = await _joined(bob), await _joined(carol)
+        invite = a_w.requests("INVITE")[-1]
+        assert str(invite.uri) == "sip:friends@example.test"
+        ok = await a_w.response("INVITE", 200, direction="in")
+        contact = ok.headers.get("Contact") or ""
+        assert "sip:conf~" in contact and ";isfocus" in contact
+        assert "friends@example.test" in (ok.headers.get("P-Asserted-Identity") or "")
+        inv = await b_w.request("INVITE", "in")
+        assert "alice@example.test" in (inv.headers.get("Referred-By") or "")
+        assert "isfocus" in (inv.headers.get("Contact") or "")
+        assert inv.headers.get("Subject") == "weekend"           # the group's subject
+        conf_uri = focus.conferences[0].uri
+        stored = await srv.store.conferences.get(conf_uri)
+        assert stored is not None and '"group": "sip:friends@example.test"' in stored.state
+        await wait_until(lambda: chat.subscribed.is_set() and b_chat.subscribed.is_set(), 10,
+                         what="subscriptions")
+        await chat.send("hello friends")
+        ev = await wait_event(bob, lambda e: isinstance(e, GroupMessageEvent))
+        assert isinstance(ev, GroupMessageEvent) and ev.sender == ALICE
+        got = await wait_event(carol, lambda e: isinstance(e, GroupMessageEvent))
+        assert isinstance(got, GroupMessageEvent) and got.text == "hello friends"
+        # the initiator leaves: a group's session goes on (§7.2.2.8 1b, auto-release off)
+        await chat.leave()
+        ev = await wait_event(bob, lambda e: isinstance(e, ParticipantEvent)
+                              and e.participant == ALICE and e.status == "disconnected")
+        assert isinstance(ev, ParticipantEvent) and ev.method == "departed"
+        assert focus.conferences and not b_w.requests("BYE", "in")
+        assert not c_w.requests("BYE", "in")
+        # a later INVITE to the group URI joins the running session (§7.2.1.3 step 9)
+        again = await alice.groups.join("sip:friends@example.test")
+        assert again.conference.split(";")[0].split(":")[1].split("@")[0] == \
+            conf_uri.split(":")[1].split("@")[0]
+        ev = await wait_event(bob, lambda e: isinstance(e, ParticipantEvent)
+                              and e.participant == ALICE and e.status == "connected")
+        assert isinstance(ev, ParticipantEvent) and ev.method == "dialed-in"
+        assert len(focus.conferences) == 1
+        # bob leaves and rejoins with the IM Session Identity (§7.1.1.9 / §7.2.1.5)
+        await b_chat.leave()
+        await wait_event(alice, lambda e: isinstance(e, ParticipantEvent)
+                         and e.participant == BOB and e.status == "disconnected")
+        back = await bob.groups.join(b_chat.conference.split(";")[0])
+        ev = await wait_event(alice, lambda e: isinstance(e, ParticipantEvent)
+                              and e.participant == BOB and e.status == "connected")
+        await wait_until(back.subscribed.is_set, 10, what="bob subscribed again")
+        await again.send("welcome back")
+        got = await wait_event(bob, lambda e: isinstance(e, GroupMessageEvent)
+                               and e.text == "welcome back")
+        assert isinstance(got, GroupMessageEvent) and got.sender == ALICE
+
+
+async def test_public_chat_room_join_by_anyone_and_max(tmp_path: Path) -> None:
+    async with trio(tmp_path) as (srv, (alice, bob, carol), (a_w, b_w, c_w)):
+        await define(srv, GroupSpec("lobby", "sip:lobby@example.test", members=((ALICE, None),),
+                                    chat=True, invite_members=False, max_participants=2,
+                                    blocked=(BOB,)))
+        focus = srv.roles.focus
+        assert focus is not None
+        # alice opens the room: nobody is invited, the 200 comes at once (§7.2.1.3)
+        room = await alice.groups.join("lobby")
+        assert "sip:conf~" in room.conference
+        assert not b_w.requests("INVITE", "in") and not c_w.requests("INVITE", "in")
+        # §7.1.1.10: carol, no member, joins the public room (join-handling allow)
+        c_room = await carol.groups.join("sip:lobby@example.test")
+        ev = await wait_event(alice, lambda e: isinstance(e, ParticipantEvent)
+                              and e.participant == CAROL and e.status == "connected")
+        assert isinstance(ev, ParticipantEvent) and ev.method == "dialed-in"
+        # §7.2.1.4 step 2 / §7.2.2.9: bob is blocked (join-handling block) -> 403 + 127
+        assert "127 Service not authorised" in await _refused(
+            bob, b_w, "sip:lobby@example.test", 403)
+        # §7.2.1.5 step 2: nor through the IM Session Identity -> 403 + 122
+        conf_uri = focus.conferences[0].uri
+        assert "122 Function not allowed" in await _refused(bob, b_w, conf_uri, 403)
+        # §7.2.2.7: carol may join but not add users (allow-invite-users-dynamically)
+        assert await c_room.add("bob") == 403
+        refer = c_w.responses("REFER", 403, direction="in")[-1]
+        assert "122 Function not allowed" in (refer.headers.get("Warning") or "")
+        assert not b_w.requests("INVITE", "in")
+        # the room is full (max-participant-count 2, §7.2.1.4 step 3) -> 486 + 102
+        await srv.roles.xdm.documents.put(DocumentRef(AUID_GROUPS, ALICE, "lobby"),  # type: ignore[union-attr]
+                                          group_document(GroupSpec(
+                                              "lobby", "sip:lobby@example.test",
+                                              members=((ALICE, None),), chat=True,
+                                              invite_members=False, max_participants=2),
+                                              ALICE))
+        assert "102 too many participants" in await _refused(
+            bob, b_w, "sip:lobby@example.test", 486)
+        # the room lives while anyone is in it: alice leaves, carol stays
+        await room.leave()
+        await wait_event(carol, lambda e: isinstance(e, ParticipantEvent)
+                         and e.participant == ALICE and e.status == "disconnected")
+        assert focus.conferences
+        await c_room.leave()
+        await wait_until(lambda: not focus.conferences, 10, what="room released")
+        assert await srv.store.conferences.active() == []
+
+
+GROUP = group_document(GroupSpec("g", "sip:g@example.test",
+                                 members=((ALICE, "Alice"), (BOB, "Bob"), (CAROL, None)),
+                                 max_participants=2, subject="s"), ALICE)
+
+
+def _invite(contact: str) -> Any:
+    raw = ("INVITE sip:g@example.test SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+           "From: <sip:bob@example.test>;tag=1\r\nTo: <sip:g@example.test>\r\n"
+           f"Call-ID: c\r\nCSeq: 1 INVITE\r\nContact: {contact}\r\n"
+           "Content-Length: 0\r\n\r\n").encode()
+    return parse_message(raw)
+
+
+def test_group_policy_decisions() -> None:
+    group = parse_groups(GROUP, ALICE, "g", "e")[0]
+    limits = ConferenceLimits("example.test")
+    # §7.2.1.3 step 2: an INVITE from a focus -> 495 + 105
+    req = _invite("<sip:conf~x@h>;isfocus")
+    assert has_isfocus(req)
+    refusal = start_refusal(group, req, BOB, limits)
+    assert refusal is not None and refusal.status == 495
+    assert W_ISFOCUS_ASSIGNED in refusal.headers[0][1]
+    assert start_refusal(group, _invite("<sip:bob@h>"), BOB, limits) is None
+    # §7.2.2.3: members invited up to max-participant-count, the group's subject
+    start = group_conference(group, "sip:conf~1@example.test", BOB, now=0.0, when="t",
+                             display=None, subject="ignored", limits=limits)
+    assert [m.uri for m in start.invitees] == [ALICE]
+    conf = start.conference
+    assert conf.subject == "s" and conf.group == "sip:g@example.test"
+    assert conf.max_participants == 2 and not conf.auto_release
+    assert conf.participant(BOB) is not None and conf.participant(BOB).display == "Bob"  # type: ignore[union-attr]
