@@ -201,6 +201,36 @@ def test_failure_report_no_and_partial_rules() -> None:
     assert p.of(p.eb, RequestRejected)[0].status == 415
 
 
+def test_held_acknowledgement_waits_for_the_receiver() -> None:
+    """hold_acks (store-and-forward, DM-04): the chunks before the last are answered at
+    once; the last chunk's 200 and the success REPORT only after acknowledge(); a refused
+    one gets its failure status and fails the sender's message."""
+    p = Pair(chunk=1000)
+    p.sb.hold_acks = True
+    p.ca.attach(p.sa, 0.0)
+    big = p.sa.send(b"z" * 3000, "text/plain", success_report=True)
+    p.run()
+    (rx,) = p.of(p.eb, MessageReceived)
+    assert rx.message.held is not None
+    oks = [m for w in p.wire_ba for m in parse_stream(w) if isinstance(m, MsrpResponse)]
+    # the binding SEND and the first two chunks are answered, not the last one
+    assert len(oks) == 3 and big.state is not OutgoingState.DELIVERED
+    assert not p.of(p.ea, MessageSent)
+    p.cb.acknowledge(p.sb, rx.message, 0.0)
+    p.run()
+    assert p.of(p.ea, MessageSent)[0].message is big
+    assert big.state is OutgoingState.DELIVERED                       # the REPORT came
+    p.cb.acknowledge(p.sb, rx.message, 0.0)                           # once only
+    assert p.cb.data_to_send() == []
+    refused = p.sa.send(b"no", "text/plain")
+    p.run()
+    (_, rx2) = p.of(p.eb, MessageReceived)
+    p.cb.acknowledge(p.sb, rx2.message, 0.0, 403, "not stored")
+    p.run()
+    (f,) = p.of(p.ea, MessageFailed)
+    assert f.message is refused and f.status == 403
+
+
 def test_415_fails_message_with_failure_report_yes() -> None:
     p = Pair(accept_types=("text/*",))
     p.ca.attach(p.sa, 0.0)

@@ -123,6 +123,9 @@ class FakeSession:
             if isinstance(ev, SessionEnded):
                 return
 
+    def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
+        pass  # pragma: no cover - the room holds no acknowledgements
+
     async def bye(self, reason: str = "") -> None:
         self.byes.append(reason)
         self.end_reason = reason

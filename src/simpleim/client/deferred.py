@@ -5,7 +5,7 @@
 * :meth:`DeferredFeature.retrieve` (C-DM-01, §12.1.1): an INVITE to ``sip:Deferred@DOMAIN``
   with ``a=recvonly`` (and a resource-lists body naming the messages, for some of them);
   the server sends each stored message as an MSRP SEND (``multipart/mixed`` with a
-  ``message/sip`` part, §12.2.2.5) and ends with BYE.
+  ``message/sip`` part, or ``message/msrp`` for a large message, §12.2.2.5) and ends with BYE.
 * :meth:`DeferredFeature.on_invite` (C-DM-05, §12.2.2.2): the same delivery on a session the
   server opens (its Contact says ``automata``, its offer ``a=sendonly``) when we have
   ``offline-delivery`` on; answered ``a=recvonly``.
@@ -30,12 +30,12 @@ from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.sdp import SessionDescription, chat_stream
 from simpleim.sdp.msrp import Direction
 from simpleim.sdp.offer_answer import Capabilities
-from simpleim.sip.header_values import MediaType
-from simpleim.sip.message import SipRequest, parse_message
-from simpleim.sip.multipart import MultipartPart, parse_multipart
+from simpleim.sip.message import SipRequest
+from simpleim.sip.multipart import MultipartPart
 from simpleim.transport.sip import IncomingRequest
 
 from .context import ClientContext
+from .deferred_parts import delivered_requests
 from .features import SIP_IM
 from .invites import InviteFacts, InviteRouter, accept, establish, reject
 from .pager import build_request, new_call_id, new_tag
@@ -61,23 +61,11 @@ def is_deferred_push(facts: InviteFacts) -> bool:
 
 
 def stored_requests(content_type: str, body: bytes) -> list[SipRequest]:
-    """The MESSAGEs a delivery SEND carries: its message/sip parts (§12.2.2.5).  A part
-    that is not a SIP request is skipped; a body that is not multipart raises
-    ProtocolError (415)."""
-    mt = MediaType.parse(content_type)
-    if mt.mime == "message/sip":
-        parts = [body]
-    elif mt.mime == "multipart/mixed" and mt.boundary:
-        parts = [p.body for p in parse_multipart(body, mt.boundary)
-                 if (p.content_type or "").split(";", 1)[0].strip().lower() == "message/sip"]
-    else:
-        raise ProtocolError(f"unexpected deferred delivery type {content_type}", status=415)
-    out = []
-    for raw in parts:
-        msg = parse_message(raw)
-        if isinstance(msg, SipRequest):
-            out.append(msg)
-    return out
+    """The messages a delivery SEND carries (§12.2.2.5): its message/sip and
+    message/sipfrag MESSAGEs, and each large message (message/msrp part) as a MESSAGE
+    (:func:`~simpleim.client.deferred_parts.delivered_requests`); a body that is not one
+    of those raises ProtocolError (415)."""
+    return delivered_requests(content_type, body)
 
 
 class DeferredFeature:

@@ -540,10 +540,15 @@ class MsrpConnection:
             self._failure_report(session, req, cur.error.status, now)
             events.append(RequestRejected(session, req, cur.error.status, cur.error.detail))
             return
-        self._respond(req, 200, None, now, cur.failure_report)
         if cur.cursor is None or session is None:
+            self._respond(req, 200, None, now, cur.failure_report)
             return
         done = session.reassembler.end_chunk(cur.cursor, ev.flag)
+        if done is not None and not done.aborted and session.hold_acks:
+            done.held = (req, cur.failure_report)       # answered by acknowledge()
+            events.append(MessageReceived(session, done))
+            return
+        self._respond(req, 200, None, now, cur.failure_report)
         if done is None:
             return
         if done.aborted:
@@ -552,6 +557,17 @@ class MsrpConnection:
         events.append(MessageReceived(session, done))
         if done.first.success_report:
             self._success_report(session, done, now)
+
+    def acknowledge(self, session: MsrpSession, msg: IncomingMessage, now: float,
+                    status: int = 200, comment: str | None = None) -> None:
+        """Answer the held last chunk of ``msg`` (``hold_acks``): 200 or ``status``, §7.1.2/3."""
+        held, msg.held = msg.held, None
+        if held is not None and not self.closed:
+            self._respond(held[0], status, comment, now, held[1])
+            if status != 200:
+                self._failure_report(session, held[0], status, now)
+            elif msg.first.success_report:
+                self._success_report(session, msg, now)
 
     def _respond(self, req: MsrpRequest, status: int, comment: str | None, now: float,
                  fr: str | None = None) -> None:

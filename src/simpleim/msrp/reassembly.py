@@ -193,6 +193,9 @@ class IncomingMessage:
     start: int = 0                     # bytes [0, start) were held before (resume)
     limit: int | None = None           # largest size this message may reach
     charged: int = 0                   # bytes written to a memory sink (session budget)
+    #: the last chunk and its Failure-Report value while its response is held
+    #: (``MsrpSession.hold_acks``): answered by ``MsrpConnection.acknowledge``
+    held: tuple[MsrpRequest, str | None] | None = None
 
     @property
     def size(self) -> int:

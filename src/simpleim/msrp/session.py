@@ -92,6 +92,11 @@ class MsrpSession:
         self.cema = cema
         self.new_id = id_factory
         self.reassembler = Reassembler(sink_factory, max_size=max_size, limits=receive_limits)
+        #: When True the transaction response to the chunk that completes a message (and its
+        #: success REPORT) waits for :meth:`MsrpConnection.acknowledge`: a store-and-forward
+        #: receiver answers only once the message is kept (RFC 4975 §7.3 leaves the moment
+        #: of the response to the receiver; the sender's transaction timer bounds it).
+        self.hold_acks = False
         self.binding = Binding.UNBOUND
         self.connection: object | None = None     # the MsrpConnection we are bound to
         self._urgent: deque[OutgoingMessage] = deque()   # small messages jump the queue

@@ -33,6 +33,7 @@ from simpleim.errors import ConfigError, ProtocolError, SipParseError, StorageEr
 from simpleim.server.auth import AuthDecision, Authenticator
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig
+from simpleim.server.deferred import is_large_message
 from simpleim.server.guard import AuthGuard, AuthLimits, LoadMonitor
 from simpleim.server.identity import LocalIdentity
 from simpleim.server.location import LocationService, aor_key
@@ -671,7 +672,17 @@ class ImServer:
                     req, bool(bindings), roles.deferred.has_pending(aor)):
                 self._spawn(defer(inc, uri, aor, deliver=bool(bindings)))
                 return
-            if pf.deferrable(req):
+            if (insider or bindings) and is_large_message(req) and not bindings:
+                # DM-04 (§12.2.2.1): the DMF answers a large message for an offline user.
+                self._spawn(services.defer_large(inc, uri, aor))
+                return
+            if is_large_message(req):
+                def on_failed(finals: list[SipResponse]) -> bool:
+                    if not all(r.status in (408, 480, 503) for r in finals):
+                        return False
+                    self._spawn(services.defer_large(inc, uri, aor))
+                    return True
+            elif pf.deferrable(req):
                 def on_failed(finals: list[SipResponse]) -> bool:
                     if not pf.defer_after_failure(req, [r.status for r in finals]):
                         return False

@@ -169,7 +169,8 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
     deferred = DeferredMessagingFunction(
         store.deferred, courier,
         DeferredConfig(config.domain, default_expiry=config.deferred_default_expiry,
-                       max_expiry=config.deferred_max_expiry),
+                       max_expiry=config.deferred_max_expiry,
+                       max_large=config.media_max_message),
         clock, media=media)
     timers = config.timers
     system = SystemMessageFunction(store.system_messages, courier,
@@ -616,6 +617,21 @@ class RoleServices:
         self.send_reply(inc, Reply(202))
         if deliver:
             self._spawn(self.deliver_pending(aor))
+
+    async def defer_large(self, inc: IncomingRequest, uri: SipUri, aor: str) -> None:
+        """DM-04: a large message session for ``aor``, who cannot take it, is answered by
+        the Deferred Messaging Function (480 without server media, 404 for no such user)."""
+        try:
+            if self.store is not None and not await self.store.user_exists(
+                    uri.user_unescaped or ""):
+                self.send_reply(inc, Reply(404))
+                return
+        except StorageError as exc:
+            log.error("user store failure: %s", exc)
+            self.send_reply(inc, Reply(500))
+            return
+        if not await self.roles.deferred.defer_large(inc, aor):
+            self.send_reply(inc, Reply(480))
 
     # ------------------------------------------------------------------ Courier (roles)
 

@@ -207,6 +207,17 @@ class EndpointSession:
         if self.runner is not None:
             self.runner.wake()
 
+    def acknowledge(self, msg: IncomingMessage, status: int = 200,
+                    comment: str | None = None) -> None:
+        """Answer the held last chunk of ``msg`` (``core.hold_acks``, store-and-forward):
+        200 once it is kept, else ``status``; written at once."""
+        runner = self.runner
+        if runner is None or msg.held is None:
+            msg.held = None
+            return
+        runner.conn.acknowledge(self.core, msg, runner.now(), status, comment)
+        runner.wake()
+
     def hold_reading(self) -> bool:
         """Stop reading the session's connection (back-pressure); False without one."""
         if self.runner is None:

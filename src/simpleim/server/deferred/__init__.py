@@ -4,6 +4,7 @@ expire.  See :mod:`simpleim.server.deferred.function`."""
 from __future__ import annotations
 
 from simpleim.server.deferred.function import Courier, DeferredConfig, DeferredMessagingFunction
+from simpleim.server.deferred.large import is_large_message
 from simpleim.server.deferred.message import DEFERRED_ID_HEADER, history_list
 
 __all__ = [
@@ -12,4 +13,5 @@ __all__ = [
     "DeferredConfig",
     "DeferredMessagingFunction",
     "history_list",
+    "is_large_message",
 ]

@@ -9,6 +9,10 @@
 * :meth:`~DeferredMessagingFunction.retrieve`: INVITE to ``sip:Deferred@DOMAIN`` (DM-02/03):
   answered ``a=sendonly`` with ``automata`` in the Contact, the stored messages sent as
   MSRP SENDs (DM-07: ``multipart/mixed`` with a ``message/sip`` part), then BYE.
+* :meth:`~DeferredMessagingFunction.defer_large`: DM-04 (§12.2.2.1): a large message
+  session to a user who cannot take it is answered by the DMF (``a=recvonly``), the MSRP
+  content received and stored with the session's relevant headers
+  (:mod:`simpleim.server.deferred.large`), delivered later as a ``message/msrp`` part.
 * :meth:`~DeferredMessagingFunction.push`: DM-06, the same delivery on a session the
   server opens (INVITE ``a=sendonly`` to an OMA client with ``offline-delivery`` on).
 * :meth:`~DeferredMessagingFunction.delete`: REFER to ``sip:Delete@DOMAIN`` (DM-10).
@@ -32,9 +36,18 @@ from typing import Protocol
 from simpleim.content.resource_lists import parse_resource_lists
 from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.sdp.msrp import Direction
+from simpleim.server.deferred.large import (
+    large_as_message,
+    parse_stored_large,
+    pushed_large,
+    stored_large,
+)
 from simpleim.server.deferred.message import (
+    DEFERRED_ID_HEADER,
     expiry_of,
     failure_report,
+    http_date,
+    is_anonymous,
     message_uri,
     new_message_id,
     pushed,
@@ -44,6 +57,7 @@ from simpleim.server.deferred.message import (
 )
 from simpleim.server.media.api import (
     MediaError,
+    MediaMessage,
     MediaPolicy,
     MediaSessions,
     OfferParams,
@@ -58,7 +72,7 @@ from simpleim.server.roles import (
     server_request_headers,
 )
 from simpleim.sip.headers import Address
-from simpleim.sip.message import SipRequest, parse_message
+from simpleim.sip.message import Headers, SipRequest, parse_message
 from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.deferred import DeferredMessage, DeferredRepository
@@ -86,6 +100,8 @@ class DeferredConfig:
     host: str  # the served domain: Message-ID URIs sip:<id>@host, Warning host
     default_expiry: int = 7 * 24 * 3600  # DM-05 step 6: default expiry (seconds)
     max_expiry: int = 30 * 24 * 3600  # DM-05 step 6: the local maximum of Expires
+    max_large: int = 16 * 1024 * 1024  # DM-04: the largest large message stored (a=max-size)
+    large_timeout: float = 120.0  # DM-04: how long the sender has to send its message
 
 
 #: What a push / retrieval session carries (DM-07: multipart/mixed with message/sip)
@@ -136,9 +152,7 @@ class DeferredMessagingFunction:
         StorageError propagates: the caller must not acknowledge then."""
         now = self._clock()
         cfg = self._config
-        sender_uri = req.from_addr.uri
-        sender = (f"{sender_uri.user}@{sender_uri.host}"
-                  if isinstance(sender_uri, SipUri) and sender_uri.user else str(sender_uri))
+        sender = _sender_aor(req)
         mid = new_message_id()
         message = DeferredMessage(
             id=mid, recipient=recipient, sender=sender, seq=self._next_seq(),
@@ -148,6 +162,66 @@ class DeferredMessagingFunction:
         await self._repo.add(message)
         self._pending.add(recipient)
         return message_uri(mid, cfg.host)
+
+    async def defer_large(self, incoming: IncomingRequest, recipient: str) -> bool:
+        """DM-04 (§12.2.2.1): answer a large message INVITE for ``recipient`` ourselves
+        (200, ``a=recvonly``), receive its MSRP message and store it with the session's
+        relevant headers (§12.2.2.3 step 3); the sender's BYE (or ours once stored, or
+        after :attr:`DeferredConfig.large_timeout`) ends the session.  False when there
+        is no server media (the caller answers 480); True once the INVITE was answered."""
+        if self._media is None:
+            return False
+        cfg = self._config
+        policy = MediaPolicy(accept_types=("*",), direction=Direction.RECVONLY,
+                             max_size=cfg.max_large, accept_files=True,
+                             max_file_size=cfg.max_large, hold_acks=True)
+        try:
+            session = await self._media.accept(incoming, policy)
+        except SessionRefused as exc:
+            log.info("large message for %s not taken: %s", recipient, exc)
+            return True
+        stored = 0
+        try:
+            async with asyncio.timeout(cfg.large_timeout):
+                async for event in session.events():
+                    if isinstance(event, MediaMessage):
+                        try:
+                            await self._store_large(session, event, recipient)
+                        except SimpleImError:
+                            session.acknowledge(event, 403)     # not kept: refused (RFC 4975 §10)
+                            raise
+                        session.acknowledge(event)      # write before acknowledge: the 200
+                        stored += 1
+                    else:
+                        break
+        except TimeoutError:
+            log.info("large message session for %s: nothing more within %.0fs",
+                     recipient, cfg.large_timeout)
+        except SimpleImError as exc:
+            # StorageError: not stored; the session ends without it (the sender sees BYE)
+            log.error("large message for %s not stored: %s", recipient, exc)
+        finally:
+            await session.bye("deferred large message stored" if stored else
+                              "no large message")
+        return True
+
+    async def _store_large(self, session: ServerSession, event: MediaMessage,
+                           recipient: str) -> None:
+        now = self._clock()
+        cfg = self._config
+        invite = session.request
+        sender = _sender_aor(invite)
+        raw = stored_large(invite, session.response, event.content_type, event.body,
+                           event.headers, event.message_id, http_date(now),
+                           anonymous=is_anonymous(invite))
+        message = DeferredMessage(
+            id=new_message_id(), recipient=recipient, sender=sender, seq=self._next_seq(),
+            received_at=now, expires_at=now + cfg.default_expiry,  # DM-05 step 6, large
+            subject=(invite.headers.get("Subject") or "")[:200], request=raw)
+        await self._repo.add(message)
+        self._pending.add(recipient)
+        log.info("large message %s (%d bytes) from %s stored for %s", message.id,
+                 event.size, sender, recipient)
 
     # ------------------------------------------------------------------ delivery
 
@@ -187,6 +261,14 @@ class DeferredMessagingFunction:
         if not isinstance(stored, SipRequest):
             await self._repo.remove(message.id)
             return True
+        large = parse_stored_large(stored)
+        if large is not None:
+            # DM-04 to a plain SIP client: the content as a MESSAGE (docs/server.md)
+            as_message = large_as_message(large, message.recipient)
+            if as_message is None:
+                await self._repo.remove(message.id)
+                return True
+            stored = as_message
         request = redelivery(message, stored, self._config.host)
         status = await self._courier.deliver(message.recipient, request)
         if status == 415:
@@ -224,6 +306,12 @@ class DeferredMessagingFunction:
             return
         if not isinstance(stored, SipRequest):
             return
+        large = parse_stored_large(stored)
+        if large is not None:
+            as_message = large_as_message(large, message.recipient)
+            if as_message is None:
+                return
+            stored = as_message
         server = f"sip:Deferred@{self._config.host}"
         body = failure_report(stored, server=server, now=datetime.now(UTC))
         if body is None:
@@ -324,7 +412,14 @@ class DeferredMessagingFunction:
                 if not isinstance(stored, SipRequest):
                     await self._repo.remove(message.id)
                     continue
-                body, ctype = pushed(message, stored, host)
+                large = parse_stored_large(stored)
+                if large is not None:
+                    extra = Headers()
+                    extra.add("Date", http_date(message.received_at))
+                    extra.add(DEFERRED_ID_HEADER, f"<{message_uri(message.id, host)}>")
+                    body, ctype = pushed_large(large, extra)
+                else:
+                    body, ctype = pushed(message, stored, host)
                 await session.send(body, ctype)
                 # deleted only after the 200: a crash in between sends it once more, and the
                 # Deferred-Message-ID lets the client drop the duplicate
@@ -374,6 +469,12 @@ class DeferredMessagingFunction:
         if not await self._repo.pending(requester, limit=1):
             self._pending.discard(requester)
         return Reply(200)
+
+
+def _sender_aor(req: SipRequest) -> str:
+    """``user@host`` of the From (the sender, for failure reports and listings)."""
+    uri = req.from_addr.uri
+    return f"{uri.user}@{uri.host}" if isinstance(uri, SipUri) and uri.user else str(uri)
 
 
 def _recvonly(req: SipRequest) -> bool:

@@ -37,6 +37,7 @@ __all__ = [
     "expiry_of",
     "failure_report",
     "history_list",
+    "http_date",
     "is_anonymous",
     "message_uri",
     "new_message_id",

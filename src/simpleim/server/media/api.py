@@ -106,6 +106,10 @@ class MediaPolicy:
     accept_files: bool = False
     max_file_size: int | None = None
     direction: Direction | None = None
+    #: store-and-forward: the 200 to the last chunk of each received message (and its
+    #: success REPORT) waits for :meth:`ServerSession.acknowledge` (DM-04, write before
+    #: acknowledge)
+    hold_acks: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +178,10 @@ class ServerSession(Protocol):
 
     def events(self) -> AsyncIterator[SessionEvent]:
         """Received messages in order, then one :class:`SessionEnded`."""
+
+    def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
+        """Answer the last chunk of ``message`` held by ``MediaPolicy.hold_acks``: 200 once
+        the role kept it, else the MSRP failure ``status``."""
 
     async def bye(self, reason: str = "") -> None:
         """End the session: BYE (unless already ended) and close the MSRP session."""

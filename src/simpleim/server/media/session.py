@@ -74,6 +74,8 @@ class MediaSession:
         self.on_end: list[Callable[[str], None]] = []
         #: in-dialog requests the user agent does not answer itself (REFER...)
         self.request_handler: Callable[[IncomingRequest], bool] | None = None
+        #: received messages whose last chunk awaits acknowledge() (MediaPolicy.hold_acks)
+        self._held: dict[str, IncomingMessage] = {}
 
     # ------------------------------------------------------------------ ServerSession
     @property
@@ -166,6 +168,8 @@ class MediaSession:
             if msg is None:
                 return None
             if not isinstance(msg.sink, SwitchSink):
+                if msg.held is not None:
+                    self._held[msg.message_id] = msg
                 return media_message(msg)
             # switched to the other legs as it arrived (server/media/switch.py): done
 
@@ -189,6 +193,11 @@ class MediaSession:
         if get.done() and not get.cancelled():
             return get.result()
         return None
+
+    def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
+        held = self._held.pop(message.message_id, None)
+        if held is not None:
+            self.stream.acknowledge(held, status)
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         while True:

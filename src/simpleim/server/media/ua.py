@@ -195,6 +195,7 @@ class ServerUserAgent:
         sdp = replace(sdp, media=tuple(m if i == chosen.index else m.with_port(0)
                                        for i, m in enumerate(sdp.media)))
         stream = streams[chosen.index]
+        stream.core.hold_acks = policy.hold_acks
         if policy.direction is not None and chosen.local is not None \
                 and chosen.local.direction is not policy.direction:
             stream.close()
