@@ -202,3 +202,27 @@ def test_group_policy_decisions() -> None:
     assert conf.subject == "s" and conf.group == "sip:g@example.test"
     assert conf.max_participants == 2 and not conf.auto_release
     assert conf.participant(BOB) is not None and conf.participant(BOB).display == "Bob"  # type: ignore[union-attr]
+
+
+async def test_pager_message_to_a_group_reaches_the_members(tmp_path: Path) -> None:
+    from simpleim.client.events import ImdnEvent, MessageEvent
+    async with trio(tmp_path) as (srv, (alice, bob, carol), (a_w, b_w, _c)):
+        await define(srv, GroupSpec("team", "sip:team@example.test",
+                                    members=((ALICE, None), (BOB, None), (CAROL, None))))
+        # §8.1.1 / §8.3.1.1 step 2: one MESSAGE to the group's URI, 202 from the exploder
+        sent = await alice.pager.send("team", "hello team")
+        assert sent.status == 202 and sent.mode == "pager"
+        assert str(a_w.requests("MESSAGE")[-1].uri) == "sip:team@example.test"
+        for acc in (bob, carol):
+            ev = await wait_event(acc, lambda e: isinstance(e, MessageEvent))
+            assert isinstance(ev, MessageEvent) and ev.text == "hello team"
+            # the server asserted the group and named alice in Referred-By (§8.3.2.1 4)
+            assert ev.sender == ALICE and ev.group == "sip:team@example.test"
+            assert ev.claimed_sender is None and ev.to_json()["group"] == ev.group
+        copy = b_w.requests("MESSAGE", "in")[-1]
+        assert copy.headers.get("P-Asserted-Identity") == "<sip:team@example.test>"
+        # both delivery IMDNs went to the exploder; alice gets them aggregated
+        got = [await wait_event(alice, lambda e: isinstance(e, ImdnEvent)) for _ in range(2)]
+        assert {e.peer for e in got if isinstance(e, ImdnEvent)} == {BOB, CAROL}  # type: ignore[attr-defined]
+        assert not [r for r in a_w.requests("MESSAGE", "in")
+                    if b"hello team" in r.body]

@@ -99,6 +99,9 @@ class MessageEvent(Event):
     #: and ``datetime`` the original date (CPIM DateTime, else the server's receive Date).
     deferred: bool = False
     deferred_id: str | None = None
+    #: the pre-defined group a pager message was sent to (OMA §8.3.2.1 step 4: asserted by
+    #: the server, ``sender`` from its Referred-By)
+    group: str | None = None
 
     @property
     def name(self) -> str:

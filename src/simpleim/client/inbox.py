@@ -67,7 +67,8 @@ class Inbox:
         self.tracker.sent(message_id, peer, wanted, self.ctx.now())
 
     def present(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None, deferred: DeferredInfo | None = None) -> bool:
+                session_id: str | None = None, deferred: DeferredInfo | None = None,
+                group: str | None = None) -> bool:
         peer = decoded.sender or sender
         if decoded.kind == "imdn":
             self.report_imdn(decoded, sender)
@@ -89,12 +90,14 @@ class Inbox:
                                    decoded.message_id, session_id, decoded.disposition,
                                    when, claimed_sender=decoded.claimed_sender,
                                    deferred=deferred is not None,
-                                   deferred_id=deferred.message_id if deferred else None))
+                                   deferred_id=deferred.message_id if deferred else None,
+                                   group=group))
         return True
 
     def deliver(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None, deferred: DeferredInfo | None = None) -> None:
-        if not self.present(decoded, sender, mode, session_id, deferred):
+                session_id: str | None = None, deferred: DeferredInfo | None = None,
+                group: str | None = None) -> None:
+        if not self.present(decoded, sender, mode, session_id, deferred, group):
             return
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())

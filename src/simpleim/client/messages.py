@@ -37,6 +37,7 @@ from .pager import (
     build_request,
     choose_mode,
     decode_body,
+    group_relay,
     list_message_part,
     new_call_id,
     new_message_id,
@@ -153,7 +154,8 @@ class PagerMessages:
     def on_message(self, inc: IncomingRequest) -> None:
         """OMA §8.2.1: accept, store, present; IMDN delivery notification when requested."""
         req = inc.request
-        sender = sip_identity(req)          # issue 7 item 5: not the CPIM From
+        # issue 7 item 5: not the CPIM From; a pre-defined group's copy: its Referred-By
+        sender, group = group_relay(req)
         try:
             decoded = self._decode(req, sender)
         except ContentError as exc:
@@ -166,7 +168,7 @@ class PagerMessages:
             return
         # RFC 3428 §7: 200 OK; OMA §8.2.1: with User-Agent.
         inc.reply(200, headers=[("User-Agent", USER_AGENT)], to_tag=new_tag())
-        self._present(req, sender, decoded)
+        self._present(req, sender, decoded, group)
 
     def present_stored(self, req: SipRequest) -> bool:
         """A MESSAGE the server kept for us, delivered inside a push or retrieval session
@@ -188,7 +190,8 @@ class PagerMessages:
         return decode_body(ctype, body, content_encoding=req.headers.get("Content-Encoding"),
                            sender=sender)
 
-    def _present(self, req: SipRequest, sender: str, decoded: Decoded) -> None:
+    def _present(self, req: SipRequest, sender: str, decoded: Decoded,
+                 group: str | None = None) -> None:
         deferred = None
         stored_id = req.headers.get(DEFERRED_ID_HEADER)
         if stored_id:
@@ -207,4 +210,4 @@ class PagerMessages:
                      for v in req.headers.get_all("Accept-Contact"))
         # OMA §12.1.4 (C-DM-04): the delivery IMDN of a deferred message goes out like any.
         self.inbox.deliver(decoded, sender, "system" if system else "pager",
-                           deferred=deferred)
+                           deferred=deferred, group=group)

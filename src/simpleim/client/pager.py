@@ -115,6 +115,23 @@ def sip_identity(req: SipRequest) -> str:
     return str(req.from_addr.uri)
 
 
+def group_relay(req: SipRequest) -> tuple[str, str | None]:
+    """OMA §8.3.2.1 step 4: a pre-defined group's copy asserts the group (P-Asserted-
+    Identity) and names the sender in Referred-By (both set by our server); (the sender,
+    the group) for such a copy, else (:func:`sip_identity`, None)."""
+    identity = sip_identity(req)
+    referred = req.headers.get("Referred-By")
+    if not referred or not req.headers.get("P-Asserted-Identity"):
+        return identity, None
+    try:
+        by = str(Address.parse(referred, "Referred-By").uri)
+    except SipParseError:
+        return identity, None
+    if same_identity(by, identity):
+        return identity, None
+    return by, identity
+
+
 def _identity_key(uri: str) -> str:
     """Comparable form of an identity: no scheme/params, case-insensitive host."""
     text = uri.strip().strip("<>")

@@ -606,7 +606,7 @@ class ImServer:
             if reply is not None:
                 services.send_reply(inc, reply)
                 return
-        if req.method in GROUP_METHODS and roles.focus is not None and uri.user \
+        if req.method in GROUP_METHODS and uri.user \
                 and self.identity.names_domain(uri) \
                 and not self.location.lookup(aor_key(uri.user_unescaped, self.config.domain)):
             # §7.2.1.3 / §7.2.1.4: a URI nobody is registered at may be a pre-defined group

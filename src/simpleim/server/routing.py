@@ -125,9 +125,10 @@ SERVICE_URIS: dict[str, Role] = {"deferred": Role.DEFERRED, "delete": Role.DELET
 #: §7.2.1.5: the user part of the IM Session Identities the focus allocates
 #: (``sip:conf~<id>@DOMAIN``; server/controlling/conference.py CONFERENCE_PREFIX)
 CONFERENCE_URI_PREFIX = "conf~"
-#: §7.2.1.3 / §7.2.1.4 / §7.2.1.12: the initial requests that may address a pre-defined
-#: group's URI (looked up in the group directory when no user is registered at the URI)
-GROUP_METHODS = frozenset({"INVITE", "SUBSCRIBE"})
+#: §7.2.1.3 / §7.2.1.4 / §7.2.1.12 / §8.3.1.1: the initial requests that may address a
+#: pre-defined group's URI (looked up in the group directory when no user is registered at
+#: the URI)
+GROUP_METHODS = frozenset({"INVITE", "SUBSCRIBE", "MESSAGE"})
 
 
 def accept_contact_tags(values: Iterable[str]) -> frozenset[str]:

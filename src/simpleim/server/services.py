@@ -200,17 +200,17 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit),
                            recorder=recorder)
         recorder.attach(b2bua)
-    exploder = PagerExploder(
-        store.aggregations, courier,
-        ExploderLimits(config.domain, max_recipients=config.exploder_max_recipients,
-                       max_message_bytes=config.exploder_max_message,
-                       allow_anonymity=config.allow_anonymity, ts2=config.exploder_ts2),
-        clock)
     # The XDMS: groups for the Controlling Function (GroupDirectory), deferred metadata from
     # the DMF's store (§12.1.2), history metadata from the history store (§13.3.2).
     xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
                     StoredHistoryMetadata(store.history, config.domain), clock,
                     max_document=config.xcap_max_document)
+    exploder = PagerExploder(
+        store.aggregations, courier,
+        ExploderLimits(config.domain, max_recipients=config.exploder_max_recipients,
+                       max_message_bytes=config.exploder_max_message,
+                       allow_anonymity=config.allow_anonymity, ts2=config.exploder_ts2),
+        clock, groups=xdm.groups)
     focus = None
     if media is not None and notifier is not None:
         focus = ConferenceFocus(
@@ -463,12 +463,13 @@ class RoleServices:
 
     async def group_or_user(self, inc: IncomingRequest, requester: str | None,
                             user: Callable[[], None]) -> None:
-        """An initial INVITE / SUBSCRIBE to a local URI nobody is registered at: a
-        pre-defined group's URI goes to the focus (§7.2.1.3 / §7.2.1.4), anything else
-        on to the user (``user``)."""
+        """An initial INVITE / SUBSCRIBE / MESSAGE to a local URI nobody is registered at: a
+        pre-defined group's URI goes to the focus (§7.2.1.3 / §7.2.1.4) or, MESSAGE, to
+        the exploder (§8.3.1.1); anything else on to the user (``user``)."""
         focus = self.roles.focus
-        uri = inc.request.uri
-        if focus is None or not isinstance(uri, SipUri):
+        req = inc.request
+        uri = req.uri
+        if not isinstance(uri, SipUri) or (focus is None and req.method != "MESSAGE"):
             user()
             return
         try:
@@ -482,7 +483,15 @@ class RoleServices:
                 self.send_reply(inc, Reply(403, headers=(
                     ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
                 return
-            reply = await focus.handle_group(inc, group, requester)
+            reply: Reply | None
+            if req.method == "MESSAGE":
+                # §8.3.1.1 step 2: group pager mode, through the exploder (202 after the
+                # plan is stored)
+                reply = await self.roles.exploder.handle_group(req, group, requester)
+            elif focus is None:
+                reply = Reply(404)                      # §11.1: no focus without media
+            else:
+                reply = await focus.handle_group(inc, group, requester)
         except StorageError as exc:
             log.error("group store failure: %s", exc)
             reply = Reply(500)

@@ -65,7 +65,13 @@ from simpleim.content.resource_lists import (
 )
 from simpleim.content.xml import XmlLimits
 from simpleim.errors import ContentError, SimpleImError
-from simpleim.server.roles import W_ANONYMITY_NOT_ALLOWED, Reply, im_warning
+from simpleim.server.roles import (
+    W_ANONYMITY_NOT_ALLOWED,
+    W_SERVICE_NOT_AUTHORISED,
+    Reply,
+    im_warning,
+)
+from simpleim.server.xdm.api import GroupDefinition, normalize_uri
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest
 from simpleim.sip.multipart import MultipartPart, build_multipart, parse_multipart
@@ -80,6 +86,7 @@ __all__ = [
     "W_TOO_MANY_RECIPIENTS",
     "aggregated_report",
     "build_copy",
+    "parse_group_message",
     "parse_list_message",
     "plain_copy",
 ]
@@ -114,6 +121,7 @@ class ListMessage:
     recipients: tuple[Entry, ...]  # flattened, each URI once (RFC 5365 §5)
     shown: ResourceLists  # the list as the recipients see it (RFC 5364 §4)
     anonymous: bool  # Privacy: id (§8.3.1.1 step 7)
+    group: str | None = None  # a pre-defined group's URI (§8.3.2.1 step 4), None: ad-hoc
 
     @property
     def cpim(self) -> CpimMessage | None:
@@ -189,6 +197,33 @@ def parse_list_message(req: SipRequest, limits: ExploderLimits) -> ListMessage |
     return ListMessage(ctype, message.body, recipients, doc.for_recipients(), anonymous)
 
 
+def parse_group_message(req: SipRequest, group: GroupDefinition, sender: str,
+                        limits: ExploderLimits) -> ListMessage | Reply:
+    """§8.3.1.1 for a MESSAGE to a pre-defined group's URI from ``sender`` (a SIP URI): 404
+    without IM in ``<supported-services>`` (step 2, §11.2), 403 + 127 for a sender who is
+    neither a member nor let in by ``<join-handling>`` (step 5), 403 + 119 for ``Privacy:
+    id`` without ``<allow-anonymity>`` (step 6), 413 above the message bound; the members
+    but the sender are the recipients (§8.3.2.1 step 7b)."""
+    host = limits.host
+    if not group.supports_im:
+        return Reply(404)
+    perms = group.permissions(sender)
+    if not (group.is_member(sender) or perms.join_handling):
+        return _refuse(403, None, host, W_SERVICE_NOT_AUTHORISED)
+    anonymous = "id" in [p.strip().lower() for v in req.headers.get_all("Privacy")
+                         for p in v.split(";")]
+    if anonymous and not perms.allow_anonymity:
+        return _refuse(403, None, host, W_ANONYMITY_NOT_ALLOWED)
+    if len(req.body) > limits.max_message_bytes:
+        return _refuse(413, None, host,
+                       f"message above {limits.max_message_bytes} bytes: use large message mode")
+    key = normalize_uri(sender)
+    recipients = tuple(Entry(m.uri, m.display_name) for m in group.members
+                       if normalize_uri(m.uri) != key)
+    return ListMessage(req.content_type or "text/plain", req.body, recipients,
+                       ResourceLists(()), anonymous, group=group.uri)
+
+
 def _is_recipient_list(part: MultipartPart) -> bool:
     disposition = (part.headers.get("Content-Disposition") or "").split(";", 1)[0]
     return part.content_type == RESOURCE_LISTS_CONTENT_TYPE and \
@@ -228,7 +263,11 @@ def build_copy(message: ListMessage, entry: Entry, *, from_value: str, originato
         h.add("From", f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={from_tag}')
     else:
         h.add("From", f"{from_value};tag={from_tag}")
-        h.add("P-Asserted-Identity", f"<{originator}>")  # §8.3.2.1 step 3, §5.1
+        # §8.3.2.1 step 3, §5.1; for a pre-defined group step 4: the group's identity
+        # asserted, the sender in Referred-By
+        h.add("P-Asserted-Identity", f"<{message.group or originator}>")
+        if message.group is not None:
+            h.add("Referred-By", f"<{originator}>")
     h.add("To", f"<{entry.uri}>")
     h.add("Call-ID", call_id)
     h.add("CSeq", "1 MESSAGE")

@@ -24,8 +24,10 @@ from simpleim.content.cpim import CpimDateTime, CpimMessage, parse_cpim
 from simpleim.content.imdn import IMDN_CONTENT_TYPE, NotificationType, parse_imdn
 from simpleim.errors import ContentError, ProtocolError, StorageError
 from simpleim.server.roles import Reply
+from simpleim.server.xdm.api import GroupDefinition, GroupDirectory
 from simpleim.sip.headers import Headers
 from simpleim.sip.message import SipRequest, parse_message
+from simpleim.sip.uri import SipUri
 from simpleim.store.aggregations import AggregationRecord, AggregationRepository
 
 from .exploder import (
@@ -35,6 +37,7 @@ from .exploder import (
     ListMessage,
     aggregated_report,
     build_copy,
+    parse_group_message,
     parse_list_message,
     plain_copy,
     recipients_of,
@@ -57,11 +60,14 @@ class Terminator(Protocol):
 
 
 class PagerExploder:
-    """MESSAGE to ``sip:Exploder@DOMAIN``: URI-list pager messages and their IMDNs."""
+    """MESSAGE to ``sip:Exploder@DOMAIN`` (URI-list pager messages and their IMDNs) and to
+    a pre-defined group's URI."""
 
     def __init__(self, repo: AggregationRepository, courier: Terminator,
-                 limits: ExploderLimits, clock: Callable[[], float]) -> None:
+                 limits: ExploderLimits, clock: Callable[[], float],
+                 groups: GroupDirectory | None = None) -> None:
         self._repo = repo
+        self._groups = groups
         self._courier = courier
         self._limits = limits
         self._clock = clock
@@ -107,7 +113,17 @@ class PagerExploder:
         if _is_notification(req):
             await self._notification(req)
             return Reply(200)
-        parsed = parse_list_message(req, self._limits)
+        return await self._explode(req, requester, parse_list_message(req, self._limits))
+
+    async def handle_group(self, req: SipRequest, group: GroupDefinition,
+                           requester: str) -> Reply:
+        """A MESSAGE to a pre-defined group's URI (§8.3.1.1 step 2, §8.3.2.1 step 4 / 7b):
+        one copy per member, the group's identity asserted, the sender in Referred-By."""
+        return await self._explode(req, requester, parse_group_message(
+            req, group, f"sip:{requester}", self._limits))
+
+    async def _explode(self, req: SipRequest, requester: str,
+                       parsed: ListMessage | Reply) -> Reply:
         if isinstance(parsed, Reply):
             return parsed
         dr = parsed.disposition()
@@ -134,11 +150,23 @@ class PagerExploder:
             return
         if not isinstance(req, SipRequest):
             return
-        parsed = parse_list_message(req, self._limits)
+        parsed = await self._parse_again(req, agg.sender)
         if isinstance(parsed, Reply):
             await self._repo.delete(agg.id)
             return
         await self._fan_out(agg, parsed, req)
+
+    async def _parse_again(self, req: SipRequest, sender: str) -> ListMessage | Reply:
+        """A stored request after a restart: a URI list, or a group's message (the group
+        read again: its members now)."""
+        uri = req.uri
+        user = uri.user_unescaped if isinstance(uri, SipUri) else None
+        if user is None or user.lower() == EXPLODER_USER.lower() or self._groups is None:
+            return parse_list_message(req, self._limits)
+        group = await self._groups.group(f"sip:{user}@{self._limits.host}")
+        if group is None:
+            return Reply(404)
+        return parse_group_message(req, group, f"sip:{sender}", self._limits)
 
     async def _fan_out(self, agg: Aggregation, parsed: ListMessage, req: SipRequest) -> None:
         """§8.3.1.1 step 10 / §8.3.2.1: one copy per recipient through its terminating PF."""
