@@ -11,7 +11,12 @@ from pathlib import Path
 from cli_helpers import LONG, clean_env, finish_console, reap, simpleim_bin
 from client_helpers import DOMAIN, PASSWORDS, client_config, running_server, wait_event
 from simpleim.client import Account
-from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
+from simpleim.client.events import (
+    FileEvent,
+    GroupMessageEvent,
+    ParticipantEvent,
+    SessionEvent,
+)
 from simpleim.client.groupchat import GroupChat
 
 
@@ -118,6 +123,16 @@ async def test_group_chat_join_predefined_group(tmp_path: Path) -> None:
             b_chat = await _group_of(bob)            # the focus invited the member
             await b_chat.send("bob in the team")
             await _until(proc.stdout, b"bob: bob in the team")
+            # /send FILE: file transfer in group chat, to the members that take files
+            doc = tmp_path / "notes.txt"
+            doc.write_bytes(b"minutes of the meeting\n" * 100)
+            proc.stdin.write(f"/send {doc}\n".encode())
+            await proc.stdin.drain()
+            got = await wait_event(bob, lambda e: isinstance(e, FileEvent)
+                                   and e.state == "received", timeout=LONG)
+            assert isinstance(got, FileEvent) and got.path is not None
+            assert Path(got.path).read_bytes() == doc.read_bytes()
+            await _until(proc.stdout, b"notes.txt sent (2300 bytes)")
             assert await finish_console(proc, b"/leave") == 0
         finally:
             await reap(proc)

@@ -1,10 +1,12 @@
-"""``simpleim group-chat MEMBER...``: an ad-hoc group chat on the console (OMA SIMPLE IM
-§7.1.1.3, the server's conference focus).
+"""``simpleim group-chat MEMBER...`` / ``--join GROUP``: a group chat on the console (OMA
+SIMPLE IM §7.1.1.3 ad hoc, §7.1.1.4 / §7.1.1.10 a pre-defined group or room, the server's
+conference focus).
 
 The chat starts with one INVITE to the conference factory naming the members; typed lines
 go to everybody; what the others write is shown with their name, and the participant list
 changes as the focus reports them (conference event package).  Commands: ``/add USER``,
-``/remove USER`` (the initiator only), ``/who``, ``/leave`` (or ``/quit``, Ctrl-D).
+``/remove USER`` (the initiator only), ``/who``, ``/send FILE`` (file transfer in group
+chat, to the members that take files), ``/leave`` (or ``/quit``, Ctrl-D).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from simpleim.cli.chat import Keyboard
@@ -24,8 +27,8 @@ from simpleim.errors import SimpleImError
 
 __all__ = ["GROUP_HELP", "GroupConsole"]
 
-GROUP_HELP = ("type a line and Enter to send to everybody; /add USER, /remove USER, /who; "
-              "/leave, /quit or Ctrl-D ends")
+GROUP_HELP = ("type a line and Enter to send to everybody; /add USER, /remove USER, /who, "
+              "/send FILE; /leave, /quit or Ctrl-D ends")
 
 
 class GroupConsole:
@@ -152,6 +155,12 @@ class GroupConsole:
                 verb = "added" if word == "/add" else "removed"
                 self.say(f"  {user} {verb}" if status < 300 else
                          f"  {user} not {verb}: {describe_failure(status, '', user, 'nothing')}")
+            elif word == "/send" and arg.strip():
+                # CPM CR "File Transfer in Group Chat": to the members that take files
+                path = Path(arg.strip()).expanduser()
+                self.say(f"  sending {path.name} to the group")
+                result = await chat.send_file(path, timeout=self.timeout)
+                self.say(f"  {result.name} {result.status} ({result.size} bytes)")
             elif word == "/who":
                 people = ", ".join(f"{self.short(p)} ({s})"
                                    for p, s in chat.participants.items()) or "(not known yet)"

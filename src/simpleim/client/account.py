@@ -130,9 +130,9 @@ class Account:
         self.large = LargeMessages(self, self.inbox)
         self.pager = PagerMessages(self, self.inbox, self.large)
         self.chats = Chats(self, self.inbox)
-        self.groups = GroupChats(self, self.inbox)
         self.notify_handlers: dict[str, Callable[[IncomingRequest], None]] = {}
         self.files = FileTransfers(self, self.inbox)
+        self.groups = GroupChats(self, self.inbox, self.files)
         self.images = ImageShares(self, self.files)
         self.capabilities = CapabilityQueries(self)
         self.settings = ServiceSettingsFeature(self)

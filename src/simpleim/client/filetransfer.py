@@ -342,7 +342,8 @@ class FileTransfers:
                    thumbnail: bool = True, disposition: str = "attachment",
                    progress: Progress | None = None, timeout: float = 60.0,
                    wait_release: bool = True, tc1: float | None = None,
-                   on_start: TransferStart | None = None
+                   on_start: TransferStart | None = None,
+                   conversation: tuple[str, str] | None = None
                    ) -> list[TransferResult]:
         """Push ``files`` to ``to`` in one session (one m-line each, OMA §10.1, RFC 5547
         §8.2); one :class:`TransferResult` per file, in order.
@@ -351,7 +352,9 @@ class FileTransfers:
         ``progress(transfer_id, done, total)`` call.
 
         ``tc1`` overrides the Tc1 wait after the last file (§10.2: 0 when the caller knows no
-        further file follows, e.g. the CLI)."""
+        further file follows, e.g. the CLI).  ``conversation``: the Conversation-ID and
+        Contribution-ID of the session the transfer belongs to (CPM CR "File Transfer in
+        Group Chat" Change 4, 7.4.1.1 step 2)."""
         if not files:
             raise SessionFailed(0, "no file given")
         cfg = self.ctx.config
@@ -380,6 +383,8 @@ class FileTransfers:
                         date_time=self.ctx.now_cpim())
         session = FileTransferSession(self.ctx, target, is_uac=True, tc1=tc1,
                                       call_id=f"{secrets.token_hex(12)}@{self.ctx.msrp.host}")
+        if conversation is not None:
+            session.conversation_id, session.contribution_id = conversation
         ac = f'*;{SIP_IM};+g.3gpp.icsi-ref="{ICSI_CPM_FT.replace(":", "%3A")}"'
         negotiated = await establish(
             self.ctx, session, target,

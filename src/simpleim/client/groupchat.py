@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from simpleim.content.conference_info import (
     CONFERENCE_INFO_CONTENT_TYPE,
@@ -45,6 +46,7 @@ from .chats import CHAT_ACCEPT_CONTACT
 from .context import ClientContext, MessageSink
 from .events import GroupMessageEvent, ParticipantEvent
 from .features import ICSI_CPM_SESSION
+from .filetransfer import FileTransfers, Progress, TransferResult
 from .invites import CHAT_CAPS, InviteFacts, InviteRouter, accept, decide, establish, reject, ring
 from .pager import Decoded, build_im, build_request, new_message_id, new_tag, normalize_uri
 from .session import ChatSession, SessionFailed, wanted_notifications
@@ -89,6 +91,23 @@ class GroupChat(ChatSession):
         self._sub_call_id = f"{new_tag()}{new_tag()}@{ctx.msrp.host}"
         self._refers: list[asyncio.Future[int]] = []
         self.subscribed = asyncio.Event()
+        #: the account's file transfer feature (``send_file``)
+        self.files: FileTransfers | None = None
+
+    # ------------------------------------------------------------------ files
+    async def send_file(self, path: str | Path, *, progress: Progress | None = None,
+                        timeout: float = 60.0) -> TransferResult:
+        """CPM CR "File Transfer in Group Chat" Change 4 (7.4.1.1 step 2): push one file
+        to the group - the INVITE goes to the IM Session Identity with this session's
+        Conversation-ID and Contribution-ID and no recipient list; no thumbnail (the focus
+        relays none); the focus sends it to the participants that take files."""
+        if self.files is None or self.dialog is None:
+            raise SessionFailed(0, "the group chat is not established")
+        (result,) = await self.files.send(
+            self.conference.split(";", 1)[0], [path], thumbnail=False, progress=progress,
+            timeout=timeout, conversation=(self.conversation_id, self.contribution_id),
+            tc1=0.0)                # one file per group transfer (Change 4 NOTE): no Tc1 wait
+        return result
 
     # ------------------------------------------------------------------ messages
     async def send(self, text: str, *, content_type: str = "text/plain") -> str:
@@ -242,9 +261,11 @@ class GroupChat(ChatSession):
 class GroupChats:
     """The group chat feature of an account."""
 
-    def __init__(self, ctx: ClientContext, sink: MessageSink) -> None:
+    def __init__(self, ctx: ClientContext, sink: MessageSink,
+                 files: FileTransfers | None = None) -> None:
         self.ctx = ctx
         self.sink = sink
+        self.files = files
 
     def register(self, router: InviteRouter) -> None:
         router.add("group", is_group_invite, self.on_invite, priority=50)
@@ -259,7 +280,7 @@ class GroupChats:
         if not uris:
             raise SessionFailed(0, "no members")
         factory = f"sip:{FACTORY_USER}@{domain}"
-        session = GroupChat(ctx, self.sink, factory, is_uac=True,
+        session = self._new(factory, is_uac=True,
                             call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
         listing = MultipartPart.create(
             "application/resource-lists+xml", build_recipient_list(uris).to_bytes(),
@@ -280,7 +301,7 @@ class GroupChats:
         public chat room; raises :class:`~simpleim.client.session.SessionFailed`."""
         ctx = self.ctx
         target = normalize_uri(uri, ctx.config.domain)
-        session = GroupChat(ctx, self.sink, target, is_uac=True,
+        session = self._new(target, is_uac=True,
                             call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
         extra = [("P-Preferred-Service", ICSI_CPM_SESSION)]
         if subject:
@@ -302,6 +323,11 @@ class GroupChats:
             self.ctx.spawn(session.subscribe())
         return session
 
+    def _new(self, peer: str, *, is_uac: bool, call_id: str) -> GroupChat:
+        session = GroupChat(self.ctx, self.sink, peer, is_uac=is_uac, call_id=call_id)
+        session.files = self.files
+        return session
+
     def chat(self, session_id: str) -> GroupChat | None:
         s = self.ctx.sessions.get(session_id)
         return s if isinstance(s, GroupChat) else None
@@ -312,8 +338,7 @@ class GroupChats:
         ctx = self.ctx
         contacts = inc.request.contacts
         conference = _bare(str(contacts[0].uri)) if contacts else str(inc.request.from_addr.uri)
-        session = GroupChat(ctx, self.sink, conference, is_uac=False,
-                            call_id=inc.request.call_id)
+        session = self._new(conference, is_uac=False, call_id=inc.request.call_id)
         invitation = ring(session, inc)
         session.emit_state("invited", invitation=invitation)
         ok = await decide(ctx, invitation, ctx.config.policy.sessions)

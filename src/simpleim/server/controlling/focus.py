@@ -23,7 +23,9 @@
   invited; a released or lost one is 403 + ``123 Session does not exist``;
 * an INVITE to a pre-defined group's URI (read from the
   :class:`~simpleim.server.xdm.api.GroupDirectory`) starts the group's session per its
-  policy or joins the running one (§7.2.1.3 / §7.2.1.4, decisions in :mod:`.predefined`).
+  policy or joins the running one (§7.2.1.3 / §7.2.1.4, decisions in :mod:`.predefined`);
+* a file transfer INVITE to the conference URI goes to the participants that take files
+  (CPM CR "File Transfer in Group Chat", :mod:`.groupft`).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from .conference import (
     same_user,
     switch_targets,
 )
+from .groupft import FtSupport, GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .predefined import (
     add_refusal,
     group_conference,
@@ -95,8 +98,11 @@ log = logging.getLogger("simpleim.server.controlling")
 
 #: §7.2.1.5 step 1
 W_SESSION_DOES_NOT_EXIST = "123 Session does not exist"
-#: the IM feature tag and the focus tag of the Contact (§7.2.1.1 step 5, RFC 4579 §3)
-FOCUS_TAGS = ";+g.oma.sip-im;isfocus"
+#: the IM feature tag and the focus tag of the Contact (§7.2.1.1 step 5, RFC 4579 §3), and
+#: the file transfer IARI the focus relays (CPM CR "File Transfer in Group Chat" Change 1
+#: step 3; no thumbnail or store-and-forward IARI: it relays neither)
+FOCUS_TAGS = (';+g.oma.sip-im;isfocus;'
+              '+g.3gpp.iari-ref="urn%3Aurn-7%3A3gpp-application.ims.iari.rcse.ft"')
 #: RFC 3515 §2.4.5 / RFC 6665: how long the implicit refer subscription may last
 REFER_EXPIRES = 60
 _REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
@@ -130,6 +136,8 @@ class Running:
     report: Callable[[int], None] | None = None
     #: referred user -> the participant whose REFER waits for its outcome (RFC 3515)
     referrers: dict[str, str] = field(default_factory=dict)
+    #: participant URI -> file transfer capability from its Contact (CR Change 1)
+    ft: dict[str, FtSupport] = field(default_factory=dict)
 
 
 class ConferenceSwitch:
@@ -171,6 +179,7 @@ class ConferenceFocus:
         #: a pre-defined group's URI -> the conference URI of its running session
         self._by_group: dict[str, str] = {}
         self._groups = groups
+        self._files = GroupFileTransfer(media, limits.host, queue_limit=queue_limit)
         self._tasks: set[asyncio.Task[None]] = set()
         self.factory_uri = f"sip:{CONFERENCE_FACTORY_USER}@{limits.host}"
 
@@ -193,6 +202,7 @@ class ConferenceFocus:
             for task in running.pending.values():
                 task.cancel()
             running.room.end("server shutting down")
+        self._files.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -234,6 +244,9 @@ class ConferenceFocus:
             if req.method == "INVITE":
                 return self._refuse(403, W_SESSION_DOES_NOT_EXIST)  # §7.2.1.5 step 1
             return Reply(404)
+        if req.method == "INVITE" and is_file_transfer(req):
+            await self._file_transfer(inc, running, requester)
+            return None
         if req.method == "INVITE":
             await self._rejoin(inc, running, requester)
             return None
@@ -387,7 +400,7 @@ class ConferenceFocus:
         if running.conf.status is ConferenceStatus.RELEASED:
             await session.bye("the conference has ended")
             return
-        self._join_leg(running, entry.uri, session)
+        self._join_leg(running, entry.uri, session, session.response.headers.get_all("Contact"))
         await self._event(running, entry.uri, ParticipantInput.ANSWERED)
         if first is not None and not first.done():
             first.set_result(session)
@@ -406,10 +419,12 @@ class ConferenceFocus:
             log.info("conference %s: %s not joined: %s", running.conf.uri, who, exc)
             await self._event(running, who, ParticipantInput.LEFT)
             return False
-        self._join_leg(running, who, session)
+        self._join_leg(running, who, session, inc.request.headers.get_all("Contact"))
         return True
 
-    def _join_leg(self, running: Running, who: str, session: ServerSession) -> None:
+    def _join_leg(self, running: Running, who: str, session: ServerSession,
+                  contacts: Sequence[str]) -> None:
+        running.ft[who] = ft_support(contacts)                # CR Change 1
         old = running.legs.get(who)
         if old is not None:
             running.room.remove(old, "replaced by a new session", bye=True)
@@ -512,6 +527,18 @@ class ConferenceFocus:
         display = joined_display(group, who, inc.request.from_addr.display_name)
         if await self._accept_leg(inc, running, who, remote):
             await self._event(running, who, ParticipantInput.JOINED, display=display)
+
+    async def _file_transfer(self, inc: IncomingRequest, running: Running,
+                             requester: str) -> None:
+        """CR "File Transfer in Group Chat" Change 3: a participant's file goes to the
+        participants that take file transfer, each in a session of its own."""
+        who = running.conf.participant(_sip(requester))
+        if who is None or who.status is not ParticipantStatus.CONNECTED:
+            self._media.reject(inc, 403, headers=(
+                ("Warning", im_warning(self._limits.host, W_FUNCTION_NOT_ALLOWED)),))
+            return
+        targets = ft_targets([p.uri for p in running.conf.connected], running.ft, who.uri)
+        await self._files.run(inc, who.uri, targets)
 
     # ------------------------------------------------------------------ pre-defined groups
     async def _group(self, uri: str) -> GroupDefinition | None:
