@@ -42,7 +42,7 @@ from simpleim.server.metrics import ServerMetrics, TimedStore
 from simpleim.server.proxy import FailureHook, Proxy, SuccessHook, Target
 from simpleim.server.registrar import Registrar
 from simpleim.server.roles import Reply
-from simpleim.server.routing import GROUP_METHODS, Role, Side, select_role, service_role
+from simpleim.server.routing import Role, Side, select_role, service_role
 from simpleim.server.services import CoreStore, Roles, RoleServices, ServerStore
 from simpleim.server.trust import RouteStamp, assert_identity, strip_identity
 from simpleim.sip.message import SipLimits, SipRequest, SipResponse
@@ -606,12 +606,10 @@ class ImServer:
             if reply is not None:
                 services.send_reply(inc, reply)
                 return
-        if req.method in GROUP_METHODS and uri.user \
-                and self.identity.names_domain(uri) \
-                and not self.location.lookup(aor_key(uri.user_unescaped, self.config.domain)):
-            # §7.2.1.3 / §7.2.1.4: a URI nobody is registered at may be a pre-defined group
-            self._spawn(services.group_or_user(inc, requester, partial(
-                self._route_to_user, inc, insider=insider)))
+        if services.may_be_group(req.method, uri):
+            # §7.2.1.3-4, §8.3.1.1: a URI nobody is registered at may be a pre-defined group
+            self._spawn(services.group_or_user(inc, requester, partial(self._route_to_user,
+                                                                       inc, insider=insider)))
             return
         self._route_to_user(inc, insider=insider)
 

@@ -69,7 +69,7 @@ from simpleim.server.roles import (
     Reply,
     im_warning,
 )
-from simpleim.server.routing import Role
+from simpleim.server.routing import GROUP_METHODS, Role
 from simpleim.server.settings import ServiceSettingsFunction, SettingsConfig
 from simpleim.server.system import SystemConfig, SystemMessageFunction
 from simpleim.server.xdm import HistoryEntry, HistoryMode, StoredDeferredMetadata
@@ -460,6 +460,13 @@ class RoleServices:
             reply = Reply(500)
         if reply is not None and not inc.final_sent:
             self.send_reply(inc, reply)
+
+    def may_be_group(self, method: str, uri: SipUri) -> bool:
+        """An initial request that may address a pre-defined group: INVITE / SUBSCRIBE /
+        MESSAGE to a URI of our domain at which nobody is registered."""
+        return method in GROUP_METHODS and bool(uri.user) \
+            and self.identity.names_domain(uri) \
+            and not self.location.lookup(aor_key(uri.user_unescaped, self.config.domain))
 
     async def group_or_user(self, inc: IncomingRequest, requester: str | None,
                             user: Callable[[], None]) -> None:
