@@ -400,3 +400,37 @@ def test_admin_system_message_queues(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert first.ts1 == 30.0 and first.sent_at is None and first.body == "Maintenance at 22:00"
     assert second.content_type.startswith("message/external-body")
     assert 'URL="https://example.test/terms.html"' in second.content_type
+
+
+# ---------------------------------------------------------------- Expires validity
+
+
+async def test_expired_pager_message_is_refused_not_delivered_or_deferred(
+        store_url: str) -> None:
+    """PO-09 step 3 (originating, +g.oma.sip-im) and PT-01 step 4 (terminating, a plain
+    MESSAGE): Date + Expires in the past -> 408 with the reason in a 399 Warning and Server;
+    nothing reaches bob and nothing is stored for him while offline."""
+    from email.utils import formatdate
+
+    old = formatdate(time.time() - 3600, usegmt=True)
+    fresh = formatdate(time.time(), usegmt=True)
+    async with server_on(store_url) as srv:
+        alice = await srv.ua("alice")
+        for headers in ((IM, ("Date", old), ("Expires", "60")), (("Date", old),
+                                                                 ("Expires", "60"))):
+            resp = await alice.send(message(alice, "bob", b"stale",  # type: ignore[arg-type]
+                                            headers=headers))
+            assert_pf_answer(resp, 408, invite=False)
+            assert "message expired" in warning(resp)
+            assert warning(resp).startswith(f"399 {DOMAIN} ")
+        assert await srv.store.deferred.pending(f"bob@{DOMAIN}") == []
+        bob = await srv.ua("bob")
+        await bob.register()
+        # still valid (Date + Expires ahead), and Expires without Date (valid on receipt)
+        for headers in ((IM, ("Date", fresh), ("Expires", "3600")), (IM, ("Expires", "0"))):
+            resp = await alice.send(message(alice, "bob", b"fresh",  # type: ignore[arg-type]
+                                            headers=headers))
+            assert resp.status == 200
+            (got,) = await received(bob, 1)
+            assert got.request.body == b"fresh"
+        assert bob.received.empty()

@@ -9,11 +9,13 @@ Pure decisions over a request and the user's settings; the core applies them:
   -> 415 with Accept listing what is supported, step 4b the SDP of a session, large-message
   or file-transfer INVITE -> 488 with the supported sizes and contents (399 Warning, and
   as SDP).  Then PO-09 step 2 (anonymity not allowed -> 403 + Warning 119); with
-  ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3).
+  ``Privacy: id`` the From becomes the anonymous identity (§5.1, RFC 3323 §4.1.1.3); step
+  3: a MESSAGE whose Date + Expires has passed -> 408 (:func:`message_expired`).
 * :meth:`ParticipatingFunction.terminating` — PT-01 step 1 (barring from the service
   settings: ``ipab`` for pager / large messages, ``isb`` for sessions and file transfer
-  -> 403 + Warning 127), step 3 (415 / 488 as above); the P-Asserted-Identity of an
-  anonymous sender is not passed to the user (RFC 3325 §7).
+  -> 403 + Warning 127), step 3 (415 / 488 as above), step 4 (an expired MESSAGE -> 408,
+  local policy); the P-Asserted-Identity of an anonymous sender is not passed to the user
+  (RFC 3325 §7).
 * :meth:`ParticipatingFunction.hidden` — invisibility (Appendix E.1 ``vis-status``
   ``active="false"``): capability and presence queries of others (OPTIONS, SUBSCRIBE to
   presence) find the user as if not registered; messages and sessions are not affected
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Protocol
 from urllib.parse import quote
 
@@ -54,7 +57,8 @@ from simpleim.sip.session_timer_proxy import (
 )
 from simpleim.sip.uri import SipUri
 
-__all__ = ["PfConfig", "ParticipatingFunction", "UserSettings", "UserSettingsLookup"]
+__all__ = ["PfConfig", "ParticipatingFunction", "UserSettings", "UserSettingsLookup",
+           "message_expired"]
 
 ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'
 LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
@@ -108,6 +112,27 @@ def _anonymous(req: SipRequest) -> bool:
         return any(v.lower() in ("id", "header", "user") for v in req.privacy)
     except ProtocolError:
         return False
+
+
+def message_expired(req: SipRequest, now: float) -> bool:
+    """PO-09 step 3 / PT-01 step 4: a pager MESSAGE whose ``Expires`` has run out.  RFC 3261
+    §20.19: Expires is relative; the reference is the request's ``Date`` (§20.17) when it has
+    one, else the moment it arrives (so a MESSAGE without Date is valid on receipt).  An
+    unparsable Date or Expires does not expire anything."""
+    if req.method != "MESSAGE" or "expires" not in req.headers:
+        return False
+    try:
+        expires = req.expires
+    except ProtocolError:
+        return False
+    date = req.headers.get("Date")
+    if expires is None or date is None:
+        return False
+    try:
+        sent = parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return False
+    return sent + expires < now
 
 
 def _is_large_message(req: SipRequest) -> bool:
@@ -191,7 +216,15 @@ class ParticipatingFunction:
             # §5.1: the From carries an anonymous URI (RFC 3323 §4.1.1.3), tag kept.
             tag = req.from_addr.tag
             req.headers.set("From", ANONYMOUS_FROM + (f";tag={tag}" if tag else ""))
-        return None
+        return self._expired(req, now)
+
+    def _expired(self, req: SipRequest, now: float) -> Reply | None:
+        if not message_expired(req, now):
+            return None
+        # PO-09 step 3 / PT-01 step 4 (local policy): an expired pager message is not
+        # delivered (nor deferred); RFC 3261 §21.4.9 408, the reason in a 399 Warning.
+        return Reply(408, "Message Expired", headers=(
+            ("Warning", im_warning(self._config.host, "message expired (Date + Expires)")),))
 
     # ------------------------------------------------------------------ terminating
 
@@ -210,7 +243,7 @@ class ParticipatingFunction:
         if _anonymous(req):
             # RFC 3325 §7 / DM-05: an anonymous sender's asserted identity is not passed on.
             req.headers.remove("P-Asserted-Identity")
-        return None
+        return self._expired(req, now)
 
     def hidden(self, req: SipRequest, recipient: str, now: float) -> bool:
         """Invisibility (Appendix E.1 vis-status): True when ``req`` is a capability or
