@@ -80,6 +80,56 @@ async def test_settings_barring_and_delete(tmp_path: Path) -> None:
         assert not server.roles.deferred.has_pending(f"carol@{DOMAIN}")
 
 
+async def test_delete_several_in_one_multiple_refer(tmp_path: Path) -> None:
+    """C-DM-03 (§12.1.3.3): several stored messages in one REFER to sip:Delete@DOMAIN -
+    RFC 5368 multiple-refer (Require, Refer-To cid: = the Content-ID of a resource-lists body
+    of the Message-ID URIs, Refer-Sub: false); all of them go or none (someone else's: 403);
+    and ``simpleim deferred delete ID ID`` sends it."""
+    from simpleim.client.multirefer import delete_refer
+    from simpleim.content.resource_lists import parse_resource_lists
+
+    async with (
+        running_server(tmp_path) as (server, port),
+        Account(client_config("alice", port, tmp_path)) as alice,
+    ):
+        for text in ("one", "two", "three", "four"):
+            assert (await alice.pager.send("carol", text)).status == 202
+        assert server.roles is not None
+        one, two, three, four = await server.roles.deferred.stored(f"carol@{DOMAIN}")
+        carol = Account(client_config("carol", port, tmp_path))
+        await carol.start(register=False)  # no registration: nothing is delivered
+        try:
+            uris = [carol.deferred.message_uri(m.id) for m in (one, three)]
+            req = delete_refer(carol, uris)
+            assert str(req.uri) == f"sip:Delete@{DOMAIN}"
+            assert req.headers.get("Require") == "multiple-refer"
+            assert req.headers.get("Refer-Sub") == "false"
+            cid = (req.headers.get("Refer-To") or "").strip("<>")
+            assert cid.startswith("cid:")
+            assert req.headers.get("Content-ID") == f"<{cid[4:]}>"
+            assert req.content_type == "application/resource-lists+xml"
+            listed = [e.uri for e in parse_resource_lists(req.body).entries()]
+            assert listed == [f"sip:{one.id}@{DOMAIN}", f"sip:{three.id}@{DOMAIN}"]
+            # not alice's to delete: 403, nothing removed
+            assert await alice.deferred.delete_many([one.id, three.id]) == 403
+            assert await carol.deferred.delete_many([one.id, three.id]) == 200
+            left = await server.roles.deferred.stored(f"carol@{DOMAIN}")
+            assert [m.id for m in left] == [two.id, four.id]
+        finally:
+            await carol.close()
+        # the CLI: one REFER for both; one unknown id -> none deleted (404), exit != 0
+        # (--no-register: a registration would have the stored messages delivered)
+        code, out, _err = await _simpleim(tmp_path, "carol", port, "deferred", "delete",
+                                          "--no-register", two.id, "nosuchid")
+        assert code != 0
+        assert f"not deleted {two.id} (404)" in out and "not deleted nosuchid (404)" in out
+        code, out, err = await _simpleim(tmp_path, "carol", port, "deferred", "delete",
+                                         "--no-register", two.id, four.id)
+        assert code == 0, err
+        assert f"deleted {two.id} (200)" in out and f"deleted {four.id} (200)" in out
+        assert not server.roles.deferred.has_pending(f"carol@{DOMAIN}")
+
+
 async def _simpleim(tmp: Path, user: str, port: int, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simpleim", *args, "--proxy", f"127.0.0.1:{port}",

@@ -5,9 +5,10 @@ deferred messages (OMA SIMPLE IM §12.1) and of the IM service settings (§5.2.4
   MSRP session (INVITE to ``sip:Deferred@DOMAIN``, a=recvonly, §12.1.1), without
   registering; print each (date, sender, Message-ID URI, text) and how many.  Exit 0 (also
   when nothing is stored).
-* ``deferred delete ID...`` / ``deferred delete --all``: REFER to ``sip:Delete@DOMAIN``;
-  exit 0 when every one was deleted, else the exit code of the first failure (403: not
-  ours, 404: no such message).
+* ``deferred delete ID...`` / ``deferred delete --all``: REFER to ``sip:Delete@DOMAIN``
+  (several IDs: one multiple-refer REFER listing them, §12.1.3.3 — the server deletes all
+  of them or none); exit 0 when deleted, else the exit code of the failure (403: not ours,
+  404: no such message).
 * ``deferred list``: the metadata of the stored messages over XCAP (§12.1.2, Appendix J;
   :mod:`simpleim.cli.xcap_cmds`).
 * ``settings set [--offline-delivery on|off] [--bar-sessions on|off] [--bar-messages on|off]
@@ -62,8 +63,12 @@ def run_deferred_delete(args: argparse.Namespace) -> int:
         else:
             if not args.ids:
                 return _fail("deferred delete", 2, "give message IDs or --all")
-            statuses = await account.deferred.delete(args.ids)
             names = list(args.ids)
+            if len(names) > 1:
+                # §12.1.3.3: one multiple-refer REFER (RFC 5368); all of them or none
+                statuses = [await account.deferred.delete_many(names)] * len(names)
+            else:
+                statuses = await account.deferred.delete(names)
         code = 0
         for name, status in zip(names, statuses, strict=True):
             ok = 200 <= status < 300

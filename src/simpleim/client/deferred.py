@@ -17,7 +17,8 @@
   ``sip:Delete@DOMAIN`` whose Refer-To is the message's Message-ID URI, or
   ``sip:Deferred@DOMAIN`` for all of them.  We send ``Refer-Sub: false`` (RFC 4488): the
   outcome is the REFER's final response and no subscription dialog is kept.  Several
-  messages are deleted with one REFER each (the multiple-refer body of §12.1.3.3 is not sent).
+  messages go in one REFER (:meth:`DeferredFeature.delete_many`, §12.1.3.3: RFC 5368
+  multiple-refer, :mod:`simpleim.client.multirefer`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .context import ClientContext
 from .deferred_parts import delivered_requests
 from .features import SIP_IM
 from .invites import InviteFacts, InviteRouter, accept, establish, reject
+from .multirefer import delete_refer
 from .pager import build_request, new_call_id, new_tag
 from .session import InviteSession, SessionFailed, receive_until_ended
 
@@ -165,6 +167,12 @@ class DeferredFeature:
         """Delete the given stored messages; one final status per message (2xx: deleted,
         403: not ours, 404: no such message)."""
         return [await self._refer(self.message_uri(m)) for m in message_ids]
+
+    async def delete_many(self, message_ids: Sequence[str]) -> int:
+        """§12.1.3.3: several stored messages in one REFER (RFC 5368 multiple-refer, a
+        resource-lists body of their Message-ID URIs); its final status (2xx: deleted)."""
+        req = delete_refer(self.ctx, [self.message_uri(m) for m in message_ids])
+        return (await self.ctx.ua.request(req)).status
 
     async def delete_all(self) -> int:
         """Delete every stored message (§12.1.3.4: Refer-To sip:Deferred@DOMAIN)."""

@@ -42,6 +42,7 @@ from .context import ClientContext
 from .events import HistoryEvent
 from .features import SIP_IM
 from .invites import establish
+from .multirefer import delete_refer
 from .pager import build_request, new_call_id, new_tag
 from .session import InviteSession, SessionFailed, receive_until_ended
 
@@ -268,18 +269,7 @@ class HistoryFeature:
         """C-CH-05 (§13.1.6): one REFER for several histories - a resource-lists body with
         their references, Refer-To a ``cid:`` pointing at it, ``Require: multiple-refer``
         and ``Refer-Sub: false`` (RFC 5368, RFC 4488); its final status."""
-        cfg = self.ctx.config
-        doc = ResourceLists((ResourceList(tuple(Entry(self.reference_uri(r))
-                                                for r in references)),))
-        cid = f"{new_tag()}@{self.ctx.host}"
-        req = build_request(
-            "REFER", target=f"sip:Delete@{cfg.domain}", from_uri=cfg.uri, from_tag=new_tag(),
-            call_id=new_call_id(self.ctx.host), contact=self.ctx.contact,
-            accept_contact=f"*;{SIP_IM}", body=doc.to_bytes(),
-            content_type="application/resource-lists+xml",
-            extra=(("Refer-To", f"<cid:{cid}>"), ("Refer-Sub", "false"),
-                   ("Require", "multiple-refer"), ("Content-ID", f"<{cid}>"),
-                   ("Content-Disposition", "recipient-list")))
+        req = delete_refer(self.ctx, [self.reference_uri(r) for r in references])
         return (await self.ctx.ua.request(req)).status
 
     async def delete_all(self) -> int:
