@@ -130,6 +130,49 @@ async def test_delete_several_in_one_multiple_refer(tmp_path: Path) -> None:
         assert not server.roles.deferred.has_pending(f"carol@{DOMAIN}")
 
 
+async def test_deferred_metadata_fetched_after_registering_with_offline_delivery_off(
+        tmp_path: Path) -> None:
+    """C-DM-02 / C-SET-01 (§5.2.4, §12.1.2): after the settings PUBLISH with offline-delivery
+    off the client reads the Deferred Metadata from the IM XDMS by itself (a
+    DeferredListEvent); with offline-delivery on, or without an XDMS, it does not."""
+    from dataclasses import replace as dc_replace
+
+    from simpleim.client.deferred_meta import fetch_deferred_metadata
+    from simpleim.client.events import DeferredListEvent
+    from simpleim.server.xdm.http import XCAP_ROOT, XcapServer
+
+    async with running_server(tmp_path) as (server, port):
+        assert server.roles is not None
+        xcap = XcapServer(server.roles.xdm, DOMAIN, server.auth, guard=server.auth_guard)
+        host, xport = await xcap.start("127.0.0.1", 0)
+        root = f"http://{host}:{xport}{XCAP_ROOT}"
+        try:
+            async with Account(client_config("alice", port, tmp_path)) as alice:
+                for text in ("first", "second"):
+                    assert (await alice.pager.send("carol", text)).status == 202
+            stored = await server.roles.deferred.stored(f"carol@{DOMAIN}")
+            cfg = client_config("carol", port, tmp_path, xcap_root=root,
+                                offline_delivery=False)
+            # what the account reads: the App. J metadata of carol's stored messages
+            listed = await fetch_deferred_metadata(cfg)
+            assert isinstance(listed, DeferredListEvent)
+            assert listed.references == tuple(f"{m.id}@{DOMAIN}" for m in stored)
+            assert listed.senders == (f"alice@{DOMAIN}",) * 2
+            # carol comes online with offline delivery off (the E.1 default) and an XDMS:
+            # the account reads the metadata by itself after its settings PUBLISH (this
+            # server also re-sends the stored messages on registration, so the list may
+            # already be shorter when it is read)
+            async with Account(cfg) as carol:
+                ev = await wait_event(carol, lambda e: isinstance(e, DeferredListEvent))
+                assert isinstance(ev, DeferredListEvent)
+                assert ev.to_json()["event"] == "deferred-list"
+                assert set(ev.references) <= set(listed.references)
+            # no XDMS configured: nothing fetched
+            assert await fetch_deferred_metadata(dc_replace(cfg, xcap_root=None)) is None
+        finally:
+            await xcap.close()
+
+
 async def _simpleim(tmp: Path, user: str, port: int, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "simpleim", *args, "--proxy", f"127.0.0.1:{port}",

@@ -52,6 +52,7 @@ from .chats import Chats
 from .config import ClientConfig
 from .context import SessionRegistry
 from .deferred import DeferredFeature
+from .deferred_meta import fetch_deferred_metadata
 from .events import (
     ErrorEvent,
     Event,
@@ -186,7 +187,11 @@ class Account:
             if cfg.publish_settings:
                 # C-REG-01 (OMA §5.2.2): publish the IM service settings after each
                 # successful initial registration (failures are logged, not raised).
-                await self.settings.after_registration()
+                status = await self.settings.after_registration()
+                if 200 <= status < 300 and not self.settings.effective().offline_delivery:
+                    # §5.2.4 / §12.1.2: offline delivery off -> retrieve the Deferred
+                    # Metadata from the IM XDMS (when one is configured)
+                    self.spawn(self._deferred_metadata())
             if self.outbound is not None:
                 self.outbound.start()
 
@@ -228,6 +233,11 @@ class Account:
         self.events.close()
 
     # ------------------------------------------------------------------ ClientContext
+    async def _deferred_metadata(self) -> None:
+        event = await fetch_deferred_metadata(self.config)
+        if event is not None:
+            self.emit(event)
+
     def spawn(self, work: Awaitable[T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)

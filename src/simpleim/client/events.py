@@ -24,6 +24,7 @@ __all__ = [
     "ErrorEvent",
     "EventStream",
     "HistoryEvent",
+    "DeferredListEvent",
 ]
 
 
@@ -250,6 +251,23 @@ class HistoryEvent(Event):
     @property
     def name(self) -> str:
         return "history"
+
+
+@dataclass(frozen=True)
+class DeferredListEvent(Event):
+    """The Deferred Metadata read from the IM XDMS after registering with offline delivery
+    off (OMA SIMPLE IM §12.1.2, Appendix J): one entry per stored message, in the same order
+    in each tuple - its Message-ID URI (``simpleim deferred fetch|delete`` take it), sender,
+    date and subject."""
+
+    references: tuple[str, ...]
+    senders: tuple[str, ...]
+    dates: tuple[str, ...]
+    subjects: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return "deferred-list"
 
 
 class EventStream:
