@@ -226,3 +226,57 @@ async def test_pager_message_to_a_group_reaches_the_members(tmp_path: Path) -> N
         assert {e.peer for e in got if isinstance(e, ImdnEvent)} == {BOB, CAROL}  # type: ignore[attr-defined]
         assert not [r for r in a_w.requests("MESSAGE", "in")
                     if b"hello team" in r.body]
+
+
+async def test_group_session_survives_a_restart(tmp_path: Path) -> None:
+    from client_helpers import client_config, running_server
+    from simpleim.client import Account
+    spec = GroupSpec("friends", "sip:friends@example.test",
+                     members=((ALICE, None), (BOB, None), (CAROL, None)))
+    accounts: list[Account] = []
+    async with running_server(tmp_path) as (srv, port):
+        alice, bob, carol = accounts = [Account(client_config(u, port, tmp_path, "tcp"))
+                                        for u in ("alice", "bob", "carol")]
+        for a in accounts:
+            await a.start()
+        await define(srv, spec)
+        await alice.groups.join("friends")
+        await _joined(bob)
+        await _joined(carol)
+        adhoc = await alice.groups.start(["carol"])
+        await _joined(carol)
+        focus = srv.roles.focus
+        assert focus is not None
+        group_conf = next(c.uri for c in focus.conferences if c.group is not None)
+    # the process ends with both conferences active in the store; a new one starts
+    for a in accounts:
+        await a.close()
+    async with running_server(tmp_path) as (srv, port):
+        focus = srv.roles.focus
+        assert focus is not None
+        # the ad-hoc conference is released, the group's session waits, everybody out
+        (kept,) = focus.conferences
+        assert kept.uri == group_conf and not kept.connected
+        assert [r.uri for r in await srv.store.conferences.active()] == [group_conf]
+        async with Account(client_config("alice", port, tmp_path, "tcp")) as alice2, \
+                Account(client_config("bob", port, tmp_path, "tcp")) as bob2:
+            a_w = SipWire(alice2)
+            # §7.1.1.9 / §7.2.1.5: the IM Session Identity still takes alice back
+            again = await alice2.groups.join(group_conf)
+            ok = await a_w.response("INVITE", 200, direction="in")
+            assert group_conf.split("@")[0].split(":")[1] in (ok.headers.get("Contact") or "")
+            # the group URI joins the same session (§7.2.1.4)
+            b_chat = await bob2.groups.join("friends")
+            assert b_chat.conference.split("@")[0] == again.conference.split("@")[0]
+            await wait_until(lambda: again.subscribed.is_set() and b_chat.subscribed.is_set(),
+                             10, what="subscriptions")
+            await again.send("back again")
+            ev = await wait_event(bob2, lambda e: isinstance(e, GroupMessageEvent)
+                                  and e.text == "back again")
+            assert isinstance(ev, GroupMessageEvent) and ev.sender == ALICE
+            # the released ad-hoc conference: 403 + 123
+            with pytest.raises(SessionFailed) as info:
+                await alice2.groups.join(adhoc.conference.split(";")[0], timeout=10)
+            assert info.value.status == 403
+            refused = a_w.responses("INVITE", 403, direction="in")[-1]
+            assert "123 Session does not exist" in (refused.headers.get("Warning") or "")

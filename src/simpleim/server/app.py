@@ -249,10 +249,11 @@ class ImServer:
             if resumed:
                 log.info("resumed %d exploded messages", resumed)
             if self.roles.focus is not None:
-                # §7.2: the legs of stored conferences did not survive the restart
+                # §7.2: the legs of stored conferences did not survive the restart (ad-hoc
+                # ones are released, pre-defined groups' sessions wait for a rejoin)
                 lost = await self.roles.focus.load()
                 if lost:
-                    log.info("released %d conferences of the previous run", lost)
+                    log.info("%d conferences of the previous run reloaded", lost)
         self._purge_task = asyncio.get_running_loop().create_task(self._purge_loop())
         self._flow_task = asyncio.get_running_loop().create_task(self._flow_loop())
         if not self.config.auth:

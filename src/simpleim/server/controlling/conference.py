@@ -316,6 +316,17 @@ class Conference:
     def released(self) -> Conference:
         return replace(self, status=ConferenceStatus.RELEASED)
 
+    def after_restart(self, when: str) -> Conference:
+        """Every session of the conference ended with the process: the connected left
+        (``departed``), the ones being invited failed - the conference itself stays."""
+        conf = self
+        for p in self.participants:
+            if p.status is ParticipantStatus.CONNECTED:
+                conf, _ = conf.step(p.uri, ParticipantInput.LEFT, when=when)
+            elif p.status is ParticipantStatus.PENDING:
+                conf, _ = conf.step(p.uri, ParticipantInput.REFUSED, when=when)
+        return conf
+
     def to_json(self) -> str:
         return json.dumps({"creator": self.creator, "status": self.status.value,
                            "created": self.created, "subject": self.subject,

@@ -185,15 +185,30 @@ class ConferenceFocus:
 
     # ------------------------------------------------------------------ lifecycle
     async def load(self) -> int:
-        """After a restart every leg is gone: the stored active conferences are released
-        (a rejoin is then answered 403 + 123); how many."""
+        """After a restart every leg is gone: a stored ad-hoc conference is released (a
+        rejoin is then answered 403 + 123); a pre-defined group's session is kept with
+        everybody disconnected, so that its IM Session Identity (§7.1.1.9 / §7.2.1.5) and
+        the group URI (§7.2.1.4) take the participants back; how many were stored."""
         records = await self._repo.active()
+        now = _now_text(self._clock())
         for rec in records:
             try:
-                conf = Conference.from_json(rec.uri, rec.state).released()
+                conf = Conference.from_json(rec.uri, rec.state)
             except ContentError as exc:
                 log.error("%s", exc.detail)
                 continue
+            group = conf.group
+            if group is None or group in self._by_group:
+                await self._put(conf.released())
+                continue
+            conf = conf.after_restart(now)
+            # the Contact comes from the listener of the first request (_join)
+            running = Running(conf, Room(queue_limit=self._queue_limit,
+                                         overflow=Overflow.DROP, min_legs=0), "")
+            running.room.policy = ConferenceSwitch(running)
+            running.accepting = False
+            self._running[conf.uri] = running
+            self._by_group[group] = conf.uri
             await self._put(conf)
         return len(records)
 
@@ -524,6 +539,8 @@ class ConferenceFocus:
         if remote is None:
             self._media.reject(inc, 488, "no MSRP stream in the offer")
             return
+        if not running.contact:
+            running.contact = self._contact(inc, running.conf.uri)   # kept over a restart
         display = joined_display(group, who, inc.request.from_addr.display_name)
         if await self._accept_leg(inc, running, who, remote):
             await self._event(running, who, ParticipantInput.JOINED, display=display)
