@@ -280,3 +280,42 @@ async def test_group_session_survives_a_restart(tmp_path: Path) -> None:
             assert info.value.status == 403
             refused = a_w.responses("INVITE", 403, direction="in")[-1]
             assert "123 Session does not exist" in (refused.headers.get("Warning") or "")
+
+
+def _with_policy(spec: GroupSpec, policy: str) -> bytes:
+    """The group document with a ``<session-active-policy>`` (§7.2.2.8, CF-42)."""
+    doc = group_document(spec, ALICE)
+    return doc.replace(b"<cp:ruleset>", f"<session-active-policy>{policy}"
+                       "</session-active-policy><cp:ruleset>".encode(), 1)
+
+
+async def test_group_release_policy_auto_release_and_max_length(tmp_path: Path) -> None:
+    async with trio(tmp_path) as (srv, (alice, bob, carol), (_a, b_w, c_w)):
+        documents = srv.roles.xdm.documents  # type: ignore[union-attr]
+        members = ((ALICE, None), (BOB, None), (CAROL, None))
+        await documents.put(DocumentRef(AUID_GROUPS, ALICE, "strict"), _with_policy(
+            GroupSpec("strict", "sip:strict@example.test", members=members),
+            "<auto-release>true</auto-release>"))
+        await documents.put(DocumentRef(AUID_GROUPS, ALICE, "brief"), _with_policy(
+            GroupSpec("brief", "sip:brief@example.test", members=members),
+            "<max-session-length>1</max-session-length>"))
+        focus = srv.roles.focus
+        assert focus is not None
+        # §7.2.2.8 1b: with auto-release the initiator leaving ends the group's session
+        chat = await alice.groups.join("strict")
+        await _joined(bob)
+        await _joined(carol)
+        await chat.leave()
+        await b_w.request("BYE", "in")          # bob and carol are BYEd by the focus
+        await c_w.request("BYE", "in")
+        await wait_until(lambda: not focus.conferences, 10, what="strict released")
+        # §7.2.2.8 1e: a session that lasted max-session-length is released
+        await alice.groups.join("brief")
+        await _joined(bob)
+        await _joined(carol)
+        conf_uri = focus.conferences[0].uri
+        await wait_until(lambda: not focus.conferences, 10, what="brief released")
+        await wait_until(lambda: len(b_w.requests("BYE", "in")) == 2
+                         and len(c_w.requests("BYE", "in")) == 2, 10, what="BYEs")
+        stored = await srv.store.conferences.get(conf_uri)
+        assert stored is not None and stored.status == "released"

@@ -264,6 +264,7 @@ class Conference:
     max_participants: int | None = None   # <max-participant-count> (§7.2.1.4 step 3)
     auto_release: bool = True             # §7.2.2.8 auto-release (ad-hoc: always)
     remaining: int | None = None          # §7.2.2.8 number-of-remaining-participants
+    max_length: int | None = None         # §7.2.2.8 session max length (seconds), 1e
 
     def participant(self, uri: str) -> Participant | None:
         return next((p for p in self.participants if same_user(p.uri, uri)), None)
@@ -332,6 +333,7 @@ class Conference:
                            "created": self.created, "subject": self.subject,
                            "group": self.group, "max": self.max_participants,
                            "auto_release": self.auto_release, "remaining": self.remaining,
+                           "max_length": self.max_length,
                            "participants": [p.to_json() for p in self.participants]})
 
     @classmethod
@@ -342,7 +344,7 @@ class Conference:
                        tuple(Participant.from_json(p) for p in d["participants"]),
                        ConferenceStatus(d["status"]), float(d["created"]), d.get("subject"),
                        d.get("group"), d.get("max"), bool(d.get("auto_release", True)),
-                       d.get("remaining"))
+                       d.get("remaining"), d.get("max_length"))
         except (ValueError, KeyError, TypeError) as exc:
             raise ContentError(f"bad stored conference {uri}: {exc}", status=500,
                                where="conferences") from None

@@ -210,6 +210,7 @@ class ConferenceFocus:
             self._running[conf.uri] = running
             self._by_group[group] = conf.uri
             await self._put(conf)
+            self._limit_length(running)
         return len(records)
 
     async def close(self) -> None:
@@ -329,6 +330,7 @@ class ConferenceFocus:
             self._forget(running)
             self._media.reject(inc, 500)
             return
+        self._limit_length(running)
         if not recipients:
             await self._accept_leg(inc, running, creator, remote, headers=(
                 ("P-Asserted-Identity", f"<{conf.group or self.factory_uri}>"),))
@@ -499,6 +501,16 @@ class ConferenceFocus:
             await self._put(running.conf)
         except StorageError as exc:
             log.error("conference store failure: %s", exc)
+
+    def _limit_length(self, running: Running) -> None:
+        """§7.2.2.8 1e: a session with a max length is released when it has lasted it."""
+        length = running.conf.max_length
+        if length is not None:
+            self._spawn(self._expire(running, running.conf.created + length))
+
+    async def _expire(self, running: Running, deadline: float) -> None:
+        await asyncio.sleep(max(0.0, deadline - self._clock()))
+        await self._release(running, "the session lasted its max length (§7.2.2.8 1e)")
 
     def _forget(self, running: Running) -> None:
         conf = running.conf

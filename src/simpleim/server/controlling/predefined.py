@@ -153,7 +153,8 @@ def group_conference(group: GroupDefinition, conf_uri: str, creator: str, *, now
     conf = Conference(conf_uri, creator, created=now, subject=group.subject or subject,
                       group=group.uri, max_participants=cap,
                       auto_release=bool(sap.auto_release) if sap is not None else False,
-                      remaining=remaining)
+                      remaining=remaining,
+                      max_length=sap.max_session_length if sap is not None else None)
     conf, _ = conf.step(creator, ParticipantInput.JOINED, when=when,
                         display=display or group.display_name_of(creator))
     for m in invitees:
