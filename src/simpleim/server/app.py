@@ -249,8 +249,7 @@ class ImServer:
             if resumed:
                 log.info("resumed %d exploded messages", resumed)
             if self.roles.focus is not None:
-                # §7.2: the legs of stored conferences did not survive the restart (ad-hoc
-                # ones are released, pre-defined groups' sessions wait for a rejoin)
+                # §7.2: legs are lost; ad-hoc conferences released, group sessions kept
                 lost = await self.roles.focus.load()
                 if lost:
                     log.info("%d conferences of the previous run reloaded", lost)
