@@ -139,8 +139,9 @@ class ListRecorder:
     def recording(self, room: Room) -> bool:
         return True
 
-    async def record(self, sender: Leg, message: MediaMessage) -> None:
+    async def record(self, sender: Leg, message: MediaMessage, to: Sequence[Leg]) -> None:
         self.seen.append((sender.name, message.body))
+        assert sender not in to and to
 
 
 async def test_room_copies_to_the_others_and_records() -> None:

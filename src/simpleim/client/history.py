@@ -15,8 +15,9 @@
   ``method=INVITE`` (start) or ``method=BYE`` (stop); with ``subscribe`` the NOTIFY
   (message/sipfrag) reports the outcome, else (``Refer-Sub: false``) the final response.
   For a 1-1 session through the server's B2BUA the identity is the session's Call-ID in
-  the Refer-To (``<sip:History@DOMAIN;method=INVITE?Call-ID=...>``); extending the session
-  to a conference first (the §13.1.1 1a path) needs a conference focus.
+  the Refer-To (``<sip:History@DOMAIN;method=INVITE?Call-ID=...>``); for a group chat it is
+  the conference URI the focus gave (§13.1.1 step 2c).  Extending a 1-1 session to a
+  conference first (the §13.1.1 1a path, §7.1.1.6 with Replaces) is not done.
 * :meth:`~HistoryFeature.search` / :meth:`~HistoryFeature.histories`: listing and searching
   use the server's history HTTP endpoint (``history_url``, digest with the account's
   credentials; docs/server.md "Conversation history"), not SIP.
@@ -41,6 +42,7 @@ from simpleim.sip.multipart import MultipartPart, parse_multipart
 from .context import ClientContext
 from .events import HistoryEvent
 from .features import SIP_IM
+from .groupchat import GroupChat
 from .invites import establish
 from .multirefer import delete_refer
 from .pager import build_request, new_call_id, new_tag
@@ -286,6 +288,10 @@ class HistoryFeature:
         if filename:
             target += f";historyfilename={quote(filename, safe='')}"
         method = "INVITE" if start else "BYE"
-        identity = (f"sip:History@{self.ctx.config.domain};method={method}"
-                    f"?Call-ID={quote(session.call_id, safe='')}")
+        if isinstance(session, GroupChat):
+            # §13.1.1 step 2c / §13.1.2 step 3: the conference's IM Session Identity
+            identity = f"{session.conference};method={method}"
+        else:
+            identity = (f"sip:History@{self.ctx.config.domain};method={method}"
+                        f"?Call-ID={quote(session.call_id, safe='')}")
         return (await self._refer(target, identity, subscribe=subscribe)).status

@@ -219,7 +219,10 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                              max_participants=config.conference_max_participants,
                              allow_anonymity=config.allow_anonymity,
                              remaining_participants=config.conference_remaining_participants),
-            clock, queue_limit=config.media_queue_limit, groups=xdm.groups)
+            clock, queue_limit=config.media_queue_limit, groups=xdm.groups,
+            recorder=recorder)
+        # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
+        recorder.attach_conferences(focus)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
                  b2bua, focus)
 

@@ -49,6 +49,7 @@ from simpleim.server.media import (
     MediaSessions,
     OfferParams,
     Overflow,
+    Recorder,
     Room,
     ServerSession,
     SessionRefused,
@@ -168,13 +169,17 @@ class ConferenceFocus:
 
     def __init__(self, repo: ConferenceRepository, media: MediaSessions, notifier: Notifier,
                  limits: ConferenceLimits, clock: Callable[[], float],
-                 queue_limit: int = 64, groups: GroupDirectory | None = None) -> None:
+                 queue_limit: int = 64, groups: GroupDirectory | None = None,
+                 recorder: Recorder | None = None) -> None:
         self._repo = repo
         self._media = media
         self._notifier = notifier
         self._limits = limits
         self._clock = clock
         self._queue_limit = queue_limit
+        #: the Conversation History Function's recorder (§13.3.1): it sees the rooms'
+        #: messages without being a leg - no participant, not in the NOTIFYs (CH-08)
+        self._recorder = recorder
         self._running: dict[str, Running] = {}
         #: a pre-defined group's URI -> the conference URI of its running session
         self._by_group: dict[str, str] = {}
@@ -232,6 +237,15 @@ class ConferenceFocus:
     @property
     def conferences(self) -> list[Conference]:
         return [r.conf for r in self._running.values()]
+
+    def conference_room(self, user: str) -> Room | None:
+        """The room of the running conference whose URI has the user part ``user``."""
+        running = self._running.get(self._uri_of(user))
+        return running.room if running is not None else None
+
+    def conference_of(self, room: Room) -> str | None:
+        """The URI of the running conference whose room is ``room``."""
+        return next((uri for uri, r in self._running.items() if r.room is room), None)
 
     # ------------------------------------------------------------------ requests
     @staticmethod
@@ -318,7 +332,8 @@ class ConferenceFocus:
         conf_uri = conf.uri
         inc.reply(100)
         running = Running(conf, Room(queue_limit=self._queue_limit, overflow=Overflow.DROP,
-                                     min_legs=0), self._contact(inc, conf_uri))
+                                     min_legs=0, recorder=self._recorder),
+                          self._contact(inc, conf_uri))
         running.room.policy = ConferenceSwitch(running)
         self._running[conf_uri] = running
         if conf.group is not None:

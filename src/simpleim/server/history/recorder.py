@@ -11,17 +11,21 @@ headers, receive time and content, and the BYE headers when the session or the r
 ends (REFER with ``method=BYE``, :meth:`~SessionRecorder.stop`; the room ends; the quota is
 reached).
 
-The rooms come from a :class:`RoomSource` (today the PF's B2BUA, so 1-1 sessions are
-recorded in the Participating Function's media path; a conference focus can give its rooms
-the same recorder, see ``docs/server.md``).  A session is named by the Call-ID of one of
-its legs (the *IM Session Identity* the client puts in the Refer-To, see :func:`session_key`).
+The rooms come from a :class:`RoomSource` (the PF's B2BUA: 1-1 sessions recorded in the
+Participating Function's media path; a 1-1 session is named by the Call-ID of one of its
+legs, see :func:`session_key`) and from :class:`ConferenceRooms` (the Controlling Function's
+focus: a group chat is named by its conference URI, the IM Session Identity of §13.1.1
+step 2c).  In a conference the CHF is no leg of the room: it is not a participant the focus
+counts against the maximum or lists in the RFC 4575 NOTIFYs (CH-08), and what it records
+for an owner is what the room copied to (or received from) that owner - a private message
+between two others is not in a third's history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import unquote
@@ -36,7 +40,7 @@ from simpleim.sip.message import SipRequest
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.history import HistoryKind, HistoryRecord
 
-__all__ = ["RecordOutcome", "RoomSource", "SessionRecorder", "session_key"]
+__all__ = ["ConferenceRooms", "RecordOutcome", "RoomSource", "SessionRecorder", "session_key"]
 
 log = logging.getLogger("simpleim.server.history")
 
@@ -45,10 +49,19 @@ LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
 
 
 class RoomSource(Protocol):
-    """Where the live media rooms are (the PF B2BUA's ``rooms``; a focus later)."""
+    """Where the live media rooms of 1-1 sessions are (the PF B2BUA's ``rooms``)."""
 
     @property
     def rooms(self) -> set[Room]: ...
+
+
+class ConferenceRooms(Protocol):
+    """The conferences of the Controlling Function (its focus): the room of a conference by
+    the user part of its URI, and a room's conference URI (None: not a conference)."""
+
+    def conference_room(self, user: str) -> Room | None: ...
+
+    def conference_of(self, room: Room) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -62,8 +75,8 @@ class _Recording:
 @dataclass(slots=True)
 class _RoomState:
     recordings: dict[str, _Recording] = field(default_factory=dict)
-    #: owners whose settings were looked at already (method 1 decided once per room)
-    checked: bool = False
+    #: parties whose settings were looked at already (method 1 decided once per party)
+    checked: set[str] = field(default_factory=set)
     watcher: asyncio.Task[None] | None = None
 
 
@@ -113,10 +126,18 @@ class SessionRecorder:
     def __init__(self, function: HistoryFunction, rooms: RoomSource | None = None) -> None:
         self._fn = function
         self._source = rooms
+        self._conferences: ConferenceRooms | None = None
         self._rooms: dict[Room, _RoomState] = {}
 
     def attach(self, source: RoomSource) -> None:
         self._source = source
+
+    def attach_conferences(self, focus: ConferenceRooms) -> None:
+        self._conferences = focus
+
+    def _conference(self, room: Room) -> str | None:
+        return self._conferences.conference_of(room) if self._conferences is not None \
+            else None
 
     # ------------------------------------------------------------------ helpers
     def _state(self, room: Room) -> _RoomState:
@@ -135,11 +156,16 @@ class SessionRecorder:
         legs = room.legs
         if not legs:
             return None
+        conference = self._conference(room)
         first = legs[0].session
+        if conference is not None:
+            # the owner's own session with the focus: its INVITE / 200 (§13.3.1.2 step 3)
+            first = next((leg.session for leg in legs if _leg_aor(leg) == owner), first)
         kind = HistoryKind.LARGE if is_large(first.request) else HistoryKind.SESSION
         now = self._fn_clock()
         hid = new_id()
-        peers = [a for a in self.parties(room) if a != owner]
+        peers = [conference.removeprefix("sip:")] if conference is not None else \
+            [a for a in self.parties(room) if a != owner]
         items = [sipfrag_item(first.request, history=hid, owner=owner,
                               seq=self._fn.next_seq(), now=now),
                  sipfrag_item(first.response, history=hid, owner=owner,
@@ -170,6 +196,9 @@ class SessionRecorder:
         if not call_id:
             return RecordOutcome(400, "Bad Refer-To")
         room = self.find(call_id)
+        if room is None and self._conferences is not None:
+            # a conference: Refer-To its URI (the focus's Contact, §13.1.1 step 2c)
+            room = self._conferences.conference_room(call_id.split("@", 1)[0])
         if room is None:
             return RecordOutcome(404, "Not Found")
         if requester not in self.parties(room):
@@ -223,7 +252,7 @@ class SessionRecorder:
             return True
         return bool(self._by_setting(room))
 
-    def _by_setting(self, room: Room) -> list[str]:
+    def _by_setting(self, room: Room, skip: set[str] | None = None) -> list[str]:
         """CH-00 method 1: the parties whose hist-activation covers this room - the
         pager-large-mode setting for a large message session (§9, Accept-Contact
         +g.oma.sip-im.large-message), the session-mode setting otherwise."""
@@ -234,30 +263,42 @@ class SessionRecorder:
         now = self._fn_clock()
         out = []
         for aor in self.parties(room):
+            if skip is not None and aor in skip:
+                continue
             settings = self._fn.settings(aor, now)
             if settings.history_pager if large else settings.history_session:
                 out.append(aor)
         return out
 
-    async def record(self, sender: Leg, message: MediaMessage) -> None:
-        """Store ``message`` for every owner recording its room (§13.2.3 steps 3, 6).  The
-        write is shielded: a BYE that ends the room while it runs does not lose it."""
-        await asyncio.shield(self._record(sender, message))
+    async def record(self, sender: Leg, message: MediaMessage, to: Sequence[Leg]) -> None:
+        """Store ``message`` for every owner recording its room who sent it or is one of
+        ``to`` (§13.2.3 steps 3, 6).  The write is shielded: a BYE that ends the room while
+        it runs does not lose it."""
+        await asyncio.shield(self._record(sender, message, to))
 
-    async def _record(self, sender: Leg, message: MediaMessage) -> None:
+    async def _record(self, sender: Leg, message: MediaMessage, to: Sequence[Leg]) -> None:
         if is_notification(message.content_type, message.body):
             return  # IMDNs and is-composing: state, not conversation
         room = sender.room
         state = self._state(room)
-        if not state.checked:
-            state.checked = True
-            for aor in self._by_setting(room):
+        parties = self.parties(room)
+        if any(p not in state.checked for p in parties):
+            # method 1, once per party (a conference's parties come and go)
+            for aor in self._by_setting(room, state.checked):
                 if aor not in state.recordings:
                     await self._begin(room, aor, None)
+            state.checked.update(parties)
         author = _leg_aor(sender)
+        audience = {author, *(_leg_aor(leg) for leg in to)}
         for recording in list(state.recordings.values()):
             if recording.stopped:
                 continue
+            if recording.owner not in parties:
+                # §13.2.7 a): the owner's session with the conference ended
+                await self._end(room, recording, "the owner left the session")
+                continue
+            if recording.owner not in audience:
+                continue            # a private message between others
             item = send_item(message.content_type, message.body, message.headers,
                              message_id=message.message_id, call_id=sender.session.call_id,
                              history=recording.history, owner=recording.owner,
@@ -287,7 +328,7 @@ class SessionRecorder:
         current = state.recordings.get(requester)
         if current is not None and not current.stopped:
             return RecordOutcome(200, "OK", current.history)
-        state.checked = True
+        state.checked.add(requester)
         recording = await self._begin(room, requester, filename)
         if recording is None:
             return RecordOutcome(507, "Insufficient Storage")

@@ -79,13 +79,15 @@ class RoomPolicy(Protocol):
 
 
 class Recorder(Protocol):
-    """Sees every message that passes the room, before it is copied."""
+    """Sees every message that passes the room, before it is copied, with the legs the
+    policy copies it to (a conference's private message reaches only its addressee)."""
 
     def recording(self, room: Room) -> bool:
         """Whether messages of ``room`` may be recorded (then they are reassembled whole
         for :meth:`record` instead of being switched chunk by chunk)."""
 
-    async def record(self, sender: Leg, message: MediaMessage) -> None: ...
+    async def record(self, sender: Leg, message: MediaMessage,
+                     to: Sequence[Leg]) -> None: ...
 
 
 class CopyToOthers:
@@ -189,14 +191,15 @@ class Room:
                 log.info("room: %d-byte message from %s above max-size %d, not copied",
                          event.size, leg.name, self.max_size)
                 continue
-            if self.recorder is not None:
+            routes = self.policy.route(self, leg, event)
+            if self.recorder is not None and routes:
                 try:
-                    await self.recorder.record(leg, event)
+                    await self.recorder.record(leg, event, [dest for dest, _ in routes])
                 except (SimpleImError, OSError) as exc:
                     # a recorder failure is logged; the conversation goes on
                     log.error("room: the recorder failed on a message from %s: %s",
                               leg.name, exc)
-            for dest, copy in self.policy.route(self, leg, event):
+            for dest, copy in routes:
                 if dest.left is not None:
                     continue
                 if dest.queue.empty() and dest.session.post(

@@ -1,0 +1,100 @@
+"""Conversation history of group chats (OMA SIMPLE IM §13.1.1 step 2, §13.1.2, §13.2.2.2,
+§13.3.1; C-CH-01/02, CH-03, CH-07, CH-08): the Controlling Function's focus gives its rooms to
+the history recorder; a REFER to sip:History@DOMAIN with Refer-To the conference URI starts
+and stops the recording; the CHF is no participant (not counted against the maximum, not in
+the RFC 4575 NOTIFYs); a private message between others is not in a third's history -
+asserted on the wire, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from client_helpers import wait_event
+from simpleim.client import Account
+from simpleim.client.events import GroupMessageEvent
+from simpleim.content.poc_settings import ServiceSettings
+from simpleim.store.history import HistoryKind, ItemKind
+from test_server_conference import _docs, _joined, trio
+from waiting import wait_until
+
+DOMAIN = "example.test"
+
+
+async def _got(account: Account, text: str) -> None:
+    await wait_event(account, lambda e: isinstance(e, GroupMessageEvent) and e.text == text)
+
+
+async def test_group_chat_recorded_by_refer_and_by_setting(tmp_path: Path,
+                                                           store_url: str) -> None:
+    # three participants fill the conference: the CHF must not count (CH-08)
+    async with trio(tmp_path, store_url=store_url, conference_max_participants=3) as (
+            srv, (alice, bob, carol), (a_w, _b_w, _c_w)):
+        await bob.settings.publish(ServiceSettings(history_session=True))   # method 1
+        chat = await alice.groups.start(["bob", "carol"], subject="plans")
+        b_chat, c_chat = await _joined(bob), await _joined(carol)
+        await wait_until(lambda: chat.subscribed.is_set() and b_chat.subscribed.is_set()
+                         and c_chat.subscribed.is_set(), 10, what="subscriptions")
+        await chat.send("before")
+        await _got(bob, "before")
+        # C-CH-01 §13.1.1 step 2: the session has isfocus -> REFER to History@ with Refer-To
+        # the conference URI (the focus's Contact) and method=INVITE
+        assert await alice.history.record(chat, filename="plans", subscribe=True) == 202
+        refer = [r for r in a_w.requests("REFER") if str(r.uri).startswith("sip:History@")][-1]
+        assert str(refer.uri) == f"sip:History@{DOMAIN};historyfilename=plans"
+        refer_to = refer.headers.get("Refer-To") or ""
+        assert "sip:conf~" in refer_to and "method=INVITE" in refer_to
+        notify = await a_w.request("NOTIFY", direction="in",
+                                   where=lambda r: r.headers.get("Event") == "refer")
+        assert notify.body.startswith(b"SIP/2.0 200")
+        await chat.send("during")
+        await _got(carol, "during")
+        await c_chat.send("reply from carol")
+        await _got(alice, "reply from carol")
+        # CH-08: the conference is full (3 of 3) and still the recording runs; the focus
+        # refuses a fourth participant, and no NOTIFY lists the History function
+        assert await chat.add("dave") == 486
+        users = {u.entity for _, doc in _docs(a_w) for u in doc.users}
+        assert users == {f"sip:{u}@{DOMAIN}" for u in ("alice", "bob", "carol")}
+        # C-CH-02 §13.1.2: Refer-To the conference URI with method=BYE ends alice's
+        assert await alice.history.record(chat, start=False) == 202
+        await chat.send("after")
+        await _got(bob, "after")
+        assert await alice.history.record(chat, start=False) == 404
+        history = srv.store.history  # type: ignore[union-attr]
+        (rec,) = await history.of(f"alice@{DOMAIN}")
+        conf_uri = srv.roles.focus.conferences[0].uri  # type: ignore[union-attr]
+        assert rec.kind is HistoryKind.SESSION and rec.filename == "plans"
+        assert rec.peer == conf_uri.removeprefix("sip:") and rec.ended_at is not None
+        entries = await alice.history.fetch([f"{rec.id}@{DOMAIN}"])
+        # the INVITE / 200 of alice's own session with the focus, the SENDs, the BYE
+        assert entries[0].text.startswith("INVITE sip:Conference-Factory@")
+        assert entries[1].text.startswith("SIP/2.0 200")
+        assert entries[-1].text.startswith("BYE ")
+        sends = [e for e in entries if e.kind == "send"]
+        assert [e.text for e in sends] == ["during", "reply from carol"]
+        assert [e.sender for e in sends] == [f"sip:alice@{DOMAIN}", f"sip:carol@{DOMAIN}"]
+        # bob's by setting, from the first message on, until the conference ends
+        await chat.end()                      # the initiator leaves: released (§7.2.2.8)
+
+        async def closed() -> bool:
+            found = await history.of(f"bob@{DOMAIN}")
+            return len(found) == 1 and found[0].ended_at is not None
+
+        await wait_until(closed, what="bob's history closed")
+        (brec,) = await history.of(f"bob@{DOMAIN}")
+        texts = [i.text for i in await history.items(brec.id) if i.kind is ItemKind.SEND]
+        assert texts == ["before", "during", "reply from carol", "after"]
+        assert await history.of(f"carol@{DOMAIN}") == []
+
+
+async def test_refer_to_an_unknown_or_foreign_conference(tmp_path: Path) -> None:
+    async with trio(tmp_path) as (srv, (alice, bob, carol), _wires):
+        chat = await alice.groups.start(["bob"])
+        await _joined(bob)
+        # §13.2.2.2 step 1: carol is no participant -> 403; after release: 404
+        assert await carol.history.record(chat) == 403
+        await chat.end()
+        focus = srv.roles.focus
+        assert focus is not None
+        await wait_until(lambda: not focus.conferences, what="released")
+        assert await alice.history.record(chat) == 404
