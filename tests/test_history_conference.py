@@ -7,14 +7,20 @@ asserted on the wire, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from client_helpers import wait_event
 from simpleim.client import Account
 from simpleim.client.events import GroupMessageEvent
 from simpleim.content.poc_settings import ServiceSettings
+from simpleim.server.history import HistoryConfig, HistoryFunction, SessionRecorder
+from simpleim.server.media import Leg, MediaMessage, Room
+from simpleim.store.base import Store
 from simpleim.store.history import HistoryKind, ItemKind
 from test_server_conference import _docs, _joined, trio
+from test_server_media import FakeSession, _invite
 from waiting import wait_until
 
 DOMAIN = "example.test"
@@ -98,3 +104,63 @@ async def test_refer_to_an_unknown_or_foreign_conference(tmp_path: Path) -> None
         assert focus is not None
         await wait_until(lambda: not focus.conferences, what="released")
         assert await alice.history.record(chat) == 404
+
+
+# ---------------------------------------------------------------- the recorder in a room
+
+
+@dataclass(frozen=True)
+class _On:
+    history_session: bool = True
+    history_pager: bool = False
+
+
+class _Everyone:
+    def settings_of(self, aor: str, now: float) -> _On:
+        return _On()
+
+
+class _Private:
+    """A switch that sends ``@NAME text`` to NAME's leg only (a CPIM To naming one
+    participant, §7.2.3.4), anything else to every other leg."""
+
+    def route(self, room: Room, sender: Leg, message: MediaMessage
+              ) -> Sequence[tuple[Leg, MediaMessage]]:
+        if message.body.startswith(b"@"):
+            name = message.body[1:].split(b" ", 1)[0].decode()
+            return [(leg, message) for leg in room.legs if leg.name == name]
+        return [(leg, message) for leg in room.legs if leg is not sender]
+
+
+class _Party(FakeSession):
+    request = _invite()                                     # type: ignore[assignment]
+    response = _invite().create_response(200)               # type: ignore[assignment]
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name, takes_posts=True)
+
+
+async def test_private_message_only_in_its_parties_histories(store: Store) -> None:
+    function = HistoryFunction(store.history, _Everyone(), HistoryConfig(DOMAIN, quota=0))
+    room = Room(policy=_Private(), recorder=SessionRecorder(function), min_legs=0)
+    a, b, c = _Party("a"), _Party("b"), _Party("c")
+    for session, name in ((a, "a"), (b, "b"), (c, "c")):
+        room.add(session, name)  # type: ignore[arg-type]
+    a.inbox.put_nowait(MediaMessage("text/plain", b"to all"))
+    a.inbox.put_nowait(MediaMessage("text/plain", b"@c only for c"))
+    await wait_until(lambda: len(b.sent) == 1 and len(c.sent) == 2, what="copies")
+    room.end("done")
+
+    async def texts(user: str) -> list[str]:
+        (rec,) = await store.history.of(f"{user}@{DOMAIN}")
+        return [i.text for i in await store.history.items(rec.id)
+                if i.kind is ItemKind.SEND]
+
+    async def closed() -> bool:
+        recs = [await store.history.of(f"{u}@{DOMAIN}") for u in "abc"]
+        return all(len(r) == 1 and r[0].ended_at is not None for r in recs)
+
+    await wait_until(closed, what="histories closed")
+    assert await texts("a") == ["to all", "@c only for c"]
+    assert await texts("b") == ["to all"]
+    assert await texts("c") == ["to all", "@c only for c"]
