@@ -75,7 +75,8 @@ async def test_group_chat_recorded_by_refer_and_by_setting(tmp_path: Path,
         # the INVITE / 200 of alice's own session with the focus, the SENDs, the BYE
         assert entries[0].text.startswith("INVITE sip:Conference-Factory@")
         assert entries[1].text.startswith("SIP/2.0 200")
-        assert entries[-1].text.startswith("BYE ")
+        # stopped by REFER: the CHF's own leaving, with the reason
+        assert entries[-1].text.startswith("BYE ") and "stopped by the user" in entries[-1].text
         sends = [e for e in entries if e.kind == "send"]
         assert [e.text for e in sends] == ["during", "reply from carol"]
         assert [e.sender for e in sends] == [f"sip:alice@{DOMAIN}", f"sip:carol@{DOMAIN}"]
@@ -90,6 +91,9 @@ async def test_group_chat_recorded_by_refer_and_by_setting(tmp_path: Path,
         (brec,) = await history.of(f"bob@{DOMAIN}")
         texts = [i.text for i in await history.items(brec.id) if i.kind is ItemKind.SEND]
         assert texts == ["before", "during", "reply from carol", "after"]
+        # CH-04 step 6: the BYE the focus sent bob when the conference was released
+        bye = (await history.items(brec.id))[-1].content.decode()
+        assert bye.startswith("BYE ") and f"Call-ID: {b_chat.call_id}\r\n" in bye
         assert await history.of(f"carol@{DOMAIN}") == []
 
 
@@ -135,6 +139,8 @@ class _Private:
 class _Party(FakeSession):
     request = _invite()                                     # type: ignore[assignment]
     response = _invite().create_response(200)               # type: ignore[assignment]
+    bye_request = None
+    ended_by_peer = False
 
     def __init__(self, name: str) -> None:
         super().__init__(name, takes_posts=True)

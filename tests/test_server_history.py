@@ -235,6 +235,38 @@ async def test_storage_full_stops_recording_and_sends_a_system_message(tmp_path:
         assert len(notes) == 1 and "storage is full" in notes[0].body
 
 
+async def test_storage_full_during_a_recorded_session(tmp_path: Path) -> None:
+    """§13.2.3 step 3: a SEND that does not fit stops the recording (the stored part kept,
+    the BYE headers stored with the reason), a System Message; the session goes on."""
+    async with pair(tmp_path, pf_media="b2bua", history_quota=4000) as (srv, alice, bob,
+                                                                        _a, _b):
+        await bob.settings.publish(ServiceSettings(history_session=True))
+        chat, bob_chat = await _chat(alice, bob)
+        await chat.send("fits")
+        await _got(bob, "fits")
+        big = "y" * 20000
+        await chat.send(big)
+        await _got(bob, big)                              # delivered, not recorded
+        history = _store(srv).history
+
+        async def stopped() -> bool:
+            found = await history.of(f"bob@{DOMAIN}")
+            return len(found) == 1 and found[0].ended_at is not None
+
+        await wait_until(stopped, what="recording stopped")
+        await bob_chat.send("after")
+        await _got(alice, "after")
+        (rec,) = await history.of(f"bob@{DOMAIN}")
+        items = await history.items(rec.id)
+        assert [i.text for i in items if i.kind is ItemKind.SEND] == ["fits"]
+        last = items[-1].content.decode()
+        assert last.startswith("BYE ") and "history storage full" in last
+        assert "Reason: SIP;" in last
+        notes = await _store(srv).system_messages.of(f"bob@{DOMAIN}")
+        assert len(notes) == 1 and "storage is full" in notes[0].body
+        await chat.end()
+
+
 async def test_retrieval_checks(store_url: str) -> None:
     async with server_on(store_url) as srv:
         owner = f"bob@{test_server_helpers.DOMAIN}"
@@ -316,7 +348,10 @@ async def test_session_recorded_by_setting_through_the_b2bua(tmp_path: Path,
                                              "headers"]
         assert entries[0].text.startswith("INVITE sip:bob@")
         assert entries[1].text.startswith("SIP/2.0 200")
-        assert entries[-1].text.startswith("BYE ")
+        # CH-04 step 6: the BYE that ended it - alice's own, sent to the server's contact
+        bye = entries[-1].text
+        assert bye.startswith("BYE ") and not bye.startswith("BYE sip:bob@")
+        assert f"Call-ID: {chat.call_id}\r\n" in bye
         sends = [e for e in entries if e.kind == "send"]
         assert [e.text for e in sends] == ["one", "two", "three"]
         assert all(e.content_type == "message/msrp" and e.message_id for e in sends)
@@ -333,6 +368,13 @@ async def test_recording_started_and_stopped_by_refer(tmp_path: Path) -> None:
         assert await alice.history.record(chat, start=True, filename="trip",
                                           subscribe=True) == 202
         refer = a_wire.requests("REFER")[-1]  # (after the 407 challenge)
+        # CH-02 step 1a: the REFER without credentials (no asserted identity yet) is
+        # challenged by the core - a 407 the client answers - not refused 401 / 403
+        (first, *_) = a_wire.requests("REFER")
+        assert first.headers.get("Proxy-Authorization") is None
+        (challenge,) = a_wire.responses("REFER", 407, direction="in")
+        assert challenge.headers.get("Proxy-Authenticate", "").startswith("Digest ")
+        assert refer.headers.get("Proxy-Authorization", "").startswith("Digest ")
         assert str(refer.uri) == f"sip:History@{DOMAIN};historyfilename=trip"
         assert "method=INVITE" in (refer.headers.get("Refer-To") or "")
         # RFC 3515 implicit subscription: NOTIFY with a message/sipfrag of the outcome

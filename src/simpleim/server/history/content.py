@@ -49,7 +49,7 @@ __all__ = [
 HISTORY_NS = "urn:oma:xml:history-list"
 #: §13.2.3 step 5: the relevant headers of the INVITE / 200 / BYE of a recorded session.
 SESSION_HEADERS = ("From", "To", "P-Asserted-Identity", "Subject", "Date", "Call-ID",
-                   "Contact", "Conversation-ID", "Contribution-ID")
+                   "Contact", "Conversation-ID", "Contribution-ID", "Reason")
 #: what a stored MESSAGE keeps of its delivery: not the routing of the attempt
 _HOP_BY_HOP = frozenset({"via", "route", "record-route", "max-forwards", "authorization",
                          "proxy-authorization", "proxy-require", "content-length"})

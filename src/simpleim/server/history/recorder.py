@@ -33,7 +33,7 @@ from urllib.parse import unquote
 from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.server.history.content import is_notification, new_id, send_item, sipfrag_item
 from simpleim.server.history.function import HistoryFunction, aor_of
-from simpleim.server.media.api import MediaMessage
+from simpleim.server.media.api import MediaMessage, ServerSession
 from simpleim.server.media.room import Leg, Room
 from simpleim.sip.headers import Address, Headers
 from simpleim.sip.message import SipRequest
@@ -46,6 +46,9 @@ log = logging.getLogger("simpleim.server.history")
 
 #: OMA SIMPLE IM §9.1.1.2: the feature tag of a Large Message Mode INVITE
 LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
+#: how long a closing room's sessions may take to finish their BYEs before the histories
+#: are closed without them (seconds)
+BYE_WAIT = 5.0
 
 
 class RoomSource(Protocol):
@@ -69,6 +72,9 @@ class _Recording:
     history: str
     owner: str
     invite: SipRequest
+    #: the sessions whose BYE ends this recording (a 1-1 session: both legs; a conference:
+    #: the owner's own session with the focus)
+    sessions: tuple[ServerSession, ...] = ()
     stopped: bool = False
 
 
@@ -158,9 +164,11 @@ class SessionRecorder:
             return None
         conference = self._conference(room)
         first = legs[0].session
+        sessions = tuple(leg.session for leg in legs)
         if conference is not None:
             # the owner's own session with the focus: its INVITE / 200 (§13.3.1.2 step 3)
             first = next((leg.session for leg in legs if _leg_aor(leg) == owner), first)
+            sessions = (first,)
         kind = HistoryKind.LARGE if is_large(first.request) else HistoryKind.SESSION
         now = self._fn_clock()
         hid = new_id()
@@ -178,7 +186,7 @@ class SessionRecorder:
                                direction="" if kind is HistoryKind.SESSION else
                                ("out" if _leg_aor(legs[0]) == owner else "in"))
         await self._fn.repo.create(record, items)
-        recording = _Recording(hid, owner, first.request)
+        recording = _Recording(hid, owner, first.request, sessions)
         self._state(room).recordings[owner] = recording
         log.info("recording session %s for %s as %s", first.call_id, owner, hid)
         return recording
@@ -215,19 +223,18 @@ class SessionRecorder:
         return await self.start(room, requester, filename)
 
     async def _end(self, room: Room, recording: _Recording, reason: str) -> None:
-        """§13.2.3 step 6 (BYE headers) and §13.2.7: stop and close the history."""
+        """§13.2.3 step 6 (BYE headers) and §13.2.7: stop and close the history.  The BYE
+        stored is the one that ended the session (the peer's first); when the recording
+        ends on its own (REFER method=BYE, storage full) the CHF's own leaving, a BYE with
+        the session's From / To / Call-ID and a Reason."""
         if recording.stopped:
             return
         recording.stopped = True
         now = self._fn_clock()
-        invite = recording.invite
-        h = Headers()
-        for name in ("From", "To", "Call-ID"):
-            value = invite.headers.get(name)
-            if value is not None:
-                h.add(name, value)
-        h.add("Reason", f'SIP;text="{reason[:100]}"')
-        bye = SipRequest("BYE", invite.uri, h)
+        ended = [s.bye_request for s in sorted(recording.sessions,
+                                               key=lambda s: not s.ended_by_peer)
+                 if s.closed.is_set() and s.bye_request is not None]
+        bye = ended[0] if ended else self._own_bye(recording.invite, reason)
         try:
             await self._fn.repo.append(sipfrag_item(
                 bye, history=recording.history, owner=recording.owner,
@@ -236,11 +243,29 @@ class SessionRecorder:
         except SimpleImError as exc:
             log.error("history %s not closed: %s", recording.history, exc)
 
+    @staticmethod
+    def _own_bye(invite: SipRequest, reason: str) -> SipRequest:
+        h = Headers()
+        for name in ("From", "To", "Call-ID"):
+            value = invite.headers.get(name)
+            if value is not None:
+                h.add(name, value)
+        h.add("Reason", f'SIP;text="{reason[:100]}"')
+        return SipRequest("BYE", invite.uri, h)
+
     async def _until_end(self, room: Room) -> None:
         await room.ended.wait()
         state = self._rooms.pop(room, None)
         if state is None:
             return
+        # the sessions' BYEs (the room's own BYEs to the remaining legs are on their way)
+        sessions = {s for r in state.recordings.values() for s in r.sessions}
+        waits = [asyncio.ensure_future(s.closed.wait()) for s in sessions
+                 if not s.closed.is_set()]
+        if waits:
+            _, pending = await asyncio.wait(waits, timeout=BYE_WAIT)
+            for task in pending:
+                task.cancel()
         for recording in state.recordings.values():
             await self._end(room, recording, room.end_reason or "session ended")
 

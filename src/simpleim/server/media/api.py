@@ -142,6 +142,11 @@ class ServerSession(Protocol):
         """The initial INVITE (received, or sent to the contact that answered)."""
 
     @property
+    def bye_request(self) -> SipRequest | None:
+        """The BYE that ended the session (received from the peer, or sent), None while it
+        runs or when it ended without one (timer, MSRP loss)."""
+
+    @property
     def response(self) -> SipResponse:
         """The 2xx that established the session (sent or received)."""
 

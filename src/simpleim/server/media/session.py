@@ -55,6 +55,8 @@ class MediaSession:
         self.dialog = dialog
         self._request = request
         self._response = response
+        #: the BYE received or sent (ServerSession.bye_request)
+        self.bye_request: SipRequest | None = None
         self._peer = peer
         self.dest = dest
         self.local_sdp = local_sdp

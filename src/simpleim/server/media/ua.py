@@ -493,6 +493,8 @@ class ServerUserAgent:
             hdrs.append(("Allow", UA_ALLOW))
         req = dialog.create_request(method, headers=hdrs, body=body,
                                     content_type=content_type)
+        if method == "BYE":
+            session.bye_request = req
         dest = self._dest_of(dialog, session.dest) if dialog.route_set else session.dest
         resp = await self.endpoint.request(req, dest)
         if method != "BYE":
@@ -531,6 +533,7 @@ class ServerUserAgent:
             inc.reply(exc.status, headers=[("Server", self.config.product)])
             return
         if req.method == "BYE":
+            session.bye_request = req
             inc.reply(200, headers=[("Server", self.config.product)])
             session.finish("BYE from peer", by_peer=True)
         elif req.method in ("INVITE", "UPDATE"):
