@@ -63,6 +63,25 @@ def test_group_and_xcap_commands(tmp_path: Path) -> None:
         done = run_cli(["xcap", "get", sel, "--etag", *acct], env=env)
         assert done.returncode == 0 and 'uri="sip:dave@localhost"' in done.stdout
         assert re.search(r"etag [0-9a-f]+", done.stderr)
+        # group add / remove: one element PUT / DELETE each, the rest of the document kept
+        done = run_cli(["group", "add", "friends", "Erin=sip:erin@localhost", "carol", *acct],
+                       env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["sip:erin@localhost added to friends",
+                                            "sip:carol@localhost updated in friends"]
+        done = run_cli(["group", "remove", "friends", "bob", *acct], env=env)
+        assert done.returncode == 0 and done.stdout.strip() == \
+            "sip:bob@localhost removed from friends"
+        done = run_cli(["group", "show", "friends", *acct], env=env)
+        assert '<entry uri="sip:erin@localhost"><rl:display-name>Erin' in done.stdout
+        assert 'uri="sip:bob@localhost"' not in done.stdout
+        assert "<max-participant-count>10</max-participant-count>" in done.stdout
+        assert done.stdout.count('uri="sip:carol@localhost"') == 1
+        done = run_cli(["group", "remove", "friends", "bob", *acct], env=env)
+        assert done.returncode == 5 and "404" in done.stderr          # not a member
+        done = run_cli(["group", "add", "nope", "bob", *acct], env=env)
+        # no such group: RFC 4825 §8.2.1 409 <no-parent> (exit 1)
+        assert done.returncode == 1 and "no-parent" in done.stderr
         # bob cannot read alice's tree (403 -> exit 9); a missing document is exit 5
         done = run_cli(["xcap", "get", "org.openmobilealliance.groups/users/"
                         "sip:alice@localhost/friends", "--account", "bob@localhost",

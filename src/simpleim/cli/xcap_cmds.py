@@ -10,7 +10,9 @@
 * ``group create NAME [MEMBER...]`` writes a pre-defined group (the Shared Group XDMS
   document the Controlling Function reads), ``--uri`` (default ``sip:NAME@DOMAIN``),
   ``--subject``, ``--max N``, ``--chat`` (Appendix Q ``<imusage>chat``: a chat room anyone
-  may join), ``--block URI``; ``group show NAME``, ``group list``, ``group delete NAME``.
+  may join), ``--block URI``; ``group show NAME``, ``group list``, ``group delete NAME``;
+  ``group add NAME MEMBER...`` / ``group remove NAME MEMBER...`` edit a stored group's
+  members one element PUT / DELETE each (the rest of the document is left as it is).
 * ``deferred list``: the deferred-message metadata (§12.1.2, Appendix J), one line each.
 
 The XCAP root comes from ``--xcap-root``, ``SIMPLEIM_XCAP_ROOT`` or ``xcap_root`` in the
@@ -170,6 +172,17 @@ def run_group(args: argparse.Namespace) -> int:
             print(f"group {args.name} {spec.uri} "
                   f"{'created' if resp.status == 201 else 'replaced'}", flush=True)
             return 0
+        if args.group_action in ("add", "remove"):
+            for text in args.members:
+                uri, display = _member(text, domain)
+                if args.group_action == "add":
+                    resp = await client.add_member(args.name, uri, display)
+                    done = "added to" if resp.status == 201 else "updated in"
+                else:
+                    await client.remove_member(args.name, uri)
+                    done = "removed from"
+                print(f"{uri} {done} {args.name}", flush=True)
+            return 0
         if args.group_action == "list":
             for name in await client.group_names():
                 print(name, flush=True)
@@ -250,6 +263,13 @@ def add_xcap_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
                          ("delete", "delete a group")):
         p = gsub.add_parser(action, parents=[common], help=what)
         p.add_argument("name")
+        p.set_defaults(func=run_group)
+    for action, what in (("add", "add members to a stored group (or change their names)"),
+                         ("remove", "remove members from a stored group")):
+        p = gsub.add_parser(action, parents=[common], help=what)
+        p.add_argument("name", help="the group's document name")
+        p.add_argument("members", nargs="+", metavar="MEMBER",
+                       help="bob, bob@example.com, sip:bob@example.com or Bob=sip:bob@...")
         p.set_defaults(func=run_group)
     p = gsub.add_parser("list", parents=[common], help="your groups")
     p.set_defaults(func=run_group)

@@ -311,6 +311,27 @@ class XcapClient:
     async def get_group(self, name: str) -> XcapResponse:
         return await self.get(self.document_url(AUID_GROUPS, name))
 
+    async def add_member(self, name: str, uri: str,
+                         display_name: str | None = None) -> XcapResponse:
+        """Add ``uri`` to the stored group ``name`` by an element PUT of its ``<entry>``
+        (RFC 4825 §8.2.3): 201 added, 200 already a member (entry replaced, e.g. a new
+        display name); XcapError 409 (``<no-parent>``, RFC 4825 §8.2.1) when there is no such
+        group."""
+        entry = (f'<entry xmlns="{_LS}" xmlns:rl="{_RL}" uri={quoteattr(uri)}>'
+                 + (f"<rl:display-name>{escape(display_name)}</rl:display-name>"
+                    if display_name else "") + "</entry>").encode()
+        resp = await self.put(self.document_url(AUID_GROUPS, name, _member_selector(uri)),
+                              entry, "application/xcap-el+xml")
+        _raise_for(resp)
+        return resp
+
+    async def remove_member(self, name: str, uri: str) -> XcapResponse:
+        """Remove ``uri`` from the stored group ``name`` (element DELETE, RFC 4825 §8.3);
+        XcapError 404 when it is not a member or there is no such group."""
+        resp = await self.delete(self.document_url(AUID_GROUPS, name, _member_selector(uri)))
+        _raise_for(resp)
+        return resp
+
     async def delete_group(self, name: str) -> XcapResponse:
         current = await self.get_group(name)
         resp = await self.delete(self.document_url(AUID_GROUPS, name))
@@ -349,6 +370,11 @@ class XcapClient:
         resp = await self.get(self.document_url(AUID_CONV_HISTORY, "conv-history"))
         _raise_for(resp)
         return parse_history_list(resp.body)
+
+
+def _member_selector(uri: str) -> str:
+    """The node selector of a group member's ``<entry>`` (RFC 4825 §6.3)."""
+    return f"group/list-service/list/entry[@uri={quoteattr(uri)}]"
 
 
 def _quoted(tag: str) -> str:
