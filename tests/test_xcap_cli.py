@@ -91,11 +91,23 @@ def test_group_and_xcap_commands(tmp_path: Path) -> None:
         assert done.returncode == 5
         done = run_cli(["deferred", "list", *acct], env=env)
         assert done.returncode == 0 and done.stdout.strip() == "0 deferred message(s)"
-        # bob writes to alice, who is not registered: stored (202), listed in the metadata
-        done = run_cli(["send", "alice@localhost", "see you at noon", "--account",
-                        "bob@localhost", "--password", "bobpw", "--proxy",
+        # bob records his messages (hist-activation), then writes to alice, who is not
+        # registered: stored (202), listed in the metadata
+        bob = ["--account", "bob@localhost", "--password", "bobpw"]
+        done = run_cli(["history", "on", "--messages", *bob, "--proxy", f"127.0.0.1:{port}"],
+                       env=env)
+        assert done.returncode == 0, done.stderr
+        done = run_cli(["send", "alice@localhost", "see you at noon", *bob, "--proxy",
                         f"127.0.0.1:{port}"], env=env)
         assert done.returncode == 0, done.stderr
+        # C-CH-04 §13.1.4: bob's history metadata from the IM XDMS over XCAP
+        done = run_cli(["history", "metadata", *bob], env=env)
+        assert done.returncode == 0, done.stderr
+        row, count = done.stdout.strip().splitlines()
+        assert count == "1 history(ies)"
+        _date, mode, sender, recipient, ref, _size, _subj = row.split("\t")
+        assert (mode, sender, recipient) == ("pager", "bob@localhost", "alice@localhost")
+        assert ref.endswith("@localhost")
         done = run_cli(["deferred", "list", *acct], env=env)
         assert done.returncode == 0, done.stderr
         first, last = done.stdout.strip().splitlines()

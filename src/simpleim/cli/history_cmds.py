@@ -25,6 +25,7 @@ from dataclasses import asdict, replace
 
 from simpleim.cli.client import _EPILOG, _common
 from simpleim.cli.client_run import _fail, _run, exit_code_for
+from simpleim.cli.xcap_cmds import add_history_metadata
 from simpleim.client.account import Account
 from simpleim.client.history import HistoryPage
 
@@ -169,3 +170,4 @@ def add_history_commands(
     p.add_argument("refs", nargs="*", metavar="REF", help="history reference")
     p.add_argument("--all", action="store_true", help="every stored history")
     p.set_defaults(func=run_history_delete)
+    add_history_metadata(hsub)  # history metadata: the XDMS document over XCAP (§13.1.4)

@@ -13,7 +13,8 @@
   may join), ``--block URI``; ``group show NAME``, ``group list``, ``group delete NAME``;
   ``group add NAME MEMBER...`` / ``group remove NAME MEMBER...`` edit a stored group's
   members one element PUT / DELETE each (the rest of the document is left as it is).
-* ``deferred list``: the deferred-message metadata (§12.1.2, Appendix J), one line each.
+* ``deferred list``: the deferred-message metadata (§12.1.2, Appendix J), one line each;
+  ``history metadata``: the conversation history metadata (§13.1.4), one line each.
 
 The XCAP root comes from ``--xcap-root``, ``SIMPLEIM_XCAP_ROOT`` or ``xcap_root`` in the
 client config.  Exit codes are those of the other client commands (3: authentication
@@ -40,8 +41,8 @@ from simpleim.client.xcap import (
 from simpleim.errors import ConfigError, SimpleImError, XcapError
 from simpleim.transport import tls
 
-__all__ = ["add_xcap_commands", "add_deferred_list", "run_deferred_list", "run_group",
-           "run_xcap"]
+__all__ = ["add_xcap_commands", "add_deferred_list", "add_history_metadata",
+           "run_deferred_list", "run_group", "run_history_metadata", "run_xcap"]
 
 _MIME = {
     "xcap-caps": "application/xcap-caps+xml",
@@ -211,6 +212,29 @@ def run_deferred_list(args: argparse.Namespace) -> int:
         return 0
 
     return _run("deferred list", args, body)
+
+
+def run_history_metadata(args: argparse.Namespace) -> int:
+    async def body(client: XcapClient, cfg: ClientConfig) -> int:
+        items = await client.history_list()
+        for item in items:
+            print(f"{item.date}\t{item.mode}\t{item.sender}\t{item.recipient}\t"
+                  f"{item.reference}\t{item.size if item.size is not None else '-'}\t"
+                  f"{item.subject}", flush=True)
+        print(f"{len(items)} history(ies)", flush=True)
+        return 0
+
+    return _run("history metadata", args, body)
+
+
+def add_history_metadata(
+    hsub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """``history metadata`` (added to the ``history`` command of :mod:`history_cmds`)."""
+    p = hsub.add_parser("metadata", parents=[_xcap_common()],
+                        help="the history metadata over XCAP (§13.1.4): date, mode, sender, "
+                             "recipient, reference, size, subject")
+    p.set_defaults(func=run_history_metadata)
 
 
 def add_deferred_list(
