@@ -170,3 +170,30 @@ async def test_private_message_only_in_its_parties_histories(store: Store) -> No
     assert await texts("a") == ["to all", "@c only for c"]
     assert await texts("b") == ["to all"]
     assert await texts("c") == ["to all", "@c only for c"]
+
+
+async def test_history_in_the_adhoc_list_records_for_the_inviter(tmp_path: Path) -> None:
+    # §13.1.1 step 1b: sip:History@DOMAIN in the URI list of the ad-hoc INVITE; with a
+    # maximum of 2 the list (bob + History@) still fits: the CHF is not counted (CH-08)
+    async with trio(tmp_path, conference_max_participants=2) as (
+            srv, (alice, bob, _carol), (a_w, b_w, _c_w)):
+        chat = await alice.groups.start(["bob", f"History@{DOMAIN}"])
+        b_chat = await _joined(bob)
+        invite = a_w.requests("INVITE")[-1]
+        assert f"sip:History@{DOMAIN}".encode() in invite.body
+        await wait_until(lambda: chat.subscribed.is_set() and b_chat.subscribed.is_set(),
+                         10, what="subscriptions")
+        await chat.send("recorded from the start")
+        await _got(bob, "recorded from the start")
+        await b_chat.send("and the answer")
+        await _got(alice, "and the answer")
+        # nobody INVITEd History@ (bob's INVITE is the only one the focus sent)
+        assert [str(r.uri).split("@")[0] for r in b_w.requests("INVITE", "in")] == ["sip:bob"]
+        users = {u.entity for _, doc in _docs(a_w) for u in doc.users}
+        assert users == {f"sip:alice@{DOMAIN}", f"sip:bob@{DOMAIN}"}
+        history = srv.store.history  # type: ignore[union-attr]
+        (rec,) = await history.of(f"alice@{DOMAIN}")
+        texts = [i.text for i in await history.items(rec.id) if i.kind is ItemKind.SEND]
+        assert texts == ["recorded from the start", "and the answer"]
+        assert await history.of(f"bob@{DOMAIN}") == []
+        await chat.end()

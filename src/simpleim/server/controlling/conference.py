@@ -133,6 +133,22 @@ class ConferenceLimits:
 class AdHocInvite:
     recipients: tuple[Entry, ...]
     anonymous: bool
+    #: ``sip:History@DOMAIN`` was in the list (§13.1.1 step 1b): record for the inviter; the
+    #: History function is no recipient and not counted (CH-08)
+    record: bool = False
+
+
+#: Appendix F.2: the Conversation History Function's user part
+HISTORY_USER = "History"
+
+
+def _is_history(uri: str, host: str) -> bool:
+    try:
+        parsed = parse_uri(uri, "resource-lists/entry")
+    except SimpleImError:
+        return False
+    return isinstance(parsed, SipUri) and (parsed.user or "").lower() == HISTORY_USER.lower() \
+        and parsed.bare_host.lower() == host.lower()
 
 
 def _refuse(status: int, reason: str | None, host: str, text: str) -> Reply:
@@ -170,7 +186,8 @@ def parse_adhoc_invite(req: SipRequest, limits: ConferenceLimits) -> AdHocInvite
             return _refuse(413, None, host, f"recipient list too large: {exc.detail}")
         return _refuse(400, "Bad Request", host, f"bad recipient list: {exc.detail}")
     inviter = str(req.from_addr.uri)
-    recipients = tuple(e for e in doc.recipients() if not same_user(e.uri, inviter))
+    listed = [e for e in doc.recipients() if not same_user(e.uri, inviter)]
+    recipients = tuple(e for e in listed if not _is_history(e.uri, host))
     if not recipients:
         return _refuse(400, "Bad Request", host, "empty recipient list")
     if len(recipients) + 1 > limits.max_participants:
@@ -186,7 +203,7 @@ def parse_adhoc_invite(req: SipRequest, limits: ConferenceLimits) -> AdHocInvite
                          for p in v.split(";")]
     if anonymous and not limits.allow_anonymity:
         return _refuse(403, None, host, W_ANONYMITY_NOT_ALLOWED)  # §7.2.1.2 step 3
-    return AdHocInvite(recipients, anonymous)
+    return AdHocInvite(recipients, anonymous, record=len(recipients) < len(listed))
 
 
 # ---------------------------------------------------------------- conference state

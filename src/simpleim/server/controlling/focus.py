@@ -36,7 +36,7 @@ import secrets
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from simpleim.content.conference_info import CONFERENCE_INFO_CONTENT_TYPE
 from simpleim.content.resource_lists import Entry
@@ -139,6 +139,15 @@ class Running:
     referrers: dict[str, str] = field(default_factory=dict)
     #: participant URI -> file transfer capability from its Contact (CR Change 1)
     ft: dict[str, FtSupport] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ConferenceRecorder(Protocol):
+    """The Conversation History Function's recorder as the focus starts it for an inviter
+    who listed ``sip:History@DOMAIN`` (§13.1.1 step 1b)."""
+
+    def want(self, room: Room, owner: str) -> None:
+        """Record ``room`` for ``owner`` from the moment the owner is in it."""
 
 
 class ConferenceSwitch:
@@ -320,10 +329,13 @@ class ConferenceFocus:
         for entry in parsed.recipients:
             conf, _ = conf.step(entry.uri, ParticipantInput.INVITED, when=_now_text(now),
                                 display=entry.display_name, by=creator)
-        await self._start(inc, conf, parsed.recipients, remote)
+        # §13.1.1 step 1b: History@DOMAIN in the list - the CHF records for the inviter
+        await self._start(inc, conf, parsed.recipients, remote,
+                          record_for=requester if parsed.record else None)
 
     async def _start(self, inc: IncomingRequest, conf: Conference,
-                     recipients: Sequence[Entry], remote: MsrpMedia) -> None:
+                     recipients: Sequence[Entry], remote: MsrpMedia,
+                     record_for: str | None = None) -> None:
         """A new conference: stored, its invitations sent (§7.2.2.2), and the initiator
         answered when the first invitee answered (§7.2.1.2 / §7.2.1.3), at once when the
         session invites nobody (a chat room)."""
@@ -336,6 +348,8 @@ class ConferenceFocus:
                           self._contact(inc, conf_uri))
         running.room.policy = ConferenceSwitch(running)
         self._running[conf_uri] = running
+        if record_for is not None and isinstance(self._recorder, ConferenceRecorder):
+            self._recorder.want(running.room, record_for)       # before anyone's 200
         if conf.group is not None:
             self._by_group[conf.group] = conf_uri
         try:

@@ -83,6 +83,8 @@ class _RoomState:
     recordings: dict[str, _Recording] = field(default_factory=dict)
     #: parties whose settings were looked at already (method 1 decided once per party)
     checked: set[str] = field(default_factory=set)
+    #: owners to record from the moment they are in the room (History@ in an ad-hoc list)
+    wanted: set[str] = field(default_factory=set)
     watcher: asyncio.Task[None] | None = None
 
 
@@ -140,6 +142,11 @@ class SessionRecorder:
 
     def attach_conferences(self, focus: ConferenceRooms) -> None:
         self._conferences = focus
+
+    def want(self, room: Room, owner: str) -> None:
+        """§13.1.1 step 1b: record ``room`` for ``owner`` from its first message on once
+        the owner is a party (the focus calls it before the owner's 200)."""
+        self._state(room).wanted.add(owner)
 
     def _conference(self, room: Room) -> str | None:
         return self._conferences.conference_of(room) if self._conferences is not None \
@@ -273,7 +280,8 @@ class SessionRecorder:
     def recording(self, room: Room) -> bool:
         """A party of ``room`` records sessions by setting, or a recording runs in it."""
         state = self._rooms.get(room)
-        if state is not None and any(not r.stopped for r in state.recordings.values()):
+        if state is not None and (state.wanted or any(
+                not r.stopped for r in state.recordings.values())):
             return True
         return bool(self._by_setting(room))
 
@@ -313,6 +321,10 @@ class SessionRecorder:
                 if aor not in state.recordings:
                     await self._begin(room, aor, None)
             state.checked.update(parties)
+        for aor in [a for a in state.wanted if a in parties]:
+            state.wanted.discard(aor)
+            if aor not in state.recordings:
+                await self._begin(room, aor, None)
         author = _leg_aor(sender)
         audience = {author, *(_leg_aor(leg) for leg in to)}
         for recording in list(state.recordings.values()):
