@@ -25,6 +25,7 @@ from simpleim.server.deferred.large import (
     parse_stored_large,
     pushed_large,
     stored_large,
+    with_bye,
 )
 from simpleim.sip.header_values import MediaType
 from simpleim.sip.message import Headers, SipRequest, SipResponse, parse_message
@@ -97,6 +98,31 @@ def test_stored_and_pushed_format_round_trip() -> None:
     plain = large_as_message(large, f"carol@{DOMAIN}")
     assert plain is not None and plain.method == "MESSAGE" and plain.call_id == "3413an89KU"
     assert plain.headers.get("CSeq") == "1 MESSAGE"
+    # §12.2.2.3 step 3: the relevant headers of the BYE join the stored message
+    bye = SipRequest("BYE", invite.uri, [
+        ("Via", "SIP/2.0/TCP 127.0.0.1:5999;branch=z9hG4bKy"), ("Max-Forwards", "70"),
+        ("From", "<sip:alice@example.test>;tag=786"), ("To", "<sip:carol@example.test>;tag=9"),
+        ("Call-ID", "3413an89KU"), ("CSeq", "2 BYE"),
+        ("P-Asserted-Identity", "<sip:alice@example.test>"),
+        ("Reason", 'SIP;cause=200;text="done"')])
+    raw_bye = with_bye(raw, bye, anonymous=True)
+    assert raw_bye is not None and with_bye(raw_bye, bye, anonymous=True) is None  # once
+    closed = parse_message(raw_bye)
+    assert isinstance(closed, SipRequest)
+    large = parse_stored_large(closed)
+    assert large is not None and large.bye is not None and large.answer is not None
+    kept_bye = parse_message(large.bye)
+    assert isinstance(kept_bye, SipRequest) and kept_bye.method == "BYE"
+    assert kept_bye.headers.get("CSeq") == "2 BYE" and kept_bye.call_id == "3413an89KU"
+    assert kept_bye.headers.get("Reason") == 'SIP;cause=200;text="done"'
+    assert "via" not in kept_bye.headers and "max-forwards" not in kept_bye.headers
+    assert "p-asserted-identity" not in kept_bye.headers              # anonymity asked
+    assert large.send.body == b"Hi, Alice! I'm Bob!"
+    # the push still carries INVITE, 200 and SEND only (§12.2.2.5)
+    body, ctype = pushed_large(large, extra)
+    parts = parse_multipart(body, MediaType.parse(ctype).boundary or "")
+    assert [p.content_type for p in parts] == ["message/sip", "message/sip", "message/msrp"]
+    assert with_bye(b"not a request", bye, anonymous=False) is None
 
 
 def _sends(msrp: MsrpWire, account: Account) -> list[MsrpRequest]:
@@ -119,12 +145,30 @@ async def test_large_message_to_offline_user_is_stored_then_pushed(
         assert parse_sdp(ok.body).media[0].has("recvonly")
         assert (ok.headers.get("Server") or "").startswith("IM-serv/OMA1.0")
         assert server.roles is not None
+        # whoever ended the session first sent the BYE (alice after the 200, or the DMF)
+        byes = await wait_until(lambda: a_wire.requests("BYE", "out")
+                                or a_wire.requests("BYE", "in"), 10, what="BYE")
+        a_bye = byes[0]
+        roles = server.roles
+
+        async def bye_kept() -> bool:
+            (row,) = await roles.deferred.stored(f"carol@{DOMAIN}")
+            got = parse_message(row.request)
+            return isinstance(got, SipRequest) and b"\r\nBYE " in got.body
+
+        await wait_until(bye_kept, 10, what="the BYE's headers stored with the message")
         (stored,) = await server.roles.deferred.stored(f"carol@{DOMAIN}")
         assert stored.request.startswith(b"INVITE ")
         kept = parse_message(stored.request)
         assert isinstance(kept, SipRequest)
         large = parse_stored_large(kept)
         assert large is not None and large.send.message_id
+        # §12.2.2.3 step 3: the relevant headers of the session's BYE are kept with it
+        assert large.bye is not None
+        kept_bye = parse_message(large.bye)
+        assert isinstance(kept_bye, SipRequest) and kept_bye.call_id == invite.call_id
+        assert kept_bye.headers.get("CSeq") == a_bye.headers.get("CSeq")
+        assert "via" not in kept_bye.headers
         assert stored.sender == f"alice@{DOMAIN}"
         carol = Account(client_config("carol", port, tmp_path, "tcp"))
         c_wire = SipWire(carol)

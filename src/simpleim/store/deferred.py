@@ -82,6 +82,15 @@ class DeferredRepository:
             found = [m for m in found if m.id in wanted]
         return found
 
+    async def replace_request(self, message_id: str, request: bytes) -> bool:
+        """Replace the stored request of one message (the large message's BYE headers added
+        after the session ended, §12.2.2.3 step 3); False when it is gone (delivered or
+        deleted meanwhile)."""
+        (count,) = await self._db.execute([(
+            "UPDATE deferred_messages SET request = ? WHERE id = ?",
+            (base64.b64encode(request).decode("ascii"), message_id))])
+        return count > 0
+
     async def get(self, message_id: str) -> DeferredMessage | None:
         rows = await self._db.fetch(
             f"SELECT {_COLUMNS} FROM deferred_messages WHERE id = ?", (message_id,))

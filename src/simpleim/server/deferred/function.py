@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -41,6 +41,7 @@ from simpleim.server.deferred.large import (
     parse_stored_large,
     pushed_large,
     stored_large,
+    with_bye,
 )
 from simpleim.server.deferred.message import (
     DEFERRED_ID_HEADER,
@@ -180,18 +181,17 @@ class DeferredMessagingFunction:
         except SessionRefused as exc:
             log.info("large message for %s not taken: %s", recipient, exc)
             return True
-        stored = 0
+        kept: list[DeferredMessage] = []
         try:
             async with asyncio.timeout(cfg.large_timeout):
                 async for event in session.events():
                     if isinstance(event, MediaMessage):
                         try:
-                            await self._store_large(session, event, recipient)
+                            kept.append(await self._store_large(session, event, recipient))
                         except SimpleImError:
                             session.acknowledge(event, 403)     # not kept: refused (RFC 4975 §10)
                             raise
                         session.acknowledge(event)      # write before acknowledge: the 200
-                        stored += 1
                     else:
                         break
         except TimeoutError:
@@ -201,12 +201,31 @@ class DeferredMessagingFunction:
             # StorageError: not stored; the session ends without it (the sender sees BYE)
             log.error("large message for %s not stored: %s", recipient, exc)
         finally:
-            await session.bye("deferred large message stored" if stored else
+            await session.bye("deferred large message stored" if kept else
                               "no large message")
+        await self._keep_bye(session, kept)
         return True
 
+    async def _keep_bye(self, session: ServerSession, kept: Sequence[DeferredMessage]) -> None:
+        """§12.2.2.3 step 3: the relevant headers of the BYE that ended the session (the
+        sender's, or ours) join each message stored from it - unless it is already gone."""
+        bye = session.bye_request
+        if bye is None or not kept:
+            return
+        anonymous = is_anonymous(session.request)
+        for message in kept:
+            raw = with_bye(message.request, bye, anonymous=anonymous)
+            if raw is None:
+                continue
+            try:
+                await self._repo.replace_request(message.id, raw)
+            except SimpleImError as exc:
+                # the message itself is stored; only its BYE headers are missing
+                log.error("BYE headers of deferred message %s not stored: %s", message.id,
+                          exc)
+
     async def _store_large(self, session: ServerSession, event: MediaMessage,
-                           recipient: str) -> None:
+                           recipient: str) -> DeferredMessage:
         now = self._clock()
         cfg = self._config
         invite = session.request
@@ -222,6 +241,7 @@ class DeferredMessagingFunction:
         self._pending.add(recipient)
         log.info("large message %s (%d bytes) from %s stored for %s", message.id,
                  event.size, sender, recipient)
+        return message
 
     # ------------------------------------------------------------------ delivery
 

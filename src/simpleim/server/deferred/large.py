@@ -12,6 +12,8 @@ messages apply unchanged:
   SDP offer, the ``message/sip`` 200 OK we answered with (relevant headers and the SDP
   answer) and the ``message/msrp`` SEND (the complete message in one chunk, its MSRP
   Message-ID unaltered, ``Date`` = when its last byte arrived).
+* :func:`with_bye`: the same stored INVITE once the session has ended, with the relevant
+  headers of the SIP BYE (§12.2.2.3 step 3) as one more ``message/sip`` part.
 * :func:`pushed_large`: DM-07 - the SEND body that delivers it: ``multipart/mixed`` with the
   INVITE (``message/sip``, Date and ``Deferred-Message-ID`` added), the 200 OK
   (``message/sip``) and the SEND (``message/msrp``), as in D.2.
@@ -26,7 +28,7 @@ import secrets
 from simpleim.errors import ProtocolError, SimpleImError
 from simpleim.msrp import ByteRange, MsrpRequest, make_request, parse_path, parse_stream
 from simpleim.sip.header_values import MediaType
-from simpleim.sip.message import Headers, SipRequest, SipResponse
+from simpleim.sip.message import Headers, SipRequest, SipResponse, parse_message
 from simpleim.sip.multipart import MultipartPart, build_multipart, parse_multipart
 from simpleim.sip.uri import parse_uri
 
@@ -38,6 +40,7 @@ __all__ = [
     "parse_stored_large",
     "pushed_large",
     "stored_large",
+    "with_bye",
 ]
 
 #: §9.1.1.2: the large message mode feature tag (Accept-Contact of the INVITE)
@@ -45,6 +48,8 @@ LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
 # §12.2.2.3 step 3 / §12.2.2.5: the headers of the session kept with the message
 _RELEVANT = ("from", "to", "call-id", "cseq", "contact", "p-asserted-identity", "subject",
              "date", "priority", "privacy")
+# §12.2.2.3 step 3: what is kept of the BYE that ended the session (RFC 3326 Reason too)
+_RELEVANT_BYE = ("from", "to", "call-id", "cseq", "p-asserted-identity", "date", "reason")
 
 
 def is_large_message(req: SipRequest) -> bool:
@@ -53,11 +58,12 @@ def is_large_message(req: SipRequest) -> bool:
         LARGE_MESSAGE_TAG in v.lower() for v in req.headers.get_all("Accept-Contact"))
 
 
-def _relevant(headers: Headers, anonymous: bool) -> Headers:
+def _relevant(headers: Headers, anonymous: bool,
+              names: tuple[str, ...] = _RELEVANT) -> Headers:
     out = Headers()
     for name, value in headers:
         low = name.lower()
-        if low in _RELEVANT and not (anonymous and low == "p-asserted-identity"):
+        if low in names and not (anonymous and low == "p-asserted-identity"):
             out.add(name, value)
     return out
 
@@ -100,14 +106,42 @@ def stored_large(invite: SipRequest, answer: SipResponse, content_type: str, bod
     return SipRequest("INVITE", invite.uri, headers, doc).to_bytes()
 
 
+def with_bye(stored: bytes, bye: SipRequest, *, anonymous: bool) -> bytes | None:
+    """§12.2.2.3 step 3: ``stored`` (made by :func:`stored_large`) with the relevant headers
+    of the ``bye`` that ended the session added as a ``message/sip`` part (no body); None
+    when ``stored`` is not such a request or already has a BYE part."""
+    try:
+        request = parse_message(stored)
+    except SimpleImError:
+        return None
+    if not isinstance(request, SipRequest) or request.method != "INVITE":
+        return None
+    mt = request.media_type
+    if mt is None or mt.mime != "multipart/mixed" or not mt.boundary:
+        return None
+    try:
+        parts = parse_multipart(request.body, mt.boundary)
+    except SimpleImError:
+        return None
+    if any(p.content_type == "message/sip" and p.body.startswith(b"BYE ") for p in parts):
+        return None
+    bye_part = SipRequest("BYE", bye.uri, _relevant(bye.headers, anonymous, _RELEVANT_BYE))
+    doc, ctype = build_multipart([*parts, MultipartPart.create("message/sip",
+                                                               bye_part.to_bytes())])
+    request.headers.remove("Content-Type")
+    request.headers.add("Content-Type", ctype)
+    return SipRequest("INVITE", request.uri, request.headers, doc).to_bytes()
+
+
 class StoredLarge:
-    """A stored large message taken apart: the INVITE (its SDP as body), the 200 OK part
-    and the SEND."""
+    """A stored large message taken apart: the INVITE (its SDP as body), the 200 OK part,
+    the SEND and, once the session has ended, the BYE part (relevant headers only)."""
 
-    __slots__ = ("answer", "invite", "send")
+    __slots__ = ("answer", "bye", "invite", "send")
 
-    def __init__(self, invite: SipRequest, answer: bytes | None, send: MsrpRequest) -> None:
-        self.invite, self.answer, self.send = invite, answer, send
+    def __init__(self, invite: SipRequest, answer: bytes | None, send: MsrpRequest,
+                 bye: bytes | None = None) -> None:
+        self.invite, self.answer, self.send, self.bye = invite, answer, send, bye
 
 
 def parse_stored_large(stored: SipRequest) -> StoredLarge | None:
@@ -121,7 +155,10 @@ def parse_stored_large(stored: SipRequest) -> StoredLarge | None:
         parts = parse_multipart(stored.body, mt.boundary)
         offer = next((p for p in parts if (p.content_type or "").startswith("application/")),
                      None)
-        answer = next((p.body for p in parts if p.content_type == "message/sip"), None)
+        answer = next((p.body for p in parts if p.content_type == "message/sip"
+                       and p.body.startswith(b"SIP/2.0")), None)
+        bye = next((p.body for p in parts if p.content_type == "message/sip"
+                    and p.body.startswith(b"BYE ")), None)
         raw = next((p.body for p in parts if p.content_type == "message/msrp"), None)
         if raw is None:
             return None
@@ -136,7 +173,7 @@ def parse_stored_large(stored: SipRequest) -> StoredLarge | None:
     if offer is not None:
         invite.body = offer.body
         invite.headers.add("Content-Type", offer.content_type or "application/sdp")
-    return StoredLarge(invite, answer, send)
+    return StoredLarge(invite, answer, send, bye)
 
 
 def pushed_large(large: StoredLarge, extra: Headers) -> tuple[bytes, str]:
