@@ -226,8 +226,9 @@ class ImServer:
             users = await self.roles.deferred.load()
             settings = await self.roles.settings.load()
             waiting = await self.roles.system.load()
-            log.info("deferred messages stored for %d users; %d users' settings loaded; "
-                     "%d users owe an answer to a System Message", users, settings, waiting)
+            policies = await self.roles.xdm.access.load()
+            log.info("stored: deferred messages of %d users, settings of %d, %d owe a System "
+                     "Message answer, access policies of %d", users, settings, waiting, policies)
         bound: list[TransportAddr] = []
         if self.config.overload_max_lag > 0 or self.config.overload_max_busy > 0:
             self.load.start()

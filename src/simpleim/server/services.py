@@ -175,6 +175,12 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
     timers = config.timers
     system = SystemMessageFunction(store.system_messages, courier,
                                    SystemConfig(config.domain), clock)
+    # The XDMS: groups for the Controlling Function (GroupDirectory), deferred metadata from
+    # the DMF's store (§12.1.2), history metadata from the history store (§13.3.2), the
+    # users' access policies for the terminating PF (§6.1.2.1 step 2).
+    xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
+                    StoredHistoryMetadata(store.history, config.domain), clock,
+                    max_document=config.xcap_max_document)
     participating = ParticipatingFunction(
         PfConfig(config.domain, allow_anonymity=config.allow_anonymity,
                  user_agents=UserAgentPolicy(config.pf_user_agent_allow,
@@ -186,7 +192,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                  session_timer=ProxyTimerPolicy(int(timers.session_expires),
                                                 int(timers.min_se))
                  if config.pf_session_timer else None),
-        settings, system)
+        settings, system, xdm.access)
     history = HistoryFunction(store.history, settings,
                               HistoryConfig(config.domain, quota=config.history_quota),
                               media=media, notice=SystemNotice(store.system_messages),
@@ -200,11 +206,6 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         b2bua = BackToBack(media, B2buaConfig(queue_limit=config.media_queue_limit),
                            recorder=recorder)
         recorder.attach(b2bua)
-    # The XDMS: groups for the Controlling Function (GroupDirectory), deferred metadata from
-    # the DMF's store (§12.1.2), history metadata from the history store (§13.3.2).
-    xdm = build_xdm(store.xdm, StoredDeferredMetadata(store.deferred, config.domain),
-                    StoredHistoryMetadata(store.history, config.domain), clock,
-                    max_document=config.xcap_max_document)
     exploder = PagerExploder(
         store.aggregations, courier,
         ExploderLimits(config.domain, max_recipients=config.exploder_max_recipients,

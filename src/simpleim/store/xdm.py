@@ -63,6 +63,12 @@ class XdmRepository:
             (auid, owner))
         return [_from_row(r) for r in rows]
 
+    async def owners(self, auid: str) -> list[str]:
+        """The owners of at least one document of ``auid``."""
+        rows = await self._db.fetch(
+            "SELECT DISTINCT owner FROM xdm_documents WHERE auid = ? ORDER BY owner", (auid,))
+        return [str(r[0]) for r in rows]
+
     async def write(self, record: XdmRecord, *, expect: str | None,
                     uris: Sequence[str] = ()) -> bool:
         """Store ``record`` if the document's current entity tag is ``expect`` (None: if it

@@ -13,9 +13,10 @@ Pure decisions over a request and the user's settings; the core applies them:
   3: a MESSAGE whose Date + Expires has passed -> 408 (:func:`message_expired`).
 * :meth:`ParticipatingFunction.terminating` — PT-01 step 1 (barring from the service
   settings: ``ipab`` for pager / large messages, ``isb`` for sessions and file transfer
-  -> 403 + Warning 127), step 3 (415 / 488 as above), step 4 (an expired MESSAGE -> 408,
-  local policy); the P-Asserted-Identity of an anonymous sender is not passed to the user
-  (RFC 3325 §7).
+  -> 403 + Warning 127), step 2 (the user's access policy rejects the authenticated
+  originator for this medium -> 403 + Warning 122, Appendix S), step 3 (415 / 488 as
+  above), step 4 (an expired MESSAGE -> 408, local policy); the P-Asserted-Identity of
+  an anonymous sender is not passed to the user (RFC 3325 §7).
 * :meth:`ParticipatingFunction.hidden` — invisibility (Appendix E.1 ``vis-status``
   ``active="false"``): capability and presence queries of others (OPTIONS, SUBSCRIBE to
   presence) find the user as if not registered; messages and sessions are not affected
@@ -45,10 +46,12 @@ from simpleim.server.participating.policy import SessionPolicy, UserAgentPolicy
 from simpleim.server.roles import (
     ALLOW_METHODS,
     W_ANONYMITY_NOT_ALLOWED,
+    W_FUNCTION_NOT_ALLOWED,
     W_SERVICE_NOT_AUTHORISED,
     Reply,
     im_warning,
 )
+from simpleim.server.xdm.api import AccessPolicyLookup, PolicyMedia
 from simpleim.sip.message import SipRequest
 from simpleim.sip.session_timer_proxy import (
     ProxyTimerDecision,
@@ -114,6 +117,29 @@ def _anonymous(req: SipRequest) -> bool:
         return False
 
 
+def _policy_media(req: SipRequest) -> PolicyMedia | None:
+    """The Appendix S medium of an initial request (None: not one the policy governs; an
+    is-composing MESSAGE is no message of its own but reveals the user: governed too)."""
+    if req.method == "MESSAGE" or (req.method == "INVITE" and _is_large_message(req)):
+        return PolicyMedia.PAGER
+    if req.method == "INVITE":
+        # RFC 5547: a file transfer offer carries a=file-selector
+        return PolicyMedia.FILE_TRANSFER if b"a=file-selector" in req.body \
+            else PolicyMedia.SESSION
+    return None
+
+
+def _originator(req: SipRequest) -> str | None:
+    """The authenticated originator's IM address: the identity the core asserted
+    (P-Asserted-Identity), else the From URI (authentication off)."""
+    try:
+        for asserted in req.p_asserted_identity:
+            return str(asserted.uri)
+        return str(req.from_addr.uri)
+    except ProtocolError:
+        return None
+
+
 def message_expired(req: SipRequest, now: float) -> bool:
     """PO-09 step 3 / PT-01 step 4: a pager MESSAGE whose ``Expires`` has run out.  RFC 3261
     §20.19: Expires is relative; the reference is the request's ``Date`` (§20.17) when it has
@@ -141,10 +167,12 @@ def _is_large_message(req: SipRequest) -> bool:
 
 class ParticipatingFunction:
     def __init__(self, config: PfConfig, settings: UserSettingsLookup,
-                 system: SystemAnswers | None = None) -> None:
+                 system: SystemAnswers | None = None,
+                 access: AccessPolicyLookup | None = None) -> None:
         self._config = config
         self._settings = settings
         self._system = system
+        self._access = access
 
     def _reply(self, req: SipRequest, status: int, headers: tuple[tuple[str, str], ...],
                body: bytes = b"") -> Reply:
@@ -237,6 +265,13 @@ class ParticipatingFunction:
         elif req.method == "INVITE" and settings.incoming_session_barring:
             # isb-settings: IM sessions and file transfer (every other INVITE).
             return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
+        media = _policy_media(req)
+        if self._access is not None and media is not None:
+            sender = _originator(req)
+            if sender is not None and self._access.rejects(recipient, sender, media,
+                                                           anonymous=_anonymous(req)):
+                # step 2 d) / e): a rule of the user's access policy rejects the sender
+                return self._forbidden(req, W_FUNCTION_NOT_ALLOWED)
         bad = self._content_ok(req)
         if bad is not None:
             return bad

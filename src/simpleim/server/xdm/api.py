@@ -33,6 +33,8 @@ from typing import Protocol
 
 __all__ = [
     "GLOBAL_OWNER",
+    "AccessPolicyLookup",
+    "PolicyMedia",
     "DeferredMetadata",
     "DocumentRef",
     "GroupActions",
@@ -50,6 +52,23 @@ __all__ = [
     "XdmDocuments",
     "normalize_uri",
 ]
+
+class PolicyMedia(enum.Enum):
+    """The IM media of an access policy's ``<media-list>`` (OMA SIMPLE IM Appendix S)."""
+
+    PAGER = "pager-mode-message"          # pager and large message mode (§6.1.2.1 e)
+    SESSION = "message-session"           # IM sessions, 1-1 and conference (§6.1.2.1 d)
+    FILE_TRANSFER = "file-transfer"
+
+
+class AccessPolicyLookup(Protocol):
+    """The served user's access policy as the terminating Participating Function applies
+    it (§6.1.2.1 step 2): is a request of ``media`` from ``sender`` (the authenticated
+    originator's IM address) to ``recipient`` rejected?  Answered from memory."""
+
+    def rejects(self, recipient: str, sender: str, media: PolicyMedia, *,
+                anonymous: bool = False) -> bool: ...
+
 
 #: The owner of the ``global`` tree of an application usage (RFC 4825 §6.2).
 GLOBAL_OWNER = ""

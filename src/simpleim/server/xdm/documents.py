@@ -12,7 +12,7 @@ read.  When another writer came in between, a request that named an entity tag g
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
 from simpleim.errors import XcapError
@@ -21,8 +21,8 @@ from simpleim.server.xdm.usages import AppUsage
 from simpleim.server.xdm.xmldoc import parse_document
 from simpleim.store.xdm import XdmRecord
 
-__all__ = ["DocumentRepository", "DocumentService", "Transform", "check_preconditions",
-           "parse_etags"]
+__all__ = ["DocumentRepository", "DocumentService", "Observer", "Transform",
+           "check_preconditions", "parse_etags"]
 
 _RETRIES = 5
 
@@ -43,6 +43,11 @@ class DocumentRepository(Protocol):
 
     async def documents(self, auid: str, owner: str) -> list[XdmRecord]: ...
 
+    async def owners(self, auid: str) -> list[str]: ...
+
+
+#: told of every document this service wrote or deleted, after the write committed
+Observer = Callable[[DocumentRef], Awaitable[None]]
 
 #: current document (None: none) -> new content (None: delete the document)
 Transform = Callable[[XdmDocument | None], bytes | None]
@@ -93,6 +98,20 @@ class DocumentService:
         self._usages = usages
         self._clock = clock
         self.max_size = max_size
+        self._observers: list[Observer] = []
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer`` with the reference of each document written or deleted here
+        (after the store committed it, before the writer is answered)."""
+        self._observers.append(observer)
+
+    async def _changed(self, ref: DocumentRef) -> None:
+        for observer in self._observers:
+            await observer(ref)
+
+    async def owners(self, auid: str) -> list[str]:
+        """The owners of at least one document of ``auid``."""
+        return await self._repo.owners(auid)
 
     async def get(self, ref: DocumentRef) -> XdmDocument | None:
         record = await self._repo.get(ref.auid, ref.owner, ref.name)
@@ -172,6 +191,7 @@ class DocumentService:
                     raise XcapError("no such document", status=404)
                 if await self._repo.delete(ref.auid, ref.owner, ref.name,
                                            expect=current.etag):
+                    await self._changed(ref)
                     return None, False
             else:
                 uris = await self._claims(ref, usage, content)
@@ -179,6 +199,7 @@ class DocumentService:
                                    content.decode("utf-8"), self._clock())
                 if await self._repo.write(record, expect=current.etag if current else None,
                                           uris=uris):
+                    await self._changed(ref)
                     return _to_doc(record), current is None
             if if_match is not None or if_none_match is not None:
                 raise XcapError("the document changed meanwhile", status=412)

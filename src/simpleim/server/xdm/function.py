@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from simpleim.server.xdm.api import DeferredMetadata, GroupDirectory, HistoryMetadata
 from simpleim.server.xdm.directory import StoredGroupDirectory
 from simpleim.server.xdm.documents import DocumentRepository, DocumentService
+from simpleim.server.xdm.policies import StoredAccessPolicies
 from simpleim.server.xdm.usages import USAGES
 
 __all__ = ["XdmFunction", "build_xdm"]
@@ -21,9 +22,13 @@ class XdmFunction:
     groups: GroupDirectory
     deferred: DeferredMetadata
     history: HistoryMetadata
+    #: the users' access policies (§6.1.2.1 step 2), kept current by the documents' writes
+    access: StoredAccessPolicies
 
 
 def build_xdm(repo: DocumentRepository, deferred: DeferredMetadata, history: HistoryMetadata,
               clock: Callable[[], float], *, max_document: int) -> XdmFunction:
     documents = DocumentService(repo, USAGES, clock, max_size=max_document)
-    return XdmFunction(documents, StoredGroupDirectory(documents), deferred, history)
+    access = StoredAccessPolicies(documents)
+    documents.observe(access.changed)
+    return XdmFunction(documents, StoredGroupDirectory(documents), deferred, history, access)

@@ -7,7 +7,9 @@ document namespace, whether users write them, and their schema / uniqueness chec
 * ``org.openmobilealliance.group-usage-list``: users (``<imusage>``, Appendix Q);
 * ``org.openmobilealliance.deferred-list``: the server (§12.1.2, Appendix J);
 * ``org.openmobilealliance.conv-history``: the server (§13.1.4);
-* ``org.openmobilealliance.xcap-directory``: the server (the documents of a user).
+* ``org.openmobilealliance.xcap-directory``: the server (the documents of a user);
+* ``org.openmobilealliance.access-rules``: users (the access policy of the OMA Shared
+  Policy XDMS, §6.1.2.1 step 2, Appendix S; :mod:`simpleim.server.xdm.access`).
 
 The MIME types are in :data:`USAGES`.
 """
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from simpleim.errors import XcapError
+from simpleim.server.xdm.access import AUID_ACCESS_RULES, COMMON_POLICY_NS, check_access_rules
 from simpleim.server.xdm.groups import (
     LIST_SERVICE_NS,
     RL_NS,
@@ -29,6 +32,7 @@ from simpleim.server.xdm.groups import (
 from simpleim.server.xdm.xmldoc import local_name
 
 __all__ = [
+    "AUID_ACCESS_RULES",
     "AUID_CONV_HISTORY",
     "AUID_DEFERRED",
     "AUID_DIRECTORY",
@@ -160,5 +164,7 @@ USAGES: Mapping[str, AppUsage] = {
                  HISTORY_LIST_NS, False, document="conv-history"),
         AppUsage(AUID_DIRECTORY, "application/vnd.oma.xcap-directory+xml", XCAP_DIRECTORY_NS,
                  False, document="directory.xml"),
+        AppUsage(AUID_ACCESS_RULES, "application/auth-policy+xml", COMMON_POLICY_NS, True,
+                 check_access_rules),
     )
 }
