@@ -129,6 +129,42 @@ def test_group_and_xcap_commands(tmp_path: Path) -> None:
         assert stop(proc) == 0
 
 
+def test_block_commands_make_the_server_refuse(tmp_path: Path) -> None:
+    """``simpleim block``: alice's blocked-contacts list and access rule written over XCAP;
+    the server then answers bob's message 403 + Warning 122 (§6.1.2.1 step 2) - exit 9
+    with the warning in words - until alice unblocks him."""
+    proc, root, port, env = _server(tmp_path)
+    env = {**env, "SIMPLEIM_XCAP_ROOT": root, "SIMPLEIM_PASSWORD": "alicepw"}
+    acct = ["--account", "alice@localhost"]
+    bob = ["--account", "bob@localhost", "--password", "bobpw", "--proxy",
+           f"127.0.0.1:{port}"]
+    try:
+        done = run_cli(["block", "list", *acct], env=env)
+        assert done.returncode == 0 and done.stdout.strip() == "0 blocked", done.stderr
+        done = run_cli(["block", "add", "bob", *acct], env=env)
+        assert done.returncode == 0 and done.stdout.strip() == "sip:bob@localhost blocked", \
+            done.stderr
+        done = run_cli(["block", "add", "bob@localhost", *acct], env=env)
+        assert done.stdout.strip() == "sip:bob@localhost was already blocked"
+        done = run_cli(["block", "list", *acct], env=env)
+        assert done.stdout.splitlines() == ["sip:bob@localhost", "1 blocked"]
+        done = run_cli(["xcap", "get", "org.openmobilealliance.access-rules/~/index", *acct],
+                       env=env)
+        assert done.returncode == 0 and 'id="simpleim-blocked-contacts"' in done.stdout
+        assert "<allow-reject-invite>true</allow-reject-invite>" in done.stdout
+        done = run_cli(["send", "alice@localhost", "let me in", *bob], env=env)
+        assert done.returncode == 9, done.stderr
+        assert "refused by the server (403 Forbidden: 122 Function not allowed)" in done.stderr
+        done = run_cli(["block", "remove", "bob", *acct], env=env)
+        assert done.returncode == 0 and done.stdout.strip() == "sip:bob@localhost unblocked"
+        done = run_cli(["send", "alice@localhost", "let me in", *bob], env=env)
+        assert done.returncode == 0, done.stderr          # alice is offline: stored (202)
+        done = run_cli(["block", "remove", "bob", *acct], env=env)
+        assert done.returncode == 5 and "404" in done.stderr        # not on the list
+    finally:
+        assert stop(proc) == 0
+
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 

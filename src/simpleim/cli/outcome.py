@@ -47,7 +47,7 @@ _FAILURE_WORDS: dict[int, str] = {
     603: "{to} declined",
     606: "{to} cannot take this kind of session",
     488: "{to} cannot take this kind of session",
-    403: "the server refused to relay this request",
+    403: "refused by the server",
 }
 
 

@@ -13,6 +13,9 @@
   may join), ``--block URI``; ``group show NAME``, ``group list``, ``group delete NAME``;
   ``group add NAME MEMBER...`` / ``group remove NAME MEMBER...`` edit a stored group's
   members one element PUT / DELETE each (the rest of the document is left as it is).
+* ``block add USER...`` / ``block remove USER...`` / ``block list``: the blocked contacts
+  (the OMA blocked-contacts list and the access rule that rejects its members: the server
+  answers them 403 + Warning 122 for every IM medium, §6.1.2.1 step 2).
 * ``deferred list``: the deferred-message metadata (§12.1.2, Appendix J), one line each;
   ``history metadata``: the conversation history metadata (§13.1.4), one line each.
 
@@ -42,7 +45,7 @@ from simpleim.errors import ConfigError, SimpleImError, XcapError
 from simpleim.transport import tls
 
 __all__ = ["add_xcap_commands", "add_deferred_list", "add_history_metadata",
-           "run_deferred_list", "run_group", "run_history_metadata", "run_xcap"]
+           "run_block", "run_deferred_list", "run_group", "run_history_metadata", "run_xcap"]
 
 _MIME = {
     "xcap-caps": "application/xcap-caps+xml",
@@ -202,6 +205,30 @@ def run_group(args: argparse.Namespace) -> int:
     return _run(cmd, args, body)
 
 
+def run_block(args: argparse.Namespace) -> int:
+    cmd = f"block {args.block_action}"
+
+    async def body(client: XcapClient, cfg: ClientConfig) -> int:
+        domain = cfg.aor.rpartition("@")[2]
+        if args.block_action == "list":
+            uris = await client.blocked()
+            for uri in uris:
+                print(uri, flush=True)
+            print(f"{len(uris)} blocked", flush=True)
+            return 0
+        for text in args.users:
+            uri = _member(text, domain)[0]
+            if args.block_action == "add":
+                fresh = await client.block(uri)
+                print(f"{uri} {'blocked' if fresh else 'was already blocked'}", flush=True)
+            else:
+                await client.unblock(uri)
+                print(f"{uri} unblocked", flush=True)
+        return 0
+
+    return _run(cmd, args, body)
+
+
 def run_deferred_list(args: argparse.Namespace) -> int:
     async def body(client: XcapClient, cfg: ClientConfig) -> int:
         items = await client.deferred_list()
@@ -297,3 +324,15 @@ def add_xcap_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
         p.set_defaults(func=run_group)
     p = gsub.add_parser("list", parents=[common], help="your groups")
     p.set_defaults(func=run_group)
+
+    block = subparsers.add_parser(
+        "block", help="blocked contacts: the server refuses their messages, sessions and "
+                      "files (403, access policy over XCAP)")
+    bsub = block.add_subparsers(dest="block_action", metavar="ACTION", required=True)
+    for action, what in (("add", "block users"), ("remove", "unblock users")):
+        p = bsub.add_parser(action, parents=[common], help=what)
+        p.add_argument("users", nargs="+", metavar="USER",
+                       help="bob, bob@example.com or sip:bob@example.com")
+        p.set_defaults(func=run_block)
+    p = bsub.add_parser("list", parents=[common], help="the blocked users")
+    p.set_defaults(func=run_block)

@@ -20,7 +20,7 @@ from simpleim.content.resource_lists import (
     ResourceLists,
 )
 from simpleim.errors import ContentError
-from simpleim.sip.message import SipRequest
+from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.multipart import MultipartPart, build_multipart
 from simpleim.transport.sip import IncomingRequest
 
@@ -47,7 +47,7 @@ from .pager import (
 )
 from .session import SessionFailed, wanted_notifications
 
-__all__ = ["PagerMessages", "SendResult", "ACCEPTED_TYPES"]
+__all__ = ["ACCEPTED_TYPES", "PagerMessages", "SendResult", "failure_reason"]
 
 #: OMA §5.4 step 2 / §8.2.1 step 2: the Accept-Contact tag of a System Message.
 SYSTEM_MESSAGE_TAG = "+g.oma.sip-im.system-message"
@@ -67,6 +67,18 @@ class SendResult:
     message_id: str
     mode: str
     status: int
+
+
+def failure_reason(resp: SipResponse) -> str:
+    """The reason phrase with the texts of the response's Warning headers (RFC 3261
+    §20.43; OMA §5.6: ``Forbidden: 122 Function not allowed``)."""
+    texts = []
+    for value in resp.headers.get_all("Warning"):
+        start, end = value.find('"'), value.rfind('"')
+        if 0 <= start < end:
+            texts.append(value[start + 1:end])
+    reason = resp.reason or ""
+    return ": ".join([reason, *texts]) if texts else reason
 
 
 class PagerMessages:
@@ -107,7 +119,7 @@ class PagerMessages:
                 raise SessionFailed(status, "refused")
             return SendResult(mid, "pager-plain", status)
         if not 200 <= resp.status < 300:
-            raise SessionFailed(resp.status, resp.reason or "")
+            raise SessionFailed(resp.status, failure_reason(resp))
         # OMA §8.1.1 / §15.2: store the Message-ID for Tc2 after the 202/200.
         self.inbox.sent(mid, target, wanted_notifications(cfg.imdn))
         return SendResult(mid, "pager", resp.status)
@@ -139,7 +151,7 @@ class PagerMessages:
                             extra=(("Require", RECIPIENT_LIST_MESSAGE),))
         resp = await ctx.ua.request(req)
         if not 200 <= resp.status < 300:
-            raise SessionFailed(resp.status, resp.reason or "")
+            raise SessionFailed(resp.status, failure_reason(resp))
         self.inbox.sent(mid, exploder, wanted_notifications(cfg.imdn))
         return SendResult(mid, "pager-list", resp.status)
 

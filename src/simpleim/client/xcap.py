@@ -1,7 +1,9 @@
 """XCAP client (RFC 4825): read and write the user's XDM documents — pre-defined groups
 (OMA Shared Group XDMS, Appendix Q), resource lists — and read the deferred-message metadata
 (OMA SIMPLE IM §12.1.2, C-DM-02: fetched when offline delivery is off) and the history
-metadata (§13.1.4).
+metadata (§13.1.4) - and keep the user's blocked contacts: the OMA blocked-contacts list in
+the user's resource lists and the access rule (OMA Shared Policy XDMS, Appendix S) that
+makes the IM server refuse its members (§6.1.2.1 step 2: 403 + Warning 122).
 
 ```python
 async with XcapClient("http://127.0.0.1:8080/xcap-root", "alice@example.com", "pw") as x:
@@ -32,6 +34,7 @@ from defusedxml import ElementTree as SafeET
 from simpleim.errors import ContentError, XcapError
 
 __all__ = [
+    "AUID_ACCESS_RULES",
     "AUID_CONV_HISTORY",
     "AUID_DEFERRED",
     "AUID_DIRECTORY",
@@ -50,6 +53,14 @@ AUID_GROUP_USAGE = "org.openmobilealliance.group-usage-list"
 AUID_DEFERRED = "org.openmobilealliance.deferred-list"
 AUID_CONV_HISTORY = "org.openmobilealliance.conv-history"
 AUID_DIRECTORY = "org.openmobilealliance.xcap-directory"
+AUID_ACCESS_RULES = "org.openmobilealliance.access-rules"
+MIME_ACCESS_RULES = "application/auth-policy+xml"
+MIME_RESOURCE_LISTS = "application/resource-lists+xml"
+MIME_ELEMENT = "application/xcap-el+xml"
+#: the OMA blocked-contacts list in the user's resource-lists ``index`` document
+BLOCKED_LIST = "oma_blockedcontacts"
+#: the id of the access rule that rejects the members of that list
+BLOCK_RULE = "simpleim-blocked-contacts"
 MIME_GROUPS = "application/vnd.oma.poc.groups+xml"
 MIME_GROUP_USAGE = "application/vnd.oma.group-usage-list+xml"
 _LS = "urn:oma:xml:poc:list-service"
@@ -356,6 +367,69 @@ class XcapClient:
                 _, _, rest = uri.partition(prefix)
                 names.append(rest.split("/", 1)[1] if "/" in rest else rest)
         return names
+
+    # ---- blocked contacts (OMA Shared Policy XDMS, Appendix S)
+
+    def _blocked_url(self, uri: str | None = None) -> str:
+        sel = f'resource-lists/list[@name="{BLOCKED_LIST}"]'
+        if uri is not None:
+            sel += f"/entry[@uri={quoteattr(uri)}]"
+        return self.document_url("resource-lists", "index", sel)
+
+    async def block(self, uri: str) -> bool:
+        """Refuse everything from ``uri`` (§6.1.2.1 step 2): its ``<entry>`` in our
+        blocked-contacts list (an element PUT, RFC 4825 §8.2.3; the list or the document
+        is created when missing) and the access rule that rejects the list's members.
+        True when newly blocked, False when it already was."""
+        entry = f'<entry xmlns="{_RL}" uri={quoteattr(uri)}/>'
+        resp = await self.put(self._blocked_url(uri), entry.encode(), MIME_ELEMENT)
+        if resp.status == 409:          # <no-parent>: no list yet, or no document
+            lst = f'<list xmlns="{_RL}" name="{BLOCKED_LIST}">{entry}</list>'
+            resp = await self.put(self._blocked_url(), lst.encode(), MIME_ELEMENT)
+            if resp.status == 409:
+                doc = (f'<?xml version="1.0" encoding="UTF-8"?>\n<resource-lists '
+                       f'xmlns="{_RL}">{lst}</resource-lists>\n')
+                resp = await self.put(self.document_url("resource-lists", "index"),
+                                      doc.encode(), MIME_RESOURCE_LISTS, if_none_match="*")
+        _raise_for(resp)
+        await self._block_rule()
+        return resp.status == 201
+
+    async def _block_rule(self) -> None:
+        """The rule (element PUT, idempotent; the document when there is none): the
+        members of our blocked-contacts list are rejected for every IM medium."""
+        anchor = (f"{self.root}/resource-lists/users/{quote(self.xui, safe=_SEGMENT_SAFE)}"
+                  f"/index/~~/resource-lists/list%5b@name=%22{BLOCKED_LIST}%22%5d")
+        rule = (f'<rule xmlns="{_CP}" xmlns:ocp="{_OCP}" id="{BLOCK_RULE}"><conditions>'
+                f'<ocp:external-list><ocp:entry anc={quoteattr(anchor)}/></ocp:external-list>'
+                f'</conditions><actions><allow-reject-invite>true</allow-reject-invite>'
+                f'</actions></rule>')
+        sel = f'ruleset/rule[@id="{BLOCK_RULE}"]'
+        resp = await self.put(self.document_url(AUID_ACCESS_RULES, "index", sel),
+                              rule.encode(), MIME_ELEMENT)
+        if resp.status == 409:
+            doc = (f'<?xml version="1.0" encoding="UTF-8"?>\n<ruleset xmlns="{_CP}">{rule}'
+                   f'</ruleset>\n')
+            resp = await self.put(self.document_url(AUID_ACCESS_RULES, "index"),
+                                  doc.encode(), MIME_ACCESS_RULES, if_none_match="*")
+        _raise_for(resp)
+
+    async def unblock(self, uri: str) -> None:
+        """Take ``uri`` off our blocked-contacts list (element DELETE); XcapError 404 when
+        it is not on it."""
+        _raise_for(await self.delete(self._blocked_url(uri)))
+
+    async def blocked(self) -> list[str]:
+        """The URIs on our blocked-contacts list (none when there is no list)."""
+        resp = await self.get(self._blocked_url())
+        if resp.status == 404:
+            return []
+        _raise_for(resp)
+        try:
+            root = SafeET.fromstring(resp.body)
+        except (SafeET.ParseError, ValueError) as exc:
+            raise ContentError(f"blocked-contacts list unreadable: {exc}") from exc
+        return [e.get("uri", "") for e in root.iter(f"{{{_RL}}}entry") if e.get("uri")]
 
     # ---- metadata (read-only)
 
