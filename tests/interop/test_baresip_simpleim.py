@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
-from client_interop import SHARED_PEERS, Proc, ensure_free, require  # noqa: E402
+from client_interop import PEERS, Proc, ensure_free, require  # noqa: E402
 from interop_harness import PeerProcess  # noqa: E402
 
 pytestmark = pytest.mark.interop
@@ -29,7 +29,7 @@ BARESIP_CTRL = 4794
 
 def _config_dir(tmp: Path) -> Path:
     d = tmp / "dave"
-    shutil.copytree(SHARED_PEERS / "baresip" / "dave", d)
+    shutil.copytree(PEERS / "baresip" / "dave", d)
     cfg = (d / "config").read_text()
     cfg = cfg.replace("127.0.0.1:5094", f"127.0.0.1:{BARESIP_SIP}")
     (d / "config").write_text(cfg.replace("127.0.0.1:4444", f"127.0.0.1:{BARESIP_CTRL}"))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
 from client_interop import (  # noqa: E402
     LINPHONE_PORT,
-    SHARED_PEERS,
+    PEERS,
     Proc,
     account,
     account_config,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.interop
 
 
 def _rc(tmp: Path, port: int) -> Path:
-    text = (SHARED_PEERS / "linphone" / "carol-cpim.rc").read_text()
+    text = (PEERS / "linphone" / "carol-cpim.rc").read_text()
     text = text.replace("127.0.0.1:5070", f"127.0.0.1:{port}")
     text = text.replace("/tmp/lp/carol-cpim.db", str(tmp / "carol.db"))
     rc = tmp / "carol.rc"

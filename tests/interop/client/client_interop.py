@@ -30,7 +30,7 @@ from simpleim.transport.sip_addr import ListenSpec
 from waiting import wait_until
 
 DOMAIN = "example.test"
-#: the passwords the shared peer configs use (../shared/peers).
+#: the passwords the peer configs use (tests/interop/peers).
 USERS = {"alice": "alicepw", "bob": "bobpw", "carol": "carolpw", "dave": "davepw"}
 LINPHONE_PORT = 5092
 BARESIP_PORT = 5094
@@ -42,7 +42,8 @@ FAST = Timers(tc1=0.5, tc2=5.0)
 #: June: liblinphone 5.1.65 rejects CPIM DateTime in January (test-peers.md §3).
 JUNE = "2026-06-15T12:00:00Z"
 HERE = Path(__file__).resolve().parent
-SHARED_PEERS = Path("/work/shared/peers")
+#: the peers' configuration files, copied into the project (tests/interop/peers/README.md)
+PEERS = HERE.parent / "peers"
 
 
 def require(binary: str, package: str) -> str:
@@ -212,7 +213,7 @@ async def kamailio(tmp: Path) -> AsyncIterator[Proc]:
 def baresip_config_dir(tmp: Path, port: int) -> Path:
     """dave's baresip config (the shared peer files) registering to 127.0.0.1:``port``."""
     d = tmp / "dave"
-    shutil.copytree(SHARED_PEERS / "baresip" / "dave", d)
+    shutil.copytree(PEERS / "baresip" / "dave", d)
     acc = (d / "accounts").read_text().replace("127.0.0.1:5070", f"127.0.0.1:{port}")
     (d / "accounts").write_text(acc)
     return d
