@@ -312,12 +312,68 @@ async def _got(account: Account, text: str) -> None:
 
 async def _chat(alice: Account, bob: Account) -> tuple[ChatSession, ChatSession]:
     chat = await alice.chats.start("bob")
+    # the session's own event (not a late one of a session that has ended meanwhile)
     ev = await wait_event(bob, lambda e: isinstance(e, SessionEvent)
-                          and e.state == "established")
+                          and e.state == "established" and e.session_id in bob.sessions)
     assert isinstance(ev, SessionEvent)
     other = bob.sessions[ev.session_id]
     assert isinstance(other, ChatSession)
     return chat, other
+
+
+async def test_proxy_mode_keeps_a_recorded_session_in_the_media_path(
+        tmp_path: Path) -> None:
+    """CH-00 method 1 in proxy mode (the default): a session neither party records is
+    proxied (bob gets alice's own INVITE: same Call-ID, Record-Route); once bob's
+    session-mode setting is on, the PF takes the next session back to back (bob's INVITE
+    comes from the server: a Call-ID of its own, the server's MSRP path) and records it."""
+    async with pair(tmp_path) as (srv, alice, bob, a_wire, b_wire):
+        chat, bob_chat = await _chat(alice, bob)
+        invite = await b_wire.request("INVITE", "in")
+        assert invite.call_id == chat.call_id and invite.headers.get("Record-Route")
+        await chat.end()
+        await bob.settings.publish(ServiceSettings(history_session=True))
+        chat, bob_chat = await _chat(alice, bob)
+        second = await b_wire.request("INVITE", "in", where=lambda r: r is not invite)
+        assert second.call_id != chat.call_id                  # leg B of the B2BUA
+        mine = [r for r in a_wire.requests("INVITE") if r.call_id == chat.call_id][-1]
+        assert _path(second) != _path(mine)                  # the server's MSRP path
+        await chat.send("recorded in proxy mode")
+        await _got(bob, "recorded in proxy mode")
+        await chat.end()
+        history = _store(srv).history
+
+        async def ended() -> bool:
+            found = await history.of(f"bob@{DOMAIN}")
+            return len(found) == 1 and found[0].ended_at is not None
+
+        await wait_until(ended)
+        (rec,) = await history.of(f"bob@{DOMAIN}")
+        entries = await bob.history.fetch([f"{rec.id}@{DOMAIN}"])
+        assert [e.text for e in entries if e.kind == "send"] == ["recorded in proxy mode"]
+        # the caller's setting alone does it too (PO-03 step 7, the originating side)
+        await bob.settings.publish(ServiceSettings())
+        await alice.settings.publish(ServiceSettings(history_session=True))
+        chat, _bob_chat = await _chat(alice, bob)
+        third = await b_wire.request("INVITE", "in",
+                                     where=lambda r: r is not invite and r is not second)
+        assert third.call_id != chat.call_id
+        await chat.send("the caller records")
+        await _got(bob, "the caller records")
+        await chat.end()
+
+        async def alice_ended() -> bool:
+            found = await history.of(f"alice@{DOMAIN}")
+            return len(found) == 1 and found[0].ended_at is not None
+
+        await wait_until(alice_ended)
+        assert len(await history.of(f"bob@{DOMAIN}")) == 1     # bob no longer records
+
+
+def _path(invite: SipRequest) -> bytes:
+    """The a=path line of an INVITE's SDP offer."""
+    (line,) = [ln for ln in invite.body.splitlines() if ln.startswith(b"a=path:")]
+    return line
 
 
 async def test_session_recorded_by_setting_through_the_b2bua(tmp_path: Path,

@@ -653,9 +653,9 @@ class ImServer:
             if bindings and pf.hidden(req, aor, now):
                 # App. E.1 invisibility: answered as for a user who is not registered.
                 bindings = []
-            if roles.b2bua is not None and req.method == "INVITE" and bindings:
-                # PO-00: the terminating PF as a B2BUA in the media path (pf_media b2bua);
-                # its user agent does RFC 4028 on both legs itself.
+            if roles.b2bua is not None and req.method == "INVITE" and bindings and (
+                    roles.b2bua_always or roles.history.records_session(req, sender, aor, now)):
+                # PO-00: the PF as a B2BUA in the media path (pf_media b2bua, or CH-00)
                 self._spawn(roles.b2bua.bridge(inc, aor))
                 return
             timer = pf.session_timer(req, initial=True)

@@ -139,10 +139,13 @@ class Roles:
     #: the Conversation History Function (§13.2) and its session recorder (media rooms)
     history: HistoryFunction
     recorder: SessionRecorder
-    #: PO-00: the PF's back-to-back relay (``pf_media = "b2bua"``), else None
+    #: PO-00: the PF's back-to-back relay (None without server media): in the path of
+    #: every session with ``pf_media = "b2bua"``; in proxy mode only of the sessions a
+    #: party records by setting (CH-00 method 1, :attr:`b2bua_always` False)
     b2bua: BackToBack | None = None
     #: §7.2: the conference focus with its MSRP switch (None without server media)
     focus: ConferenceFocus | None = None
+    b2bua_always: bool = False
 
 
 class RoleCourier(Courier, Protocol):
@@ -199,7 +202,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                               clock=clock)
     recorder = SessionRecorder(history)
     b2bua = None
-    if media is not None and config.pf_media == "b2bua":
+    if media is not None:
         # the relay's size bound is the callee's a=max-size; media_max_message only bounds
         # what a leg holds in memory (larger messages are switched chunk by chunk); the
         # history recorder sees the sessions of the users who record them (§13.2.3)
@@ -225,7 +228,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
         recorder.attach_conferences(focus)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
-                 b2bua, focus)
+                 b2bua, focus, b2bua_always=config.pf_media == "b2bua")
 
 
 class StoredHistoryMetadata:

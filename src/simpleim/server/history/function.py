@@ -192,6 +192,23 @@ class HistoryFunction:
             owners.append(Owner(recipient, "in", sender or str(req.from_addr.uri)))
         return owners
 
+    def records_session(self, req: SipRequest, sender: str | None, recipient: str,
+                        now: float) -> bool:
+        """CH-00 method 1 for a session INVITE: does the sender or the recipient record it
+        by their ``hist-activation`` setting (session-mode; pager-large-mode for a large
+        message session, §9.1.1.2)?  The PF then keeps the session's media in its path."""
+        if req.method != "INVITE":
+            return False
+        large = any("+g.oma.sip-im.large-message" in v.lower()
+                    for v in req.headers.get_all("Accept-Contact"))
+        for aor in (sender, recipient):
+            if aor is None:
+                continue
+            settings = self._settings.settings_of(aor, now)
+            if settings.history_pager if large else settings.history_session:
+                return True
+        return False
+
     async def record_message(self, req: SipRequest, owners: Sequence[Owner]) -> list[str]:
         """§13.2.3 steps 1 and 4-8: store ``req`` whole for each owner with room; the
         history references assigned.  StorageError propagates (nothing acknowledged)."""
