@@ -26,7 +26,7 @@ from simpleim.transport.msrp import EndpointSession, MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 from simpleim.transport.sip_addr import TransportAddr
 
-__all__ = ["DialogChannel", "MediaSession"]
+__all__ = ["DialogChannel", "MediaSession", "reason_header"]
 
 log = logging.getLogger("simpleim.server.media")
 
@@ -41,6 +41,13 @@ class DialogChannel(Protocol):
                         content_type: str | None = None) -> SipResponse: ...
 
     def forget(self, session: MediaSession) -> None: ...
+
+
+def reason_header(text: str) -> str:
+    """An RFC 3326 Reason header value carrying ``text`` (a quoted-string: no quotes,
+    backslashes or line breaks in it, at most 120 characters)."""
+    clean = "".join(" " if c in "\r\n\t" else "'" if c in '"\\' else c for c in text)
+    return f'SIP;text="{clean[:120]}"'
 
 
 class MediaSession:
@@ -209,16 +216,19 @@ class MediaSession:
             yield msg
         yield SessionEnded(self._end_reason or "ended", self._by_peer)
 
-    async def bye(self, reason: str = "BYE sent") -> None:
-        """BYE (RFC 3261 §15.1.1) first, then the MSRP session is released."""
+    async def bye(self, reason: str = "") -> None:
+        """BYE (RFC 3261 §15.1.1) first, then the MSRP session is released.  ``reason``
+        goes on the wire too, as ``Reason: SIP;text="..."`` (RFC 3326 §2), so the peer
+        learns why the server ended it (a participant too slow for a conference...)."""
         if self._closed.is_set() or self._ending:
             return
         self._ending = True
         if self.dialog.state is DialogState.CONFIRMED:
+            headers = [("Reason", reason_header(reason))] if reason else []
             with contextlib.suppress(SimpleImError, OSError, TimeoutError):
                 async with asyncio.timeout(self.bye_timeout):
-                    await self._channel.in_dialog(self, "BYE")
-        self.finish(reason, by_peer=False)
+                    await self._channel.in_dialog(self, "BYE", headers=headers)
+        self.finish(reason or "BYE sent", by_peer=False)
 
     # ------------------------------------------------------------------ life cycle
     def finish(self, reason: str, *, by_peer: bool) -> None:
