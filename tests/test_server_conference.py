@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from client_helpers import client_config, running_server, wait_event
 from simpleim.client import Account
 from simpleim.client.events import (
@@ -28,6 +30,7 @@ from simpleim.content.conference_info import (
 from simpleim.content.resource_lists import parse_resource_lists
 from simpleim.server.app import ImServer
 from simpleim.sip.multipart import parse_multipart
+from simpleim.transport.msrp import MsrpTransferError
 from waiting import wait_until
 from wire import SipWire
 
@@ -327,7 +330,10 @@ async def test_spoofed_cpim_from_is_not_switched(tmp_path: Path) -> None:
         forged = build_cpim(from_addr=CpimAddress("sip:bob@example.test"),
                             to=[CpimAddress(c_chat.conference)], body=b"forged by carol",
                             content_type="text/plain")
-        await c_chat.stream.send(forged.to_bytes(), "message/cpim")   # §7.2.3.3 step 1
+        # §7.2.3.1 / §7.2.3.3 step 1: not switched, and the SEND is answered 403
+        with pytest.raises(MsrpTransferError) as refused:
+            await c_chat.stream.send(forged.to_bytes(), "message/cpim")
+        assert refused.value.status == 403
         await c_chat.send("honest carol")
         ev = await wait_event(alice, lambda e: isinstance(e, GroupMessageEvent))
         assert isinstance(ev, GroupMessageEvent)

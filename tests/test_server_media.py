@@ -17,6 +17,7 @@ from simpleim.server.media import (
     Leg,
     MediaError,
     MediaMessage,
+    MessageRefused,
     Overflow,
     Room,
     SessionEnded,
@@ -88,6 +89,8 @@ class FakeSession:
         self.end_reason: str | None = None
         self.stuck = asyncio.Event() if stuck else None
         self.byes: list[str] = []
+        self.acks: list[tuple[bytes, int]] = []   # acknowledge() calls (held answers)
+        self.holding = False
 
     @property
     def local_media(self) -> MsrpMedia:  # pragma: no cover - not used by the room
@@ -124,7 +127,10 @@ class FakeSession:
                 return
 
     def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
-        pass  # pragma: no cover - the room holds no acknowledgements
+        self.acks.append((message.body, status))
+
+    def hold_acknowledgements(self) -> None:
+        self.holding = True
 
     async def bye(self, reason: str = "") -> None:
         self.byes.append(reason)
@@ -176,6 +182,31 @@ async def test_room_drops_a_slow_leg_without_stalling_the_others() -> None:
     await wait_until(lambda: slow.byes, 5, what="the slow leg dropped")
     assert "too slow" in slow.byes[0]
     assert [leg.name for leg in room.legs] == ["a", "c"]
+
+
+async def test_room_holding_acks_answers_after_the_policy() -> None:
+    """``hold_acks``: every leg's acknowledgements are held; a routed message is answered
+    200 after routing, one the policy refuses gets its status and goes nowhere."""
+
+    class RefuseSecrets:
+        def route(self, room: Room, sender: Leg, message: MediaMessage
+                  ) -> list[tuple[Leg, MediaMessage]]:
+            if message.body.startswith(b"secret"):
+                raise MessageRefused("no secrets here", status=403)
+            return [(leg, message) for leg in room.legs if leg is not sender]
+
+    room = Room(queue_limit=4, overflow=Overflow.DROP, min_legs=2, hold_acks=True,
+                policy=RefuseSecrets())
+    a, b = FakeSession("a"), FakeSession("b")
+    room.add(a, "a")  # type: ignore[arg-type]
+    room.add(b, "b")  # type: ignore[arg-type]
+    assert a.holding and b.holding
+    for body in (b"hello", b"secret plan", b"bye"):
+        a.inbox.put_nowait(MediaMessage("text/plain", body))
+    await wait_until(lambda: len(a.acks) == 3, 5, what="three answers")
+    assert a.acks == [(b"hello", 200), (b"secret plan", 403), (b"bye", 200)]
+    await wait_until(lambda: len(b.sent) == 2, 5, what="two copies")
+    assert [m.body for m in b.sent] == [b"hello", b"bye"]
 
 
 async def test_room_wait_mode_holds_the_sender() -> None:

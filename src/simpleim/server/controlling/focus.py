@@ -47,6 +47,7 @@ from simpleim.server.media import (
     MediaMessage,
     MediaPolicy,
     MediaSessions,
+    MessageRefused,
     OfferParams,
     Overflow,
     Recorder,
@@ -162,10 +163,10 @@ class ConferenceSwitch:
         decision = switch_targets(self.running.conf, sender.name, message.content_type,
                                   message.body)
         if decision.refuse is not None:
+            # §7.2.3.1 / §7.2.3.3 step 1: not switched; the sender's SEND gets the status
+            # (the room holds the acknowledgements of a conference's legs)
             self.refused += 1
-            log.info("switch: message from %s dropped (%d %s)", sender.name,
-                     decision.refuse, decision.reason)
-            return []
+            raise MessageRefused(decision.reason or "refused", status=decision.refuse)
         legs = self.running.legs
         return [(legs[uri], message) for uri in decision.to
                 if uri in legs and legs[uri] is not sender]
@@ -218,7 +219,8 @@ class ConferenceFocus:
             conf = conf.after_restart(now)
             # the Contact comes from the listener of the first request (_join)
             running = Running(conf, Room(queue_limit=self._queue_limit,
-                                         overflow=Overflow.DROP, min_legs=0), "")
+                                         overflow=Overflow.DROP, min_legs=0,
+                                         recorder=self._recorder, hold_acks=True), "")
             running.room.policy = ConferenceSwitch(running)
             running.accepting = False
             self._running[conf.uri] = running
@@ -344,7 +346,7 @@ class ConferenceFocus:
         conf_uri = conf.uri
         inc.reply(100)
         running = Running(conf, Room(queue_limit=self._queue_limit, overflow=Overflow.DROP,
-                                     min_legs=0, recorder=self._recorder),
+                                     min_legs=0, recorder=self._recorder, hold_acks=True),
                           self._contact(inc, conf_uri))
         running.room.policy = ConferenceSwitch(running)
         self._running[conf_uri] = running

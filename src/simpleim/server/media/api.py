@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from simpleim.errors import SimpleImError
+from simpleim.errors import RemoteProtocolError, SimpleImError
 from simpleim.sdp import MsrpMedia
 from simpleim.sdp.file_transfer import FileDescription
 from simpleim.sdp.msrp import Direction
@@ -28,6 +28,7 @@ __all__ = [
     "MediaMessage",
     "MediaPolicy",
     "MediaSessions",
+    "MessageRefused",
     "OfferParams",
     "ServerSession",
     "SessionEnded",
@@ -49,6 +50,15 @@ class SessionRefused(SimpleImError):
                  response: SipResponse | None = None) -> None:
         self.status, self.reason, self.response = status, reason, response
         super().__init__(f"session refused: {status} {reason}".strip())
+
+
+class MessageRefused(RemoteProtocolError):
+    """A room's policy refuses a received message: the sender's MSRP request is answered
+    with ``status`` (RFC 4975 §7.2; e.g. 403 for a spoofed CPIM From, OMA SIMPLE IM
+    §7.2.3.1) when the room holds its acknowledgements, and the message goes nowhere."""
+
+    default_status = 403
+    protocol = "msrp"
 
 
 class MediaError(SimpleImError):
@@ -187,6 +197,10 @@ class ServerSession(Protocol):
     def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
         """Answer the last chunk of ``message`` held by ``MediaPolicy.hold_acks``: 200 once
         the role kept it, else the MSRP failure ``status``."""
+
+    def hold_acknowledgements(self) -> None:
+        """From now on the last chunk of each received message is answered only by
+        :meth:`acknowledge` (as ``MediaPolicy.hold_acks`` does from the start)."""
 
     async def bye(self, reason: str = "") -> None:
         """End the session: BYE (unless already ended) and close the MSRP session."""

@@ -34,6 +34,7 @@ from simpleim.msrp import ChunkSink, MemorySink, MsrpRequest, PipeSource
 from simpleim.server.media.api import (
     MediaError,
     MediaMessage,
+    MessageRefused,
     ServerSession,
     SessionEnded,
 )
@@ -104,8 +105,12 @@ class Room:
     def __init__(self, *, policy: RoomPolicy | None = None, recorder: Recorder | None = None,
                  queue_limit: int = 64, max_size: int | None = None,
                  overflow: Overflow = Overflow.DROP, min_legs: int = 2,
-                 switch_threshold: int | None = SWITCH_THRESHOLD) -> None:
+                 switch_threshold: int | None = SWITCH_THRESHOLD,
+                 hold_acks: bool = False) -> None:
         self.policy: RoomPolicy = policy or CopyToOthers()
+        #: each message is answered (200, or the status of a :class:`MessageRefused` the
+        #: policy raised) only once the policy has routed it
+        self.hold_acks = hold_acks
         #: messages of at least this many bytes are switched chunk by chunk as they arrive
         #: (only with the default policy and no recorder, which see whole messages)
         self.switch_threshold = switch_threshold
@@ -129,6 +134,8 @@ class Room:
         if self.ended.is_set():
             raise MediaError(481, "the room has ended")
         leg = Leg(self, session, name, self.queue_limit)
+        if self.hold_acks:
+            session.hold_acknowledgements()
         if isinstance(session, MediaSession) and self.switch_threshold is not None:
             session.stream.receive_with(self._sink_factory(leg))
         self._legs.append(leg)
@@ -190,8 +197,16 @@ class Room:
             if self.max_size is not None and event.size > self.max_size:
                 log.info("room: %d-byte message from %s above max-size %d, not copied",
                          event.size, leg.name, self.max_size)
+                leg.session.acknowledge(event, 413)         # RFC 4975 §7.2 (when held)
                 continue
-            routes = self.policy.route(self, leg, event)
+            try:
+                routes = self.policy.route(self, leg, event)
+            except MessageRefused as exc:
+                log.info("room: message from %s refused (%d %s)", leg.name, exc.status,
+                         exc.reason)
+                leg.session.acknowledge(event, exc.status)
+                continue
+            leg.session.acknowledge(event)                  # a no-op unless held
             if self.recorder is not None and routes:
                 try:
                     await self.recorder.record(leg, event, [dest for dest, _ in routes])

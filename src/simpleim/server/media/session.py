@@ -203,6 +203,9 @@ class MediaSession:
             return get.result()
         return None
 
+    def hold_acknowledgements(self) -> None:
+        self.stream.core.hold_acks = True
+
     def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
         held = self._held.pop(message.message_id, None)
         if held is not None:
