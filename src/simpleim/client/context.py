@@ -171,12 +171,14 @@ class MessageSink(Protocol):
     """Where received IMs, IMDNs and is-composing documents go (the account's inbox)."""
 
     def present(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None, deferred: DeferredInfo | None = None) -> bool:
+                session_id: str | None = None, deferred: DeferredInfo | None = None,
+                group: str | None = None) -> bool:
         """Emit what ``decoded`` is; True when it was a message (not an IMDN / composing)."""
         ...
 
     def deliver(self, decoded: Decoded, sender: str, mode: str,
-                session_id: str | None = None, deferred: DeferredInfo | None = None) -> None:
+                session_id: str | None = None, deferred: DeferredInfo | None = None,
+                group: str | None = None) -> None:
         """:meth:`present` plus the delivery IMDN in a SIP MESSAGE (OMA §8.2.1)."""
         ...
 

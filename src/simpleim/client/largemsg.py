@@ -11,8 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import replace
 
+from simpleim.content.resource_lists import (
+    RECIPIENT_LIST_INVITE,
+    build_recipient_list,
+    recipient_list_headers,
+)
 from simpleim.errors import ProtocolError
 from simpleim.msrp import MemorySink
 from simpleim.sdp import (
@@ -25,6 +31,7 @@ from simpleim.sdp import (
     SessionDescription,
     chat_stream,
 )
+from simpleim.sip.multipart import MultipartPart
 from simpleim.transport.msrp import MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
@@ -32,7 +39,7 @@ from .context import ClientContext, MessageSink
 from .events import ErrorEvent
 from .features import ICSI_CPM_LARGEMSG, LARGE_MESSAGE, SIP_IM
 from .invites import InviteRouter, accept, establish, is_large_icsi, is_large_tagged, reject, ring
-from .pager import decode_body, sip_identity
+from .pager import decode_body, group_relay
 from .session import InviteSession, SessionFailed
 
 __all__ = ["LargeMessages", "LargeMessageSession", "LARGE_ACCEPT_CONTACT", "LARGE_CAPS"]
@@ -65,9 +72,19 @@ class LargeMessages:
         router.add("large", is_large_icsi, self.on_invite, priority=200)
 
     async def send(self, target: str, cpim: bytes, message_id: str, *,
-                   timeout: float = 60.0) -> int:
-        """Send one ``message/cpim`` in its own session (§9.1.1.2); returns the status."""
+                   timeout: float = 60.0, recipients: Sequence[str] = ()) -> int:
+        """Send one ``message/cpim`` in its own session (§9.1.1.2); returns the status.
+        ``target`` a user or a pre-defined group's URI (step 4); with ``recipients`` (SIP
+        URIs) the INVITE goes to ``target`` - the conference factory - with them as a URI
+        list (step 3, RFC 5366) and the server sends each a copy (§9.3)."""
         ctx = self.ctx
+        parts: list[MultipartPart] = []
+        extra = [("P-Preferred-Service", ICSI_CPM_LARGEMSG)]
+        if recipients:
+            parts.append(MultipartPart.create(
+                "application/resource-lists+xml", build_recipient_list(recipients).to_bytes(),
+                tuple(h for h in recipient_list_headers() if h[0] != "Content-Type")))
+            extra.append(("Require", RECIPIENT_LIST_INVITE))          # RFC 5366 §4
         session = LargeMessageSession(ctx, target, is_uac=True,
                                       call_id=f"{secrets.token_hex(12)}@{ctx.msrp.host}")
 
@@ -79,8 +96,7 @@ class LargeMessages:
             return replace(m, file=FileDescription(FileSelector(size=len(cpim))))
 
         await establish(ctx, session, target, media, 1, accept_contact=LARGE_ACCEPT_CONTACT,
-                        timeout=timeout,
-                        extra_headers=[("P-Preferred-Service", ICSI_CPM_LARGEMSG)])
+                        timeout=timeout, extra_headers=extra, parts_after=parts)
         stream = next(iter(session.streams.values()))
         try:
             await stream.send(cpim, "message/cpim")
@@ -97,7 +113,8 @@ class LargeMessages:
         message, wait for the sender's BYE."""
         ctx = self.ctx
         req = inc.request
-        peer = sip_identity(req)
+        # a pre-defined group's copy asserts the group, the sender in Referred-By (§9.3.2.1)
+        peer, group = group_relay(req)
         session = LargeMessageSession(ctx, peer, is_uac=False, call_id=req.call_id)
         invitation = ring(session, inc)
         invitation.accept()
@@ -122,7 +139,7 @@ class LargeMessages:
         except ProtocolError as exc:
             ctx.emit(ErrorEvent(f"undecodable large message: {exc}", 415))
         else:
-            self.sink.deliver(decoded, peer, "large", session.session_id)
+            self.sink.deliver(decoded, peer, "large", session.session_id, group=group)
         # OMA §9.2.2: the sender releases with BYE; do it ourselves if it never comes.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(ctx.config.timers.tc1):

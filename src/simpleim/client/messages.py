@@ -27,6 +27,7 @@ from simpleim.transport.sip import IncomingRequest
 from .context import ClientContext
 from .events import ErrorEvent
 from .features import USER_AGENT
+from .groupchat import FACTORY_USER
 from .inbox import Inbox, send_pager
 from .largemsg import LargeMessages
 from .pager import (
@@ -128,7 +129,9 @@ class PagerMessages:
                         content_type: str = "text/plain") -> SendResult:
         """One pager IM to several recipients through the server's URI-list exploder
         (OMA SIMPLE IM §8.1.1, RFC 5365: ``Require: recipient-list-message``, the CPIM IM
-        and the recipient list in ``multipart/mixed``, sent to ``sip:Exploder@DOMAIN``).
+        and the recipient list in ``multipart/mixed``, sent to ``sip:Exploder@DOMAIN``);
+        above the pager size a large message session to the conference factory with the
+        list (§9.1.1.2 step 3, RFC 5366; mode ``large-list``).
         The server answers 202; the delivery notifications come back as one aggregated
         IMDN, an :class:`ImdnEvent` per recipient.  Raises :class:`SessionFailed`."""
         ctx = self.ctx
@@ -140,6 +143,12 @@ class PagerMessages:
         cpim = build_im(sender=cfg.uri, recipient=exploder, body=body,
                         content_type=content_type, message_id=mid, imdn=cfg.imdn,
                         date_time=ctx.now_cpim()).to_bytes()
+        if choose_mode(len(cpim), cfg.pager_max) == "large":
+            # §9.1.1.2 step 3: a large message session to the conference factory with the
+            # recipient list; the server sends each recipient a copy (§9.3)
+            status = await self.large.send(f"sip:{FACTORY_USER}@{cfg.domain}", cpim, mid,
+                                           recipients=targets)
+            return SendResult(mid, "large-list", status)
         lists = ResourceLists((ResourceList(tuple(Entry(t) for t in targets)),))
         multipart, mtype = build_multipart([
             MultipartPart.create("message/cpim", cpim),

@@ -26,12 +26,19 @@ from simpleim.server.auth import Authenticator, UserDirectory
 from simpleim.server.callerprefs import apply_caller_preferences
 from simpleim.server.config import ServerConfig, parse_host_port
 from simpleim.server.controlling import (
+    EXPLODER_USER,
     ConferenceFocus,
     ConferenceLimits,
     ExploderLimits,
+    GroupLargeMessages,
     PagerExploder,
 )
-from simpleim.server.deferred import Courier, DeferredConfig, DeferredMessagingFunction
+from simpleim.server.deferred import (
+    Courier,
+    DeferredConfig,
+    DeferredMessagingFunction,
+    is_large_message,
+)
 from simpleim.server.guard import AuthGuard
 from simpleim.server.history import (
     HISTORY_USER,
@@ -47,6 +54,7 @@ from simpleim.server.location import BindingStore, LocationService, aor_key
 from simpleim.server.media import (
     B2buaConfig,
     BackToBack,
+    MediaMessage,
     MediaSessions,
     MsrpListenConfig,
     ServerMsrp,
@@ -75,9 +83,9 @@ from simpleim.server.system import SystemConfig, SystemMessageFunction
 from simpleim.server.xdm import HistoryEntry, HistoryMode, StoredDeferredMetadata
 from simpleim.server.xdm.function import XdmFunction, build_xdm
 from simpleim.sip.headers import Headers
-from simpleim.sip.message import SipRequest
+from simpleim.sip.message import SipRequest, SipResponse
 from simpleim.sip.session_timer_proxy import ProxyTimerPolicy
-from simpleim.sip.uri import SipUri
+from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.aggregations import AggregationRepository
 from simpleim.store.conferences import ConferenceRepository
 from simpleim.store.deferred import DeferredRepository
@@ -217,6 +225,10 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         clock, groups=xdm.groups)
     focus = None
     if media is not None and notifier is not None:
+        # §9.3: a group's large message; offline members' copies go to the DMF (DM-04)
+        large = GroupLargeMessages(media, config.domain, max_size=config.media_max_message,
+                                   keeper=GroupLargeKeeper(participating, deferred, store,
+                                                           config.domain, clock))
         focus = ConferenceFocus(
             store.conferences, media, notifier,
             ConferenceLimits(config.domain,
@@ -224,11 +236,54 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                              allow_anonymity=config.allow_anonymity,
                              remaining_participants=config.conference_remaining_participants),
             clock, queue_limit=config.media_queue_limit, groups=xdm.groups,
-            recorder=recorder)
+            recorder=recorder, large=large)
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
         recorder.attach_conferences(focus)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
                  b2bua, focus, b2bua_always=config.pf_media == "b2bua")
+
+
+class GroupLargeKeeper:
+    """The :class:`~simpleim.server.controlling.LargeKeeper` of the Controlling Function: a
+    member of a group large message who is a served user of this domain passes its
+    terminating PF's checks (PT-01: barring, access rules) and, offline, gets the message
+    stored by the Deferred Messaging Function (DM-04), delivered on registration."""
+
+    def __init__(self, participating: ParticipatingFunction,
+                 deferred: DeferredMessagingFunction, store: ServerStore, domain: str,
+                 clock: Callable[[], float]) -> None:
+        self._pf, self._deferred, self._store = participating, deferred, store
+        self._domain, self._clock = domain, clock
+
+    def _local(self, uri: str) -> SipUri | None:
+        try:
+            parsed = parse_uri(uri)
+        except ProtocolError:
+            return None
+        if not isinstance(parsed, SipUri) or not parsed.user \
+                or parsed.host.lower() != self._domain.lower():
+            return None
+        return parsed
+
+    def screen(self, invite: SipRequest, member: str) -> int | None:
+        parsed = self._local(member)
+        if parsed is None:
+            return None
+        reply = self._pf.terminating(invite, aor_key(parsed.user_unescaped, self._domain),
+                                     self._clock())
+        return None if reply is None else reply.status
+
+    async def deferrable(self, uri: str) -> str | None:
+        parsed = self._local(uri)
+        if parsed is None:
+            return None
+        if not await self._store.user_exists(parsed.user_unescaped or ""):
+            return None
+        return aor_key(parsed.user_unescaped, self._domain)
+
+    async def keep_large(self, invite: SipRequest, answer: SipResponse,
+                         message: MediaMessage, recipient: str) -> None:
+        await self._deferred.store_large(invite, answer, message, recipient)
 
 
 class StoredHistoryMetadata:
@@ -411,7 +466,9 @@ class RoleServices:
             self.send_reply(inc, Reply(403, headers=(
                 ("Warning", im_warning(self.config.domain, W_SERVICE_NOT_AUTHORISED)),)))
             return
-        if service is Role.CONFERENCE:
+        if service is Role.CONFERENCE or (service is Role.EXPLODER and req.method == "INVITE"
+                                          and is_large_message(req)):
+            # §7.2 the focus; §9.3.1.1 a large message to a URI list at the exploder too
             await self._conference(inc, requester)
             return
         wanted = {Role.DEFERRED: ("INVITE",), Role.SYSTEM: ("MESSAGE",),
@@ -461,6 +518,10 @@ class RoleServices:
             self.send_reply(inc, Reply(404))
             return
         try:
+            user = inc.request.uri.user if isinstance(inc.request.uri, SipUri) else None
+            if (user or "").lower() == EXPLODER_USER.lower():
+                await focus.large_adhoc(inc, requester)
+                return
             reply = await focus.handle(inc, requester)
         except StorageError as exc:
             log.error("conference store failure: %s", exc)

@@ -2,13 +2,15 @@
 
 This package holds the pager exploder (:mod:`.exploder`: the pure core; :mod:`.pager`: the
 running role) and the conference focus (:mod:`.conference`: the pure core; :mod:`.focus`:
-the running role with the MSRP switch and the conference event package).
+the running role with the MSRP switch and the conference event package), group file
+transfer (:mod:`.groupft`) and large message mode to a group (:mod:`.large`, §9.3).
 """
 
 from simpleim.server.controlling.conference import CONFERENCE_FACTORY_USER, ConferenceLimits
 from simpleim.server.controlling.exploder import EXPLODER_USER, ExploderLimits
 from simpleim.server.controlling.focus import ConferenceFocus
+from simpleim.server.controlling.large import GroupLargeMessages, LargeKeeper
 from simpleim.server.controlling.pager import PagerExploder, Terminator
 
 __all__ = ["CONFERENCE_FACTORY_USER", "ConferenceFocus", "ConferenceLimits", "EXPLODER_USER",
-           "ExploderLimits", "PagerExploder", "Terminator"]
+           "ExploderLimits", "GroupLargeMessages", "LargeKeeper", "PagerExploder", "Terminator"]

@@ -85,6 +85,7 @@ from .conference import (
     switch_targets,
 )
 from .groupft import FtSupport, GroupFileTransfer, ft_support, ft_targets, is_file_transfer
+from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
 from .predefined import (
     add_refusal,
     group_conference,
@@ -180,7 +181,8 @@ class ConferenceFocus:
     def __init__(self, repo: ConferenceRepository, media: MediaSessions, notifier: Notifier,
                  limits: ConferenceLimits, clock: Callable[[], float],
                  queue_limit: int = 64, groups: GroupDirectory | None = None,
-                 recorder: Recorder | None = None) -> None:
+                 recorder: Recorder | None = None,
+                 large: GroupLargeMessages | None = None) -> None:
         self._repo = repo
         self._media = media
         self._notifier = notifier
@@ -195,6 +197,8 @@ class ConferenceFocus:
         self._by_group: dict[str, str] = {}
         self._groups = groups
         self._files = GroupFileTransfer(media, limits.host, queue_limit=queue_limit)
+        #: large message mode to a URI list or a pre-defined group (§9.3)
+        self.large = large or GroupLargeMessages(media, limits.host, max_size=16 * 1024 * 1024)
         self._tasks: set[asyncio.Task[None]] = set()
         self.factory_uri = f"sip:{CONFERENCE_FACTORY_USER}@{limits.host}"
 
@@ -274,6 +278,9 @@ class ConferenceFocus:
         if user is not None and user.lower() == CONFERENCE_FACTORY_USER.lower():
             if req.method != "INVITE":
                 return Reply(405, headers=(("Allow", "INVITE"),))
+            if is_large_message(req):
+                await self.large_adhoc(inc, requester)          # §9.1.1.2 step 3b
+                return None
             await self._create(inc, requester)
             return None
         key = self._uri_of(user or "")
@@ -309,6 +316,28 @@ class ConferenceFocus:
         host = f"[{local.host}]" if ":" in local.host else local.host
         transport = "" if local.transport == "udp" else f";transport={local.transport}"
         return f"<sip:{user}@{host}:{local.port}{transport}>{FOCUS_TAGS}"
+
+    # ------------------------------------------------------------------ large messages (§9.3)
+    async def large_adhoc(self, inc: IncomingRequest, requester: str) -> None:
+        """§9.3.1.1 step 1: a large message to a URI list (§7.2.1.2 checks), one session per
+        listed user (§9.3.2.1)."""
+        parsed = parse_adhoc_invite(inc.request, self._limits)
+        if isinstance(parsed, Reply):
+            self._media.reject(inc, parsed.status, parsed.reason, headers=parsed.headers)
+            return
+        await self.large.run(inc, LargeTarget(_sip(requester),
+                                              tuple(e.uri for e in parsed.recipients),
+                                              parsed.anonymous))
+
+    async def _large_group(self, inc: IncomingRequest, group: GroupDefinition,
+                           requester: str) -> None:
+        """§9.3.1.1 step 2: a large message to a pre-defined group (§7.2.1.3 checks), one
+        session per member but the sender (§9.3.2.1 step 3)."""
+        target = group_large_target(group, inc.request, _sip(requester), self._limits.host)
+        if isinstance(target, Reply):
+            self._media.reject(inc, target.status, target.reason, headers=target.headers)
+            return
+        await self.large.run(inc, target)
 
     # ------------------------------------------------------------------ ad-hoc creation
     async def _create(self, inc: IncomingRequest, requester: str) -> None:
@@ -618,6 +647,9 @@ class ConferenceFocus:
             return self._subscribe(inc, running, requester)
         if req.method != "INVITE":
             return Reply(405, headers=(("Allow", "INVITE, SUBSCRIBE, MESSAGE"),))
+        if is_large_message(req):
+            await self._large_group(inc, group, requester)      # §9.1.1.2 step 4
+            return None
         if running is not None:
             refusal = join_refusal(group, req, running.conf, who, self._limits)
             if refusal is not None:

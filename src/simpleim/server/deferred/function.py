@@ -73,7 +73,7 @@ from simpleim.server.roles import (
     server_request_headers,
 )
 from simpleim.sip.headers import Address
-from simpleim.sip.message import Headers, SipRequest, parse_message
+from simpleim.sip.message import Headers, SipRequest, SipResponse, parse_message
 from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.store.deferred import DeferredMessage, DeferredRepository
@@ -226,11 +226,18 @@ class DeferredMessagingFunction:
 
     async def _store_large(self, session: ServerSession, event: MediaMessage,
                            recipient: str) -> DeferredMessage:
+        return await self.store_large(session.request, session.response, event, recipient)
+
+    async def store_large(self, invite: SipRequest, answer: SipResponse, event: MediaMessage,
+                          recipient: str) -> DeferredMessage:
+        """Store one large message for ``recipient`` (committed on return): ``invite`` the
+        session's INVITE as the recipient would have got it, ``answer`` the 200 it was
+        answered with (§12.2.2.3 step 3).  The Controlling Function keeps a group's large
+        message this way for its offline members (§9.3.2.1).  StorageError propagates."""
         now = self._clock()
         cfg = self._config
-        invite = session.request
         sender = _sender_aor(invite)
-        raw = stored_large(invite, session.response, event.content_type, event.body,
+        raw = stored_large(invite, answer, event.content_type, event.body,
                            event.headers, event.message_id, http_date(now),
                            anonymous=is_anonymous(invite))
         message = DeferredMessage(

@@ -46,8 +46,9 @@ __all__ = [
 #: §9.1.1.2: the large message mode feature tag (Accept-Contact of the INVITE)
 LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
 # §12.2.2.3 step 3 / §12.2.2.5: the headers of the session kept with the message
+# (Referred-By: the sender of a pre-defined group's copy whose PAI is the group, §9.3.2.1)
 _RELEVANT = ("from", "to", "call-id", "cseq", "contact", "p-asserted-identity", "subject",
-             "date", "priority", "privacy")
+             "date", "priority", "privacy", "referred-by")
 # §12.2.2.3 step 3: what is kept of the BYE that ended the session (RFC 3326 Reason too)
 _RELEVANT_BYE = ("from", "to", "call-id", "cseq", "p-asserted-identity", "date", "reason")
 
@@ -63,7 +64,7 @@ def _relevant(headers: Headers, anonymous: bool,
     out = Headers()
     for name, value in headers:
         low = name.lower()
-        if low in names and not (anonymous and low == "p-asserted-identity"):
+        if low in names and not (anonymous and low in ("p-asserted-identity", "referred-by")):
             out.add(name, value)
     return out
 
