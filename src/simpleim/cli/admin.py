@@ -14,6 +14,12 @@ starts Ts1 (§15) when it is sent: after S seconds without an answer (a MESSAGE 
 at once).  A text above 1300 bytes, or one that needs the user to act, is sent as
 ``message/external-body`` pointing at ``--url`` (§5.4 step 3, RFC 4483).
 
+``simpleim admin system-message CONFERENCE TEXT --type Announcement`` queues a system message
+into a running IM conference instead (§7.2.3.5): ``CONFERENCE`` is its IM Session Identity
+(``sip:conf~...@DOMAIN``, as ``simpleim agent`` shows it) or a pre-defined group's URI; every
+participant gets it in the group chat from ``Announcement <conference>`` (``SysAdmin``,
+``Announcement``, ``Advertisement`` or another word of the operator's).
+
 Exit codes: 0 ok, 1 store error, 2 usage error.
 """
 
@@ -81,6 +87,8 @@ async def deferred_purge(args: argparse.Namespace) -> int:
 
 
 async def system_message(args: argparse.Namespace) -> int:
+    if args.type is not None:
+        return await _conference_message(args)
     name, domain = _aor(args.user, args.domain)
     if args.respond_within is not None and args.respond_within < 0:
         raise ConfigError("--respond-within must be >= 0 seconds (Ts1, §15)")
@@ -102,6 +110,29 @@ async def system_message(args: argparse.Namespace) -> int:
     answer = ("" if args.respond_within is None
               else f", answer due {args.respond_within:g} s after it is sent")
     print(f"queued system message {record.id} for {name}@{domain}{answer}")
+    return 0
+
+
+async def _conference_message(args: argparse.Namespace) -> int:
+    """§7.2.3.5: queued for the running server's Controlling Function."""
+    service = args.type.strip()
+    if not service or not service.replace("-", "").isalnum():
+        raise ConfigError(f"--type {args.type!r}: one word, e.g. SysAdmin, Announcement, "
+                          "Advertisement")
+    if args.respond_within is not None or args.url:
+        raise ConfigError("--type (a conference) takes no --respond-within or --url")
+    target = args.user.strip().removeprefix("sip:")
+    if "@" not in target:
+        target = f"{target}@{args.domain or 'localhost'}"
+    if not target.split("@", 1)[0] or len(args.text.encode("utf-8")) > SYSTEM_MESSAGE_MAX:
+        raise ConfigError("a conference address and a text of at most "
+                          f"{SYSTEM_MESSAGE_MAX} bytes are needed")
+    record = SystemMessageRecord(secrets.token_hex(8), target, args.text,
+                                 "text/plain;charset=utf-8", time.time(),
+                                 service_type=service)
+    async with await open_store(args.db) as store:
+        await store.system_messages.add(record)
+    print(f"queued {service} message {record.id} for the conference sip:{target}")
     return 0
 
 
@@ -142,14 +173,19 @@ def add_admin_commands(
     purge.set_defaults(func=_sync(deferred_purge))
 
     system = admin_sub.add_parser(
-        "system-message", help="queue a System Message for a user (OMA SIMPLE IM §5.4)")
-    system.add_argument("user", help="USER or USER@DOMAIN")
+        "system-message", help="queue a System Message for a user (OMA SIMPLE IM §5.4) or, "
+                               "with --type, into a running group chat (§7.2.3.5)")
+    system.add_argument("user", metavar="USER|CONFERENCE",
+                        help="USER or USER@DOMAIN; with --type the conference or group URI")
     system.add_argument("text", help="the message (at most 1300 bytes; else --url)")
     system.add_argument("--respond-within", type=float, default=None, metavar="S",
                         help="Ts1: seconds the user has to answer (a MESSAGE to "
                              "sip:System@DOMAIN) before their requests get 403; 0 = at once")
     system.add_argument("--url", default=None,
                         help="send a link to this HTML page instead (message/external-body)")
+    system.add_argument("--type", default=None, metavar="SERVICE-TYPE",
+                        help="into the conference CONFERENCE, shown as from SERVICE-TYPE "
+                             "(SysAdmin, Announcement, Advertisement)")
     system.add_argument("--db", default=DEFAULT_STORE_URL, help="store URL (as for the server)")
     system.add_argument("--domain", default=None, help="domain of USER (default localhost)")
     system.set_defaults(func=_sync(system_message))

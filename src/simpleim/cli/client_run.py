@@ -258,6 +258,8 @@ def _format_event(ev: Event) -> str:
         h = "" if ev.hash_ok is None else (" hash ok" if ev.hash_ok else " HASH MISMATCH")
         return f"[{ev.kind}] {ev.file_name} ({ev.size} bytes) {ev.state}{where}{h}"
     if isinstance(ev, GroupMessageEvent):
+        if ev.system is not None:
+            return f"[group-message] {ev.group} [{ev.system}]: {ev.text}"
         return f"[group-message] {ev.group} {ev.sender}: {ev.text}"
     if isinstance(ev, ParticipantEvent):
         how = f" ({ev.method})" if ev.method else ""

@@ -63,7 +63,9 @@ class GroupConsole:
         async for ev in self.account.events:
             chat = self.chat
             if isinstance(ev, GroupMessageEvent):
-                if ev.sender != self.account.config.uri:
+                if ev.system is not None:
+                    self.say(f"[{ev.system}] {ev.text}")
+                elif ev.sender != self.account.config.uri:
                     self.say(f"{self.short(ev.sender)}: {ev.text}")
             elif isinstance(ev, ParticipantEvent):
                 how = f" ({ev.method})" if ev.method else ""

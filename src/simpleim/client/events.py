@@ -112,7 +112,9 @@ class MessageEvent(Event):
 @dataclass(frozen=True)
 class GroupMessageEvent(Event):
     """An IM in a group chat (OMA §7.1.3): ``group`` is the conference URI, ``sender`` the
-    participant it came from (the CPIM From, checked by the focus, §7.2.3.3)."""
+    participant it came from (the CPIM From, checked by the focus, §7.2.3.3); ``system``:
+    a system message of the conference itself (§7.2.3.5), its service type (``SysAdmin``,
+    ``Announcement``, ``Advertisement``...: the CPIM From display name)."""
 
     group: str
     sender: str
@@ -120,6 +122,7 @@ class GroupMessageEvent(Event):
     message_id: str | None = None
     mode: str = "session"
     session_id: str | None = None
+    system: str | None = None
 
     @property
     def name(self) -> str:

@@ -74,6 +74,12 @@ def _bare(uri: str) -> str:
     return text
 
 
+def _conf_user(uri: str) -> str:
+    """The user part of a conference address: the focus names itself by its domain, the
+    Contact we keep as the conference URI may name the host it was reached on."""
+    return _bare(uri).split(";", 1)[0].removeprefix("sip:").rpartition("@")[0].lower()
+
+
 class GroupChat(ChatSession):
     """One group chat: the MSRP session with the focus and the conference subscription."""
 
@@ -139,8 +145,13 @@ class GroupChat(ChatSession):
         mid = decoded.message_id
         if mid is not None:
             self.received[mid] = decoded
+        system = None
+        if cpim is not None and cpim.from_addr is not None \
+                and _conf_user(sender) == _conf_user(self.conference):
+            # §7.2.3.5: from the conference itself - a system message, typed by its name
+            system = cpim.from_addr.display_name or "SysAdmin"
         self.ctx.emit(GroupMessageEvent(self.conference, sender, decoded.text, mid,
-                                        session_id=self.session_id))
+                                        session_id=self.session_id, system=system))
         self.acknowledge(decoded)
 
     # ------------------------------------------------------------------ conference state

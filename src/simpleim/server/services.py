@@ -239,6 +239,8 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
             recorder=recorder, large=large)
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
         recorder.attach_conferences(focus)
+        # §7.2.3.5: queued system messages into running conferences
+        system.attach_conferences(focus)
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
                  b2bua, focus, b2bua_always=config.pf_media == "b2bua")
 

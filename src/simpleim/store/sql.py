@@ -184,6 +184,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX conferences_status ON conferences (status)",
     ),
+    # version 8: system messages into a running IM conference (OMA SIMPLE IM §7.2.3.5): the
+    # service type shown as the CPIM From display name; NULL for a user's System Message.
+    (
+        "ALTER TABLE system_messages ADD COLUMN service_type TEXT",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

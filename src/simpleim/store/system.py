@@ -2,7 +2,10 @@
 
 One row per System Message: the recipient AOR, the body and its content type, when it was
 queued, the seconds the recipient has to answer (Ts1; None: no answer asked), and when it
-was sent and answered.  ``respond_by`` (sent_at + Ts1) is what §6.1.1.1 step 2 checks.
+was sent and answered.  A row with a ``service_type`` (``SysAdmin``, ``Announcement``,
+``Advertisement``...) is a system message into a running IM conference (§7.2.3.5): its
+``aor`` is the conference's (or pre-defined group's) address.  ``respond_by`` (sent_at +
+Ts1) is what §6.1.1.1 step 2 checks.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from simpleim.store.executor import SqlExecutor
 
 __all__ = ["SystemMessageRecord", "SystemMessageRepository"]
 
-_COLUMNS = "id, aor, body, content_type, created_at, ts1, sent_at, respond_by, answered_at"
+_COLUMNS = ("id, aor, body, content_type, created_at, ts1, sent_at, respond_by, answered_at, "
+            "service_type")
 
 
 def _opt(value: Any) -> float | None:
@@ -33,12 +37,15 @@ class SystemMessageRecord:
     sent_at: float | None = None
     respond_by: float | None = None
     answered_at: float | None = None
+    #: §7.2.3.5: into the conference ``aor``, the CPIM From display name (None: a user's)
+    service_type: str | None = None
 
 
 def _from_row(row: Sequence[Any]) -> SystemMessageRecord:
-    mid, aor, body, ctype, created, ts1, sent, respond_by, answered = row
+    mid, aor, body, ctype, created, ts1, sent, respond_by, answered, service = row
     return SystemMessageRecord(str(mid), str(aor), str(body), str(ctype), float(created),
-                               _opt(ts1), _opt(sent), _opt(respond_by), _opt(answered))
+                               _opt(ts1), _opt(sent), _opt(respond_by), _opt(answered),
+                               None if service is None else str(service))
 
 
 class SystemMessageRepository:
@@ -48,9 +55,10 @@ class SystemMessageRepository:
     async def add(self, record: SystemMessageRecord) -> None:
         """Queue a System Message (committed on return)."""
         await self._db.execute([(
-            f"INSERT INTO system_messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO system_messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (record.id, record.aor, record.body, record.content_type, record.created_at,
-             record.ts1, record.sent_at, record.respond_by, record.answered_at))])
+             record.ts1, record.sent_at, record.respond_by, record.answered_at,
+             record.service_type))])
 
     async def unsent(self) -> list[SystemMessageRecord]:
         rows = await self._db.fetch(

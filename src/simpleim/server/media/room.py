@@ -215,27 +215,37 @@ class Room:
                     log.error("room: the recorder failed on a message from %s: %s",
                               leg.name, exc)
             for dest, copy in routes:
-                if dest.left is not None:
-                    continue
-                if dest.queue.empty() and dest.session.post(
-                        copy.body, copy.content_type, partial(self._post_failed, dest)):
-                    # written at once: every earlier copy to ``dest`` already left its
-                    # queue (the writer takes one and hands it to the stream in one step),
-                    # so the order holds; no task switch per copy
-                    dest.sent += 1
-                    continue
                 if self.overflow is Overflow.WAIT:
-                    await dest.queue.put(copy)
-                    continue
-                try:
-                    dest.queue.put_nowait(copy)
-                except asyncio.QueueFull:
-                    log.warning("room: %s does not keep up (%d messages queued): dropped",
-                                dest.name, self.queue_limit)
-                    self.remove(dest, "too slow: send queue full", bye=True)
+                    if dest.left is None and not self._post(dest, copy):
+                        await dest.queue.put(copy)
+                else:
+                    self.deliver(dest, copy)
             # let the writers take what was queued before the next message is read: a burst
             # of messages already received is not mistaken for a slow leg
             await asyncio.sleep(0)
+
+    def _post(self, dest: Leg, copy: MediaMessage) -> bool:
+        """Write ``copy`` to ``dest`` at once when nothing of ``dest`` is queued: every
+        earlier copy already left its queue (the writer takes one and hands it to the
+        stream in one step), so the order holds; no task switch per copy."""
+        if dest.queue.empty() and dest.session.post(
+                copy.body, copy.content_type, partial(self._post_failed, dest)):
+            dest.sent += 1
+            return True
+        return False
+
+    def deliver(self, dest: Leg, copy: MediaMessage) -> None:
+        """Send ``copy`` to ``dest`` (a copy of the room's own, e.g. a conference's system
+        message, §7.2.3.5): at once or through its queue; a leg whose queue is full is
+        dropped (BYE ``too slow``) - ``Overflow.DROP`` whatever the room's mode."""
+        if dest.left is not None or self._post(dest, copy):
+            return
+        try:
+            dest.queue.put_nowait(copy)
+        except asyncio.QueueFull:
+            log.warning("room: %s does not keep up (%d messages queued): dropped",
+                        dest.name, self.queue_limit)
+            self.remove(dest, "too slow: send queue full", bye=True)
 
     async def _write(self, leg: Leg) -> None:
         while True:

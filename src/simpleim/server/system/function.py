@@ -12,6 +12,10 @@ the user answers with a MESSAGE to ``sip:System@DOMAIN`` (:meth:`~.answer`); unt
 once Ts1 has run out, the user's requests are refused (:meth:`~.blocked`, §6.1.1.1 step 2:
 403 with Error-Info).  A user who is not registered gets the message when next
 registered (it stays queued).  Deadlines live in the store (a restart keeps them).
+
+A queued message with a service type goes into a running IM conference instead (§7.2.3.5,
+:class:`ConferenceNotices`: the Controlling Function sends it in each participant's MSRP
+session); one for a conference that is not running is dropped with a log line.
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ from simpleim.sip.message import SipRequest
 from simpleim.sip.uri import parse_uri
 from simpleim.store.system import SystemMessageRecord, SystemMessageRepository
 
-__all__ = ["SYSTEM_MESSAGE_TAG", "SYSTEM_USER", "SystemConfig", "SystemMessageFunction",
-           "SystemSender"]
+__all__ = ["SYSTEM_MESSAGE_TAG", "SYSTEM_USER", "ConferenceNotices", "SystemConfig",
+           "SystemMessageFunction", "SystemSender"]
 
 log = logging.getLogger("simpleim.server.system")
 
@@ -46,6 +50,14 @@ class SystemSender(Protocol):
         (480 when none is registered)."""
 
 
+class ConferenceNotices(Protocol):
+    """What the function asks of the Controlling Function (§7.2.3.5)."""
+
+    def announce(self, uri: str, body: bytes, content_type: str, service_type: str) -> int:
+        """Send a system message into the running conference ``uri``; how many
+        participants got it (-1: no such conference here)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SystemConfig:
     domain: str
@@ -60,6 +72,11 @@ class SystemMessageFunction:
         self._clock = clock
         # aor -> the earliest Ts1 deadline of an unanswered System Message
         self._deadlines: dict[str, float] = {}
+        self._conferences: ConferenceNotices | None = None
+
+    def attach_conferences(self, conferences: ConferenceNotices) -> None:
+        """The Controlling Function that sends the system messages into conferences."""
+        self._conferences = conferences
 
     @property
     def identity(self) -> str:
@@ -97,6 +114,9 @@ class SystemMessageFunction:
         taken (2xx).  StorageError propagates."""
         sent = 0
         for record in await self._repo.unsent():
+            if record.service_type is not None:
+                sent += await self._into_conference(record)
+                continue
             try:
                 status = await self._sender.deliver(record.aor, self._request(record))
             except ProtocolError as exc:
@@ -112,6 +132,24 @@ class SystemMessageFunction:
                 self._note(record.aor, respond_by)  # §5.4 step 7: Ts1 starts
             sent += 1
         return sent
+
+    async def _into_conference(self, record: SystemMessageRecord) -> int:
+        """§7.2.3.5: one queued system message into a running conference; marked sent
+        once handed to its participants' sessions, or dropped when the conference is not
+        running here (it will not come back: a conference URI is not reused)."""
+        count = -1
+        if self._conferences is not None:
+            count = self._conferences.announce(record.aor, record.body.encode("utf-8"),
+                                               record.content_type,
+                                               record.service_type or "SysAdmin")
+        if count < 0:
+            log.warning("system message %s: no conference %s here: dropped", record.id,
+                        record.aor)
+        else:
+            log.info("system message %s (%s) sent to %d participants of %s", record.id,
+                     record.service_type, count, record.aor)
+        await self._repo.mark_sent(record.id, self._clock(), None)
+        return 1 if count > 0 else 0
 
     async def answer(self, req: SipRequest, requester: str | None) -> Reply:
         """A MESSAGE of a served user to ``sip:System@DOMAIN``: the answer to the System
