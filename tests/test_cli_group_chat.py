@@ -172,7 +172,7 @@ async def test_agent_reports_group_events(tmp_path: Path) -> None:
             assert msg == {"event": "group-message", "group": msg["group"],
                            "sender": f"sip:alice@{DOMAIN}", "text": "to the agent",
                            "message_id": mid, "mode": "session",
-                           "session_id": msg["session_id"]}
+                           "session_id": msg["session_id"], "system": None}
             assert str(msg["group"]).startswith("sip:conf~")
             part = await until("participant")
             assert part["group"] == msg["group"] and part["status"] in (

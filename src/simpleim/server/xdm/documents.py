@@ -11,11 +11,12 @@ read.  When another writer came in between, a request that named an entity tag g
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Protocol
 
-from simpleim.errors import XcapError
+from simpleim.errors import SimpleImError, XcapError
 from simpleim.server.xdm.api import DocumentRef, XdmDocument
 from simpleim.server.xdm.usages import AppUsage
 from simpleim.server.xdm.xmldoc import parse_document
@@ -48,6 +49,7 @@ class DocumentRepository(Protocol):
 
 #: told of every document this service wrote or deleted, after the write committed
 Observer = Callable[[DocumentRef], Awaitable[None]]
+log = logging.getLogger("simpleim.server.xdm")
 
 #: current document (None: none) -> new content (None: delete the document)
 Transform = Callable[[XdmDocument | None], bytes | None]
@@ -107,7 +109,12 @@ class DocumentService:
 
     async def _changed(self, ref: DocumentRef) -> None:
         for observer in self._observers:
-            await observer(ref)
+            try:
+                await observer(ref)
+            except SimpleImError as exc:
+                # the write is committed: the writer gets its 200/201 all the same
+                log.error("after the write of %s/%s/%s: %s", ref.auid, ref.owner, ref.name,
+                          exc)
 
     async def owners(self, auid: str) -> list[str]:
         """The owners of at least one document of ``auid``."""
