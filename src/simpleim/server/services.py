@@ -33,6 +33,7 @@ from simpleim.server.controlling import (
     GroupLargeMessages,
     PagerExploder,
 )
+from simpleim.server.controlling.notices import RoomNotices
 from simpleim.server.deferred import (
     Courier,
     DeferredConfig,
@@ -240,7 +241,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
         recorder.attach_conferences(focus)
         # §7.2.3.5: queued system messages into running conferences
-        system.attach_conferences(focus)
+        system.attach_conferences(RoomNotices(focus, clock))
     return Roles(participating, deferred, settings, system, exploder, xdm, history, recorder,
                  b2bua, focus, b2bua_always=config.pf_media == "b2bua")
 

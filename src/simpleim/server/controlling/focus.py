@@ -86,7 +86,6 @@ from .conference import (
 )
 from .groupft import FtSupport, GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
-from .notices import system_message_copies
 from .predefined import (
     add_refusal,
     group_conference,
@@ -263,35 +262,15 @@ class ConferenceFocus:
         """The URI of the running conference whose room is ``room``."""
         return next((uri for uri, r in self._running.items() if r.room is room), None)
 
-    def _find(self, uri: str) -> Running | None:
-        """A running conference by its address or its group's, whatever host it names (the
-        Contact form on a listener's address, or our domain)."""
+    def running_room(self, uri: str) -> tuple[str, Room, dict[str, Leg]] | None:
+        """A running conference by its address or its group's, whatever host it names:
+        (its URI, its room, participant URI -> leg); for :class:`.notices.RoomNotices`."""
         user = uri.strip().strip("<>").split(";", 1)[0].removeprefix("sip:").rpartition("@")[0]
-        if not user:
-            return None
-        running = self._running.get(self._uri_of(user))
+        running = self._running.get(self._uri_of(user)) if user else None
         group = self._by_group.get(f"sip:{user}@{self._limits.host}")
         if running is None and group is not None:
             running = self._running.get(group)
-        return running
-
-    def hosts(self, uri: str) -> bool:
-        """Is ``uri`` (a conference's or a pre-defined group's address) running here?"""
-        return self._find(uri) is not None
-
-    def announce(self, uri: str, body: bytes, content_type: str, service_type: str) -> int:
-        """§7.2.3.5: a system message into the running conference ``uri``, one MSRP SEND
-        per connected participant (CPIM From = the conference with ``service_type`` as
-        display name, To = the participant); how many were sent (-1: no such conference)."""
-        running = self._find(uri)
-        if running is None:
-            return -1
-        legs = [(who, leg) for who, leg in running.legs.items() if leg.left is None]
-        copies = system_message_copies(running.conf.uri, [who for who, _ in legs], body,
-                                       content_type, service_type, self._clock())
-        for (_who, leg), (_to, cpim) in zip(legs, copies, strict=True):
-            running.room.deliver(leg, MediaMessage("message/cpim", cpim))
-        return len(copies)
+        return None if running is None else (running.conf.uri, running.room, running.legs)
 
     # ------------------------------------------------------------------ requests
     @staticmethod
