@@ -20,11 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 
 from client_interop import (  # noqa: E402
     LINPHONE_PORT,
-    PEERS,
     Proc,
     account,
     account_config,
     ensure_free,
+    linphone_rc,
     require,
     simpleim_server,
     wait_registered,
@@ -35,13 +35,6 @@ from simpleim.client.events import ImdnEvent, MessageEvent  # noqa: E402
 pytestmark = pytest.mark.interop
 
 
-def _rc(tmp: Path, port: int) -> Path:
-    text = (PEERS / "linphone" / "carol-cpim.rc").read_text()
-    text = text.replace("127.0.0.1:5070", f"127.0.0.1:{port}")
-    text = text.replace("/tmp/lp/carol-cpim.db", str(tmp / "carol.db"))
-    rc = tmp / "carol.rc"
-    rc.write_text(text)
-    return rc
 
 
 async def _event(acc: object, pred: object, timeout: float = 15.0) -> object:
@@ -56,7 +49,7 @@ async def test_linphone_cpim_imdn_both_ways(tmp_path: Path) -> None:
     binary = require("linphone-daemon", "linphone-cli")
     ensure_free(("udp", LINPHONE_PORT), ("tcp", LINPHONE_PORT))
     async with simpleim_server(tmp_path) as (server, port):
-        lp = await Proc.start("linphone", [binary, "--config", str(_rc(tmp_path, port)),
+        lp = await Proc.start("linphone", [binary, "--config", str(linphone_rc(tmp_path, port)),
                                            "--log", str(tmp_path / "linphone.log")],
                               env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
         try:

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "client"))
 from client_interop import (  # noqa: E402
     DOMAIN,
     LINPHONE_PORT,
-    PEERS,
     Proc,
     account,
     account_config,
     ensure_free,
+    linphone_rc,
     require,
     simpleim_server,
     wait_registered,
@@ -37,13 +37,6 @@ from simpleim.client.events import ImdnEvent  # noqa: E402
 pytestmark = pytest.mark.interop
 
 
-def _rc(tmp: Path, port: int) -> Path:
-    text = (PEERS / "linphone" / "carol-cpim.rc").read_text()
-    text = text.replace("127.0.0.1:5070", f"127.0.0.1:{port}")
-    text = text.replace("/tmp/lp/carol-cpim.db", str(tmp / "carol.db"))
-    rc = tmp / "carol.rc"
-    rc.write_text(text)
-    return rc
 
 
 async def test_linphone_offline_receives_deferred_messages_on_registration(
@@ -62,7 +55,7 @@ async def test_linphone_offline_receives_deferred_messages_on_registration(
             sent.append(result.message_id)
         assert server.roles is not None
         assert server.roles.deferred.has_pending(f"carol@{DOMAIN}")
-        lp = await Proc.start("linphone", [binary, "--config", str(_rc(tmp_path, port)),
+        lp = await Proc.start("linphone", [binary, "--config", str(linphone_rc(tmp_path, port)),
                                            "--log", str(tmp_path / "linphone.log")],
                               env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
         try:

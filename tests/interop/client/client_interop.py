@@ -46,6 +46,16 @@ HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent / "peers"
 
 
+def linphone_rc(tmp: Path, port: int) -> Path:
+    """carol's linphone-daemon config (CPIM on) in ``tmp``, through the server on ``port``."""
+    text = (PEERS / "linphone" / "carol-cpim.rc").read_text()
+    text = text.replace("127.0.0.1:5070", f"127.0.0.1:{port}")
+    text = text.replace("/tmp/lp/carol-cpim.db", str(tmp / "carol.db"))
+    rc = tmp / "carol.rc"
+    rc.write_text(text)
+    return rc
+
+
 def require(binary: str, package: str) -> str:
     path = shutil.which(binary) or next(
         (str(p) for p in (Path("/usr/sbin") / binary, Path("/usr/bin") / binary) if p.exists()),

@@ -115,14 +115,10 @@ def with_bye(stored: bytes, bye: SipRequest, *, anonymous: bool) -> bytes | None
         request = parse_message(stored)
     except SimpleImError:
         return None
-    if not isinstance(request, SipRequest) or request.method != "INVITE":
+    if not isinstance(request, SipRequest):
         return None
-    mt = request.media_type
-    if mt is None or mt.mime != "multipart/mixed" or not mt.boundary:
-        return None
-    try:
-        parts = parse_multipart(request.body, mt.boundary)
-    except SimpleImError:
+    parts = _stored_parts(request)
+    if parts is None:
         return None
     if any(p.content_type == "message/sip" and p.body.startswith(b"BYE ") for p in parts):
         return None
@@ -145,15 +141,24 @@ class StoredLarge:
         self.invite, self.answer, self.send, self.bye = invite, answer, send, bye
 
 
-def parse_stored_large(stored: SipRequest) -> StoredLarge | None:
-    """The parts of a request :func:`stored_large` made; None for anything else."""
-    if stored.method != "INVITE":
-        return None
+def _stored_parts(stored: SipRequest) -> list[MultipartPart] | None:
+    """The body parts of an INVITE :func:`stored_large` made; None for anything else."""
     mt = stored.media_type
-    if mt is None or mt.mime != "multipart/mixed" or not mt.boundary:
+    if stored.method != "INVITE" or mt is None or mt.mime != "multipart/mixed" \
+            or not mt.boundary:
         return None
     try:
-        parts = parse_multipart(stored.body, mt.boundary)
+        return parse_multipart(stored.body, mt.boundary)
+    except (SimpleImError, ValueError):
+        return None
+
+
+def parse_stored_large(stored: SipRequest) -> StoredLarge | None:
+    """The parts of a request :func:`stored_large` made; None for anything else."""
+    parts = _stored_parts(stored)
+    if parts is None:
+        return None
+    try:
         offer = next((p for p in parts if (p.content_type or "").startswith("application/")),
                      None)
         answer = next((p.body for p in parts if p.content_type == "message/sip"
