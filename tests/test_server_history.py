@@ -36,6 +36,7 @@ from simpleim.store.history import (
     HistoryKind,
     HistoryQuery,
     HistoryRecord,
+    HistoryRepository,
     ItemKind,
 )
 from simpleim.transport.msrp_sdp import sdp_of
@@ -342,12 +343,7 @@ async def test_proxy_mode_keeps_a_recorded_session_in_the_media_path(
         await _got(bob, "recorded in proxy mode")
         await chat.end()
         history = _store(srv).history
-
-        async def ended() -> bool:
-            found = await history.of(f"bob@{DOMAIN}")
-            return len(found) == 1 and found[0].ended_at is not None
-
-        await wait_until(ended)
+        await _one_closed_history(history, f"bob@{DOMAIN}")
         (rec,) = await history.of(f"bob@{DOMAIN}")
         entries = await bob.history.fetch([f"{rec.id}@{DOMAIN}"])
         assert [e.text for e in entries if e.kind == "send"] == ["recorded in proxy mode"]
@@ -362,12 +358,18 @@ async def test_proxy_mode_keeps_a_recorded_session_in_the_media_path(
         await _got(bob, "the caller records")
         await chat.end()
 
-        async def alice_ended() -> bool:
-            found = await history.of(f"alice@{DOMAIN}")
-            return len(found) == 1 and found[0].ended_at is not None
-
-        await wait_until(alice_ended)
+        await _one_closed_history(history, f"alice@{DOMAIN}")
         assert len(await history.of(f"bob@{DOMAIN}")) == 1     # bob no longer records
+
+
+async def _one_closed_history(history: HistoryRepository, owner: str) -> None:
+    """Wait until ``owner`` has exactly one history and it is closed (ended)."""
+
+    async def ended() -> bool:
+        found = await history.of(owner)
+        return len(found) == 1 and found[0].ended_at is not None
+
+    await wait_until(ended, what=f"one closed history of {owner}")
 
 
 def _path(invite: SipRequest) -> bytes:
@@ -388,12 +390,7 @@ async def test_session_recorded_by_setting_through_the_b2bua(tmp_path: Path,
         await _got(alice, "three")
         await chat.end()
         history = _store(srv).history
-
-        async def ended() -> bool:
-            found = await history.of(f"bob@{DOMAIN}")
-            return len(found) == 1 and found[0].ended_at is not None
-
-        await wait_until(ended)
+        await _one_closed_history(history, f"bob@{DOMAIN}")
         assert await history.of(f"alice@{DOMAIN}") == []
         (rec,) = await history.of(f"bob@{DOMAIN}")
         assert rec.kind is HistoryKind.SESSION and rec.peer == f"alice@{DOMAIN}"
@@ -537,12 +534,7 @@ async def test_large_message_recorded_by_the_pager_setting(tmp_path: Path) -> No
         await alice.pager.send("bob", text)
         await _got(bob, text)
         history = _store(srv).history
-
-        async def ended() -> bool:
-            found = await history.of(f"bob@{DOMAIN}")
-            return len(found) == 1 and found[0].ended_at is not None
-
-        await wait_until(ended)
+        await _one_closed_history(history, f"bob@{DOMAIN}")
         (rec,) = await history.of(f"bob@{DOMAIN}")
         assert rec.kind is HistoryKind.LARGE and rec.direction == "in"
         entries = await bob.history.fetch([f"{rec.id}@{DOMAIN}"])
