@@ -30,11 +30,11 @@ from client_interop import (  # noqa: E402
     account_config,
     baresip_config_dir,
     ensure_free,
+    linphone_rc,
     require,
     simpleim_server,
     wait_registered,
 )
-from test_client_linphone import _rc  # noqa: E402
 
 from simpleim.client.events import ImdnEvent, MessageEvent  # noqa: E402
 
@@ -48,7 +48,7 @@ async def test_linphone_and_baresip_receive_a_list_message(tmp_path: Path) -> No
                 ("tcp", BARESIP_PORT), ("tcp", BARESIP_CTRL))
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     async with simpleim_server(tmp_path) as (server, port):
-        lp = await Proc.start("linphone", [lp_bin, "--config", str(_rc(tmp_path, port)),
+        lp = await Proc.start("linphone", [lp_bin, "--config", str(linphone_rc(tmp_path, port)),
                                            "--log", str(tmp_path / "linphone.log")], env=env)
         bs = await Proc.start("baresip", [bs_bin, "-f",
                                           str(baresip_config_dir(tmp_path, port))], env=env)
