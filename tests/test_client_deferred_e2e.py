@@ -257,3 +257,32 @@ async def test_system_message_presented_apart_and_answered(tmp_path: Path) -> No
         assert blocked.value.status == 403
         assert (await bob.pager.send("System", "OK")).status == 200
         assert (await bob.pager.send("carol", "after answering")).status == 202
+
+
+async def test_group_advertisement_presented_apart_by_its_subject(tmp_path: Path) -> None:
+    """OMA §8.2.1 step 3 (C-PM-02): a MESSAGE of type
+    application/vnd.poc.group-advertisement+xml is a MessageEvent with mode
+    "group-advertisement" and the SIP Subject; the CLI line shows the Subject, not the XML;
+    the document itself is kept as received (step 4)."""
+    from simpleim.cli.client_run import format_event
+
+    advert = b'<group-advertisement><group uri="sip:friends@example.com"/></group-advertisement>'
+    async with (
+        running_server(tmp_path) as (server, port),
+        Account(client_config("alice", port, tmp_path)) as alice,
+        Account(client_config("bob", port, tmp_path)) as bob,
+    ):
+        status = await alice.pager.send_raw(
+            "bob", advert, "application/vnd.poc.group-advertisement+xml",
+            extra=(("Subject", "You are in Friends now"),))
+        assert status == 200
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent)
+        assert ev.mode == "group-advertisement" and ev.subject == "You are in Friends now"
+        assert ev.text.encode() == advert and ev.sender == f"sip:alice@{DOMAIN}"
+        assert format_event(ev) == (f"[group-advertisement] sip:alice@{DOMAIN}: "
+                                    "You are in Friends now")
+        # an ordinary pager message: mode "pager", its Subject (if any) carried along
+        assert (await alice.pager.send("bob", "hello")).status == 200
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.mode == "pager" and ev.subject is None

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from simpleim.content.poc_settings import ServiceSettings
 from simpleim.errors import XcapError
+from simpleim.server.settings import build_settings
 from simpleim.server.xdm import DocumentRef
 from simpleim.server.xdm.access import (
     AUID_ACCESS_RULES,
@@ -21,7 +23,7 @@ from simpleim.server.xdm.access import (
     resource_lists_members,
 )
 from simpleim.server.xdm.api import PolicyMedia
-from test_server_deferred import message, server_on
+from test_server_deferred import IM, message, publish, received, server_on
 from test_server_helpers import DOMAIN
 from test_server_pf import assert_pf_answer, invite, sdp, warning
 from test_xcap_server import Xcap, error_child, session, xcap  # noqa: F401, F811
@@ -192,6 +194,60 @@ async def test_access_policy_rejects_named_senders_on_the_wire(store_url: str) -
         assert await srv.server.roles.xdm.documents.delete(rules_ref)
         resp = await alice.send(message(alice, "bob", b"hi"))  # type: ignore[arg-type]
         assert resp.status == 200
+
+
+GA = "application/vnd.poc.group-advertisement+xml"
+GA_ONLY = "<oxe:media-list><oxe:group-advertisement/></oxe:media-list>"
+ADVERT = (b'<?xml version="1.0" encoding="UTF-8"?>\n<group-advertisement>'
+          b'<group uri="sip:friends@example.com"/></group-advertisement>')
+
+
+def test_group_advertisement_is_a_medium_of_its_own() -> None:
+    """Appendix S: the ``<group-advertisement>`` media element names extended group
+    advertisements (§6.1.2.6) and nothing else; a pager rule does not cover them."""
+    alice = f"sip:alice@{DOMAIN}"
+    policy = rules_of(ruleset(rule("no-ads", one("alice") + GA_ONLY)))
+    assert policy.rejects(alice, PolicyMedia.GROUP_ADVERTISEMENT)
+    assert not policy.rejects(alice, PolicyMedia.PAGER)
+    assert not rules_of(ruleset(rule("p", one("alice") + PAGER_ONLY))).rejects(
+        alice, PolicyMedia.GROUP_ADVERTISEMENT)
+
+
+async def test_group_advertisement_checked_against_the_access_policy(store_url: str) -> None:
+    """PT-12 (§6.1.2.6, IMSpec-GA-S-001): a MESSAGE carrying a group advertisement from a
+    sender whose ``<group-advertisement>`` rule says ``<allow-reject-invite>true`` gets 403
+    (Server, Warning 122); the same sender's text message still passes; another sender's
+    advertisement reaches the user as sent (Content-Type, Subject, body).  Incoming pager
+    barring (``ipab``) does not stop an advertisement: only the access policy governs it."""
+    rules_ref = DocumentRef(AUID_ACCESS_RULES, f"sip:bob@{DOMAIN}", "index")
+    subject = ("Subject", "You were added to Friends")
+    async with server_on(store_url) as srv:
+        assert srv.server.roles is not None
+        await srv.server.roles.xdm.documents.put(
+            rules_ref, ruleset(rule("no-ads-from-alice", one("alice") + GA_ONLY)))
+        bob = await srv.ua("bob")
+        await bob.register()
+        alice = await srv.ua("alice")
+        resp = await alice.send(message(alice, "bob", ADVERT, GA,  # type: ignore[arg-type]
+                                        headers=(IM, subject)))
+        assert_pf_answer(resp, 403, invite=False)
+        assert warning(resp) == f'399 {DOMAIN} "122 Function not allowed"'
+        resp = await alice.send(message(alice, "bob", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 200
+        await received(bob, 1)
+        barred = build_settings(ServiceSettings(incoming_pager_barring=True), "bob")
+        assert (await bob.send(publish(bob, barred))).status == 200  # type: ignore[arg-type]
+        carol = await srv.ua("carol")
+        resp = await carol.send(message(carol, "bob", b"hi"))  # type: ignore[arg-type]
+        assert resp.status == 403                                   # barred: pager
+        resp = await carol.send(message(carol, "bob", ADVERT, GA,  # type: ignore[arg-type]
+                                        headers=(IM, subject)))
+        assert resp.status == 200
+        (got,) = await received(bob, 1)
+        assert got.request.content_type == GA
+        assert got.request.headers.get("Subject") == subject[1]
+        assert got.request.body == ADVERT
+        assert got.request.from_addr.uri.user == "carol"  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------- over XCAP

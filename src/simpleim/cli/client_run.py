@@ -249,6 +249,9 @@ def _format_event(ev: Event) -> str:
     if isinstance(ev, MessageEvent):
         claim = (f" (unverified: the message claims to be from {ev.claimed_sender})"
                  if ev.claimed_sender else "")
+        if ev.mode == "group-advertisement":
+            # OMA §8.2.1 step 3: presented apart, by its Subject
+            return f"[group-advertisement] {ev.sender}{claim}: {ev.subject or '(no subject)'}"
         return f"[message/{ev.mode}] {ev.sender}{claim}: {ev.text}"
     if isinstance(ev, SessionEvent):
         extra = f" ({ev.reason})" if ev.reason else ""

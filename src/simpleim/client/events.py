@@ -80,9 +80,11 @@ class ReadyEvent(Event):
 
 @dataclass(frozen=True)
 class MessageEvent(Event):
-    """An instant message: ``mode`` is ``pager``, ``large`` or ``session``, or ``system`` for
+    """An instant message: ``mode`` is ``pager``, ``large`` or ``session``, ``system`` for
     a System Message of the IM server (OMA §8.2.1 step 2: presented apart; answer it with a
-    message to ``System@DOMAIN``)."""
+    message to ``System@DOMAIN``), or ``group-advertisement`` for an extended group
+    advertisement (§8.2.1 step 3: presented apart by its ``subject``; ``text`` is the
+    advertisement document as received)."""
 
     sender: str
     text: str
@@ -103,6 +105,9 @@ class MessageEvent(Event):
     #: the pre-defined group a pager message was sent to (OMA §8.3.2.1 step 4: asserted by
     #: the server, ``sender`` from its Referred-By)
     group: str | None = None
+    #: the SIP Subject of a pager message (an extended group advertisement, mode
+    #: ``group-advertisement``, is presented by it: OMA §8.2.1 step 3)
+    subject: str | None = None
 
     @property
     def name(self) -> str:

@@ -68,7 +68,7 @@ class Inbox:
 
     def present(self, decoded: Decoded, sender: str, mode: str,
                 session_id: str | None = None, deferred: DeferredInfo | None = None,
-                group: str | None = None) -> bool:
+                group: str | None = None, subject: str | None = None) -> bool:
         peer = decoded.sender or sender
         if decoded.kind == "imdn":
             self.report_imdn(decoded, sender)
@@ -91,13 +91,13 @@ class Inbox:
                                    when, claimed_sender=decoded.claimed_sender,
                                    deferred=deferred is not None,
                                    deferred_id=deferred.message_id if deferred else None,
-                                   group=group))
+                                   group=group, subject=subject))
         return True
 
     def deliver(self, decoded: Decoded, sender: str, mode: str,
                 session_id: str | None = None, deferred: DeferredInfo | None = None,
-                group: str | None = None) -> None:
-        if not self.present(decoded, sender, mode, session_id, deferred, group):
+                group: str | None = None, subject: str | None = None) -> None:
+        if not self.present(decoded, sender, mode, session_id, deferred, group, subject):
             return
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
                          me=self.ctx.config.uri, date_time=self.ctx.now_cpim())

@@ -52,6 +52,8 @@ __all__ = ["ACCEPTED_TYPES", "PagerMessages", "SendResult", "failure_reason"]
 
 #: OMA §5.4 step 2 / §8.2.1 step 2: the Accept-Contact tag of a System Message.
 SYSTEM_MESSAGE_TAG = "+g.oma.sip-im.system-message"
+#: the content of an extended group advertisement (OMA §8.2.1 step 3)
+GROUP_ADVERTISEMENT = "application/vnd.poc.group-advertisement+xml"
 
 #: Appendix I EXPLODER-URI user part (the Appendix F.2 convention): sip:Exploder@DOMAIN.
 EXPLODER_USER = "Exploder"
@@ -229,6 +231,9 @@ class PagerMessages:
         # its MessageEvent has mode "system".
         system = any(SYSTEM_MESSAGE_TAG in v.lower()
                      for v in req.headers.get_all("Accept-Contact"))
+        # §8.2.1 step 3: an extended group advertisement is presented apart, by its Subject.
+        mode = "system" if system else \
+            "group-advertisement" if decoded.content_type == GROUP_ADVERTISEMENT else "pager"
         # OMA §12.1.4 (C-DM-04): the delivery IMDN of a deferred message goes out like any.
-        self.inbox.deliver(decoded, sender, "system" if system else "pager",
-                           deferred=deferred, group=group)
+        self.inbox.deliver(decoded, sender, mode, deferred=deferred, group=group,
+                           subject=req.headers.get("Subject"))

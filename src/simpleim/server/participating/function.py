@@ -16,7 +16,9 @@ Pure decisions over a request and the user's settings; the core applies them:
   -> 403 + Warning 127), step 2 (the user's access policy rejects the authenticated
   originator for this medium -> 403 + Warning 122, Appendix S), step 3 (415 / 488 as
   above), step 4 (an expired MESSAGE -> 408, local policy); the P-Asserted-Identity of
-  an anonymous sender is not passed to the user (RFC 3325 §7).
+  an anonymous sender is not passed to the user (RFC 3325 §7).  A MESSAGE carrying an
+  extended group advertisement (PT-12, §6.1.2.6) is checked against the access policy's
+  ``<group-advertisement>`` medium only (403 + Warning 122), then delivered.
 * :meth:`ParticipatingFunction.hidden` — invisibility (Appendix E.1 ``vis-status``
   ``active="false"``): capability and presence queries of others (OPTIONS, SUBSCRIBE to
   presence) find the user as if not registered; messages and sessions are not affected
@@ -66,10 +68,12 @@ __all__ = ["PfConfig", "ParticipatingFunction", "UserSettings", "UserSettingsLoo
 ANONYMOUS_FROM = '"Anonymous" <sip:anonymous@anonymous.invalid>'
 LARGE_MESSAGE_TAG = "+g.oma.sip-im.large-message"
 COMPOSING = "application/im-iscomposing+xml"
+#: the content of an extended group advertisement (§6.1.2.6, §8.2.1 step 3)
+GROUP_ADVERTISEMENT = "application/vnd.poc.group-advertisement+xml"
 #: Pager-mode content the operator policy accepts by default (PO-01 step 4a).
 DEFAULT_PAGER_TYPES = ("text/plain", "message/cpim", "message/imdn+xml", COMPOSING,
                        "multipart/mixed", "multipart/related", "application/sdp",
-                       "text/html", "message/sip", "message/sipfrag")
+                       "text/html", "message/sip", "message/sipfrag", GROUP_ADVERTISEMENT)
 _UNREACHABLE = frozenset({408, 480, 503})
 
 
@@ -119,7 +123,11 @@ def _anonymous(req: SipRequest) -> bool:
 
 def _policy_media(req: SipRequest) -> PolicyMedia | None:
     """The Appendix S medium of an initial request (None: not one the policy governs; an
-    is-composing MESSAGE is no message of its own but reveals the user: governed too)."""
+    is-composing MESSAGE is no message of its own but reveals the user: governed too).
+    A MESSAGE carrying a group advertisement is the ``<group-advertisement>`` medium
+    (§6.1.2.6 step 1), not a pager message."""
+    if req.method == "MESSAGE" and req.content_type == GROUP_ADVERTISEMENT:
+        return PolicyMedia.GROUP_ADVERTISEMENT
     if req.method == "MESSAGE" or (req.method == "INVITE" and _is_large_message(req)):
         return PolicyMedia.PAGER
     if req.method == "INVITE":
@@ -257,20 +265,24 @@ class ParticipatingFunction:
     # ------------------------------------------------------------------ terminating
 
     def terminating(self, req: SipRequest, recipient: str, now: float) -> Reply | None:
-        """PT-01 steps 1 and 3 for a request to the served user ``recipient``."""
+        """PT-01 steps 1 to 4 (PT-12 for a group advertisement) for a request to the
+        served user ``recipient``."""
         settings = self._settings.settings_of(recipient, now)
-        if req.method == "MESSAGE" or (req.method == "INVITE" and _is_large_message(req)):
+        # (a group advertisement is governed by the access policy only, §6.1.2.6)
+        media = _policy_media(req)
+        if media is PolicyMedia.PAGER:
             if settings.incoming_pager_barring:
                 return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
-        elif req.method == "INVITE" and settings.incoming_session_barring:
+        elif media in (PolicyMedia.SESSION, PolicyMedia.FILE_TRANSFER) \
+                and settings.incoming_session_barring:
             # isb-settings: IM sessions and file transfer (every other INVITE).
             return self._forbidden(req, W_SERVICE_NOT_AUTHORISED)
-        media = _policy_media(req)
         if self._access is not None and media is not None:
             sender = _originator(req)
             if sender is not None and self._access.rejects(recipient, sender, media,
                                                            anonymous=_anonymous(req)):
-                # step 2 d) / e): a rule of the user's access policy rejects the sender
+                # step 2 d) / e), §6.1.2.6 step 1: a rule of the user's access policy
+                # rejects the sender for this medium
                 return self._forbidden(req, W_FUNCTION_NOT_ALLOWED)
         bad = self._content_ok(req)
         if bad is not None:

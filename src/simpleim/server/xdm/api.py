@@ -59,6 +59,9 @@ class PolicyMedia(enum.Enum):
     PAGER = "pager-mode-message"          # pager and large message mode (§6.1.2.1 e)
     SESSION = "message-session"           # IM sessions, 1-1 and conference (§6.1.2.1 d)
     FILE_TRANSFER = "file-transfer"
+    #: a MESSAGE carrying an extended group advertisement (§6.1.2.6, Appendix S
+    #: ``<group-advertisement>`` media element)
+    GROUP_ADVERTISEMENT = "group-advertisement"
 
 
 class AccessPolicyLookup(Protocol):
