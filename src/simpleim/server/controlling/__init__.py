@@ -3,7 +3,8 @@
 This package holds the pager exploder (:mod:`.exploder`: the pure core; :mod:`.pager`: the
 running role) and the conference focus (:mod:`.conference`: the pure core; :mod:`.focus`:
 the running role with the MSRP switch and the conference event package), group file
-transfer (:mod:`.groupft`) and large message mode to a group (:mod:`.large`, §9.3).
+transfer (:mod:`.groupft`), REFER in a conference (:mod:`.refer`) and large message mode to a
+group (:mod:`.large`, §9.3).
 """
 
 from simpleim.server.controlling.conference import CONFERENCE_FACTORY_USER, ConferenceLimits

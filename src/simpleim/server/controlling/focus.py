@@ -34,13 +34,12 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from simpleim.content.conference_info import CONFERENCE_INFO_CONTENT_TYPE
 from simpleim.content.resource_lists import Entry
-from simpleim.errors import ContentError, SimpleImError, StorageError
+from simpleim.errors import ContentError, StorageError
 from simpleim.sdp import MsrpMedia
 from simpleim.server.media import (
     Leg,
@@ -58,21 +57,19 @@ from simpleim.server.media import (
 )
 from simpleim.server.notifier import Notifier
 from simpleim.server.roles import (
-    SERVER_PRODUCT,
     W_FUNCTION_NOT_ALLOWED,
     Reply,
     im_warning,
 )
 from simpleim.server.xdm.api import GroupDefinition, GroupDirectory
 from simpleim.sip.subscription import Subscription
-from simpleim.sip.uri import SipUri, parse_uri
+from simpleim.sip.uri import SipUri
 from simpleim.store.conferences import ConferenceRecord, ConferenceRepository
 from simpleim.transport.sip import IncomingRequest
 
 from .conference import (
     CONFERENCE_FACTORY_USER,
     CONFERENCE_PREFIX,
-    W_TOO_MANY_PARTICIPANTS,
     Conference,
     ConferenceLimits,
     ConferenceStatus,
@@ -81,19 +78,19 @@ from .conference import (
     conference_document,
     is_conference_user,
     parse_adhoc_invite,
-    same_user,
     switch_targets,
 )
-from .groupft import FtSupport, GroupFileTransfer, ft_support, ft_targets, is_file_transfer
+from .groupft import GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
 from .predefined import (
-    add_refusal,
     group_conference,
     join_refusal,
     joined_display,
     rejoin_refusal,
     start_refusal,
 )
+from .refer import Referrals
+from .running import Running, sip_aor
 
 __all__ = ["ConferenceFocus", "W_SESSION_DOES_NOT_EXIST"]
 
@@ -106,41 +103,11 @@ W_SESSION_DOES_NOT_EXIST = "123 Session does not exist"
 #: step 3; no thumbnail or store-and-forward IARI: it relays neither)
 FOCUS_TAGS = (';+g.oma.sip-im;isfocus;'
               '+g.3gpp.iari-ref="urn%3Aurn-7%3A3gpp-application.ims.iari.rcse.ft"')
-#: RFC 3515 §2.4.5 / RFC 6665: how long the implicit refer subscription may last
-REFER_EXPIRES = 60
-_REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
-            408: "Request Timeout", 480: "Temporarily Unavailable", 486: "Busy Here",
-            487: "Request Terminated", 488: "Not Acceptable Here", 500: "Server Internal Error",
-            603: "Decline"}
 
 
 def _now_text(clock: float) -> str:
     return datetime.fromtimestamp(clock, UTC).replace(microsecond=0).isoformat() \
         .replace("+00:00", "Z")
-
-
-def _sip(aor: str) -> str:
-    return aor if aor.startswith(("sip:", "sips:")) else f"sip:{aor}"
-
-
-@dataclass(eq=False)
-class Running:
-    """A conference of this process: its state, room, legs and pending invitations."""
-
-    conf: Conference
-    room: Room
-    contact: str                               # our Contact (the conference URI + isfocus)
-    legs: dict[str, Leg] = field(default_factory=dict)           # participant URI -> leg
-    pending: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: until the initiator has its answer: the release policy waits (§7.2.1.2)
-    accepting: bool = True
-    #: final statuses of the initial invitations, while the initiator waits
-    report: Callable[[int], None] | None = None
-    #: referred user -> the participant whose REFER waits for its outcome (RFC 3515)
-    referrers: dict[str, str] = field(default_factory=dict)
-    #: participant URI -> file transfer capability from its Contact (CR Change 1)
-    ft: dict[str, FtSupport] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -201,6 +168,8 @@ class ConferenceFocus:
         self.large = large or GroupLargeMessages(media, limits.host, max_size=16 * 1024 * 1024)
         self._tasks: set[asyncio.Task[None]] = set()
         self.factory_uri = f"sip:{CONFERENCE_FACTORY_USER}@{limits.host}"
+        self._refers = Referrals(limits, event=self._event, invite=self._invite_referred,
+                                 check_release=self._check_release, group=self._group)
 
     # ------------------------------------------------------------------ lifecycle
     async def load(self) -> int:
@@ -335,7 +304,7 @@ class ConferenceFocus:
         if isinstance(parsed, Reply):
             self._media.reject(inc, parsed.status, parsed.reason, headers=parsed.headers)
             return
-        await self.large.run(inc, LargeTarget(_sip(requester),
+        await self.large.run(inc, LargeTarget(sip_aor(requester),
                                               tuple(e.uri for e in parsed.recipients),
                                               parsed.anonymous))
 
@@ -343,7 +312,7 @@ class ConferenceFocus:
                            requester: str) -> None:
         """§9.3.1.1 step 2: a large message to a pre-defined group (§7.2.1.3 checks), one
         session per member but the sender (§9.3.2.1 step 3)."""
-        target = group_large_target(group, inc.request, _sip(requester), self._limits.host)
+        target = group_large_target(group, inc.request, sip_aor(requester), self._limits.host)
         if isinstance(target, Reply):
             self._media.reject(inc, target.status, target.reason, headers=target.headers)
             return
@@ -361,7 +330,7 @@ class ConferenceFocus:
             self._media.reject(inc, 488, "no MSRP stream in the offer")   # §7.2.1.2 step 7
             return
         now = self._clock()
-        creator = _sip(requester)
+        creator = sip_aor(requester)
         conf_uri = self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}")
         conf = Conference(conf_uri, creator, created=now,
                           subject=req.headers.get("Subject"))
@@ -482,7 +451,7 @@ class ConferenceFocus:
             if report is not None:
                 report(status)
             self._check_release(running)
-            self._refer_outcome(running, entry.uri, status)
+            self._spawn(self._refers.outcome(running, entry.uri, status))
             return
         if running.conf.status is ConferenceStatus.RELEASED:
             await session.bye("the conference has ended")
@@ -491,7 +460,7 @@ class ConferenceFocus:
         await self._event(running, entry.uri, ParticipantInput.ANSWERED)
         if first is not None and not first.done():
             first.set_result(session)
-        self._refer_outcome(running, entry.uri, 200)
+        self._spawn(self._refers.outcome(running, entry.uri, 200))
 
     async def _accept_leg(self, inc: IncomingRequest, running: Running, who: str,
                           remote: MsrpMedia, headers: Sequence[tuple[str, str]] = ()) -> bool:
@@ -595,7 +564,7 @@ class ConferenceFocus:
 
     # ------------------------------------------------------------------ rejoin (§7.2.1.5)
     async def _rejoin(self, inc: IncomingRequest, running: Running, requester: str) -> None:
-        who = _sip(requester)
+        who = sip_aor(requester)
         conf = running.conf
         known = conf.participant(who)
         group: GroupDefinition | None = None
@@ -631,7 +600,7 @@ class ConferenceFocus:
                              requester: str) -> None:
         """CR "File Transfer in Group Chat" Change 3: a participant's file goes to the
         participants that take file transfer, each in a session of its own."""
-        who = running.conf.participant(_sip(requester))
+        who = running.conf.participant(sip_aor(requester))
         if who is None or who.status is not ParticipantStatus.CONNECTED:
             self._media.reject(inc, 403, headers=(
                 ("Warning", im_warning(self._limits.host, W_FUNCTION_NOT_ALLOWED)),))
@@ -648,7 +617,7 @@ class ConferenceFocus:
         """An initial request to a pre-defined group's URI (§7.2.1.3 / §7.2.1.4): INVITE
         starts the group's session or joins the running one, SUBSCRIBE watches it."""
         req = inc.request
-        who = _sip(requester)
+        who = sip_aor(requester)
         conf_uri = self._by_group.get(group.uri)
         running = self._running.get(conf_uri) if conf_uri is not None else None
         if req.method == "SUBSCRIBE":
@@ -688,7 +657,7 @@ class ConferenceFocus:
     # ------------------------------------------------------------------ SUBSCRIBE
     def _subscribe(self, inc: IncomingRequest, running: Running, requester: str) -> Reply | None:
         """§7.2.1.12: participants may subscribe to the conference state."""
-        who = _sip(requester)
+        who = sip_aor(requester)
         if running.conf.participant(who) is None:
             return self._refuse(403, W_FUNCTION_NOT_ALLOWED)        # step 4
 
@@ -707,96 +676,10 @@ class ConferenceFocus:
     def _in_dialog(self, running: Running, who: str, inc: IncomingRequest) -> bool:
         if inc.request.method != "REFER":
             return False
-        self._spawn(self._refer(running, who, inc))
+        self._spawn(self._refers.handle(running, who, inc))
         return True
 
-    async def _refer(self, running: Running, who: str, inc: IncomingRequest) -> None:
-        req = inc.request
-        refer_to = req.headers.get("Refer-To")
-        target: str | None = None
-        method = "INVITE"
-        if refer_to:
-            try:
-                addr_uri = parse_uri(refer_to.strip().split(">", 1)[0].lstrip("<"), "Refer-To")
-            except SimpleImError:
-                addr_uri = None
-            if isinstance(addr_uri, SipUri) and addr_uri.user:
-                method = (addr_uri.params.get("method") or
-                          next((v for k, v in addr_uri.headers if k.lower() == "method"),
-                               None) or "INVITE").upper()
-                target = f"sip:{addr_uri.user}@{addr_uri.host}"
-        headers = [("Server", SERVER_PRODUCT)]
-        if target is None or method not in ("INVITE", "BYE"):
-            inc.reply(400, headers=[*headers, ("Warning", im_warning(
-                self._limits.host, "Refer-To with a SIP user URI expected"))])
-            return
-        conf = running.conf
-        subscribe = (req.headers.get("Refer-Sub") or "true").strip().lower() != "false"
-        extra = [] if subscribe else [("Refer-Sub", "false")]
-        if method == "BYE":
-            victim = conf.participant(target)
-            if not same_user(who, conf.creator) or victim is None \
-                    or victim.status is ParticipantStatus.DISCONNECTED:
-                # §7.2.1.8 step 1 / 2b: only the initiator removes, and only participants
-                inc.reply(403, headers=[*headers, ("Warning", im_warning(
-                    self._limits.host, W_FUNCTION_NOT_ALLOWED))])
-                return
-            inc.reply(202, headers=[*headers, *extra])
-            if subscribe:
-                await self._sipfrag(running, who, 100, active=True)
-            leg = running.legs.pop(victim.uri, None)
-            task = running.pending.get(victim.uri)
-            if task is not None:
-                task.cancel()
-            if leg is not None:
-                running.room.remove(leg, "removed by the initiator", bye=True)
-            await self._event(running, victim.uri, ParticipantInput.REMOVED, by=who)
-            if subscribe:
-                await self._sipfrag(running, who, 200, active=False)
-            self._check_release(running)
-            return
-        existing = conf.participant(target)
-        if existing is not None and existing.status is not ParticipantStatus.DISCONNECTED:
-            inc.reply(403, headers=[*headers, ("Warning", im_warning(
-                self._limits.host, "already a participant"))])
-            return
-        if conf.group is not None:
-            refusal = add_refusal(await self._group(conf.group), who, target, self._limits)
-            if refusal is not None:                                   # §7.2.2.7
-                inc.reply(refusal.status, headers=[*headers, *refusal.headers])
-                return
-        if len(conf.invited_or_in) + 1 > (conf.max_participants
-                                          or self._limits.max_participants):
-            inc.reply(486, headers=[*headers, ("Warning", im_warning(
-                self._limits.host, W_TOO_MANY_PARTICIPANTS))])    # §7.2.1.7 step 4
-            return
-        inc.reply(202, headers=[*headers, *extra])                   # §7.2.1.7 step 5
-        remote = running.legs[who].session.remote_media if who in running.legs else None
-        if remote is None:
-            return
-        await self._event(running, target, ParticipantInput.INVITED, by=who)
-        if subscribe:
-            running.referrers[target] = who
-            await self._sipfrag(running, who, 100, active=True)
-        running.pending[target] = self._spawn(self._invite(
-            running, Entry(target), running.conf.creator, remote, None, None, referred_by=who))
-
-    def _refer_outcome(self, running: Running, target: str, status: int) -> None:
-        referrer = running.referrers.pop(target, None)
-        if referrer is not None:
-            self._spawn(self._sipfrag(running, referrer, status, active=False))
-
-    async def _sipfrag(self, running: Running, to: str, status: int, *, active: bool) -> None:
-        """RFC 3515 §2.4.4: the progress of the referred request as ``message/sipfrag``."""
-        leg = running.legs.get(to)
-        if leg is None:
-            return
-        state = f"active;expires={REFER_EXPIRES}" if active else "terminated;reason=noresource"
-        body = f"SIP/2.0 {status} {_REASONS.get(status, 'Unknown')}\r\n".encode()
-        try:
-            await leg.session.send_request("NOTIFY", headers=(
-                ("Event", "refer"), ("Subscription-State", state),
-                ("User-Agent", SERVER_PRODUCT)), body=body,
-                content_type="message/sipfrag;version=2.0")
-        except (SimpleImError, OSError) as exc:
-            log.info("refer NOTIFY to %s not sent: %s", to, exc)
+    def _invite_referred(self, running: Running, entry: Entry, referrer: str,
+                         remote: MsrpMedia) -> None:
+        running.pending[entry.uri] = self._spawn(self._invite(
+            running, entry, running.conf.creator, remote, None, None, referred_by=referrer))
