@@ -201,6 +201,44 @@ def test_failure_report_no_and_partial_rules() -> None:
     assert p.of(p.eb, RequestRejected)[0].status == 415
 
 
+def test_send_whole_frames_what_send_and_pump_would() -> None:
+    """send_whole (a switch's copies): a one-chunk message with Failure-Report partial / no
+    leaves at once, byte for byte what send() + pump() put on the wire for it but for the
+    transaction and Message-ID idents (RFC 4975 §7.1.1 head, Byte-Range 1-N/N, ``$``); the
+    peer receives it, nothing stays queued.  Not taken (None): unbound, a message of the
+    session still queued (order), empty, above a chunk; Failure-Report yes is refused."""
+    p = Pair(chunk=64)
+    assert p.ca.send_whole(p.sa, b"too early", "text/plain") is None   # not bound yet
+    p.ca.attach(p.sa, 0.0)
+    p.run()
+    n_before = len(p.wire_ab)
+    queued = p.sa.send(b"by the queue", "text/plain", failure_report="partial")
+    assert p.ca.send_whole(p.sa, b"x", "text/plain") is None           # order: queue first
+    p.run()
+    mid = p.ca.send_whole(p.sa, b"switched copy", "message/cpim", failure_report="no")
+    assert mid is not None and p.sa.outgoing.get(mid) is None
+    p.run()
+    sends = [m for w in p.wire_ab[n_before:] for m in parse_stream(w)
+             if isinstance(m, MsrpRequest) and m.body is not None]
+    queued_frame, whole = sends
+    assert whole.message_id == mid and whole.body == b"switched copy"
+    assert (str(whole.byte_range), whole.flag) == ("1-13/13", "$")
+
+    def shape(m: MsrpRequest) -> list[str]:
+        return [line for line in m.to_bytes().decode().split("\r\n")[1:]
+                if not line.startswith(("Message-ID:", "Failure-Report:", "Byte-Range:",
+                                        "Content-Type:", "-------"))]
+    assert shape(whole)[:2] == shape(queued_frame)[:2]                  # To-Path, From-Path
+    assert whole.headers.get("Failure-Report") == "no"
+    assert [e.message.sink.data for e in p.of(p.eb, MessageReceived)][-2:] == \
+        [b"by the queue", b"switched copy"]
+    assert queued.state is OutgoingState.ACKED and p.sa.unsent() == 0
+    assert p.ca.send_whole(p.sa, b"", "text/plain") is None
+    assert p.ca.send_whole(p.sa, b"y" * 65, "text/plain") is None     # above a chunk
+    with pytest.raises(LocalProtocolError):
+        p.ca.send_whole(p.sa, b"z", "text/plain", failure_report="yes")
+
+
 def test_held_acknowledgement_waits_for_the_receiver() -> None:
     """hold_acks (store-and-forward, DM-04): the chunks before the last are answered at
     once; the last chunk's 200 and the success REPORT only after acknowledge(); a refused

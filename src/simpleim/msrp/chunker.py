@@ -19,6 +19,7 @@ from simpleim.msrp.message import FLAG_ABORT, FLAG_END, FLAG_MORE, ByteRange, en
 from simpleim.msrp.reassembly import RangeSet
 
 __all__ = [
+    "whole_frame",
     "PipeSource",
     "ready",
     "ChunkSource",
@@ -278,6 +279,30 @@ def make_chunk(
     # The message's state moves in the caller, through fsm.MESSAGE_TABLE.
     return OutgoingChunk(tid, msg, [head, data, tail], br, flag, len(data),
                          len(head) + len(data) + len(tail))
+
+
+def whole_frame(new_tid: Callable[[], str], to_path: str, from_path: str, message_id: str,
+                data: bytes, content_type: str, failure_report: str) -> list[bytes]:
+    """The buffers of a message that leaves as one chunk and opens no transaction
+    (``Failure-Report: partial`` or ``no``: no 200 comes back, RFC 4975 §7.1.2, §7.2): what
+    :func:`make_chunk` cuts for such a message, without an :class:`OutgoingMessage` - the
+    head (§7.1.1 ``Byte-Range: 1-N/N``), the body, the end-line with ``$``.  The transaction
+    id is re-drawn while ``-------<tid>`` occurs in the body (§7.1)."""
+    if not data:
+        raise LocalProtocolError("an empty message is not framed whole")
+    if failure_report not in ("partial", "no"):
+        raise LocalProtocolError(f"Failure-Report {failure_report!r} expects responses")
+    for _ in range(16):
+        tid = new_tid()
+        if data.find(b"-------" + tid.encode("ascii")) < 0:
+            break
+    else:
+        raise LocalProtocolError("could not find a transaction id absent from the body")
+    n = len(data)
+    head = (f"MSRP {tid} SEND\r\nTo-Path: {to_path}\r\nFrom-Path: {from_path}\r\n"
+            f"Message-ID: {message_id}\r\nFailure-Report: {failure_report}\r\n"
+            f"Byte-Range: 1-{n}/{n}\r\nContent-Type: {content_type}\r\n\r\n").encode()
+    return [head, data, b"\r\n" + end_line(tid, FLAG_END)]
 
 
 def _take(msg: OutgoingMessage, n: int) -> bytes:

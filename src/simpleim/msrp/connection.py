@@ -19,7 +19,6 @@ response -> 408 (§7.3, :attr:`Timers.msrp_transaction`); success REPORT when as
 from __future__ import annotations
 
 import enum
-import itertools
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from simpleim.msrp.chunker import (
     close_chunk,
     make_chunk,
     open_chunk,
+    whole_frame,
 )
 from simpleim.msrp.events import (
     BindFailed,
@@ -74,7 +74,7 @@ from simpleim.msrp.message import (
 )
 from simpleim.msrp.parser import BodyChunk, MessageEnd, MessageHead, MsrpLimits, MsrpParser
 from simpleim.msrp.reassembly import ChunkCursor, IncomingMessage
-from simpleim.msrp.session import MsrpSession, content_type_accepted, new_ident
+from simpleim.msrp.session import MsrpSession, content_type_accepted, counter_ids, new_ident
 from simpleim.msrp.uri import MsrpUri, parse_path
 from simpleim.timers import DEFAULT_TIMERS, Timers
 
@@ -130,16 +130,6 @@ _CHUNK_EVENT = MappingProxyType({FLAG_ABORT: MsgInput.ABORT, FLAG_END: MsgInput.
                                  FLAG_MORE: MsgInput.CHUNK})
 
 
-def _counter_ids() -> Callable[[], str]:
-    """32-character transaction ids (the longest ident, RFC 4975 §9): a random prefix and a
-    counter.  The end-line ``-------<tid>`` is what both ends search each body for (§7.1: the
-    sender checks it is absent, the receiver finds it); a longer needle lets ``bytes.find``
-    skip further, halving the per-byte cost of both scans."""
-    prefix = new_ident(11)
-    counter = itertools.count(1)
-    return lambda: f"{prefix}{next(counter) & 0xFFFFFFFFFF:010x}"
-
-
 class MsrpConnection:
     """See the module docstring."""
 
@@ -159,7 +149,7 @@ class MsrpConnection:
         # Transaction ids only need to be unique on the connection (RFC 4975 §7.1); a random
         # prefix + counter avoids a getrandom() call per chunk.  Message-IDs and session-ids
         # stay fully random (§14.1).
-        self._new_id = id_factory or _counter_ids()
+        self._new_id = id_factory or counter_ids()
         self._out: deque[bytes] = deque()
         self._out_bytes = 0
         self.sessions: dict[str, MsrpSession] = {}
@@ -310,6 +300,22 @@ class MsrpConnection:
                 continue
             self._send_chunk(session, msg, now, events)
         return events
+
+    def send_whole(self, session: MsrpSession, data: bytes, content_type: str, *,
+                   failure_report: str = "partial") -> str | None:
+        """A one-chunk message that opens no transaction (``Failure-Report: partial``/``no``,
+        RFC 4975 §7.1.2) framed at once: what send() + pump() put out for it, without the
+        queue (a switch's copies).  Its Message-ID; None when it cannot go now (not bound,
+        messages queued - order -, a chunk open, empty or above a chunk): send() it."""
+        if (self.closed or self._open is not None or session.binding is not Binding.BOUND
+                or not data or len(data) > session.chunk_size or session.unsent()):
+            return None
+        mid = session.new_id()
+        bufs = whole_frame(self._new_id, session.to_path_text(), session.from_path_text(),
+                           mid, data, content_type, failure_report)
+        self._out.extend(bufs)
+        self._out_bytes += len(bufs[0]) + len(data) + len(bufs[2])
+        return mid
 
     def _send_chunk(self, session: MsrpSession, msg: OutgoingMessage, now: float,
                     events: list[MsrpEvent]) -> None:

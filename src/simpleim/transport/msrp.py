@@ -202,6 +202,21 @@ class EndpointSession:
         runner.wake()
         return fut
 
+    def post_whole(self, data: bytes, content_type: str, *,
+                   failure_report: str = "partial") -> bool:
+        """Write a message of one chunk that needs no response at once, framed straight into
+        the connection (:meth:`MsrpConnection.send_whole`: no queue, no future, nothing to
+        settle - a switch's copy).  False: not taken (pushing back, queued messages of the
+        session first, not bound, too large...) - :meth:`post` or :meth:`send` it instead."""
+        runner = self.runner
+        if runner is None or runner.conn.closed or runner.write_blocked:
+            return False
+        if runner.conn.send_whole(self.core, data, content_type,
+                                  failure_report=failure_report) is None:
+            return False
+        runner.flush()
+        return True
+
     def wake(self) -> None:
         """New data for a queued message (a PipeSource was fed): write what can go."""
         if self.runner is not None:
@@ -441,6 +456,20 @@ class _Runner(asyncio.Protocol):
                 t.write(b"".join(small))
                 small.clear()
         self._arm_timer()
+
+    def flush(self) -> None:
+        """Write what the connection framed, without pumping: after every :meth:`wake`
+        nothing queued could go (write paused, or the in-flight window full - a response
+        or resume_writing wakes it again), so only a frame added since is new."""
+        t = self.transport
+        bufs = self.conn.data_to_send()
+        if t is None or not bufs:
+            return
+        if sum(len(b) for b in bufs) < 65536:
+            t.write(b"".join(bufs))
+        else:
+            for b in bufs:
+                t.write(b)
 
     def _arm_timer(self) -> None:
         deadline = self.conn.next_deadline()

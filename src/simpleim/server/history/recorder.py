@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -136,6 +137,8 @@ class SessionRecorder:
         self._source = rooms
         self._conferences: ConferenceRooms | None = None
         self._rooms: dict[Room, _RoomState] = {}
+        #: each leg's IM address, parsed once (every message asks for all of them)
+        self._aors: weakref.WeakKeyDictionary[Leg, str | None] = weakref.WeakKeyDictionary()
 
     def attach(self, source: RoomSource) -> None:
         self._source = source
@@ -160,8 +163,15 @@ class SessionRecorder:
             state.watcher = asyncio.get_running_loop().create_task(self._until_end(room))
         return state
 
+    def _aor(self, leg: Leg) -> str | None:
+        try:
+            return self._aors[leg]
+        except KeyError:
+            aor = self._aors[leg] = _leg_aor(leg)
+            return aor
+
     def parties(self, room: Room) -> list[str]:
-        return [a for a in (_leg_aor(leg) for leg in room.legs) if a]
+        return [a for a in (self._aor(leg) for leg in room.legs) if a]
 
     async def _begin(self, room: Room, owner: str, filename: str | None) -> _Recording | None:
         """§13.2.3 step 5: a new session (or large message) history with the INVITE and
@@ -174,7 +184,7 @@ class SessionRecorder:
         sessions = tuple(leg.session for leg in legs)
         if conference is not None:
             # the owner's own session with the focus: its INVITE / 200 (§13.3.1.2 step 3)
-            first = next((leg.session for leg in legs if _leg_aor(leg) == owner), first)
+            first = next((leg.session for leg in legs if self._aor(leg) == owner), first)
             sessions = (first,)
         kind = HistoryKind.LARGE if is_large(first.request) else HistoryKind.SESSION
         now = self._fn_clock()
@@ -191,7 +201,7 @@ class SessionRecorder:
         record = HistoryRecord(hid, owner, kind, ", ".join(peers) or "", subject,
                                filename or f"{kind.value}-{hid[:8]}", first.call_id, now,
                                direction="" if kind is HistoryKind.SESSION else
-                               ("out" if _leg_aor(legs[0]) == owner else "in"))
+                               ("out" if self._aor(legs[0]) == owner else "in"))
         await self._fn.repo.create(record, items)
         recording = _Recording(hid, owner, first.request, sessions)
         self._state(room).recordings[owner] = recording
@@ -325,8 +335,8 @@ class SessionRecorder:
             state.wanted.discard(aor)
             if aor not in state.recordings:
                 await self._begin(room, aor, None)
-        author = _leg_aor(sender)
-        audience = {author, *(_leg_aor(leg) for leg in to)}
+        author = self._aor(sender)
+        audience = {author, *(self._aor(leg) for leg in to)}
         for recording in list(state.recordings.values()):
             if recording.stopped:
                 continue

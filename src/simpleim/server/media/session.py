@@ -154,6 +154,8 @@ class MediaSession:
              on_failure: Callable[[MediaError], None]) -> bool:
         if self._closed.is_set():
             return False
+        if self.stream.post_whole(body, content_type):
+            return True                 # written: Failure-Report partial, nothing comes back
         fut = self.stream.post(body, content_type)
         if fut is None:
             return False
