@@ -172,8 +172,13 @@ async def test_agent_reports_group_events(tmp_path: Path) -> None:
             assert msg == {"event": "group-message", "group": msg["group"],
                            "sender": f"sip:alice@{DOMAIN}", "text": "to the agent",
                            "message_id": mid, "mode": "session",
-                           "session_id": msg["session_id"], "system": None}
+                           "session_id": msg["session_id"], "system": None,
+                           "alias": None, "private": False}
             assert str(msg["group"]).startswith("sip:conf~")
+            # a private message (§7.2.3.4): to bob only, flagged private
+            await chat.send_private("bob", "only for bob")
+            msg = await until("group-message")
+            assert (msg["text"], msg["private"]) == ("only for bob", True)
             part = await until("participant")
             assert part["group"] == msg["group"] and part["status"] in (
                 "connected", "pending")

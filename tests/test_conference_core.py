@@ -24,6 +24,12 @@ from simpleim.server.controlling.conference import (
     parse_adhoc_invite,
     switch_targets,
 )
+from simpleim.server.controlling.privacy import (
+    ChatAlias,
+    anonymity_refusal,
+    chat_alias,
+    presented,
+)
 from simpleim.server.roles import Reply
 from simpleim.sip.message import SipRequest, parse_message
 from simpleim.sip.multipart import MultipartPart, build_multipart
@@ -219,6 +225,50 @@ def test_switch_decisions() -> None:
     composing = switch_targets(conf, carol, "application/im-iscomposing+xml", b"<x/>")
     assert set(composing.to) == {alice, bob}
     assert switch_targets(conf, alice, "message/cpim", b"garbage").refuse == 400
+    assert private.private and not to_all.private
+    # §7.2.3.4 a): private messages not allowed -> MSRP 403, messages to all still go
+    assert switch_targets(conf, alice, "message/cpim", _cpim(alice, carol),
+                          private_allowed=False).refuse == 403
+    assert not switch_targets(conf, alice, "message/cpim", _cpim(alice, conf.uri),
+                              private_allowed=False).refuse
+
+
+def test_chat_alias_mapping_table() -> None:
+    """§7.2.3.2: an anonymous participant's unique alias and anonymous identity; its From
+    in the copies, found by that identity only; stored state of before aliases loads."""
+    conf = _conf()
+    alice, bob, carol = (p.uri for p in conf.participants)
+    conf, _ = conf.step(alice, ParticipantInput.LEFT)
+    entry = chat_alias(conf, alice, None, True)
+    assert entry == ChatAlias("Anonymous", "sip:anonymous-1@anonymous.invalid")
+    conf, _ = conf.step(alice, ParticipantInput.JOINED, display=entry.display,
+                        shown=entry.shown)
+    # the same alias asked by another: made unique; the identity is its own
+    other = chat_alias(conf, carol, "anonymous", True)
+    assert other == ChatAlias("anonymous-2", "sip:anonymous-2@anonymous.invalid")
+    assert chat_alias(conf, carol, "Caz", False) == ChatAlias("Caz")
+    assert chat_alias(conf, alice, "A", True).shown == entry.shown      # kept on rejoin
+    assert presented(conf, alice) == (entry.shown, "Anonymous")
+    assert presented(conf, bob) == (bob, None)
+    shown = entry.shown or ""
+    copy = switch_targets(conf, alice, "message/cpim", _cpim(alice, conf.uri))
+    assert copy.body is not None and f'From: "Anonymous" <{shown}>'.encode() in copy.body
+    assert alice.encode() not in copy.body
+    assert switch_targets(conf, alice, "message/cpim", _cpim(shown, conf.uri)).to
+    assert switch_targets(conf, bob, "message/cpim", _cpim(bob, alice)).to == ()
+    assert switch_targets(conf, bob, "message/cpim", _cpim(bob, shown)).to == (alice,)
+    doc = parse_conference_info(conference_document(conf, 1, alice))
+    (me,) = [u for u in doc.users if (YOUROWN, "true") in u.extra_attributes]
+    assert (me.entity, me.display_text) == (shown, "Anonymous")
+    assert alice not in [u.entity for u in doc.users]
+    again = Conference.from_json(conf.uri, conf.to_json())
+    assert again.participant(alice) == conf.participant(alice)
+    old = conf.to_json().replace(f', "{shown}"]', "]")
+    assert Conference.from_json(conf.uri, old).participant(alice).shown is None  # type: ignore[union-attr]
+    assert anonymity_refusal(None, alice, ConferenceLimits("example.test")) is None
+    refusal = anonymity_refusal(None, alice, ConferenceLimits("example.test",
+                                                              allow_anonymity=False))
+    assert refusal is not None and refusal.status == 403
 
 
 async def test_conference_repository(store: Store) -> None:

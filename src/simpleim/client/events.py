@@ -117,9 +117,13 @@ class MessageEvent(Event):
 @dataclass(frozen=True)
 class GroupMessageEvent(Event):
     """An IM in a group chat (OMA §7.1.3): ``group`` is the conference URI, ``sender`` the
-    participant it came from (the CPIM From, checked by the focus, §7.2.3.3); ``system``:
-    a system message of the conference itself (§7.2.3.5), its service type (``SysAdmin``,
-    ``Announcement``, ``Advertisement``...: the CPIM From display name)."""
+    participant it came from (the CPIM From, checked by the focus, §7.2.3.3; an anonymous
+    participant's anonymous identity, §7.2.3.2); ``system``: a system message of the
+    conference itself (§7.2.3.5), its service type (``SysAdmin``, ``Announcement``,
+    ``Advertisement``...: the CPIM From display name); ``alias``: the sender's chat alias
+    (the CPIM From display name, else its display-text in the conference state);
+    ``private``: a private message to us (the CPIM To names us, not the conference,
+    §7.1.3.3)."""
 
     group: str
     sender: str
@@ -128,6 +132,8 @@ class GroupMessageEvent(Event):
     mode: str = "session"
     session_id: str | None = None
     system: str | None = None
+    alias: str | None = None
+    private: bool = False
 
     @property
     def name(self) -> str:

@@ -13,6 +13,14 @@ From, which the focus checked, §7.2.3.3) as
 :class:`~simpleim.client.events.GroupMessageEvent`.  ``add`` / ``remove`` send REFER in the
 session's dialog (§7.1.1.7, §7.1.1.14) and wait for the outcome the ``refer`` NOTIFYs carry
 (``message/sipfrag``, RFC 3515); ``leave`` unsubscribes and sends BYE (§7.1.1.12).
+
+Chat alias and anonymity (§7.1.1.15): ``join(uri, alias="zed", anonymous=True)`` puts the
+alias as display name of the INVITE's From and asks for anonymity with ``Privacy: id`` (the
+From keeps the account's address: the server authenticates it and its Participating
+Function replaces it by the anonymous URI, §5.1); messages are then sent with the identity
+the conference event package gives as ``yourown`` (§7.1.3.2.1 step 4).  ``send_private``
+sends a private message (CPIM To = one participant, §7.1.3.2.1 step 3); received ones are
+reported with ``private`` set, and every group message with the sender's ``alias``.
 """
 
 from __future__ import annotations
@@ -99,6 +107,12 @@ class GroupChat(ChatSession):
         self.subscribed = asyncio.Event()
         #: the account's file transfer feature (``send_file``)
         self.files: FileTransfers | None = None
+        #: our chat alias (the display name we joined with, §7.1.1.15) and anonymity
+        self.alias: str | None = None
+        self.anonymous = False
+        #: the addresses that mean everybody besides the conference URI (the group URI
+        #: we joined, §7.1.3.3)
+        self.groups: set[str] = set()
 
     # ------------------------------------------------------------------ files
     async def send_file(self, path: str | Path, *, progress: Progress | None = None,
@@ -118,12 +132,42 @@ class GroupChat(ChatSession):
     # ------------------------------------------------------------------ messages
     async def send(self, text: str, *, content_type: str = "text/plain") -> str:
         """An IM to everybody (CPIM To = the conference URI, §7.1.3.2.1); its Message-ID."""
+        return await self._send(self.conference, text, content_type)
+
+    async def send_private(self, to: str, text: str, *,
+                           content_type: str = "text/plain") -> str:
+        """A private message to the participant ``to`` (§7.1.3.2.1 step 3: CPIM To = its
+        address as the conference state names it - an entity, a chat alias, or a user
+        name); its Message-ID.  Raises :class:`~simpleim.client.session.SessionFailed`
+        with the MSRP status when the focus refuses it (403: not allowed, §7.2.3.4)."""
+        return await self._send(self.participant_uri(to), text, content_type)
+
+    def participant_uri(self, who: str) -> str:
+        """The entity of the participant ``who`` names: an entity of the conference state,
+        the display-text (chat alias) of one, else ``who`` as a user address."""
+        if who in self.participants:
+            return who
+        for user in self.info.users if self.info is not None else ():
+            if user.display_text is not None and user.display_text.casefold() == who.casefold():
+                return user.entity
+        return normalize_uri(who, self.ctx.config.domain)
+
+    def alias_of(self, entity: str) -> str | None:
+        """The display-text (chat alias) the conference state gives ``entity``."""
+        for user in self.info.users if self.info is not None else ():
+            if user.entity == entity:
+                return user.display_text
+        return None
+
+    async def _send(self, to: str, text: str, content_type: str) -> str:
         cfg = self.ctx.config
         mid = new_message_id()
-        cpim = build_im(sender=cfg.uri, recipient=self.conference,
+        # §7.1.3.2.1 step 4: From = the ``yourown`` entity of the conference state (our
+        # anonymous identity when anonymous), with our alias as display name
+        cpim = build_im(sender=self.me or cfg.uri, recipient=to,
                         body=text.encode("utf-8"), content_type=content_type, message_id=mid,
-                        imdn=cfg.imdn, date_time=self.ctx.now_cpim())
-        self.sink.sent(mid, self.conference, wanted_notifications(cfg.imdn))
+                        imdn=cfg.imdn, date_time=self.ctx.now_cpim(), sender_name=self.alias)
+        self.sink.sent(mid, to, wanted_notifications(cfg.imdn))
         self.composer, _ = self.composer.message_sent(self.ctx.now())
         try:
             await self.stream.send(cpim.to_bytes(), "message/cpim")
@@ -145,13 +189,22 @@ class GroupChat(ChatSession):
         mid = decoded.message_id
         if mid is not None:
             self.received[mid] = decoded
-        system = None
-        if cpim is not None and cpim.from_addr is not None \
-                and _conf_user(sender) == _conf_user(self.conference):
-            # §7.2.3.5: from the conference itself - a system message, typed by its name
-            system = cpim.from_addr.display_name or "SysAdmin"
+        system = alias = None
+        private = False
+        if cpim is not None and cpim.from_addr is not None:
+            if _conf_user(sender) == _conf_user(self.conference):
+                # §7.2.3.5: from the conference itself - a system message, typed by its name
+                system = cpim.from_addr.display_name or "SysAdmin"
+            else:
+                alias = cpim.from_addr.display_name or self.alias_of(sender)
+                # §7.1.3.3: a To naming us instead of the conference (or its group) is a
+                # private message
+                private = any(_conf_user(str(a.uri)) != _conf_user(self.conference)
+                              and str(a.uri) not in self.groups
+                              for a in cpim.to_addrs)
         self.ctx.emit(GroupMessageEvent(self.conference, sender, decoded.text, mid,
-                                        session_id=self.session_id, system=system))
+                                        session_id=self.session_id, system=system,
+                                        alias=alias, private=private))
         self.acknowledge(decoded)
 
     # ------------------------------------------------------------------ conference state
@@ -282,9 +335,12 @@ class GroupChats:
         router.add("group", is_group_invite, self.on_invite, priority=50)
 
     async def start(self, members: Sequence[str], *, subject: str | None = None,
-                    timeout: float = 60.0, subscribe: bool = True) -> GroupChat:
+                    timeout: float = 60.0, subscribe: bool = True, alias: str | None = None,
+                    anonymous: bool = False) -> GroupChat:
         """§7.1.1.3: an ad-hoc group chat with ``members``; raises
-        :class:`~simpleim.client.session.SessionFailed` with the SIP status."""
+        :class:`~simpleim.client.session.SessionFailed` with the SIP status (403 with
+        ``119 Anonymity not allowed`` when ``anonymous`` is refused).  ``alias``: our chat
+        alias (the From's display name); ``anonymous``: ``Privacy: id`` (§7.1.1.15)."""
         ctx = self.ctx
         domain = ctx.config.domain
         uris = [normalize_uri(m, domain) for m in members]
@@ -300,26 +356,41 @@ class GroupChats:
                  ("Require", RECIPIENT_LIST_INVITE)]           # RFC 5366 §4
         if subject:
             extra.append(("Subject", subject))
+        extra.extend(self._as(session, alias, anonymous))
         await establish(ctx, session, factory, lambda i, local: chat_stream(local), 1,
                         accept_contact=CHAT_ACCEPT_CONTACT, timeout=timeout,
-                        parts_after=[listing], extra_headers=extra)
+                        parts_after=[listing], extra_headers=extra, alias=alias,
+                        own_name=not anonymous)
         return self._established(session, subscribe)
 
+    @staticmethod
+    def _as(session: GroupChat, alias: str | None,
+            anonymous: bool) -> list[tuple[str, str]]:
+        """§7.1.1.15: our alias, and ``Privacy: id`` when we want to be anonymous."""
+        session.alias = alias
+        session.anonymous = anonymous
+        return [("Privacy", "id")] if anonymous else []
+
     async def join(self, uri: str, *, subject: str | None = None, timeout: float = 60.0,
-                   subscribe: bool = True) -> GroupChat:
+                   subscribe: bool = True, alias: str | None = None,
+                   anonymous: bool = False) -> GroupChat:
         """§7.1.1.4 / §7.1.1.9 / §7.1.1.10: an INVITE to a pre-defined group's URI (starts
         its session or joins the running one), to an IM Session Identity (rejoin) or to a
-        public chat room; raises :class:`~simpleim.client.session.SessionFailed`."""
+        public chat room; raises :class:`~simpleim.client.session.SessionFailed`.
+        ``alias`` / ``anonymous``: joining with a chat alias (§7.1.1.15), see
+        :meth:`start`."""
         ctx = self.ctx
         target = normalize_uri(uri, ctx.config.domain)
         session = self._new(target, is_uac=True,
                             call_id=f"{new_tag()}{new_tag()}@{ctx.msrp.host}")
+        session.groups.add(target)
         extra = [("P-Preferred-Service", ICSI_CPM_SESSION)]
         if subject:
             extra.append(("Subject", subject))
+        extra.extend(self._as(session, alias, anonymous))
         await establish(ctx, session, target, lambda i, local: chat_stream(local), 1,
                         accept_contact=CHAT_ACCEPT_CONTACT, timeout=timeout,
-                        extra_headers=extra)
+                        extra_headers=extra, alias=alias, own_name=not anonymous)
         return self._established(session, subscribe)
 
     def _established(self, session: GroupChat, subscribe: bool) -> GroupChat:

@@ -133,9 +133,14 @@ async def establish(
     timeout: float = 60.0,
     connect: bool = True,
     chunk_size: int | None = None,
+    alias: str | None = None,
+    own_name: bool = True,
 ) -> list[NegotiatedStream]:
-    """Send the INVITE and bring the negotiated MSRP streams up."""
+    """Send the INVITE and bring the negotiated MSRP streams up.  The From's display name
+    is ``alias`` (a chat alias, §7.1.1.15), else the account's unless ``own_name`` is
+    false (anonymous)."""
     cfg = ctx.config
+    from_name = alias or (cfg.display_name if own_name else None)
     locals_: list[LocalEndpoint] = []
     media: list[MsrpMedia] = []
     for i, (local, stream) in enumerate(await prepare_streams(ctx, count, chunk_size)):
@@ -168,7 +173,7 @@ async def establish(
         ]
         req = build_request("INVITE", target=target, from_uri=cfg.uri, from_tag=from_tag,
                             call_id=session.call_id, contact=ctx.contact, cseq=cseq,
-                            display_name=cfg.display_name, body=body, content_type=ctype,
+                            display_name=from_name, body=body, content_type=ctype,
                             accept_contact=accept_contact, extra=tuple(headers))
         session.attempt = account_attempt = InviteAttempt()
         try:

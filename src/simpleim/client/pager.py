@@ -161,10 +161,13 @@ def cpim_datetime(now: datetime, fixed: str | None = None) -> CpimDateTime:
 
 
 def build_im(*, sender: str, recipient: str, body: bytes, content_type: str,
-             message_id: str, imdn: tuple[str, ...], date_time: CpimDateTime) -> CpimMessage:
+             message_id: str, imdn: tuple[str, ...], date_time: CpimDateTime,
+             sender_name: str | None = None) -> CpimMessage:
     """An IM as CPIM (RFC 3862) with ``imdn.Message-ID`` / ``Disposition-Notification``
-    (RFC 5438 §6.3; OMA §8.1.1: SHALL request IMDN when the user wants delivery status)."""
-    return build_cpim(from_addr=CpimAddress(sender), to=[CpimAddress(recipient)], body=body,
+    (RFC 5438 §6.3; OMA §8.1.1: SHALL request IMDN when the user wants delivery status);
+    ``sender_name``: the From's display name (a chat alias)."""
+    return build_cpim(from_addr=CpimAddress(sender, sender_name), to=[CpimAddress(recipient)],
+                      body=body,
                       content_type=content_type, date_time=date_time, message_id=message_id,
                       disposition_notification=imdn)
 

@@ -99,6 +99,8 @@ class GroupSpec:
     chat: bool = False  # Appendix Q <imusage>chat</imusage>: a chat room anyone may join
     allow_invite: bool = True  # members may add users (allow-invite-users-dynamically)
     blocked: tuple[str, ...] = field(default=())  # URIs refused (join-handling block)
+    anonymity: bool = False  # members may join anonymously (allow-anonymity, §7.2.3.2)
+    private_messages: bool = True  # members may send private messages (§7.2.3.4)
 
 
 def _bool(value: bool) -> str:
@@ -117,7 +119,9 @@ def group_document(spec: GroupSpec, owner: str) -> bytes:
                "</allow-invite-users-dynamically>"
                "<join-handling>allow</join-handling>"
                "<allow-initiate-conference>true</allow-initiate-conference>"
-               "<allow-private-message>true</allow-private-message>")
+               f"<allow-anonymity>{_bool(spec.anonymity)}</allow-anonymity>"
+               f"<allow-private-message>{_bool(spec.private_messages)}"
+               "</allow-private-message>")
     rules = (f'<cp:rule id="members"><cp:conditions><ocp:is-list-member/></cp:conditions>'
              f"<cp:actions>{actions}</cp:actions></cp:rule>"
              f'<cp:rule id="owner"><cp:conditions><cp:identity><cp:one id={quoteattr(owner)}/>'

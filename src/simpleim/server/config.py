@@ -219,6 +219,9 @@ class ServerConfig:
     # MAX-ADHOC-GROUP-SIZE (creator included) and §7.2.2.8 number-of-remaining-participants
     conference_max_participants: int = 20
     conference_remaining_participants: int = 1
+    # §7.2.3.4 a): private messages in ad-hoc conferences (a group's <allow-private-message>
+    # decides for its sessions)
+    conference_private_messages: bool = True
     # §6.1.1.1 step 3 (PO-01): User-Agent products accepted / refused (403 + Error-Info);
     # ``IM-client`` matches every version, ``IM-client/OMA1.0`` that one.  Empty allow list:
     # every User-Agent not denied.  The Error-Info URI (None: a data: URI with the reason).

@@ -72,7 +72,8 @@ _SECTIONS: dict[str, dict[str, str]] = {
                     "exploder_max_message": "exploder_max_message",
                     "exploder_ts2": "exploder_ts2",
                     "conference_max_participants": "conference_max_participants",
-                    "conference_remaining_participants": "conference_remaining_participants"},
+                    "conference_remaining_participants": "conference_remaining_participants",
+                    "conference_private_messages": "conference_private_messages"},
     "history": {"quota": "history_quota", "http_listen": "history_http_listen"},
 }
 # top-level names that differ from the field (the flag's name)

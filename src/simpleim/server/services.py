@@ -235,7 +235,8 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
             ConferenceLimits(config.domain,
                              max_participants=config.conference_max_participants,
                              allow_anonymity=config.allow_anonymity,
-                             remaining_participants=config.conference_remaining_participants),
+                             remaining_participants=config.conference_remaining_participants,
+                             allow_private_messages=config.conference_private_messages),
             clock, queue_limit=config.media_queue_limit, groups=xdm.groups,
             recorder=recorder, large=large)
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)

@@ -46,7 +46,7 @@ from simpleim.content.conference_info import (
     User,
     notification,
 )
-from simpleim.content.cpim import CpimMessage, parse_cpim
+from simpleim.content.cpim import CpimAddress, CpimHeader, CpimMessage, parse_cpim
 from simpleim.content.resource_lists import (
     RECIPIENT_LIST_DISPOSITION,
     RECIPIENT_LIST_INVITE,
@@ -75,6 +75,7 @@ __all__ = [
     "conference_document",
     "is_conference_user",
     "parse_adhoc_invite",
+    "SwitchDecision",
     "same_user",
     "switch_targets",
 ]
@@ -127,6 +128,9 @@ class ConferenceLimits:
     max_list_bytes: int = 32 * 1024
     allow_anonymity: bool = True
     remaining_participants: int = 1   # §7.2.2.8 number-of-remaining-participants (0 / 1)
+    #: §7.2.3.4 a): private messages in an ad-hoc conference (the operator's policy; a
+    #: pre-defined group's <allow-private-message> decides for its sessions)
+    allow_private_messages: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,14 +259,30 @@ class Participant:
     display: str | None = None
     when: str | None = None           # RFC 3339 time of the last change
     by: str | None = None             # who added / removed (REFER)
+    #: joined anonymously (§7.2.3.2): the anonymous identity the others see instead of
+    #: ``uri`` (``display`` is then the participant's unique chat alias)
+    shown: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """The identity the other participants know: the anonymous one, else the URI."""
+        return self.shown or self.uri
+
+    def addressed_by(self, uri: str) -> bool:
+        """``uri`` (a CPIM To) names this participant: its anonymous identity, or its URI
+        when it is not anonymous (an anonymous participant is not found by its real URI)."""
+        return same_user(self.identity, uri)
 
     def to_json(self) -> list[str | None]:
-        return [self.uri, self.status.value, self.method, self.display, self.when, self.by]
+        return [self.uri, self.status.value, self.method, self.display, self.when, self.by,
+                self.shown]
 
     @classmethod
     def from_json(cls, row: Sequence[str | None]) -> Participant:
-        uri, status, method, display, when, by = row
-        return cls(str(uri), ParticipantStatus(str(status)), method, display, when, by)
+        uri, status, method, display, when, by = row[:6]
+        shown = row[6] if len(row) > 6 else None          # stored before aliases: none
+        return cls(str(uri), ParticipantStatus(str(status)), method, display, when, by,
+                   shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,18 +315,26 @@ class Conference:
         return tuple(p for p in self.participants
                      if p.status is not ParticipantStatus.DISCONNECTED)
 
+    def addressed(self, uri: str) -> Participant | None:
+        """The participant a CPIM To names (:meth:`Participant.addressed_by`)."""
+        return next((p for p in self.participants if p.addressed_by(uri)), None)
+
     def step(self, uri: str, event: ParticipantInput, *, when: str | None = None,
-             display: str | None = None, by: str | None = None
+             display: str | None = None, by: str | None = None, shown: str | None = None
              ) -> tuple[Conference, Participant | None]:
         """Apply ``event`` to the participant ``uri`` (the module table); the changed
-        participant, None when the input does not apply (the state is unchanged)."""
+        participant, None when the input does not apply (the state is unchanged).  A
+        JOINED participant is anonymous with ``shown`` (§7.2.3.2), visible without."""
         old = self.participant(uri)
         row = TRANSITIONS.get((old.status if old is not None else None, event))
         if row is None:
             return self, None
         status, method = row
+        if event is not ParticipantInput.JOINED and old is not None:
+            shown = old.shown
         new = Participant(old.uri if old is not None else uri, status, method,
-                          display or (old.display if old is not None else None), when, by)
+                          display or (old.display if old is not None else None), when, by,
+                          shown)
         if old is None:
             people = (*self.participants, new)
         else:
@@ -367,18 +395,24 @@ class Conference:
                                where="conferences") from None
 
 
-def _user(p: Participant, viewer: str | None, state: ElementState) -> User:
-    """§7.2.2.10 step 2: one ``<user>`` with one ``<endpoint>`` and its status."""
+def _user(conf: Conference, p: Participant, viewer: str | None, state: ElementState) -> User:
+    """§7.2.2.10 step 2: one ``<user>`` with one ``<endpoint>`` and its status; an
+    anonymous participant by its anonymous identity and chat alias only (§7.2.3.2: the
+    ``entity`` is the modified From, ``yourown`` tells the participant it is itself)."""
     joined = p.status is not ParticipantStatus.DISCONNECTED
-    info = ExecutionInfo(when=p.when, by=p.by) if p.when or p.by else None
+    by = p.by
+    if by is not None:
+        actor = conf.participant(by)
+        by = actor.identity if actor is not None else by
+    info = ExecutionInfo(when=p.when, by=by) if p.when or by else None
     endpoint = Endpoint(
-        p.uri, state=state, display_text=p.display, status=p.status.value,
+        p.identity, state=state, display_text=p.display, status=p.status.value,
         joining_method=p.method if joined else None,
         joining_info=info if joined else None,
         disconnection_method=None if joined else p.method,
         disconnection_info=None if joined else info)
     extra = ((YOUROWN, "true"),) if viewer is not None and same_user(p.uri, viewer) else ()
-    return User(p.uri, state=state, display_text=p.display, endpoints=(endpoint,),
+    return User(p.identity, state=state, display_text=p.display, endpoints=(endpoint,),
                 extra_attributes=extra)
 
 
@@ -388,10 +422,10 @@ def conference_document(conf: Conference, version: int, viewer: str | None, *,
     (``changed`` None: everybody but those long gone) or the partial state with the
     ``changed`` participants (§7.2.2.10: "partial output" for changes)."""
     if changed is None:
-        users = tuple(_user(p, viewer, ElementState.FULL) for p in conf.participants)
+        users = tuple(_user(conf, p, viewer, ElementState.FULL) for p in conf.participants)
         full = True
     else:
-        users = tuple(_user(p, viewer, ElementState.PARTIAL) for p in changed)
+        users = tuple(_user(conf, p, viewer, ElementState.PARTIAL) for p in changed)
         full = False
     doc = notification(conf.uri, version, users, full=full,
                        user_count=len(conf.connected),
@@ -405,11 +439,30 @@ def conference_document(conf: Conference, version: int, viewer: str | None, *,
 @dataclass(frozen=True, slots=True)
 class SwitchDecision:
     """Where one received MSRP message goes: ``to`` the participants' URIs (empty: to
-    nobody), or ``refuse`` with an MSRP status (403: CPIM From is not the sender)."""
+    nobody), or ``refuse`` with an MSRP status (403: CPIM From is not the sender, or a
+    private message the policy does not allow).  ``private``: a private message
+    (§7.2.3.4); ``body``: what the copies carry when it is not the received body (an
+    anonymous sender's CPIM From replaced by its chat alias and anonymous identity)."""
 
     to: tuple[str, ...] = ()
     refuse: int | None = None
     reason: str = ""
+    private: bool = False
+    body: bytes | None = None
+
+
+def _as_sender(cpim: CpimMessage, sender: Participant) -> bytes | None:
+    """§7.2.3.2: the copies of an anonymous participant's message carry its alias and
+    anonymous identity as CPIM From (the rest of the message as received); None when
+    the From already is that."""
+    if sender.shown is None:
+        return None
+    want = CpimAddress(sender.shown, sender.display)
+    if cpim.from_addr == want:
+        return None
+    headers = tuple(CpimHeader("From", str(want)) if h.name.lower() == "from" else h
+                    for h in cpim.headers)
+    return replace(cpim, headers=headers).to_bytes()
 
 
 def switch_targets(conf: Conference, sender: str, content_type: str, body: bytes,
@@ -424,19 +477,24 @@ def switch_targets(conf: Conference, sender: str, content_type: str, body: bytes
     except ContentError as exc:
         return SwitchDecision(refuse=400, reason=f"bad CPIM: {exc.detail}")
     frm = cpim.from_addr
-    if frm is None or not same_user(str(frm.uri), sender):
-        # §7.2.3.1 / §7.2.3.3 step 1: From must be the sender's identity -> MSRP 403
+    me = conf.participant(sender)
+    if frm is None or not (same_user(str(frm.uri), sender) or (
+            me is not None and me.shown is not None and same_user(str(frm.uri), me.shown))):
+        # §7.2.3.1 / §7.2.3.3 step 1: From must be the sender's identity in the mapping
+        # table (its own, or the anonymous one it was given, §7.1.3.2.1 step 4) -> 403
         return SwitchDecision(refuse=403, reason="CPIM From is not the sender")
+    copy = _as_sender(cpim, me) if me is not None else None
     to = [str(a.uri) for a in cpim.to_addrs]
     disposition = (cpim.content_disposition or "").split(";", 1)[0].strip().lower()
+    named = tuple(p.uri for p in conf.connected
+                  if any(p.addressed_by(t) for t in to) and not same_user(p.uri, sender))
     if disposition == "notification":
         # an IMDN goes back to the sender of the message it reports on (RFC 5438 §7.1.1)
-        return SwitchDecision(tuple(p.uri for p in conf.connected
-                                    if any(same_user(p.uri, t) for t in to)))
-    if not to or any(_names_conference(t, conf.uri) for t in to):
-        return SwitchDecision(others)                       # §7.2.3.3 step 2
+        return SwitchDecision(named, body=copy)
+    if not to or any(_names_conference(t, conf.uri) for t in to) \
+            or (conf.group is not None and any(same_user(t, conf.group) for t in to)):
+        return SwitchDecision(others, body=copy)            # §7.2.3.3 step 2
     if not private_allowed:
+        # §7.2.3.4 a): <allow-private-message> / the operator's policy -> MSRP 403
         return SwitchDecision(refuse=403, reason="private messages not allowed")
-    named = tuple(p.uri for p in conf.connected
-                  if any(same_user(p.uri, t) for t in to) and not same_user(p.uri, sender))
-    return SwitchDecision(named)                            # §7.2.3.4
+    return SwitchDecision(named, private=True, body=copy)   # §7.2.3.4 c)

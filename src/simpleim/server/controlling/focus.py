@@ -43,10 +43,8 @@ from simpleim.errors import ContentError, StorageError
 from simpleim.sdp import MsrpMedia
 from simpleim.server.media import (
     Leg,
-    MediaMessage,
     MediaPolicy,
     MediaSessions,
-    MessageRefused,
     OfferParams,
     Overflow,
     Recorder,
@@ -67,6 +65,7 @@ from simpleim.sip.uri import SipUri
 from simpleim.store.conferences import ConferenceRecord, ConferenceRepository
 from simpleim.transport.sip import IncomingRequest
 
+from .chatswitch import ConferenceSwitch, is_im_node
 from .conference import (
     CONFERENCE_FACTORY_USER,
     CONFERENCE_PREFIX,
@@ -78,7 +77,6 @@ from .conference import (
     conference_document,
     is_conference_user,
     parse_adhoc_invite,
-    switch_targets,
 )
 from .groupft import GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
@@ -89,6 +87,7 @@ from .predefined import (
     rejoin_refusal,
     start_refusal,
 )
+from .privacy import anonymity_refusal, chat_alias, presented, wants_anonymity
 from .refer import Referrals
 from .running import Running, sip_aor
 
@@ -117,27 +116,6 @@ class ConferenceRecorder(Protocol):
 
     def want(self, room: Room, owner: str) -> None:
         """Record ``room`` for ``owner`` from the moment the owner is in it."""
-
-
-class ConferenceSwitch:
-    """The room policy of a conference: the MSRP switch (§7.2.3)."""
-
-    def __init__(self, running: Running) -> None:
-        self.running = running
-        self.refused = 0                        # messages dropped (spoofed From...)
-
-    def route(self, room: Room, sender: Leg, message: MediaMessage
-              ) -> Sequence[tuple[Leg, MediaMessage]]:
-        decision = switch_targets(self.running.conf, sender.name, message.content_type,
-                                  message.body)
-        if decision.refuse is not None:
-            # §7.2.3.1 / §7.2.3.3 step 1: not switched; the sender's SEND gets the status
-            # (the room holds the acknowledgements of a conference's legs)
-            self.refused += 1
-            raise MessageRefused(decision.reason or "refused", status=decision.refuse)
-        legs = self.running.legs
-        return [(legs[uri], message) for uri in decision.to
-                if uri in legs and legs[uri] is not sender]
 
 
 class ConferenceFocus:
@@ -194,7 +172,7 @@ class ConferenceFocus:
             running = Running(conf, Room(queue_limit=self._queue_limit,
                                          overflow=Overflow.DROP, min_legs=0,
                                          recorder=self._recorder, hold_acks=True), "")
-            running.room.policy = ConferenceSwitch(running)
+            running.room.policy = ConferenceSwitch(running, self._limits)
             running.accepting = False
             self._running[conf.uri] = running
             self._by_group[group] = conf.uri
@@ -334,8 +312,9 @@ class ConferenceFocus:
         conf_uri = self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}")
         conf = Conference(conf_uri, creator, created=now,
                           subject=req.headers.get("Subject"))
+        alias = chat_alias(conf, creator, req.from_addr.display_name, parsed.anonymous)
         conf, _ = conf.step(creator, ParticipantInput.JOINED, when=_now_text(now),
-                            display=req.from_addr.display_name)
+                            display=alias.display, shown=alias.shown)   # §7.2.3.2
         for entry in parsed.recipients:
             conf, _ = conf.step(entry.uri, ParticipantInput.INVITED, when=_now_text(now),
                                 display=entry.display_name, by=creator)
@@ -345,7 +324,8 @@ class ConferenceFocus:
 
     async def _start(self, inc: IncomingRequest, conf: Conference,
                      recipients: Sequence[Entry], remote: MsrpMedia,
-                     record_for: str | None = None) -> None:
+                     record_for: str | None = None,
+                     group: GroupDefinition | None = None) -> None:
         """A new conference: stored, its invitations sent (§7.2.2.2), and the initiator
         answered when the first invitee answered (§7.2.1.2 / §7.2.1.3), at once when the
         session invites nobody (a chat room)."""
@@ -355,8 +335,8 @@ class ConferenceFocus:
         inc.reply(100)
         running = Running(conf, Room(queue_limit=self._queue_limit, overflow=Overflow.DROP,
                                      min_legs=0, recorder=self._recorder, hold_acks=True),
-                          self._contact(inc, conf_uri))
-        running.room.policy = ConferenceSwitch(running)
+                          self._contact(inc, conf_uri), group=group)
+        running.room.policy = ConferenceSwitch(running, self._limits)
         self._running[conf_uri] = running
         if record_for is not None and isinstance(self._recorder, ConferenceRecorder):
             self._recorder.want(running.room, record_for)       # before anyone's 200
@@ -420,9 +400,12 @@ class ConferenceFocus:
                       referred_by: str | None = None) -> None:
         """§7.2.2.1 / §7.2.2.2: invite one user; on 200 put its leg in the room."""
         conf = running.conf
+        # §7.2.3.2: an anonymous inviter / referrer is shown by its alias identity only
+        inviter, inviter_name = presented(conf, inviter)
+        referrer, _ = presented(conf, referred_by) if referred_by else (inviter, None)
         headers = [("Accept-Contact", "*;+g.oma.sip-im"),
                    ("P-Asserted-Identity", f"<{inviter}>"),
-                   ("Referred-By", f"<{referred_by or inviter}>"),
+                   ("Referred-By", f"<{referrer}>"),
                    ("Supported", "timer")]
         for name in ("Conversation-ID", "Contribution-ID", "Privacy"):
             value = original.get(name) if original is not None else None
@@ -435,7 +418,7 @@ class ConferenceFocus:
         try:
             session = await self._media.invite(
                 entry.uri, inviter, offer=OfferParams.mirror(remote), headers=headers,
-                contact=contact, display_name=None)
+                contact=contact, display_name=inviter_name)
         except SessionRefused as exc:
             status = exc.status or 480
             session = None
@@ -456,7 +439,9 @@ class ConferenceFocus:
         if running.conf.status is ConferenceStatus.RELEASED:
             await session.bye("the conference has ended")
             return
-        self._join_leg(running, entry.uri, session, session.response.headers.get_all("Contact"))
+        self._join_leg(running, entry.uri, session, session.response.headers.get_all("Contact"),
+                       session.response.headers.get_all("User-Agent")
+                       + session.response.headers.get_all("Server"))
         await self._event(running, entry.uri, ParticipantInput.ANSWERED)
         if first is not None and not first.done():
             first.set_result(session)
@@ -475,12 +460,14 @@ class ConferenceFocus:
             log.info("conference %s: %s not joined: %s", running.conf.uri, who, exc)
             await self._event(running, who, ParticipantInput.LEFT)
             return False
-        self._join_leg(running, who, session, inc.request.headers.get_all("Contact"))
+        self._join_leg(running, who, session, inc.request.headers.get_all("Contact"),
+                       inc.request.headers.get_all("User-Agent"))
         return True
 
     def _join_leg(self, running: Running, who: str, session: ServerSession,
-                  contacts: Sequence[str]) -> None:
+                  contacts: Sequence[str], agents: Sequence[str]) -> None:
         running.ft[who] = ft_support(contacts)                # CR Change 1
+        running.im_nodes[who] = is_im_node(agents)            # §7.2.3.4 b)
         old = running.legs.get(who)
         if old is not None:
             running.room.remove(old, "replaced by a new session", bye=True)
@@ -504,11 +491,12 @@ class ConferenceFocus:
 
     # ------------------------------------------------------------------ state changes
     async def _event(self, running: Running, who: str, event: ParticipantInput,
-                     by: str | None = None, display: str | None = None) -> None:
+                     by: str | None = None, display: str | None = None,
+                     shown: str | None = None) -> None:
         """One participant change: stored, then the partial NOTIFY (§7.2.2.10)."""
         async with running.lock:
             conf, changed = running.conf.step(who, event, when=_now_text(self._clock()),
-                                              by=by, display=display)
+                                              by=by, display=display, shown=shown)
             if changed is None:
                 return
             running.conf = conf
@@ -572,6 +560,7 @@ class ConferenceFocus:
             # §7.2.1.5 steps 2-3: a group's session takes its members back, others per
             # <join-handling>, within <max-participant-count>
             group = await self._group(conf.group)
+            running.group = group or running.group
             refusal = rejoin_refusal(group, conf, who, self._limits)
             if refusal is not None:
                 self._media.reject(inc, refusal.status, headers=refusal.headers)
@@ -590,11 +579,20 @@ class ConferenceFocus:
         if remote is None:
             self._media.reject(inc, 488, "no MSRP stream in the offer")
             return
+        anonymous = wants_anonymity(inc.request)
+        refusal = anonymity_refusal(group if running.conf.group else None, who,
+                                    self._limits) if anonymous else None
+        if refusal is not None:
+            self._media.reject(inc, refusal.status, headers=refusal.headers)   # §7.2.3.2 1
+            return
         if not running.contact:
             running.contact = self._contact(inc, running.conf.uri)   # kept over a restart
-        display = joined_display(group, who, inc.request.from_addr.display_name)
+        given = inc.request.from_addr.display_name
+        alias = chat_alias(running.conf, who, given if anonymous
+                           else joined_display(group, who, given), anonymous)
         if await self._accept_leg(inc, running, who, remote):
-            await self._event(running, who, ParticipantInput.JOINED, display=display)
+            await self._event(running, who, ParticipantInput.JOINED, display=alias.display,
+                              shown=alias.shown)
 
     async def _file_transfer(self, inc: IncomingRequest, running: Running,
                              requester: str) -> None:
@@ -630,6 +628,7 @@ class ConferenceFocus:
             await self._large_group(inc, group, requester)      # §9.1.1.2 step 4
             return None
         if running is not None:
+            running.group = group
             refusal = join_refusal(group, req, running.conf, who, self._limits)
             if refusal is not None:
                 self._media.reject(inc, refusal.status, refusal.reason,
@@ -637,7 +636,9 @@ class ConferenceFocus:
                 return None
             await self._join(inc, running, who, group)
             return None
-        refusal = start_refusal(group, req, who, self._limits)
+        anonymous = wants_anonymity(req)
+        refusal = start_refusal(group, req, who, self._limits) or (
+            anonymity_refusal(group, who, self._limits) if anonymous else None)
         if refusal is not None:
             self._media.reject(inc, refusal.status, refusal.reason, headers=refusal.headers)
             return None
@@ -650,8 +651,13 @@ class ConferenceFocus:
             group, self._uri_of(f"{CONFERENCE_PREFIX}{secrets.token_hex(8)}"), who, now=now,
             when=_now_text(now), display=req.from_addr.display_name,
             subject=req.headers.get("Subject"), limits=self._limits)
-        await self._start(inc, start.conference,
-                          [Entry(m.uri, m.display_name) for m in start.invitees], remote)
+        conf = start.conference
+        if anonymous:                                   # §7.2.1.3 step 6, §7.2.3.2
+            alias = chat_alias(conf, who, req.from_addr.display_name, True)
+            conf, _ = conf.step(who, ParticipantInput.JOINED, when=_now_text(now),
+                                display=alias.display, shown=alias.shown)
+        await self._start(inc, conf, [Entry(m.uri, m.display_name) for m in start.invitees],
+                          remote, group=group)
         return None
 
     # ------------------------------------------------------------------ SUBSCRIBE

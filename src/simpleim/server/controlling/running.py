@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simpleim.server.media import Leg, Room
+from simpleim.server.xdm.api import GroupDefinition
 
 from .conference import Conference
 from .groupft import FtSupport
@@ -38,3 +39,9 @@ class Running:
     referrers: dict[str, str] = field(default_factory=dict)
     #: participant URI -> file transfer capability from its Contact (CR Change 1)
     ft: dict[str, FtSupport] = field(default_factory=dict)
+    #: the pre-defined group's definition as last read (its policy for the MSRP switch:
+    #: <allow-private-message>, §7.2.3.4); None: ad hoc, or not read since a restart
+    group: GroupDefinition | None = None
+    #: participant URI -> its INVITE / 200 named an OMA IM release (Appendix F: an
+    #: ``IM-client/OMA1.0`` or ``IM-serv/OMA1.0`` product), §7.2.3.4 b)
+    im_nodes: dict[str, bool] = field(default_factory=dict)

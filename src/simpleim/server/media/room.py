@@ -209,7 +209,9 @@ class Room:
             leg.session.acknowledge(event)                  # a no-op unless held
             if self.recorder is not None and routes:
                 try:
-                    await self.recorder.record(leg, event, [dest for dest, _ in routes])
+                    # as the policy copied it (an anonymous sender's alias, §7.2.3.2)
+                    await self.recorder.record(leg, routes[0][1],
+                                               [dest for dest, _ in routes])
                 except (SimpleImError, OSError) as exc:
                     # a recorder failure is logged; the conversation goes on
                     log.error("room: the recorder failed on a message from %s: %s",

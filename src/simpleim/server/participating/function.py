@@ -114,6 +114,11 @@ class PfConfig:
     session_timer: ProxyTimerPolicy | None = ProxyTimerPolicy()
 
 
+def _quoted(name: str) -> str:
+    """A display name as the inside of a quoted-string (RFC 3261 §25.1)."""
+    return name.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _anonymous(req: SipRequest) -> bool:
     try:
         return any(v.lower() in ("id", "header", "user") for v in req.privacy)
@@ -249,9 +254,14 @@ class ParticipatingFunction:
             if not self._config.allow_anonymity:
                 # PO-09 step 2 / §14.3: 403 + Warning 119.
                 return self._forbidden(req, W_ANONYMITY_NOT_ALLOWED)
-            # §5.1: the From carries an anonymous URI (RFC 3323 §4.1.1.3), tag kept.
+            # §5.1: the From carries an anonymous URI (RFC 3323 §4.1.1.3), tag kept; a
+            # display name the user gave is kept: the chat alias of §7.1.1.15 (a client
+            # that hides its name sends none, then "Anonymous")
             tag = req.from_addr.tag
-            req.headers.set("From", ANONYMOUS_FROM + (f";tag={tag}" if tag else ""))
+            name = req.from_addr.display_name
+            value = ANONYMOUS_FROM if not name else \
+                f'"{_quoted(name)}" <sip:anonymous@anonymous.invalid>'
+            req.headers.set("From", value + (f";tag={tag}" if tag else ""))
         return self._expired(req, now)
 
     def _expired(self, req: SipRequest, now: float) -> Reply | None:
