@@ -69,9 +69,14 @@ from simpleim.msrp import (
 from simpleim.timers import DEFAULT_TIMERS, Timers
 from simpleim.transport.msrp_files import FileSink, FileSource
 
-__all__ = ["MsrpEndpoint", "EndpointSession", "MsrpTransferError", "FileSink", "FileSource"]
+__all__ = ["ACCEPTED_LINGER", "MsrpEndpoint", "EndpointSession", "MsrpTransferError",
+           "FileSink", "FileSource"]
 
 log = logging.getLogger("simpleim.transport.msrp")
+
+#: seconds an accepted connection without sessions stays open for its opener to reuse
+#: (RFC 4975 §5.4) before we close it ourselves
+ACCEPTED_LINGER = 30.0
 
 
 class MsrpTransferError(SimpleImError):
@@ -300,7 +305,10 @@ class EndpointSession:
 
     def close(self) -> None:
         """End the session (after SIP BYE).  The connection stays while other sessions use it;
-        the last session closes it (RFC 4975 §5.4)."""
+        the last session closes it (RFC 4975 §5.4) - at once on a connection we opened; on
+        one we accepted only after :data:`ACCEPTED_LINGER` seconds without a session, since
+        its opener may be binding a new session to it right now (its SEND is then on the
+        way: closing would leave that session unbound), and closes it itself anyway."""
         if self._refresh is not None:
             self._refresh.cancel()
             self._refresh = None
@@ -308,7 +316,10 @@ class EndpointSession:
         if runner is not None and not runner.conn.closed:
             runner.conn.detach(self.core, runner.now())
             if not runner.conn.sessions:
-                runner.close()
+                if runner.key is None:
+                    runner.linger(ACCEPTED_LINGER)
+                else:
+                    runner.close()
         self.endpoint._sessions.pop(self.core.session_id, None)
         self.runner = None
 
@@ -499,6 +510,14 @@ class _Runner(asyncio.Protocol):
         t = self.transport
         return (not self.closing and not self.conn.closed and t is not None
                 and not t.is_closing())
+
+    def linger(self, delay: float) -> None:
+        """Close after ``delay`` seconds unless a session is bound to it by then."""
+        def idle() -> None:
+            if not self.conn.sessions and not self.closing:
+                self.close()
+
+        self._loop.call_later(delay, idle)
 
     def close(self) -> None:
         self.closing = True
