@@ -135,6 +135,13 @@ def stop(proc: subprocess.Popen[str]) -> int:
     return proc.returncode
 
 
+async def console(*args: str, env: Mapping[str, str]) -> asyncio.subprocess.Process:
+    """``simpleim ARGS...`` with its stdin, stdout and stderr piped (an interactive console)."""
+    return await asyncio.create_subprocess_exec(
+        simpleim_bin(), *args, env=env, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
 async def finish_console(proc: asyncio.subprocess.Process, last: bytes) -> int:
     """Type ``last`` (a line ending the console, e.g. ``/leave``) and wait for the exit."""
     assert proc.stdin is not None

@@ -10,7 +10,7 @@ import os
 import pty
 from pathlib import Path
 
-from cli_helpers import LONG, clean_env, simpleim_bin
+from cli_helpers import LONG, clean_env, console, simpleim_bin
 from client_helpers import DOMAIN, PASSWORDS, client_config, running_server, wait_event
 from simpleim.client import Account
 from simpleim.client.config import Policy
@@ -38,10 +38,7 @@ async def test_chat_shows_others_while_it_waits_and_can_answer_them(tmp_path: Pa
     async with running_server(tmp_path) as (_server, port), \
             Account(client_config("bob", port, tmp_path, policy=Policy(sessions="ask"))), \
             Account(client_config("carol", port, tmp_path)) as carol:
-        proc = await asyncio.create_subprocess_exec(
-            simpleim_bin(), "chat", "bob", env=_env(tmp_path, "alice", port),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+        proc = await console("chat", "bob", env=_env(tmp_path, "alice", port))
         assert proc.stdin is not None and proc.stdout is not None
         try:
             out = await _until(proc.stdout, b"waiting up to 60 s for an answer")
@@ -71,10 +68,7 @@ async def test_chat_shows_others_while_it_waits_and_can_answer_them(tmp_path: Pa
 async def test_chat_without_target_answers_whoever_writes(tmp_path: Path) -> None:
     async with running_server(tmp_path) as (_server, port), \
             Account(client_config("alice", port, tmp_path)) as alice:
-        proc = await asyncio.create_subprocess_exec(
-            simpleim_bin(), "chat", env=_env(tmp_path, "bob", port),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
+        proc = await console("chat", env=_env(tmp_path, "bob", port))
         assert proc.stdin is not None and proc.stdout is not None
         try:
             await _until(proc.stdout, b"waiting for chats and messages to sip:bob@example.test")

@@ -15,7 +15,7 @@ import contextlib
 import os
 import sys
 import termios
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
 
 from simpleim.cli.outcome import describe_failure, exit_code_for
@@ -23,21 +23,36 @@ from simpleim.client import Account
 from simpleim.client.events import (
     ComposingEvent,
     FileEvent,
+    GroupMessageEvent,
     ImdnEvent,
     MessageEvent,
+    ParticipantEvent,
     SessionEvent,
 )
+from simpleim.client.groupchat import GroupChat
 from simpleim.client.pager import normalize_uri
 from simpleim.client.session import ChatSession, SessionFailed
 from simpleim.errors import SimpleImError
 
-__all__ = ["ChatConsole", "HELP", "Keyboard"]
+__all__ = ["ChatConsole", "HELP", "Keyboard", "group_line"]
 
-HELP = ("type a line and Enter to send; /to PEER to write to someone else; /record start "
-        "[NAME] | /record stop asks the server to record the current chat; /quit or Ctrl-D "
-        "ends")
+HELP = ("type a line and Enter to send; /to PEER to write to someone else; /add USER... "
+        "makes the current chat a group chat with them; /record start [NAME] | /record stop "
+        "asks the server to record the current chat; /quit or Ctrl-D ends")
 #: RFC 3994 §4.2: an ``active`` indication is refreshed while typing goes on.
 COMPOSING_REFRESH = 60.0
+
+
+def group_line(ev: GroupMessageEvent | ParticipantEvent, me: str,
+               short: Callable[[str], str]) -> str | None:
+    """A group chat's message or participant change as a console shows it; None for our
+    own message (the focus does not echo it, an agent may)."""
+    if isinstance(ev, ParticipantEvent):
+        how = f" ({ev.method})" if ev.method else ""
+        return f"* {short(ev.participant)} {ev.status}{how}"
+    if ev.system is not None:
+        return f"[{ev.system}] {ev.text}"
+    return None if ev.sender == me else f"{short(ev.sender)}: {ev.text}"
 
 
 class Keyboard:
@@ -111,6 +126,8 @@ class ChatConsole:
         self._composing_at: float | None = None
         self._opening: dict[str, asyncio.Task[int]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: 1-1 sessions being extended to a group chat: their end is no news (§7.1.1.6)
+        self.replacing: set[str] = set()
         self.done = asyncio.Event()
 
     # ------------------------------------------------------------------ output
@@ -149,6 +166,12 @@ class ChatConsole:
                 self.say(f"  … {ev.peer} is typing")
             elif isinstance(ev, SessionEvent) and ev.kind == "chat":
                 self._session(ev)
+            elif isinstance(ev, SessionEvent) and ev.kind == "group":
+                self._group_session(ev)
+            elif isinstance(ev, GroupMessageEvent | ParticipantEvent):
+                line = group_line(ev, self.account.config.uri, self.short)
+                if line is not None:
+                    self.say(line)
             elif isinstance(ev, FileEvent) and ev.state in ("received", "failed"):
                 where = f" -> {ev.path}" if ev.path else f" ({ev.reason})"
                 self.say(f"* file {ev.file_name} from {self.short(ev.peer)} {ev.state}{where}")
@@ -171,13 +194,31 @@ class ChatConsole:
             if self.current is None:
                 self.current = ev.peer
                 self.say(f"  (replying to {self.short(ev.peer)}; /to PEER changes)")
-        elif ev.state == "ended":
+        elif ev.state == "ended" and ev.session_id not in self.replacing:
             known = self.chats.get(ev.peer)
             if known is not None and known.session_id == ev.session_id:
                 del self.chats[ev.peer]
                 self.say(f"session with {ev.peer} ended ({ev.reason})")
                 if ev.peer == self.first and known.is_uac:
                     self.done.set()          # `chat TO`: the conversation asked for is over
+
+    def _group_session(self, ev: SessionEvent) -> None:
+        """A group chat that took over one of our 1-1 chats (§7.1.1.6, the peer extended
+        it) goes on under that peer; a group chat of ours that ended is gone."""
+        key = next((k for k, c in self.chats.items() if c.session_id == ev.session_id), None)
+        if ev.state == "ended" and key is not None:
+            del self.chats[key]
+            self.say(f"group chat ended ({ev.reason})")
+            return
+        group = self.account.groups.chat(ev.session_id)
+        if ev.state != "established" or group is None or group.replaced is None:
+            return
+        key = next((k for k, c in self.chats.items() if c.session_id == group.replaced), None)
+        if key is not None:
+            self.replacing.add(group.replaced)
+            self.chats[key] = group
+            self.say(f"* the chat with {self.short(key)} is now the group chat "
+                     f"{group.conference}")
 
     # ------------------------------------------------------------------ input
     async def run(self, fd: int) -> int:
@@ -303,6 +344,9 @@ class ChatConsole:
             self.current = normalize_uri(peer, self.domain)
             self.say(f"  (writing to {self.short(self.current)})")
             return True
+        if stripped.startswith("/add"):
+            await self._add(stripped[4:].split())
+            return True
         if stripped.startswith("/record"):
             await self._record(stripped[7:].split())
             return True
@@ -332,6 +376,42 @@ class ChatConsole:
         self.unconfirmed.add(mid)
         return True
 
+    async def _add(self, users: list[str]) -> None:
+        """``/add USER...``: a 1-1 chat becomes a group chat with them (§7.1.1.6); in a group
+        chat they are invited by REFER (one, or several in one multiple-refer, §7.1.1.7)."""
+        key = self.current or ""
+        chat = self.chats.get(key)
+        if not users or chat is None:
+            self.say("usage: /add USER... (in an open chat)")
+            return
+        if not isinstance(chat, GroupChat):
+            await self._extend(key, chat, users)
+            return
+        try:
+            status = await chat.add(*users)
+        except (SimpleImError, OSError) as exc:
+            self.say(f"  not added ({exc})")
+            return
+        names = ", ".join(users)
+        self.say(f"  {names} added" if status < 300 else
+                 f"  {names} not added: {describe_failure(status, '', names, 'nothing')}")
+
+    async def _extend(self, key: str, chat: ChatSession, members: list[str]
+                      ) -> GroupChat | None:
+        """§7.1.1.6: the chat with ``key`` goes on as a group chat with ``members`` too."""
+        self.replacing.add(chat.session_id)
+        try:
+            group = await self.account.groups.extend(chat, members, timeout=self.timeout)
+        except (SimpleImError, OSError) as exc:
+            self.replacing.discard(chat.session_id)
+            status = exc.status if isinstance(exc, SessionFailed) else 0
+            self.say(f"  the chat with {self.short(key)} stays 1-1: "
+                     + describe_failure(status, str(exc), ", ".join(members), "nothing"))
+            return None
+        self.chats[key] = group
+        self.say(f"* the chat with {self.short(key)} is now the group chat {group.conference}")
+        return group
+
     async def _record(self, words: list[str]) -> None:
         """``/record start [NAME]`` / ``/record stop``: REFER to sip:History@DOMAIN for the
         open chat with the current peer (OMA SIMPLE IM §13.1.1 / §13.1.2)."""
@@ -349,6 +429,12 @@ class ChatConsole:
         except (SimpleImError, OSError) as exc:
             self.say(f"  recording not {'started' if start else 'stopped'}: {exc}")
             return
+        if start and status == 404 and not isinstance(chat, GroupChat):
+            # §13.1.1 1a: the server does not relay this 1-1 session - extend it to a
+            # conference with History@DOMAIN listed, the focus has it recorded
+            group = await self._extend(self.current or "", chat,
+                                       [f"sip:History@{self.domain}"])
+            status = 200 if group is not None else status
         if 200 <= status < 300:
             self.say(f"  (recording {'started' if start else 'stopped'})")
         else:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from simpleim.cli.chat import Keyboard
+from simpleim.cli.chat import Keyboard, group_line
 from simpleim.cli.outcome import describe_failure, exit_code_for
 from simpleim.client import Account
 from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
@@ -62,14 +62,10 @@ class GroupConsole:
     async def show(self) -> None:
         async for ev in self.account.events:
             chat = self.chat
-            if isinstance(ev, GroupMessageEvent):
-                if ev.system is not None:
-                    self.say(f"[{ev.system}] {ev.text}")
-                elif ev.sender != self.account.config.uri:
-                    self.say(f"{self.short(ev.sender)}: {ev.text}")
-            elif isinstance(ev, ParticipantEvent):
-                how = f" ({ev.method})" if ev.method else ""
-                self.say(f"* {self.short(ev.participant)} {ev.status}{how}")
+            if isinstance(ev, GroupMessageEvent | ParticipantEvent):
+                line = group_line(ev, self.account.config.uri, self.short)
+                if line is not None:
+                    self.say(line)
             elif isinstance(ev, SessionEvent) and chat is not None \
                     and ev.session_id == chat.session_id and ev.state == "ended":
                 self.say(f"group chat ended ({ev.reason})")

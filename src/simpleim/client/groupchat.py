@@ -40,13 +40,18 @@ from simpleim.content.conference_info import (
 )
 from simpleim.content.resource_lists import (
     RECIPIENT_LIST_INVITE,
+    RESOURCE_LISTS_CONTENT_TYPE,
+    Entry,
+    ResourceList,
+    ResourceLists,
     build_recipient_list,
     recipient_list_headers,
 )
-from simpleim.errors import ContentError, ProtocolError, SimpleImError
+from simpleim.errors import ContentError, ProtocolError, SimpleImError, SipParseError
 from simpleim.sdp import SessionDescription, chat_stream
 from simpleim.sip.dialog import Dialog
 from simpleim.sip.multipart import MultipartPart
+from simpleim.sip.replaces import Replaces
 from simpleim.transport.msrp import MsrpTransferError
 from simpleim.transport.sip import IncomingRequest
 
@@ -113,6 +118,8 @@ class GroupChat(ChatSession):
         #: the addresses that mean everybody besides the conference URI (the group URI
         #: we joined, §7.1.3.3)
         self.groups: set[str] = set()
+        #: the session id of the 1-1 chat this group chat took over (§7.1.1.6), if any
+        self.replaced: str | None = None
 
     # ------------------------------------------------------------------ files
     async def send_file(self, path: str | Path, *, progress: Progress | None = None,
@@ -273,10 +280,27 @@ class GroupChat(ChatSession):
         self.subscribed.set()
 
     # ------------------------------------------------------------------ REFER
-    async def add(self, user: str) -> int:
+    async def add(self, user: str, *more: str) -> int:
         """§7.1.1.7: REFER the focus to invite ``user``; the final status of that INVITE
-        (from the ``refer`` NOTIFY), or the REFER's own failure."""
-        return await self._refer(normalize_uri(user, self.ctx.config.domain), "")
+        (from the ``refer`` NOTIFY), or the REFER's own failure.  With ``more`` users
+        (step 4): one REFER with ``Refer-To`` a ``cid:`` of its resource-lists body,
+        ``Require: multiple-refer, norefersub`` and ``Refer-Sub: false`` (RFC 5368,
+        RFC 4488) - the REFER's final status (202: the focus invites them)."""
+        domain = self.ctx.config.domain
+        if not more:
+            return await self._refer(normalize_uri(user, domain), "")
+        dialog = self.dialog
+        if dialog is None:
+            raise SessionFailed(0, "the group chat is not established")
+        uris = [normalize_uri(u, domain) for u in (user, *more)]
+        doc = ResourceLists((ResourceList(tuple(Entry(u) for u in dict.fromkeys(uris))),))
+        cid = f"{new_tag()}@{self.ctx.msrp.host}"
+        resp = await self.ctx.ua.in_dialog(dialog, "REFER", headers=(
+            ("Refer-To", f"<cid:{cid}>"), ("Referred-By", f"<{self.ctx.config.uri}>"),
+            ("Refer-Sub", "false"), ("Require", "multiple-refer, norefersub"),
+            ("Content-ID", f"<{cid}>")), body=doc.to_bytes(),
+            content_type=RESOURCE_LISTS_CONTENT_TYPE)
+        return resp.status
 
     async def remove(self, user: str) -> int:
         """§7.1.1.14: REFER with ``method=BYE`` to remove ``user`` (the initiator only)."""
@@ -371,6 +395,26 @@ class GroupChats:
         session.anonymous = anonymous
         return [("Privacy", "id")] if anonymous else []
 
+    async def extend(self, chat: ChatSession, members: Sequence[str], *,
+                     subject: str | None = None, timeout: float = 60.0,
+                     subscribe: bool = True) -> GroupChat:
+        """§7.1.1.6: extend the established 1-1 ``chat`` to an ad-hoc group chat with
+        ``members``: the recipient list names the peer with a ``Replaces`` URI header for
+        the 1-1 dialog (Appendix L), so the focus's invitation takes the peer's side of it
+        over; the peer's client then BYEs the 1-1 session (§7.1.1.6 NOTE).  Raises
+        :class:`~simpleim.client.session.SessionFailed`."""
+        dialog = chat.dialog
+        if dialog is None or isinstance(chat, GroupChat):
+            raise SessionFailed(0, "not an established 1-1 chat")
+        domain = self.ctx.config.domain
+        peer = normalize_uri(chat.peer, domain)
+        replaces = Replaces.of_dialog(dialog.call_id, dialog.local_tag, dialog.remote_tag)
+        others = [u for u in (normalize_uri(m, domain) for m in members) if u != peer]
+        group = await self.start([replaces.in_uri(peer), *others], subject=subject,
+                                 timeout=timeout, subscribe=subscribe)
+        group.replaced = chat.session_id
+        return group
+
     async def join(self, uri: str, *, subject: str | None = None, timeout: float = 60.0,
                    subscribe: bool = True, alias: str | None = None,
                    anonymous: bool = False) -> GroupChat:
@@ -420,6 +464,10 @@ class GroupChats:
         ctx = self.ctx
         contacts = inc.request.contacts
         conference = _bare(str(contacts[0].uri)) if contacts else str(inc.request.from_addr.uri)
+        replacing = inc.request.headers.get("Replaces")
+        if replacing is not None:
+            await self._take_over(inc, offer, conference, replacing)
+            return
         session = self._new(conference, is_uac=False, call_id=inc.request.call_id)
         invitation = ring(session, inc)
         session.emit_state("invited", invitation=invitation)
@@ -429,10 +477,41 @@ class GroupChats:
         if not ok:
             reject(session, inc, invitation.decline_status)
             return
+        await self._answer(session, inc, offer)
+
+    async def _answer(self, session: GroupChat, inc: IncomingRequest,
+                      offer: SessionDescription) -> bool:
+        """200 with our answer, media up, the conference subscription; False if refused."""
         try:
-            await accept(ctx, session, inc, offer, CHAT_CAPS)
+            await accept(self.ctx, session, inc, offer, CHAT_CAPS)
         except ProtocolError as exc:
             reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)
-            return
+            return False
         session.start_media()
-        ctx.spawn(session.subscribe())
+        self.ctx.spawn(session.subscribe())
+        return True
+
+    async def _take_over(self, inc: IncomingRequest, offer: SessionDescription,
+                         conference: str, value: str) -> None:
+        """§7.1.1.6 on the peer's side (RFC 3891 §3): the focus's invitation replaces our
+        1-1 chat - answered without asking (we are in that chat with the inviter), then
+        the 1-1 session is ended (BYE) and the group chat goes on in its place.  481 when
+        no 1-1 chat of ours has that dialog."""
+        ctx = self.ctx
+        try:
+            replaces = Replaces.parse(value)
+        except SipParseError as exc:
+            inc.reply(400, headers=[("Warning", f'399 simpleim "{exc}"')])
+            return
+        old = ctx.sessions.get(replaces.call_id)
+        dialog = old.dialog if isinstance(old, ChatSession) else None
+        if not isinstance(old, ChatSession) or isinstance(old, GroupChat) or dialog is None \
+                or not replaces.matches(dialog.call_id, dialog.local_tag, dialog.remote_tag):
+            inc.reply(481, headers=[("Warning", '399 simpleim "no such 1-1 chat to replace"')])
+            return
+        session = self._new(conference, is_uac=False, call_id=inc.request.call_id)
+        session.replaced = old.session_id
+        if not await self._answer(session, inc, offer):
+            return
+        with contextlib.suppress(SimpleImError, OSError):
+            await old.end(f"replaced by the group chat {conference}")

@@ -238,7 +238,7 @@ def build_roles(config: ServerConfig, store: ServerStore, courier: RoleCourier,
                              remaining_participants=config.conference_remaining_participants,
                              allow_private_messages=config.conference_private_messages),
             clock, queue_limit=config.media_queue_limit, groups=xdm.groups,
-            recorder=recorder, large=large)
+            recorder=recorder, large=large, dialogs=b2bua)
         # §13.3.1: group chats are recorded in the focus's rooms (CH-08)
         recorder.attach_conferences(focus)
         # §7.2.3.5: queued system messages into running conferences

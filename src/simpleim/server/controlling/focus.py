@@ -60,6 +60,7 @@ from simpleim.server.roles import (
     im_warning,
 )
 from simpleim.server.xdm.api import GroupDefinition, GroupDirectory
+from simpleim.sip.replaces import Replaces
 from simpleim.sip.subscription import Subscription
 from simpleim.sip.uri import SipUri
 from simpleim.store.conferences import ConferenceRecord, ConferenceRepository
@@ -78,6 +79,7 @@ from .conference import (
     is_conference_user,
     parse_adhoc_invite,
 )
+from .extend import DialogMap, replaces_headers, split_recipients
 from .groupft import GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
 from .predefined import (
@@ -127,7 +129,8 @@ class ConferenceFocus:
                  limits: ConferenceLimits, clock: Callable[[], float],
                  queue_limit: int = 64, groups: GroupDirectory | None = None,
                  recorder: Recorder | None = None,
-                 large: GroupLargeMessages | None = None) -> None:
+                 large: GroupLargeMessages | None = None,
+                 dialogs: DialogMap | None = None) -> None:
         self._repo = repo
         self._media = media
         self._notifier = notifier
@@ -137,6 +140,8 @@ class ConferenceFocus:
         #: the Conversation History Function's recorder (§13.3.1): it sees the rooms'
         #: messages without being a leg - no participant, not in the NOTIFYs (CH-08)
         self._recorder = recorder
+        #: the PF's B2BUA: the dialogs a §7.1.1.6 Replaces names (extend.py)
+        self._dialogs = dialogs
         self._running: dict[str, Running] = {}
         #: a pre-defined group's URI -> the conference URI of its running session
         self._by_group: dict[str, str] = {}
@@ -315,17 +320,19 @@ class ConferenceFocus:
         alias = chat_alias(conf, creator, req.from_addr.display_name, parsed.anonymous)
         conf, _ = conf.step(creator, ParticipantInput.JOINED, when=_now_text(now),
                             display=alias.display, shown=alias.shown)   # §7.2.3.2
-        for entry in parsed.recipients:
+        recipients, replaces = split_recipients(parsed.recipients, self._dialogs, requester)
+        for entry in recipients:
             conf, _ = conf.step(entry.uri, ParticipantInput.INVITED, when=_now_text(now),
                                 display=entry.display_name, by=creator)
         # §13.1.1 step 1b: History@DOMAIN in the list - the CHF records for the inviter
-        await self._start(inc, conf, parsed.recipients, remote,
-                          record_for=requester if parsed.record else None)
+        await self._start(inc, conf, recipients, remote,
+                          record_for=requester if parsed.record else None, replaces=replaces)
 
     async def _start(self, inc: IncomingRequest, conf: Conference,
                      recipients: Sequence[Entry], remote: MsrpMedia,
                      record_for: str | None = None,
-                     group: GroupDefinition | None = None) -> None:
+                     group: GroupDefinition | None = None,
+                     replaces: dict[str, Replaces] | None = None) -> None:
         """A new conference: stored, its invitations sent (§7.2.2.2), and the initiator
         answered when the first invitee answered (§7.2.1.2 / §7.2.1.3), at once when the
         session invites nobody (a chat room)."""
@@ -337,6 +344,7 @@ class ConferenceFocus:
                                      min_legs=0, recorder=self._recorder, hold_acks=True),
                           self._contact(inc, conf_uri), group=group)
         running.room.policy = ConferenceSwitch(running, self._limits)
+        running.replaces.update(replaces or {})            # §7.1.1.6
         self._running[conf_uri] = running
         if record_for is not None and isinstance(self._recorder, ConferenceRecorder):
             self._recorder.want(running.room, record_for)       # before anyone's 200
@@ -406,7 +414,8 @@ class ConferenceFocus:
         headers = [("Accept-Contact", "*;+g.oma.sip-im"),
                    ("P-Asserted-Identity", f"<{inviter}>"),
                    ("Referred-By", f"<{referrer}>"),
-                   ("Supported", "timer")]
+                   ("Supported", "timer"),
+                   *replaces_headers(running.replaces.pop(entry.uri, None))]   # §7.1.1.6
         for name in ("Conversation-ID", "Contribution-ID", "Privacy"):
             value = original.get(name) if original is not None else None
             if value:

@@ -13,11 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from simpleim.content.resource_lists import Entry
-from simpleim.errors import SimpleImError
+from simpleim.content.filetransfer import cid_matches
+from simpleim.content.resource_lists import (
+    RESOURCE_LISTS_CONTENT_TYPE,
+    Entry,
+    parse_resource_lists,
+)
+from simpleim.errors import ContentError, SimpleImError
 from simpleim.sdp import MsrpMedia
-from simpleim.server.roles import SERVER_PRODUCT, W_FUNCTION_NOT_ALLOWED, im_warning
+from simpleim.server.roles import SERVER_PRODUCT, W_FUNCTION_NOT_ALLOWED, Reply, im_warning
 from simpleim.server.xdm.api import GroupDefinition
+from simpleim.sip.message import SipRequest
+from simpleim.sip.multipart import parse_multipart
 from simpleim.sip.uri import SipUri, parse_uri
 from simpleim.transport.sip import IncomingRequest
 
@@ -31,7 +38,7 @@ from .conference import (
 from .predefined import add_refusal
 from .running import Running
 
-__all__ = ["REFER_EXPIRES", "Referrals"]
+__all__ = ["REFER_EXPIRES", "Referrals", "refer_target", "referred_list"]
 
 log = logging.getLogger("simpleim.server.controlling")
 
@@ -46,6 +53,36 @@ _REASONS = {200: "OK", 202: "Accepted", 403: "Forbidden", 404: "Not Found",
 EventHook = Callable[[Running, str, ParticipantInput, str | None], Awaitable[None]]
 #: (conference, invitee, referrer, the referrer's media) -> the invitation started
 InviteHook = Callable[[Running, Entry, str, MsrpMedia], None]
+
+
+def referred_list(req: SipRequest) -> list[str] | None:
+    """RFC 5368 §4: the users of the ``application/resource-lists+xml`` body a ``cid:``
+    Refer-To points at (the REFER's body, or its multipart part with that Content-ID) as
+    ``sip:user@host``; None when there is no such list or it names no SIP user."""
+    refer_to = (req.headers.get("Refer-To") or "").strip().lstrip("<").split(">", 1)[0]
+    body: bytes | None = None
+    mt = req.media_type
+    if mt is not None and mt.mime == RESOURCE_LISTS_CONTENT_TYPE:
+        body = req.body
+    elif mt is not None and mt.mime == "multipart/mixed" and mt.boundary:
+        try:
+            parts = parse_multipart(req.body, mt.boundary)
+        except ContentError:
+            return None
+        body = next((p.body for p in parts if p.content_type == RESOURCE_LISTS_CONTENT_TYPE
+                     and cid_matches(refer_to, p.headers.get("Content-ID") or "")), None)
+    if body is None:
+        return None
+    try:
+        doc = parse_resource_lists(body)
+    except ContentError:
+        return None
+    out: list[str] = []
+    for entry in doc.entries():
+        found = refer_target(f"<{entry.uri}>")
+        if found is not None and found[1] == "INVITE" and found[0] not in out:
+            out.append(found[0])
+    return out or None
 
 
 def refer_target(refer_to: str | None) -> tuple[str, str] | None:
@@ -83,16 +120,25 @@ class Referrals:
     async def handle(self, running: Running, who: str, inc: IncomingRequest) -> None:
         """A REFER from the participant ``who`` in its dialog with the conference."""
         req = inc.request
-        found = refer_target(req.headers.get("Refer-To"))
+        refer_to = req.headers.get("Refer-To") or ""
+        subscribe = (req.headers.get("Refer-Sub") or "true").strip().lower() != "false"
+        if refer_to.strip().lstrip("<").lower().startswith("cid:"):
+            # §7.2.1.7 step 3b: several users in one REFER (RFC 5368 multiple-refer)
+            listed = referred_list(req)
+            if listed is None:
+                self._warn(inc, 400, "a resource-lists body the cid: Refer-To names expected")
+                return
+            await self._add(running, who, inc, listed, subscribe)
+            return
+        found = refer_target(refer_to)
         if found is None or found[1] not in ("INVITE", "BYE"):
             self._warn(inc, 400, "Refer-To with a SIP user URI expected")
             return
         target, method = found
-        subscribe = (req.headers.get("Refer-Sub") or "true").strip().lower() != "false"
         if method == "BYE":
             await self._remove(running, who, inc, target, subscribe)
         else:
-            await self._add(running, who, inc, target, subscribe)
+            await self._add(running, who, inc, [target], subscribe)
 
     async def _remove(self, running: Running, who: str, inc: IncomingRequest, target: str,
                       subscribe: bool) -> None:
@@ -118,21 +164,33 @@ class Referrals:
             await self.sipfrag(running, who, 200, active=False)
         self._check_release(running)
 
-    async def _add(self, running: Running, who: str, inc: IncomingRequest, target: str,
-                   subscribe: bool) -> None:
+    async def _add(self, running: Running, who: str, inc: IncomingRequest,
+                   listed: list[str], subscribe: bool) -> None:
+        """§7.2.1.7: invite the users not in the conference whom the adding policy allows
+        (§7.2.2.7); the REFER is refused when none is left."""
         conf = running.conf
-        existing = conf.participant(target)
-        if existing is not None and existing.status is not ParticipantStatus.DISCONNECTED:
-            self._warn(inc, 403, "already a participant")
-            return
-        if conf.group is not None:
-            refusal = add_refusal(await self._group(conf.group), who, target, self._limits)
-            if refusal is not None:                                   # §7.2.2.7
+        targets: list[str] = []
+        refusal: Reply | None = None
+        group = await self._group(conf.group) if conf.group is not None else None
+        for target in listed:
+            existing = conf.participant(target)
+            if existing is not None and existing.status is not ParticipantStatus.DISCONNECTED:
+                continue
+            refused = None if conf.group is None \
+                else add_refusal(group, who, target, self._limits)
+            if refused is None:
+                targets.append(target)
+            else:
+                refusal = refusal or refused
+        if not targets:
+            if refusal is None:
+                self._warn(inc, 403, "already a participant")
+            else:                                                     # §7.2.2.7
                 inc.reply(refusal.status,
                           headers=[("Server", SERVER_PRODUCT), *refusal.headers])
-                return
-        if len(conf.invited_or_in) + 1 > (conf.max_participants
-                                          or self._limits.max_participants):
+            return
+        if len(conf.invited_or_in) + len(targets) > (conf.max_participants
+                                                     or self._limits.max_participants):
             self._warn(inc, 486, W_TOO_MANY_PARTICIPANTS)              # §7.2.1.7 step 4
             return
         inc.reply(202, headers=[("Server", SERVER_PRODUCT),          # §7.2.1.7 step 5
@@ -140,17 +198,22 @@ class Referrals:
         remote = running.legs[who].session.remote_media if who in running.legs else None
         if remote is None:
             return
-        await self._event(running, target, ParticipantInput.INVITED, who)
+        for target in targets:
+            await self._event(running, target, ParticipantInput.INVITED, who)
+            if subscribe:
+                running.referrers[target] = who
         if subscribe:
-            running.referrers[target] = who
             await self.sipfrag(running, who, 100, active=True)
-        self._invite(running, Entry(target), who, remote)
+        for target in targets:                                        # §7.2.1.7 step 9
+            self._invite(running, Entry(target), who, remote)
 
     async def outcome(self, running: Running, target: str, status: int) -> None:
-        """The final status of a referred invitation to its referrer (RFC 3515 §2.4.4)."""
+        """The final status of a referred invitation to its referrer (RFC 3515 §2.4.4); the
+        subscription of a multiple-refer ends with the last one (§7.2.1.7 step 10)."""
         referrer = running.referrers.pop(target, None)
         if referrer is not None:
-            await self.sipfrag(running, referrer, status, active=False)
+            await self.sipfrag(running, referrer, status,
+                               active=referrer in running.referrers.values())
 
     async def sipfrag(self, running: Running, to: str, status: int, *, active: bool) -> None:
         """RFC 3515 §2.4.4: the progress of the referred request as ``message/sipfrag``."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from simpleim.server.media import Leg, Room
 from simpleim.server.xdm.api import GroupDefinition
+from simpleim.sip.replaces import Replaces
 
 from .conference import Conference
 from .groupft import FtSupport
@@ -45,3 +46,5 @@ class Running:
     #: participant URI -> its INVITE / 200 named an OMA IM release (Appendix F: an
     #: ``IM-client/OMA1.0`` or ``IM-serv/OMA1.0`` product), §7.2.3.4 b)
     im_nodes: dict[str, bool] = field(default_factory=dict)
+    #: invitee URI -> the 1-1 dialog its invitation replaces (§7.1.1.6, RFC 3891)
+    replaces: dict[str, Replaces] = field(default_factory=dict)

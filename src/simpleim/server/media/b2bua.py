@@ -30,6 +30,7 @@ from simpleim.server.media.api import (
 )
 from simpleim.server.media.room import Overflow, Recorder, Room
 from simpleim.sip.message import SipRequest, SipResponse
+from simpleim.sip.replaces import Replaces
 from simpleim.transport.msrp_sdp import sdp_of
 from simpleim.transport.sip import IncomingRequest
 
@@ -78,6 +79,19 @@ def msrp_offer(request: SipRequest) -> MsrpMedia | None:
 
 def _copied(request: SipRequest | SipResponse, names: Sequence[str]) -> list[tuple[str, str]]:
     return [(name, value) for name in names for value in request.headers.get_all(name)]
+
+
+def _user(uri: str) -> str:
+    return uri.strip().strip("<>").split(";", 1)[0].removeprefix("sip:").lower()
+
+
+def _tags_of(session: ServerSession) -> tuple[str, str]:
+    """(From tag of the INVITE, To tag of its 2xx) of a leg."""
+    return session.request.from_addr.tag or "", session.response.to_addr.tag or ""
+
+
+def _tags(session: ServerSession) -> set[str]:
+    return set(_tags_of(session))
 
 
 class BackToBack:
@@ -150,6 +164,26 @@ class BackToBack:
             await leg_b.bye(f"caller leg failed: {exc.reason}")
             return
         await self.relay(leg_a, leg_b)
+
+    def peer_dialog(self, replaces: Replaces, requester: str) -> Replaces | None:
+        """OMA SIMPLE IM §7.1.1.6 through the B2BUA: ``replaces`` names the requester's leg
+        of a bridged session (as the requester's peer would see it); the other leg's dialog
+        as *its* client sees it, for the ``Replaces`` of the focus's INVITE to that client
+        (RFC 3891 §3).  None when no bridged session of the requester has that dialog."""
+        for room in self.rooms:
+            legs = {leg.name: leg.session for leg in room.legs}
+            for mine, other in (("caller", "callee"), ("callee", "caller")):
+                session, peer = legs.get(mine), legs.get(other)
+                if session is None or peer is None or session.call_id != replaces.call_id \
+                        or _user(session.peer) != _user(requester) \
+                        or {replaces.to_tag, replaces.from_tag} != _tags(session):
+                    continue
+                # the caller's leg: its client is the UAC (local tag = From);
+                # the callee's leg: its client is the UAS (local tag = To)
+                invite_from, answer_to = _tags_of(peer)
+                return Replaces(peer.call_id, invite_from, answer_to) if other == "caller" \
+                    else Replaces(peer.call_id, answer_to, invite_from)
+        return None
 
     def _max_size(self, answered: MsrpMedia) -> int | None:
         sizes = [s for s in (answered.max_size, self.config.max_size) if s is not None]

@@ -1,0 +1,53 @@
+"""``/add USER`` in a 1-1 ``simpleim chat PEER`` (OMA SIMPLE IM §7.1.1.6): the chat goes on
+as a group chat - the real command (subprocess) against the in-process server; bob and
+carol are library accounts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cli_helpers import LONG, console, finish_console, reap
+from client_helpers import client_config, running_server, wait_event
+from simpleim.client import Account
+from simpleim.client.events import GroupMessageEvent, SessionEvent
+from simpleim.client.groupchat import GroupChat
+from test_cli_chat import _env, _until
+from wire import SipWire
+
+
+async def test_add_in_a_one_to_one_chat_makes_it_a_group_chat(tmp_path: Path) -> None:
+    async with running_server(tmp_path) as (_server, port), \
+            Account(client_config("bob", port, tmp_path, "tcp")) as bob, \
+            Account(client_config("carol", port, tmp_path, "tcp")) as carol:
+        b_w = SipWire(bob)
+        proc = await console("chat", "bob", env=_env(tmp_path, "alice", port))
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            await _until(proc.stdout, b"session with sip:bob@example.test established")
+            proc.stdin.write(b"/add carol\n")
+            await proc.stdin.drain()
+            await _until(proc.stdout, b"* the chat with bob is now the group chat sip:conf~")
+            # bob's 1-1 session was replaced (RFC 3891) and ended by his BYE
+            invite = await b_w.request("INVITE", "in",
+                                       where=lambda r: bool(r.headers.get("Replaces")))
+            assert "isfocus" in (invite.headers.get("Contact") or "")
+            group = await wait_event(bob, lambda e: isinstance(e, SessionEvent)
+                                     and e.kind == "group" and e.state == "established",
+                                     timeout=LONG)
+            assert isinstance(group, SessionEvent)
+            b_group = bob.sessions[group.session_id]
+            assert isinstance(b_group, GroupChat) and b_group.replaced is not None
+            await b_w.request("BYE", where=lambda r: r.call_id == b_group.replaced)
+            await wait_event(carol, lambda e: isinstance(e, SessionEvent)
+                             and e.kind == "group" and e.state == "established", timeout=LONG)
+            # what alice types goes to both; what carol writes shows in alice's console
+            proc.stdin.write(b"hello both\n")
+            await proc.stdin.drain()
+            for who in (bob, carol):
+                await wait_event(who, lambda e: isinstance(e, GroupMessageEvent)
+                                 and e.text == "hello both", timeout=LONG)
+            await b_group.send("hi from bob")
+            await _until(proc.stdout, b"bob: hi from bob")
+            assert await finish_console(proc, b"/quit") == 0
+        finally:
+            await reap(proc)
