@@ -8,7 +8,12 @@ from pathlib import Path
 
 from client_helpers import wait_event
 from simpleim.client import Account
-from simpleim.client.events import GroupMessageEvent, ParticipantEvent, SessionEvent
+from simpleim.client.events import (
+    GroupMessageEvent,
+    MessageEvent,
+    ParticipantEvent,
+    SessionEvent,
+)
 from simpleim.client.groupchat import GroupChat
 from simpleim.client.session import ChatSession
 from simpleim.content.resource_lists import parse_resource_lists
@@ -155,9 +160,10 @@ async def test_recording_a_one_to_one_chat_by_extending_it(tmp_path: Path) -> No
         a_chat, b_chat = await _one_to_one(alice, bob)
         await a_chat.send("not recorded")
         assert await alice.history.record(a_chat) == 404        # not in the media path
-        group = await alice.groups.extend(a_chat, ["sip:History@example.test"])
+        group = await alice.groups.extend(
+            a_chat, ["sip:History@example.test;historyfilename=our%20talk"])
         listed = _listed(a_w)
-        assert listed[1] == "sip:History@example.test"
+        assert listed[1] == "sip:History@example.test;historyfilename=our%20talk"
         assert split_replaces_uri(listed[0])[0] == "sip:bob@example.test"
         invite = await b_w.request("INVITE", "in",
                                    where=lambda r: bool(r.headers.get("Replaces")))
@@ -171,6 +177,10 @@ async def test_recording_a_one_to_one_chat_by_extending_it(tmp_path: Path) -> No
         await b_group.send("me too")
         await wait_event(alice, lambda e: isinstance(e, GroupMessageEvent)
                          and e.text == "me too")
+        # C-CH-02: stopped like any conference recording, by REFER method=BYE
+        assert await alice.history.record(group, start=False) == 202
+        await group.send("after")
+        await wait_event(bob, lambda e: isinstance(e, GroupMessageEvent) and e.text == "after")
         focus = srv.roles.focus  # type: ignore[union-attr]
         conf_uri = focus.conferences[0].uri
         # the CHF is no participant: alice and bob only
@@ -186,6 +196,7 @@ async def test_recording_a_one_to_one_chat_by_extending_it(tmp_path: Path) -> No
         await wait_until(closed, what="alice's history closed")
         (rec,) = await history.of("alice@example.test")
         assert rec.peer == conf_uri.removeprefix("sip:")         # recorded under the conference
+        assert rec.filename == "our talk"                        # E.5 historyfilename
         items = await history.items(rec.id)
         assert items[0].content.decode().startswith("INVITE sip:Conference-Factory@")
         texts = [i.text for i in items if i.kind is ItemKind.SEND]
@@ -225,3 +236,22 @@ async def test_multiple_refer_notifies_each_outcome(tmp_path: Path) -> None:
         assert statuses[0] == 200 and statuses[1] >= 400          # carol in, dave not online
         assert (finals[0].headers.get("Subscription-State") or "").startswith("active")
         assert (finals[1].headers.get("Subscription-State") or "").startswith("terminated")
+
+
+async def test_only_the_peer_may_replace_a_chat(tmp_path: Path) -> None:
+    """RFC 3891 §6: carol names alice and bob's dialog - bob answers 481 (the inviter in
+    Referred-By is not his peer) and his chat with alice goes on."""
+    async with trio(tmp_path) as (_srv, (alice, bob, carol), (_a_w, b_w, _c_w)):
+        a_chat, b_chat = await _one_to_one(alice, bob)
+        assert a_chat.dialog is not None
+        stolen = Replaces.of_dialog(a_chat.dialog.call_id, a_chat.dialog.local_tag,
+                                    a_chat.dialog.remote_tag)
+        await carol.groups.start([stolen.in_uri("sip:bob@example.test"), "alice"])
+        invite = await b_w.request("INVITE", "in",
+                                   where=lambda r: bool(r.headers.get("Replaces")))
+        assert invite.headers.get("Referred-By") == "<sip:carol@example.test>"
+        assert (await b_w.response("INVITE", 481)).call_id == invite.call_id
+        await b_chat.send("still here")
+        await wait_event(alice, lambda e: isinstance(e, MessageEvent)
+                         and e.text == "still here")
+        assert not b_chat.ended.is_set()

@@ -17,6 +17,7 @@ import sys
 import termios
 from collections.abc import Callable, Coroutine
 from typing import Any, TextIO
+from urllib.parse import quote
 
 from simpleim.cli.outcome import describe_failure, exit_code_for
 from simpleim.client import Account
@@ -432,8 +433,9 @@ class ChatConsole:
         if start and status == 404 and not isinstance(chat, GroupChat):
             # §13.1.1 1a: the server does not relay this 1-1 session - extend it to a
             # conference with History@DOMAIN listed, the focus has it recorded
+            named = f";historyfilename={quote(name, safe='')}" if name else ""
             group = await self._extend(self.current or "", chat,
-                                       [f"sip:History@{self.domain}"])
+                                       [f"sip:History@{self.domain}{named}"])
             status = 200 if group is not None else status
         if 200 <= status < 300:
             self.say(f"  (recording {'started' if start else 'stopped'})")

@@ -87,6 +87,11 @@ def _bare(uri: str) -> str:
     return text
 
 
+def _aor(uri: str) -> str:
+    """``user@host`` of a URI or name-addr, lowercased."""
+    return _bare(uri).split(";", 1)[0].split("?", 1)[0].removeprefix("sip:").lower()
+
+
 def _conf_user(uri: str) -> str:
     """The user part of a conference address: the focus names itself by its domain, the
     Contact we keep as the conference URI may name the host it was reached on."""
@@ -496,7 +501,7 @@ class GroupChats:
         """§7.1.1.6 on the peer's side (RFC 3891 §3): the focus's invitation replaces our
         1-1 chat - answered without asking (we are in that chat with the inviter), then
         the 1-1 session is ended (BYE) and the group chat goes on in its place.  481 when
-        no 1-1 chat of ours has that dialog."""
+        no 1-1 chat of ours with the inviter (Referred-By) has that dialog."""
         ctx = self.ctx
         try:
             replaces = Replaces.parse(value)
@@ -505,8 +510,12 @@ class GroupChats:
             return
         old = ctx.sessions.get(replaces.call_id)
         dialog = old.dialog if isinstance(old, ChatSession) else None
+        # RFC 3891 §6: only the peer of that chat may have it replaced (the focus names the
+        # inviter in Referred-By, §7.2.2.1)
+        inviter = _aor(inc.request.headers.get("Referred-By") or "")
         if not isinstance(old, ChatSession) or isinstance(old, GroupChat) or dialog is None \
-                or not replaces.matches(dialog.call_id, dialog.local_tag, dialog.remote_tag):
+                or not replaces.matches(dialog.call_id, dialog.local_tag, dialog.remote_tag) \
+                or inviter != _aor(old.peer):
             inc.reply(481, headers=[("Warning", '399 simpleim "no such 1-1 chat to replace"')])
             return
         session = self._new(conference, is_uac=False, call_id=inc.request.call_id)

@@ -37,6 +37,7 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from urllib.parse import unquote
 
 from simpleim.content.conference_info import (
     YOUROWN,
@@ -140,10 +141,19 @@ class AdHocInvite:
     #: ``sip:History@DOMAIN`` was in the list (§13.1.1 step 1b): record for the inviter; the
     #: History function is no recipient and not counted (CH-08)
     record: bool = False
+    #: its ``historyfilename`` URI parameter (E.5), the name of that history
+    record_name: str | None = None
 
 
 #: Appendix F.2: the Conversation History Function's user part
 HISTORY_USER = "History"
+
+
+def _history_name(uri: str) -> str | None:
+    """The ``historyfilename`` parameter of a ``sip:History@DOMAIN`` entry (E.5)."""
+    parsed = parse_uri(uri, "resource-lists/entry")
+    value = parsed.params.get("historyfilename") if isinstance(parsed, SipUri) else None
+    return unquote(value.strip('"'))[:200] or None if value else None
 
 
 def _is_history(uri: str, host: str) -> bool:
@@ -207,7 +217,9 @@ def parse_adhoc_invite(req: SipRequest, limits: ConferenceLimits) -> AdHocInvite
                          for p in v.split(";")]
     if anonymous and not limits.allow_anonymity:
         return _refuse(403, None, host, W_ANONYMITY_NOT_ALLOWED)  # §7.2.1.2 step 3
-    return AdHocInvite(recipients, anonymous, record=len(recipients) < len(listed))
+    names = [_history_name(e.uri) for e in listed if _is_history(e.uri, host)]
+    return AdHocInvite(recipients, anonymous, record=bool(names),
+                       record_name=next((n for n in names if n), None))
 
 
 # ---------------------------------------------------------------- conference state

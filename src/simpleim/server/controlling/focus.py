@@ -116,7 +116,7 @@ class ConferenceRecorder(Protocol):
     """The Conversation History Function's recorder as the focus starts it for an inviter
     who listed ``sip:History@DOMAIN`` (§13.1.1 step 1b)."""
 
-    def want(self, room: Room, owner: str) -> None:
+    def want(self, room: Room, owner: str, filename: str | None = None) -> None:
         """Record ``room`` for ``owner`` from the moment the owner is in it."""
 
 
@@ -326,13 +326,15 @@ class ConferenceFocus:
                                 display=entry.display_name, by=creator)
         # §13.1.1 step 1b: History@DOMAIN in the list - the CHF records for the inviter
         await self._start(inc, conf, recipients, remote,
-                          record_for=requester if parsed.record else None, replaces=replaces)
+                          record_for=requester if parsed.record else None, replaces=replaces,
+                          record_name=parsed.record_name)
 
     async def _start(self, inc: IncomingRequest, conf: Conference,
                      recipients: Sequence[Entry], remote: MsrpMedia,
                      record_for: str | None = None,
                      group: GroupDefinition | None = None,
-                     replaces: dict[str, Replaces] | None = None) -> None:
+                     replaces: dict[str, Replaces] | None = None,
+                     record_name: str | None = None) -> None:
         """A new conference: stored, its invitations sent (§7.2.2.2), and the initiator
         answered when the first invitee answered (§7.2.1.2 / §7.2.1.3), at once when the
         session invites nobody (a chat room)."""
@@ -347,7 +349,7 @@ class ConferenceFocus:
         running.replaces.update(replaces or {})            # §7.1.1.6
         self._running[conf_uri] = running
         if record_for is not None and isinstance(self._recorder, ConferenceRecorder):
-            self._recorder.want(running.room, record_for)       # before anyone's 200
+            self._recorder.want(running.room, record_for, record_name)  # before any 200
         if conf.group is not None:
             self._by_group[conf.group] = conf_uri
         try:

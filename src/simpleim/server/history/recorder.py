@@ -85,7 +85,7 @@ class _RoomState:
     #: parties whose settings were looked at already (method 1 decided once per party)
     checked: set[str] = field(default_factory=set)
     #: owners to record from the moment they are in the room (History@ in an ad-hoc list)
-    wanted: set[str] = field(default_factory=set)
+    wanted: dict[str, str | None] = field(default_factory=dict)     # owner -> filename
     watcher: asyncio.Task[None] | None = None
 
 
@@ -146,10 +146,11 @@ class SessionRecorder:
     def attach_conferences(self, focus: ConferenceRooms) -> None:
         self._conferences = focus
 
-    def want(self, room: Room, owner: str) -> None:
+    def want(self, room: Room, owner: str, filename: str | None = None) -> None:
         """§13.1.1 step 1b: record ``room`` for ``owner`` from its first message on once
-        the owner is a party (the focus calls it before the owner's 200)."""
-        self._state(room).wanted.add(owner)
+        the owner is a party (the focus calls it before the owner's 200), under
+        ``filename`` (E.5, the History@ entry's ``historyfilename``) if given."""
+        self._state(room).wanted[owner] = filename
 
     def _conference(self, room: Room) -> str | None:
         return self._conferences.conference_of(room) if self._conferences is not None \
@@ -332,9 +333,9 @@ class SessionRecorder:
                     await self._begin(room, aor, None)
             state.checked.update(parties)
         for aor in [a for a in state.wanted if a in parties]:
-            state.wanted.discard(aor)
+            filename = state.wanted.pop(aor)
             if aor not in state.recordings:
-                await self._begin(room, aor, None)
+                await self._begin(room, aor, filename)
         author = self._aor(sender)
         audience = {author, *(self._aor(leg) for leg in to)}
         for recording in list(state.recordings.values()):
