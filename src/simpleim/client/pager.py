@@ -15,6 +15,7 @@ from datetime import datetime
 
 from simpleim.content.cpim import CpimAddress, CpimDateTime, CpimMessage, build_cpim, parse_cpim
 from simpleim.content.encoding import decode_body as decode_encoding
+from simpleim.content.final_report import final_report_headers
 from simpleim.content.imdn import (
     Imdn,
     NotificationType,
@@ -162,14 +163,17 @@ def cpim_datetime(now: datetime, fixed: str | None = None) -> CpimDateTime:
 
 def build_im(*, sender: str, recipient: str, body: bytes, content_type: str,
              message_id: str, imdn: tuple[str, ...], date_time: CpimDateTime,
-             sender_name: str | None = None) -> CpimMessage:
+             sender_name: str | None = None, final_report: bool = False) -> CpimMessage:
     """An IM as CPIM (RFC 3862) with ``imdn.Message-ID`` / ``Disposition-Notification``
     (RFC 5438 §6.3; OMA §8.1.1: SHALL request IMDN when the user wants delivery status);
-    ``sender_name``: the From's display name (a chat alias)."""
+    ``sender_name``: the From's display name (a chat alias); ``final_report``: ``NS: FR
+    <urn:oma:xml:poc:final-report>`` and ``FR.Final-Report: yes`` (OMA §5.7.2 steps 1-2,
+    §9.4.2 step 4)."""
     return build_cpim(from_addr=CpimAddress(sender, sender_name), to=[CpimAddress(recipient)],
                       body=body,
                       content_type=content_type, date_time=date_time, message_id=message_id,
-                      disposition_notification=imdn)
+                      disposition_notification=imdn,
+                      extra_headers=final_report_headers() if final_report else ())
 
 
 def build_request(method: str, *, target: str, from_uri: str, from_tag: str, call_id: str,

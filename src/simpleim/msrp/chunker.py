@@ -212,7 +212,9 @@ def _static_headers(msg: OutgoingMessage, to_path: str, from_path: str) -> str:
     lines = [f"To-Path: {to_path}", f"From-Path: {from_path}", f"Message-ID: {msg.message_id}"]
     if msg.success_report:
         lines.append("Success-Report: yes")
-    if msg.failure_report != "yes":
+    if msg.failure_report != "yes" or msg.success_report:
+        # "yes" is the default (RFC 4975 §7.1.2); spelled out with Success-Report: yes, as
+        # OMA SIMPLE IM §5.7.2 step 3 / §5.7.3 step 1 ask ("... header with value 'yes'")
         lines.append(f"Failure-Report: {msg.failure_report}")
     lines += [f"{n}: {v}" for n, v in msg.headers]
     return "\r\n".join(lines) + "\r\n"

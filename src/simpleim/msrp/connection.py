@@ -74,6 +74,7 @@ from simpleim.msrp.message import (
 )
 from simpleim.msrp.parser import BodyChunk, MessageEnd, MessageHead, MsrpLimits, MsrpParser
 from simpleim.msrp.reassembly import ChunkCursor, IncomingMessage
+from simpleim.msrp.reports import add_report_body, make_report
 from simpleim.msrp.session import MsrpSession, content_type_accepted, counter_ids, new_ident
 from simpleim.msrp.uri import MsrpUri, parse_path
 from simpleim.timers import DEFAULT_TIMERS, Timers
@@ -124,6 +125,7 @@ class _Incoming:
     cursor: ChunkCursor | None
     error: MsrpParseError | None
     failure_report: str | None = None     # validated Failure-Report of a SEND
+    report_body: bytearray | None = None  # the body of a REPORT (§7.1.2), bounded
 
 
 _CHUNK_EVENT = MappingProxyType({FLAG_ABORT: MsgInput.ABORT, FLAG_END: MsgInput.LAST_CHUNK,
@@ -517,6 +519,12 @@ class MsrpConnection:
             except MsrpParseError as exc:
                 cur.error = exc
                 cur.session.reassembler.fail(cur.cursor)
+        elif (cur.error is None and cur.session is not None and cur.request.method == "REPORT"
+              and len(data)):
+            try:            # §7.1.2: a REPORT MAY carry an informational body, not chunked
+                cur.report_body = add_report_body(cur.report_body, data)
+            except MsrpParseError as exc:
+                cur.error, cur.report_body = exc, None
         elif (cur.cursor is None and cur.error is None and cur.session is not None
               and cur.request.method == "SEND" and len(data)):
             # §7.1.1: a SEND with a body carries Content-Type; total 0 means no body
@@ -536,7 +544,7 @@ class MsrpConnection:
         if req.method == "REPORT":
             # §7.1.2: REPORT requests are never answered.
             if cur.error is None and session is not None:
-                self._on_report(session, req, events)
+                self._on_report(session, req, events, cur.report_body)
             elif cur.error is not None:
                 events.append(ProtocolViolation(f"REPORT dropped: {cur.error.detail}",
                                                  cur.error.status))
@@ -623,6 +631,19 @@ class MsrpConnection:
              ("Status", str(MsrpStatus(200, "OK")))])
         self._emit(req.to_bytes(), now)
 
+    def send_report(self, session: MsrpSession, message_id: str, status: MsrpStatus,
+                    now: float, *, byte_range: ByteRange | None = None, body: bytes = b"",
+                    content_type: str | None = None) -> MsrpRequest:
+        """An end-to-end REPORT about ``message_id`` to the session's peer, with an optional
+        body, whole (RFC 4975 §7.1.2, :func:`~simpleim.msrp.reports.make_report`); nobody
+        answers it.  LocalProtocolError when the session is not bound here."""
+        if self.closed or session.binding is not Binding.BOUND or session.connection is not self:
+            raise LocalProtocolError("REPORT on a session not bound to this connection")
+        req = make_report(self._new_id(), session.to_path, session.local_uri, message_id,
+                          status, byte_range=byte_range, body=body, content_type=content_type)
+        self._emit(req.to_bytes(), now)
+        return req
+
     def _failure_report(self, session: MsrpSession | None, req: MsrpRequest,
                         status: int, now: float) -> None:
         """Failure REPORT (RFC 4975 §7.1.2): our transaction response only reaches the previous
@@ -646,8 +667,8 @@ class MsrpConnection:
         self._emit(rep.to_bytes(), now)
 
     def _on_report(self, session: MsrpSession, req: MsrpRequest,
-                   events: list[MsrpEvent]) -> None:
-        events.append(ReportReceived(session, req))
+                   events: list[MsrpEvent], body: bytearray | None = None) -> None:
+        events.append(ReportReceived(session, req, bytes(body) if body else b""))
         try:
             mid, status, br = req.message_id, req.status, req.byte_range
         except MsrpParseError as exc:

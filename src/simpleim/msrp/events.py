@@ -78,8 +78,13 @@ class MessageFailed:
 
 @dataclass(slots=True)
 class ReportReceived:
+    """A REPORT for the session (RFC 4975 §7.1.2); ``body``: what it carried - REPORTs
+    MAY include an informational body and are not chunked (§7.1.2), e.g. an OMA Final
+    Delivery Report (OMA SIMPLE IM §5.7.3)."""
+
     session: MsrpSession
     request: MsrpRequest
+    body: bytes = b""
 
 
 @dataclass(slots=True)

@@ -39,6 +39,7 @@ from typing import Any, cast
 from simpleim.errors import MsrpParseError, SimpleImError, TransactionError
 from simpleim.msrp import (
     BindFailed,
+    ByteRange,
     ChunkSink,
     ChunkSource,
     ConnectionFailed,
@@ -55,12 +56,14 @@ from simpleim.msrp import (
     MsrpRequest,
     MsrpResponse,
     MsrpSession,
+    MsrpStatus,
     MsrpUri,
     OutgoingMessage,
     OutgoingState,
     ProtocolViolation,
     RelayAuth,
     RelayGrant,
+    ReportReceived,
     RequestRejected,
     ResponseReceived,
     SessionBound,
@@ -101,6 +104,8 @@ class EndpointSession:
         self.aborted: list[IncomingMessage] = []
         self.runner: _Runner | None = None
         self._refresh: asyncio.Task[None] | None = None
+        #: called with each REPORT received for the session and its body (RFC 4975 §7.1.2)
+        self.on_report: Callable[[MsrpRequest, bytes], None] | None = None
 
     @property
     def local_path(self) -> list[MsrpUri]:
@@ -221,6 +226,21 @@ class EndpointSession:
             return False
         runner.flush()
         return True
+
+    def send_report(self, message_id: str, status: MsrpStatus, *,
+                    byte_range: ByteRange | None = None, body: bytes = b"",
+                    content_type: str | None = None) -> MsrpRequest:
+        """A REPORT about ``message_id`` to the peer, with an optional body, written at once
+        (RFC 4975 §7.1.2; :meth:`MsrpConnection.send_report`).  MsrpTransferError 481
+        when the session has no open connection."""
+        runner = self.runner
+        if runner is None or runner.conn.closed:
+            raise MsrpTransferError(message_id, 481, "no connection for the REPORT")
+        req = runner.conn.send_report(self.core, message_id, status, runner.now(),
+                                      byte_range=byte_range, body=body,
+                                      content_type=content_type)
+        runner.wake()
+        return req
 
     def wake(self) -> None:
         """New data for a queued message (a PipeSource was fed): write what can go."""
@@ -590,6 +610,8 @@ class _Runner(asyncio.Protocol):
                 s.bound.set()
             elif isinstance(ev, MessageAborted):
                 s.aborted.append(ev.message)
+            elif isinstance(ev, ReportReceived) and s.on_report is not None:
+                s.on_report(ev.request, ev.body)
 
 
 class MsrpEndpoint:
