@@ -50,10 +50,13 @@ LARGE_TAG = "+g.oma.sip-im.large-message"
 
 
 @contextlib.asynccontextmanager
-async def accounts(tmp: Path, users: tuple[str, ...], **server: Any
+async def accounts(tmp: Path, users: tuple[str, ...], *,
+                   client: dict[str, dict[str, Any]] | None = None, **server: Any
                    ) -> AsyncIterator[tuple[ImServer, int, list[Account], list[SipWire]]]:
+    """``client``: ClientConfig fields per user; ``server``: ServerConfig fields."""
     async with running_server(tmp, **server) as (srv, port):
-        accs = [Account(client_config(u, port, tmp, "tcp")) for u in users]
+        accs = [Account(client_config(u, port, tmp, "tcp", **(client or {}).get(u, {})))
+                for u in users]
         wires = [SipWire(a) for a in accs]
         async with contextlib.AsyncExitStack() as stack:
             for a in accs:

@@ -19,6 +19,7 @@ __all__ = [
     "SessionEvent",
     "FileEvent",
     "ImdnEvent",
+    "FinalReportEvent",
     "ComposingEvent",
     "CapabilitiesEvent",
     "ErrorEvent",
@@ -212,6 +213,23 @@ class ImdnEvent(Event):
     @property
     def name(self) -> str:
         return "imdn"
+
+
+@dataclass(frozen=True)
+class FinalReportEvent(Event):
+    """One recipient's leg of a Final Delivery Report (OMA SIMPLE IM §5.7.2, Appendix O.1)
+    for a large message we sent: ``status`` the MSRP status (200 delivered; 9999: the
+    recipient's ``a=max-size``, in ``max_size``, is below the message size)."""
+
+    message_id: str      # our IM Message-ID (CPIM imdn.Message-ID)
+    uri: str
+    status: int
+    max_size: int | None = None
+    last: bool = False   # the report was marked last="true"
+
+    @property
+    def name(self) -> str:
+        return "final-report"
 
 
 @dataclass(frozen=True)

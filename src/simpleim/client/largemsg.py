@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import replace
 
+from simpleim.content.final_report import FINAL_REPORT_TYPES
 from simpleim.content.resource_lists import (
     RECIPIENT_LIST_INVITE,
     build_recipient_list,
@@ -38,6 +39,7 @@ from simpleim.transport.sip import IncomingRequest
 from .context import ClientContext, MessageSink
 from .events import ErrorEvent
 from .features import ICSI_CPM_LARGEMSG, LARGE_MESSAGE, SIP_IM
+from .finalreports import FinalReportWatch
 from .invites import InviteRouter, accept, establish, is_large_icsi, is_large_tagged, reject, ring
 from .pager import decode_body, group_relay
 from .session import InviteSession, SessionFailed
@@ -72,11 +74,16 @@ class LargeMessages:
         router.add("large", is_large_icsi, self.on_invite, priority=200)
 
     async def send(self, target: str, cpim: bytes, message_id: str, *,
-                   timeout: float = 60.0, recipients: Sequence[str] = ()) -> int:
+                   timeout: float = 60.0, recipients: Sequence[str] = (),
+                   final_report: bool = False, report_timeout: float = 60.0) -> int:
         """Send one ``message/cpim`` in its own session (§9.1.1.2); returns the status.
         ``target`` a user or a pre-defined group's URI (step 4); with ``recipients`` (SIP
         URIs) the INVITE goes to ``target`` - the conference factory - with them as a URI
-        list (step 3, RFC 5366) and the server sends each a copy (§9.3)."""
+        list (step 3, RFC 5366) and the server sends each a copy (§9.3).
+        ``final_report`` (``cpim`` carries ``FR.Final-Report: yes``, §5.7.2): the SEND asks
+        for MSRP reports (Success-Report / Failure-Report yes, step 3), the session stays
+        until the final report marked last came (a FinalReportEvent per recipient) or
+        ``report_timeout``, then BYE."""
         ctx = self.ctx
         parts: list[MultipartPart] = []
         extra = [("P-Preferred-Service", ICSI_CPM_LARGEMSG)]
@@ -89,7 +96,9 @@ class LargeMessages:
                                       call_id=f"{secrets.token_hex(12)}@{ctx.msrp.host}")
 
         def media(_i: int, local: LocalEndpoint) -> MsrpMedia:
-            m = chat_stream(local, accept_types=("message/cpim",),
+            # §5.7.3 step 2: the report may come as a SEND of its own type
+            types = ("message/cpim", *FINAL_REPORT_TYPES) if final_report else ("message/cpim",)
+            m = chat_stream(local, accept_types=types,
                             accept_wrapped_types=("*",),
                             direction=Direction.SENDONLY)          # §9.1.1.2: sendonly
             # RCS 5.1 / CPM 2.0 large message trace (CPM-03): a=file-selector:size:<bytes>
@@ -98,11 +107,16 @@ class LargeMessages:
         await establish(ctx, session, target, media, 1, accept_contact=LARGE_ACCEPT_CONTACT,
                         timeout=timeout, extra_headers=extra, parts_after=parts)
         stream = next(iter(session.streams.values()))
+        watch = FinalReportWatch(ctx, stream) if final_report else None
         try:
-            await stream.send(cpim, "message/cpim")
+            sent = await stream.send(cpim, "message/cpim", success_report=final_report)
         except MsrpTransferError as exc:
             await session.end(f"MSRP send failed: {exc}")
             raise SessionFailed(exc.status, exc.comment or "MSRP send failed") from exc
+        if watch is not None:
+            # §5.7.2 / §9.4.2: the session stays until the final report (not the 200)
+            await watch.wait((sent.message_id, message_id), message_id, session.ended,
+                             report_timeout)
         # OMA §9.1.3 / §9.4.2: BYE when the response to the last chunk arrived.
         self.sink.sent(message_id, target, {"delivery-notification", "display-notification"})
         await session.end("large message sent")
@@ -119,7 +133,10 @@ class LargeMessages:
         invitation = ring(session, inc)
         invitation.accept()
         try:
-            caps = replace(LARGE_CAPS, max_file_size=ctx.config.max_file_size)
+            # RFC 4975 §8.6 a=max-size: the largest message we keep (OMA Appendix O.1:
+            # a Controlling Function reports 9999 with it instead of sending more)
+            caps = replace(LARGE_CAPS, max_file_size=ctx.config.max_file_size,
+                           max_size=ctx.config.max_message_size)
             await accept(ctx, session, inc, offer, caps)
         except ProtocolError as exc:
             reject(session, inc, exc.status if exc.status >= 400 else 488, exc.detail)

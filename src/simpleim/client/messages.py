@@ -95,18 +95,21 @@ class PagerMessages:
         self._deferred_seen: dict[str, None] = {}
 
     async def send(self, to: str, text: str | bytes, *,
-                   content_type: str = "text/plain") -> SendResult:
+                   content_type: str = "text/plain", final_report: bool = False) -> SendResult:
         """Send an IM; raises :class:`SessionFailed` with the SIP status when the recipient
-        refused or was unreachable."""
+        refused or was unreachable.  ``final_report`` (OMA §5.7.2, for a large message to
+        a pre-defined group): large message mode whatever the size, the CPIM asks for the
+        Final Delivery Report, a FinalReportEvent per recipient."""
         ctx = self.ctx
         cfg = ctx.config
         target = normalize_uri(to, cfg.domain)
         body = text.encode("utf-8") if isinstance(text, str) else text
         mid = new_message_id()
         cpim = build_im(sender=cfg.uri, recipient=target, body=body, content_type=content_type,
-                        message_id=mid, imdn=cfg.imdn, date_time=ctx.now_cpim()).to_bytes()
-        if choose_mode(len(cpim), cfg.pager_max) == "large":
-            status = await self.large.send(target, cpim, mid)
+                        message_id=mid, imdn=cfg.imdn, date_time=ctx.now_cpim(),
+                        final_report=final_report).to_bytes()
+        if final_report or choose_mode(len(cpim), cfg.pager_max) == "large":
+            status = await self.large.send(target, cpim, mid, final_report=final_report)
             return SendResult(mid, "large", status)
         req = build_request("MESSAGE", target=target, from_uri=cfg.uri, from_tag=new_tag(),
                             call_id=new_call_id(ctx.host), body=cpim,
@@ -128,14 +131,17 @@ class PagerMessages:
         return SendResult(mid, "pager", resp.status)
 
     async def send_list(self, to: Sequence[str], text: str | bytes, *,
-                        content_type: str = "text/plain") -> SendResult:
+                        content_type: str = "text/plain",
+                        final_report: bool = False) -> SendResult:
         """One pager IM to several recipients through the server's URI-list exploder
         (OMA SIMPLE IM §8.1.1, RFC 5365: ``Require: recipient-list-message``, the CPIM IM
         and the recipient list in ``multipart/mixed``, sent to ``sip:Exploder@DOMAIN``);
         above the pager size a large message session to the conference factory with the
         list (§9.1.1.2 step 3, RFC 5366; mode ``large-list``).
         The server answers 202; the delivery notifications come back as one aggregated
-        IMDN, an :class:`ImdnEvent` per recipient.  Raises :class:`SessionFailed`."""
+        IMDN, an :class:`ImdnEvent` per recipient.  ``final_report``: large message mode
+        whatever the size with the Final Delivery Report requested (OMA §5.7.2), a
+        FinalReportEvent per recipient.  Raises :class:`SessionFailed`."""
         ctx = self.ctx
         cfg = ctx.config
         targets = list(dict.fromkeys(normalize_uri(t, cfg.domain) for t in to))
@@ -144,12 +150,12 @@ class PagerMessages:
         exploder = f"sip:{EXPLODER_USER}@{cfg.domain}"
         cpim = build_im(sender=cfg.uri, recipient=exploder, body=body,
                         content_type=content_type, message_id=mid, imdn=cfg.imdn,
-                        date_time=ctx.now_cpim()).to_bytes()
-        if choose_mode(len(cpim), cfg.pager_max) == "large":
+                        date_time=ctx.now_cpim(), final_report=final_report).to_bytes()
+        if final_report or choose_mode(len(cpim), cfg.pager_max) == "large":
             # §9.1.1.2 step 3: a large message session to the conference factory with the
             # recipient list; the server sends each recipient a copy (§9.3)
             status = await self.large.send(f"sip:{FACTORY_USER}@{cfg.domain}", cpim, mid,
-                                           recipients=targets)
+                                           recipients=targets, final_report=final_report)
             return SendResult(mid, "large-list", status)
         lists = ResourceLists((ResourceList(tuple(Entry(t) for t in targets)),))
         multipart, mtype = build_multipart([

@@ -24,7 +24,10 @@ URI (step 4) - is taken here (§9.3.1.1):
 * the one MSRP message is received whole (write before acknowledge for the deferred
   copies), then sent unchanged (type, body, Content-Disposition / Content-Description) in
   each member's session; when the sender's BYE came (§9.3.1.3: 200, then BYE to every
-  member) - or it did not within ``message_timeout`` - every member session is BYEd.
+  member) - or it did not within ``message_timeout`` - every member session is BYEd;
+* a message asking for the Final Delivery Report (§9.4.5 -> §5.7.3, :mod:`.finalreport`):
+  the copies ask for MSRP reports, the outcomes are collected (``report_timeout``), one
+  Appendix O report goes to the sender before its session ends.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from simpleim.content.final_report import FinalLeg
 from simpleim.errors import SimpleImError
 from simpleim.sdp import MsrpMedia
 from simpleim.server.deferred.large import is_large_message
@@ -56,6 +60,7 @@ from simpleim.sip.multipart import parse_multipart
 from simpleim.transport.sip import IncomingRequest
 
 from .conference import ConferenceLimits, same_user
+from .finalreport import collect_legs, no_session_status, send_final_report, wants_final_report
 from .predefined import start_refusal
 
 __all__ = [
@@ -193,13 +198,15 @@ class GroupLargeMessages:
 
     def __init__(self, media: MediaSessions, host: str, *, max_size: int,
                  keeper: LargeKeeper | None = None, invite_timeout: float = 30.0,
-                 message_timeout: float = 120.0) -> None:
+                 message_timeout: float = 120.0, report_timeout: float = 60.0) -> None:
         self._media = media
         self._host = host
         self._max_size = max_size
         self.keeper = keeper
         self._invite_timeout = invite_timeout
         self._message_timeout = message_timeout
+        #: §5.7.3: how long the members' reports are waited for (from the message)
+        self.report_timeout = report_timeout
         self.running = 0
 
     def reject(self, inc: IncomingRequest, reply: Reply) -> None:
@@ -236,6 +243,7 @@ class GroupLargeMessages:
         from_identity = ANONYMOUS_URI if target.anonymous else target.sender
         sdp = req.body if req.content_type == "application/sdp" else _sdp_part(req) or b""
         statuses: list[int] = []
+        refused: list[tuple[str, int]] = []           # members without a session, SIP status
         members: list[str] = []
         for member in target.recipients:
             # PT-01 for each member: barring (ipab) and access rules -> not invited
@@ -246,6 +254,7 @@ class GroupLargeMessages:
                 log.info("group large message: %s refused by its settings (%d)", member,
                          status)
                 statuses.append(status)
+                refused.append((member, status))
             else:
                 members.append(member)
         loop = asyncio.get_running_loop()
@@ -273,12 +282,15 @@ class GroupLargeMessages:
                     deferred.append(aor)
                 else:
                     statuses.append(status)
+                refused.append((member, status))
                 log.info("group large message: %s refused (%d)%s", member, status,
                          ", deferred" if aor is not None else "")
             elif isinstance(outcome, asyncio.CancelledError):
                 statuses.append(487)
+                refused.append((member, 487))
             elif isinstance(outcome, BaseException):
                 statuses.append(500)
+                refused.append((member, 500))
                 log.info("group large message: %s failed: %s", member, outcome)
             else:
                 legs.append((member, outcome))
@@ -299,14 +311,15 @@ class GroupLargeMessages:
             await _bye_all([s for _, s in legs], f"sender leg failed: {exc.reason}")
             return
         try:
-            await self._relay(source, target, headers, from_identity, legs, deferred)
+            await self._relay(source, target, headers, from_identity, legs, deferred,
+                              refused)
         finally:
             await _bye_all([source, *(s for _, s in legs)], "large message delivered")
 
     async def _relay(self, source: ServerSession, target: LargeTarget,
                      headers: Sequence[tuple[str, str]], from_identity: str,
-                     legs: Sequence[tuple[str, ServerSession]], deferred: Sequence[str]
-                     ) -> None:
+                     legs: Sequence[tuple[str, ServerSession]], deferred: Sequence[str],
+                     refused: Sequence[tuple[str, int]] = ()) -> None:
         message: MediaMessage | None = None
         try:
             async with asyncio.timeout(self._message_timeout):
@@ -325,12 +338,14 @@ class GroupLargeMessages:
         # when the message reaches nobody)
         source.acknowledge(message, 200 if legs or kept else 403)
         extra = [(n, v) for n, v in message.headers if n.lower() in _CONTENT_HEADERS]
-        results = await asyncio.gather(*(
-            session.send(message.body, message.content_type, headers=extra)
-            for _, session in legs), return_exceptions=True)
-        for (member, _), result in zip(legs, results, strict=True):
-            if isinstance(result, BaseException):
-                log.info("group large message to %s failed: %s", member, result)
+        if wants_final_report(message):
+            # §9.4.5 -> §5.7.3: copies asking for reports, one report to the sender
+            deadline = asyncio.get_running_loop().time() + self.report_timeout
+            got = await collect_legs(legs, message, extra, deadline)
+            got += [FinalLeg(m, no_session_status(st)) for m, st in refused]
+            send_final_report(source, message, got)
+        else:
+            await self._copy(message, extra, legs)
         # §9.3.1.3: the members' sessions end after the sender's BYE (or the timeout)
         try:
             async with asyncio.timeout(self._message_timeout):
@@ -338,6 +353,15 @@ class GroupLargeMessages:
         except TimeoutError:
             log.info("group large message from %s: no BYE within %.0fs", target.sender,
                      self._message_timeout)
+
+    async def _copy(self, message: MediaMessage, extra: Sequence[tuple[str, str]],
+                    legs: Sequence[tuple[str, ServerSession]]) -> None:
+        results = await asyncio.gather(*(
+            session.send(message.body, message.content_type, headers=extra)
+            for _, session in legs), return_exceptions=True)
+        for (member, _), result in zip(legs, results, strict=True):
+            if isinstance(result, BaseException):
+                log.info("group large message to %s failed: %s", member, result)
 
     async def _keep(self, source: ServerSession, message: MediaMessage,
                     headers: Sequence[tuple[str, str]], from_identity: str,

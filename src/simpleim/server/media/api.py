@@ -185,6 +185,18 @@ class ServerSession(Protocol):
         written, only a failure is answered (and logged): a relay uses it so that its
         writing never waits for what the peer sends."""
 
+    async def deliver(self, body: bytes, content_type: str, *,
+                      headers: Sequence[tuple[str, str]] = ()) -> None:
+        """Send one message with ``Success-Report: yes`` and ``Failure-Report: yes``
+        (OMA SIMPLE IM §5.7.3 step 1) and wait for its success REPORT (RFC 4975 §7.1.2);
+        raises :class:`MediaError` with the failure response's / REPORT's status."""
+
+    def report(self, message_id: str, status: int, *, body: bytes = b"",
+               content_type: str | None = None, size: int | None = None) -> None:
+        """Send a REPORT about the peer's message ``message_id`` (Byte-Range ``1-size/size``)
+        with an optional body (RFC 4975 §7.1.2: informational, not chunked), written at
+        once; raises :class:`MediaError` when it cannot go."""
+
     def post(self, body: bytes, content_type: str,
              on_failure: Callable[[MediaError], None]) -> bool:
         """Send one message at once without waiting (``Failure-Report: partial``) when the

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from simpleim.errors import ProtocolError, SimpleImError
-from simpleim.msrp import IncomingMessage, MemorySink, OutgoingMessage
+from simpleim.msrp import ByteRange, IncomingMessage, MemorySink, MsrpStatus, OutgoingMessage
+from simpleim.msrp.message import REASONS
 from simpleim.sdp import MsrpMedia, SessionDescription
 from simpleim.server.media.api import MediaError, MediaMessage, SessionEnded, SessionEvent
 from simpleim.server.media.switch import SwitchSink
@@ -145,6 +146,32 @@ class MediaSession:
             await self.stream.send(body, content_type, headers=tuple(headers),
                                    success_report=success_report,
                                    failure_report="yes" if confirmed else "partial")
+        except MsrpTransferError as exc:
+            raise MediaError(exc.status, exc.comment or "") from exc
+        except ProtocolError as exc:
+            raise MediaError(exc.status, exc.detail) from exc
+
+    async def deliver(self, body: bytes, content_type: str, *,
+                      headers: Sequence[tuple[str, str]] = ()) -> None:
+        if self._closed.is_set():
+            raise MediaError(481, "session ended")
+        try:
+            msg = await self.stream.send(body, content_type, headers=tuple(headers),
+                                         success_report=True, failure_report="yes")
+            await self.stream.wait_delivered(msg)
+        except MsrpTransferError as exc:
+            raise MediaError(exc.status, exc.comment or "") from exc
+        except ProtocolError as exc:
+            raise MediaError(exc.status, exc.detail) from exc
+
+    def report(self, message_id: str, status: int, *, body: bytes = b"",
+               content_type: str | None = None, size: int | None = None) -> None:
+        if self._closed.is_set():
+            raise MediaError(481, "session ended")
+        br = ByteRange(1, size, size) if size is not None else None
+        try:
+            self.stream.send_report(message_id, MsrpStatus(status, REASONS.get(status, "OK")),
+                                    byte_range=br, body=body, content_type=content_type)
         except MsrpTransferError as exc:
             raise MediaError(exc.status, exc.comment or "") from exc
         except ProtocolError as exc:
