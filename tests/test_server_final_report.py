@@ -13,6 +13,7 @@ import pytest
 
 from client_helpers import DOMAIN, wait_event
 from simpleim.client.events import Event, FinalReportEvent, MessageEvent
+from simpleim.client.pager import build_im
 from simpleim.content.cpim import parse_cpim
 from simpleim.content.final_report import (
     FINAL_REPORT_CONTENT_TYPE,
@@ -29,7 +30,7 @@ from simpleim.server.controlling.finalreport import (
 )
 from simpleim.server.media import MediaError, MediaMessage
 from simpleim.sip.message import SipRequest
-from test_server_group_large import BIG, BOB, CAROL, _sends, accounts
+from test_server_group_large import ALICE, BIG, BOB, CAROL, _sends, accounts
 from wire import MsrpWire
 
 DAVE = f"sip:dave@{DOMAIN}"
@@ -65,8 +66,10 @@ async def test_final_report_to_a_uri_list(tmp_path: Path,
                    if r.body and b"FR.Final-Report" in r.body]
         assert sent.headers.get("Success-Report") == "yes"
         assert b"NS: FR <urn:oma:xml:poc:final-report>" in (sent.body or b"")
-        # §5.7.3 step 1: one REPORT with the document, Message-ID of alice's SEND
+        # §5.7.3 step 1: one REPORT with the document, Message-ID of alice's SEND: it is
+        # the success REPORT she asked for (none without the document before it)
         (rep,) = _reports(msrp, alice)
+        assert [r for r in msrp.requests(alice.msrp, "REPORT")] == [rep]
         assert rep.content_type == FINAL_REPORT_CONTENT_TYPE
         assert str(rep.status) == "000 200 OK" and rep.message_id == sent.message_id
         report = parse_final_report(rep.body or b"")
@@ -169,3 +172,61 @@ async def test_bounded_wait_reports_the_missing_legs_408() -> None:
     assert not wants_final_report(message)                 # not CPIM with the header
     assert no_session_status(403) == 403 and no_session_status(480) == 408
     assert no_session_status(488) == 415
+
+
+async def test_final_report_to_one_user(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """To one user there is no Controlling Function: bob's own success REPORT (RFC 4975
+    §7.1.2, §5.7.5: asked by Success-Report: yes) is the one leg's final status."""
+    msrp = MsrpWire(monkeypatch)
+    async with accounts(tmp_path, ("alice", "bob")) as (_srv, _port, (alice, bob), _w):
+        for acc in (alice, bob):
+            msrp.watch(acc.msrp)
+        result = await alice.pager.send("bob", "short, but with a final report",
+                                        final_report=True)
+        assert result.mode == "large" and result.status == 200
+        (copy,) = _sends(msrp, bob)
+        assert copy.headers.get("Success-Report") == "yes"
+        assert copy.headers.get("Failure-Report") == "yes"
+        assert b"FR.Final-Report: yes" in (copy.body or b"")
+        (rep,) = msrp.requests(alice.msrp, "REPORT")
+        assert rep.message_id == copy.message_id and str(rep.status) == "000 200 OK"
+        ev = await wait_event(alice, lambda e: isinstance(e, FinalReportEvent))
+        assert isinstance(ev, FinalReportEvent)
+        assert (ev.uri, ev.status, ev.last, ev.message_id) == (BOB, 200, True,
+                                                               result.message_id)
+        got = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(got, MessageEvent) and got.mode == "large"
+
+
+async def test_final_report_as_a_send_without_msrp_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """§5.7.3 step 2: the sender asked for no MSRP reports (no Success-Report): the report
+    comes as an MSRP SEND of type application/vnd.oma.final-report+xml in its session."""
+    msrp = MsrpWire(monkeypatch)
+    async with accounts(tmp_path, ("alice", "bob", "carol")) as (
+            _srv, _port, (alice, bob, carol), _w):
+        for acc in (alice, bob, carol):
+            msrp.watch(acc.msrp)
+        cpim = build_im(sender=ALICE, recipient=f"sip:Exploder@{DOMAIN}", body=BIG.encode(),
+                        content_type="text/plain", message_id="fr-send-1", imdn=(),
+                        date_time=alice.now_cpim(), final_report=True).to_bytes()
+        status = await alice.large.send(f"sip:Conference-Factory@{DOMAIN}", cpim,
+                                        "fr-send-1", recipients=[BOB, CAROL],
+                                        final_report=True, msrp_reports=False)
+        assert status == 200
+        assert not msrp.requests(alice.msrp, "REPORT")
+        (doc,) = [r for r in msrp.requests(alice.msrp) if r.body]
+        assert doc.content_type == FINAL_REPORT_CONTENT_TYPE
+        report = parse_final_report(doc.body or b"")
+        assert report.last
+        assert {(leg.uri, leg.status) for leg in report.legs} == {(BOB, 200), (CAROL, 200)}
+        seen = set()
+
+        def take(e: Event) -> bool:
+            if isinstance(e, FinalReportEvent) and e.message_id == "fr-send-1":
+                seen.add((e.uri, e.status))
+            return len(seen) == 2
+
+        await wait_event(alice, take)
+        assert seen == {(BOB, 200), (CAROL, 200)}

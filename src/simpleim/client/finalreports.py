@@ -9,6 +9,12 @@ three ways; all are taken).  Each ``<leg>`` becomes a
 :class:`~simpleim.client.events.ErrorEvent`.  Reports for another message are skipped
 (NOTE 3: correlation by Message-ID).  The wait ends with the report marked
 ``last="true"``, the session's end, or ``timeout``.
+
+A REPORT about our message without a report document is the recipient's own success /
+failure REPORT (RFC 4975 §7.1.2): a message to one user, with no Controlling Function in
+the media path (§5.7.4: a Participating Function passes REPORTs on).  It stands for that
+one leg, last.  (Our Controlling Function sends no such REPORT for a message asking for
+the final report: its report document is the success REPORT, §5.7.3 step 1.)
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from simpleim.content.final_report import (
     is_final_report_type,
     parse_final_report,
 )
-from simpleim.errors import ContentError
+from simpleim.errors import ContentError, MsrpParseError
 from simpleim.msrp import MemorySink, MsrpRequest
 from simpleim.transport.msrp import EndpointSession
 
@@ -36,16 +42,26 @@ __all__ = ["FinalReportWatch"]
 class FinalReportWatch:
     """Collects the final report(s) arriving on ``stream`` (set up before the SEND)."""
 
-    def __init__(self, ctx: ClientContext, stream: EndpointSession) -> None:
+    def __init__(self, ctx: ClientContext, stream: EndpointSession, peer: str) -> None:
         self.ctx = ctx
         self.stream = stream
-        self._bodies: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.peer = peer
+        self._bodies: asyncio.Queue[bytes | FinalReport | None] = asyncio.Queue()
         self.legs: list[FinalLeg] = []
         stream.on_report = self._on_report
 
     def _on_report(self, req: MsrpRequest, body: bytes) -> None:
         if body and is_final_report_type(req.content_type):
             self._bodies.put_nowait(body)              # §5.7.3 step 1: in a REPORT
+            return
+        try:
+            status, mid = req.status, req.message_id
+        except MsrpParseError:
+            return
+        if not body and status is not None and mid is not None:
+            # the recipient's own REPORT (see the module docstring)
+            self._bodies.put_nowait(FinalReport(mid, (FinalLeg(self.peer, status.code),),
+                                                last=True))
 
     async def _sends(self) -> None:
         """§5.7.3 step 2: a SEND carrying the document."""
@@ -81,9 +97,10 @@ class FinalReportWatch:
             self.stream.on_report = None
         return self.legs
 
-    def _take(self, body: bytes, ids: Collection[str], message_id: str) -> FinalReport | None:
+    def _take(self, body: bytes | FinalReport, ids: Collection[str],
+              message_id: str) -> FinalReport | None:
         try:
-            report = parse_final_report(body)
+            report = body if isinstance(body, FinalReport) else parse_final_report(body)
         except ContentError as exc:
             self.ctx.emit(ErrorEvent(f"bad final report: {exc.detail}", exc.status,
                                      "final-report"))

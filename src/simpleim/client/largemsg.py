@@ -75,15 +75,17 @@ class LargeMessages:
 
     async def send(self, target: str, cpim: bytes, message_id: str, *,
                    timeout: float = 60.0, recipients: Sequence[str] = (),
-                   final_report: bool = False, report_timeout: float = 60.0) -> int:
+                   final_report: bool = False, report_timeout: float = 60.0,
+                   msrp_reports: bool = True) -> int:
         """Send one ``message/cpim`` in its own session (§9.1.1.2); returns the status.
         ``target`` a user or a pre-defined group's URI (step 4); with ``recipients`` (SIP
         URIs) the INVITE goes to ``target`` - the conference factory - with them as a URI
         list (step 3, RFC 5366) and the server sends each a copy (§9.3).
         ``final_report`` (``cpim`` carries ``FR.Final-Report: yes``, §5.7.2): the SEND asks
-        for MSRP reports (Success-Report / Failure-Report yes, step 3), the session stays
-        until the final report marked last came (a FinalReportEvent per recipient) or
-        ``report_timeout``, then BYE."""
+        for MSRP reports (Success-Report / Failure-Report yes, step 3: a MAY;
+        ``msrp_reports=False`` leaves them out, the report then comes as a SEND), the
+        session stays until the final report marked last came (a FinalReportEvent per
+        recipient) or ``report_timeout``, then BYE."""
         ctx = self.ctx
         parts: list[MultipartPart] = []
         extra = [("P-Preferred-Service", ICSI_CPM_LARGEMSG)]
@@ -107,9 +109,10 @@ class LargeMessages:
         await establish(ctx, session, target, media, 1, accept_contact=LARGE_ACCEPT_CONTACT,
                         timeout=timeout, extra_headers=extra, parts_after=parts)
         stream = next(iter(session.streams.values()))
-        watch = FinalReportWatch(ctx, stream) if final_report else None
+        watch = FinalReportWatch(ctx, stream, target) if final_report else None
         try:
-            sent = await stream.send(cpim, "message/cpim", success_report=final_report)
+            sent = await stream.send(cpim, "message/cpim",
+                                     success_report=final_report and msrp_reports)
         except MsrpTransferError as exc:
             await session.end(f"MSRP send failed: {exc}")
             raise SessionFailed(exc.status, exc.comment or "MSRP send failed") from exc

@@ -573,14 +573,17 @@ class MsrpConnection:
             self._success_report(session, done, now)
 
     def acknowledge(self, session: MsrpSession, msg: IncomingMessage, now: float,
-                    status: int = 200, comment: str | None = None) -> None:
-        """Answer the held last chunk of ``msg`` (``hold_acks``): 200 or ``status``, §7.1.2/3."""
+                    status: int = 200, comment: str | None = None, *,
+                    report: bool = True) -> None:
+        """Answer the held last chunk of ``msg`` (``hold_acks``): 200 or ``status``, §7.1.2/3.
+        ``report=False``: no success REPORT now - the caller sends its own later
+        (:meth:`send_report`, e.g. with a body)."""
         held, msg.held = msg.held, None
         if held is not None and not self.closed:
             self._respond(held[0], status, comment, now, held[1])
             if status != 200:
                 self._failure_report(session, held[0], status, now)
-            elif msg.first.success_report:
+            elif msg.first.success_report and report:
                 self._success_report(session, msg, now)
 
     def _respond(self, req: MsrpRequest, status: int, comment: str | None, now: float,

@@ -248,14 +248,15 @@ class EndpointSession:
             self.runner.wake()
 
     def acknowledge(self, msg: IncomingMessage, status: int = 200,
-                    comment: str | None = None) -> None:
+                    comment: str | None = None, *, report: bool = True) -> None:
         """Answer the held last chunk of ``msg`` (``core.hold_acks``, store-and-forward):
-        200 once it is kept, else ``status``; written at once."""
+        200 once it is kept, else ``status``; written at once.  ``report=False``: no
+        success REPORT (the caller sends its own, :meth:`send_report`)."""
         runner = self.runner
         if runner is None or msg.held is None:
             msg.held = None
             return
-        runner.conn.acknowledge(self.core, msg, runner.now(), status, comment)
+        runner.conn.acknowledge(self.core, msg, runner.now(), status, comment, report=report)
         runner.wake()
 
     def hold_reading(self) -> bool:

@@ -111,9 +111,11 @@ async def collect_legs(legs: Sequence[tuple[str, ServerSession]], message: Media
 
 
 def send_final_report(source: ServerSession, message: MediaMessage,
-                      legs: Sequence[FinalLeg]) -> bytes | None:
+                      legs: Sequence[FinalLeg], status: int = 200) -> bytes | None:
     """The one report (``last="true"``) to the sender (§5.7.3: REPORT or SEND, see the
-    module docstring); the document, or None when the sender's session is gone."""
+    module docstring); as a REPORT it is the success REPORT the sender asked for (held
+    back at the acknowledgement), its Status ``status`` - what the acknowledgement said.
+    The document, or None when the sender's session is gone."""
     doc = FinalReport(message.message_id, tuple(legs), last=True).to_bytes()
     if source.closed.is_set():
         log.info("final report for %s not sent: the sender's session ended",
@@ -121,7 +123,7 @@ def send_final_report(source: ServerSession, message: MediaMessage,
         return None
     try:
         if wants_msrp_reports(message):
-            source.report(message.message_id, 200, body=doc,
+            source.report(message.message_id, status, body=doc,
                           content_type=FINAL_REPORT_CONTENT_TYPE, size=len(message.body))
         else:
             ok = source.post(doc, FINAL_REPORT_CONTENT_TYPE, lambda exc: log.info(

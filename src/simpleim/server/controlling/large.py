@@ -334,16 +334,19 @@ class GroupLargeMessages:
         if message is None:
             return
         kept = await self._keep(source, message, headers, from_identity, deferred)
+        final = wants_final_report(message)
         # write before acknowledge: the deferred copies are stored (RFC 4975 §7.2: 403
-        # when the message reaches nobody)
-        source.acknowledge(message, 200 if legs or kept else 403)
+        # when the message reaches nobody); with a final report, that report is the
+        # success REPORT the sender asked for (§5.7.3 step 1), not one now
+        ack = 200 if legs or kept else 403
+        source.acknowledge(message, ack, report=not final)
         extra = [(n, v) for n, v in message.headers if n.lower() in _CONTENT_HEADERS]
-        if wants_final_report(message):
+        if final:
             # §9.4.5 -> §5.7.3: copies asking for reports, one report to the sender
             deadline = asyncio.get_running_loop().time() + self.report_timeout
             got = await collect_legs(legs, message, extra, deadline)
             got += [FinalLeg(m, no_session_status(st)) for m, st in refused]
-            send_final_report(source, message, got)
+            send_final_report(source, message, got, ack)
         else:
             await self._copy(message, extra, legs)
         # §9.3.1.3: the members' sessions end after the sender's BYE (or the timeout)

@@ -206,9 +206,11 @@ class ServerSession(Protocol):
     def events(self) -> AsyncIterator[SessionEvent]:
         """Received messages in order, then one :class:`SessionEnded`."""
 
-    def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
+    def acknowledge(self, message: MediaMessage, status: int = 200, *,
+                    report: bool = True) -> None:
         """Answer the last chunk of ``message`` held by ``MediaPolicy.hold_acks``: 200 once
-        the role kept it, else the MSRP failure ``status``."""
+        the role kept it, else the MSRP failure ``status``.  ``report=False``: no success
+        REPORT now even if the sender asked (the role sends its own with :meth:`report`)."""
 
     def hold_acknowledgements(self) -> None:
         """From now on the last chunk of each received message is answered only by

@@ -235,10 +235,11 @@ class MediaSession:
     def hold_acknowledgements(self) -> None:
         self.stream.core.hold_acks = True
 
-    def acknowledge(self, message: MediaMessage, status: int = 200) -> None:
+    def acknowledge(self, message: MediaMessage, status: int = 200, *,
+                    report: bool = True) -> None:
         held = self._held.pop(message.message_id, None)
         if held is not None:
-            self.stream.acknowledge(held, status)
+            self.stream.acknowledge(held, status, report=report)
 
     async def events(self) -> AsyncIterator[SessionEvent]:
         while True:
