@@ -6,12 +6,14 @@ the originator one report - asserted on the wire."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from client_helpers import DOMAIN, wait_event
+from client_helpers import DOMAIN, client_config, running_server, wait_event
+from simpleim.client import Account
 from simpleim.client.events import Event, FinalReportEvent, MessageEvent
 from simpleim.client.pager import build_im
 from simpleim.content.cpim import parse_cpim
@@ -30,6 +32,7 @@ from simpleim.server.controlling.finalreport import (
 )
 from simpleim.server.media import MediaError, MediaMessage
 from simpleim.sip.message import SipRequest
+from test_client_cli import LONG, _env
 from test_server_group_large import ALICE, BIG, BOB, CAROL, _sends, accounts
 from wire import MsrpWire
 
@@ -230,3 +233,28 @@ async def test_final_report_as_a_send_without_msrp_reports(
 
         await wait_event(alice, take)
         assert seen == {(BOB, 200), (CAROL, 200)}
+
+
+async def test_cli_send_final_report(tmp_path: Path) -> None:
+    """``simpleim send bob carol TEXT --final-report``: large message mode, then one line
+    per recipient of the final report: 'final-report STATUS RECIPIENT' (carol keeps at
+    most 1000 bytes: 9999 with max-size)."""
+    async with (
+        running_server(tmp_path) as (_server, port),
+        Account(client_config("bob", port, tmp_path, "tcp")) as bob,
+        Account(client_config("carol", port, tmp_path, "tcp", max_message_size=1000)),
+    ):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "simpleim", "send", "bob", "carol", BIG, "--final-report",
+            "--proxy", f"tcp:127.0.0.1:{port}",
+            env=_env(tmp_path, "alice"), stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        async with asyncio.timeout(LONG):
+            out, err = await proc.communicate()
+        lines = out.decode().splitlines()
+        assert proc.returncode == 0, err.decode()
+        assert lines[0].startswith("sent large-list ")
+        assert sorted(lines[1:]) == [f"final-report 200 {BOB}",
+                                     f"final-report 9999 {CAROL} max-size=1000"]
+        ev = await wait_event(bob, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(ev, MessageEvent) and ev.text == BIG

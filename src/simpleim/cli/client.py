@@ -107,6 +107,10 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
     p.add_argument("--content-type", default="text/plain", help="type of TEXT")
     p.add_argument("--wait-imdn", type=float, metavar="S", default=0.0,
                    help="wait up to S seconds for the delivery notification(s)")
+    p.add_argument("--final-report", action="store_true",
+                   help="large message mode whatever the size, asking for the Final Delivery "
+                        "Report (OMA SIMPLE IM §5.7): prints 'final-report STATUS RECIPIENT' "
+                        "per recipient (9999 max-size=N: above what it takes)")
     p.set_defaults(func=run_send)
 
     p = subparsers.add_parser(

@@ -35,6 +35,7 @@ from simpleim.client.events import (
     ErrorEvent,
     Event,
     FileEvent,
+    FinalReportEvent,
     GroupMessageEvent,
     HistoryEvent,
     ImdnEvent,
@@ -269,6 +270,8 @@ def _format_event(ev: Event) -> str:
         return f"[participant] {ev.group} {ev.participant} {ev.status}{how}"
     if isinstance(ev, ImdnEvent):
         return f"[imdn] {ev.message_id} {ev.status} by {ev.peer}"
+    if isinstance(ev, FinalReportEvent):
+        return f"[final-report] {ev.message_id} {_final_leg(ev)}"
     if isinstance(ev, ComposingEvent):
         return f"[composing] {ev.peer} is {'typing' if ev.state == 'active' else 'idle'}"
     if isinstance(ev, CapabilitiesEvent):
@@ -376,6 +379,21 @@ async def _wait_list_imdns(account: Account, message_id: str, count: int,
                     _meanwhile("send", ev)
 
 
+def _final_leg(ev: FinalReportEvent) -> str:
+    """'STATUS RECIPIENT' (+ ' max-size=N' for 9999, OMA Appendix O.1)."""
+    size = f" max-size={ev.max_size}" if ev.max_size is not None else ""
+    return f"{ev.status} {ev.uri}{size}"
+
+
+def _print_final_report(account: Account, message_id: str) -> None:
+    """The legs of the final report the send waited for (already in the event queue)."""
+    for ev in account.events.pending():
+        if isinstance(ev, FinalReportEvent) and ev.message_id == message_id:
+            print(f"final-report {_final_leg(ev)}", flush=True)
+        else:
+            _meanwhile("send", ev)
+
+
 def run_send(args: argparse.Namespace) -> int:
     text = ""
 
@@ -392,11 +410,15 @@ def run_send(args: argparse.Namespace) -> int:
             if len(targets) > 1:
                 # RFC 5365 URI list through the server's exploder (OMA IM §8.1.1)
                 result = await account.pager.send_list(targets, text,
-                                                       content_type=args.content_type)
+                                                       content_type=args.content_type,
+                                                       final_report=args.final_report)
             else:
                 result = await account.pager.send(targets[0], text,
-                                                  content_type=args.content_type)
+                                                  content_type=args.content_type,
+                                                  final_report=args.final_report)
         print(f"sent {result.mode} {result.message_id}", flush=True)
+        if args.final_report:
+            _print_final_report(account, result.message_id)
         if len(targets) > 1:
             if args.wait_imdn:
                 await _wait_list_imdns(account, result.message_id, len(targets),
