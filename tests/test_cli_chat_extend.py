@@ -14,6 +14,7 @@ from simpleim.client.events import GroupMessageEvent, SessionEvent
 from simpleim.client.groupchat import GroupChat
 from simpleim.store.history import ItemKind
 from test_cli_chat import _env, _until
+from waiting import wait_until
 from wire import SipWire
 
 
@@ -26,7 +27,7 @@ async def _typed(proc: asyncio.subprocess.Process, line: bytes, shown: bytes) ->
 
 
 async def test_add_in_a_one_to_one_chat_makes_it_a_group_chat(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as (_server, port), \
+    async with running_server(tmp_path) as (server, port), \
             Account(client_config("bob", port, tmp_path, "tcp")) as bob, \
             Account(client_config("carol", port, tmp_path, "tcp")) as carol:
         b_w = SipWire(bob)
@@ -57,6 +58,12 @@ async def test_add_in_a_one_to_one_chat_makes_it_a_group_chat(tmp_path: Path) ->
                                  and e.text == "hello both", timeout=LONG)
             await b_group.send("hi from bob")
             await _until(proc.stdout, b"bob: hi from bob")
+            # in the group chat /add with several users is one multiple-refer REFER
+            await _typed(proc, b"/add dave erin", b"dave, erin invited")
+            focus = server.roles.focus  # type: ignore[union-attr]
+            await wait_until(lambda: all(
+                focus.conferences[0].participant(f"sip:{u}@example.test") is not None
+                for u in ("dave", "erin")), LONG, what="dave and erin invited")
             assert await finish_console(proc, b"/quit") == 0
         finally:
             await reap(proc)

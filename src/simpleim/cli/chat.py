@@ -394,8 +394,9 @@ class ChatConsole:
             self.say(f"  not added ({exc})")
             return
         names = ", ".join(users)
-        self.say(f"  {names} added" if status < 300 else
-                 f"  {names} not added: {describe_failure(status, '', names, 'nothing')}")
+        verb = "invited" if len(users) > 1 else "added"    # multiple-refer: the 202 only
+        self.say(f"  {names} {verb}" if status < 300 else
+                 f"  {names} not {verb}: {describe_failure(status, '', names, 'nothing')}")
 
     async def _extend(self, key: str, chat: ChatSession, members: list[str]
                       ) -> GroupChat | None:

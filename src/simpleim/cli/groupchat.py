@@ -147,7 +147,14 @@ class GroupConsole:
             return False
         word, _, arg = stripped.partition(" ")
         try:
-            if word in ("/add", "/remove") and arg.strip():
+            if word == "/add" and len(arg.split()) > 1:
+                # §7.1.1.7 step 4: one multiple-refer REFER, its 202 is the answer
+                names = ", ".join(arg.split())
+                status = await chat.add(*arg.split())
+                self.say(f"  {names} invited" if status < 300 else
+                         f"  {names} not invited: "
+                         + describe_failure(status, '', names, 'nothing'))
+            elif word in ("/add", "/remove") and arg.strip():
                 user = arg.strip()
                 status = await (chat.add(user) if word == "/add" else chat.remove(user))
                 verb = "added" if word == "/add" else "removed"
