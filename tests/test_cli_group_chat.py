@@ -5,7 +5,9 @@ the other members are library accounts or ``simpleim agent --json``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from cli_helpers import LONG, clean_env, finish_console, reap, simpleim_bin
@@ -18,6 +20,7 @@ from simpleim.client.events import (
     SessionEvent,
 )
 from simpleim.client.groupchat import GroupChat
+from waiting import wait_until
 
 
 def _env(tmp: Path, user: str, port: int) -> dict[str, str]:
@@ -45,14 +48,23 @@ async def _group_of(account: Account) -> GroupChat:
     return chat
 
 
-async def test_group_chat_command(tmp_path: Path) -> None:
-    async with running_server(tmp_path) as (_server, port), \
-            Account(client_config("bob", port, tmp_path, "tcp")) as bob, \
-            Account(client_config("carol", port, tmp_path, "tcp")) as carol:
+@contextlib.asynccontextmanager
+async def _alice_console(tmp: Path, *options: str
+                         ) -> AsyncIterator[tuple[asyncio.subprocess.Process, Account, Account]]:
+    """alice's ``simpleim group-chat bob carol OPTIONS...`` with its pipes, bob and carol
+    library accounts, against a running server."""
+    async with running_server(tmp) as (_server, port), \
+            Account(client_config("bob", port, tmp, "tcp")) as bob, \
+            Account(client_config("carol", port, tmp, "tcp")) as carol:
         proc = await asyncio.create_subprocess_exec(
-            simpleim_bin(), "group-chat", "bob", "carol", "--subject", "plans",
-            env=_env(tmp_path, "alice", port), stdin=asyncio.subprocess.PIPE,
+            simpleim_bin(), "group-chat", "bob", "carol", *options,
+            env=_env(tmp, "alice", port), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        yield proc, bob, carol
+
+
+async def test_group_chat_command(tmp_path: Path) -> None:
+    async with _alice_console(tmp_path, "--subject", "plans") as (proc, bob, carol):
         assert proc.stdin is not None and proc.stdout is not None
         try:
             out = await _until(proc.stdout, b"established")
@@ -186,3 +198,40 @@ async def test_agent_reports_group_events(tmp_path: Path) -> None:
             agent.terminate()
             async with asyncio.timeout(LONG):
                 await agent.wait()
+
+
+async def test_group_chat_alias_and_private_messages(tmp_path: Path) -> None:
+    """``group-chat --alias NICK``, ``/msg NICK TEXT``, ``/alias NAME`` (§7.1.1.15,
+    §7.2.3.4): the others see the alias; private messages both ways, shown ``[private]``."""
+    async with _alice_console(tmp_path, "--alias", "Boss") as (proc, bob, carol):
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            await _until(proc.stdout, b"established")
+            b_chat, c_chat = await _group_of(bob), await _group_of(carol)
+            await _until(proc.stdout, b"* carol connected")
+            await b_chat.send_private("Boss", "psst")
+            await _until(proc.stdout, b"[private] bob: psst")
+            proc.stdin.write(b"/msg carol for carol only\n")
+            await proc.stdin.drain()
+            got = await wait_event(carol, lambda e: isinstance(e, GroupMessageEvent),
+                                   timeout=LONG)
+            assert isinstance(got, GroupMessageEvent)
+            assert (got.text, got.private, got.alias) == ("for carol only", True, "Boss")
+            # /alias: rejoined with the new alias, which the others now see
+            proc.stdin.write(b"/alias Chief\n")
+            await proc.stdin.drain()
+            await _until(proc.stdout, b"you are Chief now")
+            proc.stdin.write(b"the new name\n/who\n")
+            await proc.stdin.drain()
+            for acc in (bob, carol):
+                ev = await wait_event(acc, lambda e: isinstance(e, GroupMessageEvent)
+                                      and e.text == "the new name", timeout=LONG)
+                assert isinstance(ev, GroupMessageEvent)
+                assert (ev.alias, ev.private) == ("Chief", False)
+            await _until(proc.stdout, b"alice [Chief] (connected)")
+            # the conference state shows it too (a partial NOTIFY, §7.2.2.10)
+            await wait_until(lambda: c_chat.alias_of(f"sip:alice@{DOMAIN}") == "Chief", LONG,
+                             what="the new alias in carol's conference state")
+            assert await finish_console(proc, b"/leave") == 0
+        finally:
+            await reap(proc)

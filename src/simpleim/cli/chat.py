@@ -46,14 +46,19 @@ COMPOSING_REFRESH = 60.0
 
 def group_line(ev: GroupMessageEvent | ParticipantEvent, me: str,
                short: Callable[[str], str]) -> str | None:
-    """A group chat's message or participant change as a console shows it; None for our
-    own message (the focus does not echo it, an agent may)."""
+    """A group chat's message or participant change as a console shows it (a participant by
+    its alias, a private message ``[private]``); None for our own message (the focus does
+    not echo it, an agent may)."""
     if isinstance(ev, ParticipantEvent):
         how = f" ({ev.method})" if ev.method else ""
         return f"* {short(ev.participant)} {ev.status}{how}"
     if ev.system is not None:
         return f"[{ev.system}] {ev.text}"
-    return None if ev.sender == me else f"{short(ev.sender)}: {ev.text}"
+    if ev.sender == me:
+        return None
+    # the sender's chat alias when it has one; a private message to us marked (§7.1.3.3)
+    mark = "[private] " if ev.private else ""
+    return f"{mark}{ev.alias or short(ev.sender)}: {ev.text}"
 
 
 class Keyboard:

@@ -134,7 +134,8 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
                     "server invites them and relays every message to everybody.  Typed "
                     "lines go to the group; what others write is shown with their name, and "
                     "who joins or leaves (conference event package).  /add USER, "
-                    "/remove USER (the initiator only), /who; /leave, /quit or Ctrl-D ends "
+                    "/remove USER (the initiator only), /who, /msg NICK TEXT (private), "
+                    "/alias NAME; /leave, /quit or Ctrl-D ends "
                     "it (and the group chat ends for all when its initiator leaves).  "
                     "--join GROUP starts or joins a pre-defined group or chat room "
                     "(simpleim group create), or rejoins a group chat by its conference URI.")
@@ -144,6 +145,11 @@ def add_client_commands(subparsers: argparse._SubParsersAction[argparse.Argument
                    help="a pre-defined group's URI (or name), a chat room or a conference "
                         "URI to join instead of inviting MEMBERs")
     p.add_argument("--subject", help="the Subject of the group chat")
+    p.add_argument("--alias", metavar="NICK",
+                   help="your chat alias: the name the others see (OMA SIMPLE IM §7.1.1.15)")
+    p.add_argument("--anonymous", action="store_true",
+                   help="join anonymously (Privacy: id): the others see your alias and an "
+                        "anonymous address, not yours - where the group allows it (else 403)")
     p.set_defaults(func=run_group_chat)
 
     p = subparsers.add_parser(

@@ -455,7 +455,8 @@ def run_chat(args: argparse.Namespace) -> int:
 def run_group_chat(args: argparse.Namespace) -> int:
     async def body(account: Account) -> int:
         console = GroupConsole(account, list(args.members), timeout=args.timeout,
-                               subject=args.subject, join=args.join)
+                               subject=args.subject, join=args.join, alias=args.alias,
+                               anonymous=args.anonymous)
         return await console.run(sys.stdin.fileno())
 
     def check() -> None:

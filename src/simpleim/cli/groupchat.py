@@ -6,7 +6,10 @@ The chat starts with one INVITE to the conference factory naming the members; ty
 go to everybody; what the others write is shown with their name, and the participant list
 changes as the focus reports them (conference event package).  Commands: ``/add USER``,
 ``/remove USER`` (the initiator only), ``/who``, ``/send FILE`` (file transfer in group
-chat, to the members that take files), ``/leave`` (or ``/quit``, Ctrl-D).
+chat, to the members that take files), ``/msg NICK TEXT`` (a private message, §7.2.3.4),
+``/alias NAME`` (a new chat alias: rejoins with it, §7.1.1.15), ``/leave`` (or ``/quit``,
+Ctrl-D).  ``alias`` / ``anonymous``: join with a chat alias, anonymously (``Privacy: id``).
+Others are shown by their alias when they have one; private messages as ``[private]``.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from simpleim.errors import SimpleImError
 
 __all__ = ["GROUP_HELP", "GroupConsole"]
 
-GROUP_HELP = ("type a line and Enter to send to everybody; /add USER, /remove USER, /who, "
-              "/send FILE; /leave, /quit or Ctrl-D ends")
+GROUP_HELP = ("type a line and Enter to send to everybody; /msg NICK TEXT, /alias NAME, "
+              "/add USER, /remove USER, /who, /send FILE; /leave, /quit or Ctrl-D ends")
 
 
 class GroupConsole:
@@ -36,8 +39,13 @@ class GroupConsole:
 
     def __init__(self, account: Account, members: list[str], *, timeout: float = 60.0,
                  subject: str | None = None, out: TextIO | None = None,
-                 join: str | None = None) -> None:
+                 join: str | None = None, alias: str | None = None,
+                 anonymous: bool = False) -> None:
         self.account = account
+        self.alias = alias
+        self.anonymous = anonymous
+        #: our sessions replaced by a rejoin with a new alias (their end is not the chat's)
+        self.replaced: set[str] = set()
         self.members = members
         self.join = join
         self.timeout = timeout
@@ -67,10 +75,17 @@ class GroupConsole:
                 if line is not None:
                     self.say(line)
             elif isinstance(ev, SessionEvent) and chat is not None \
-                    and ev.session_id == chat.session_id and ev.state == "ended":
+                    and ev.session_id == chat.session_id and ev.state == "ended" \
+                    and ev.session_id not in self.replaced:
                 self.say(f"group chat ended ({ev.reason})")
                 self.done.set()
         self.done.set()
+
+    def _who(self, chat: GroupChat, entity: str, status: str) -> str:
+        alias = chat.alias_of(entity)
+        name = self.short(entity)
+        return f"{name} [{alias}] ({status})" if alias and alias != name else \
+            f"{name} ({status})"
 
     async def run(self, fd: int) -> int:
         names = self.join or ", ".join(self.members)
@@ -81,10 +96,12 @@ class GroupConsole:
             try:
                 if self.join:
                     self.chat = await self.account.groups.join(
-                        self.join, timeout=self.timeout, subject=self.subject)
+                        self.join, timeout=self.timeout, subject=self.subject,
+                        alias=self.alias, anonymous=self.anonymous)
                 else:
                     self.chat = await self.account.groups.start(
-                        self.members, timeout=self.timeout, subject=self.subject)
+                        self.members, timeout=self.timeout, subject=self.subject,
+                        alias=self.alias, anonymous=self.anonymous)
             except SessionFailed as exc:
                 self.say("no group chat: " + describe_failure(
                     exc.status, exc.reason, names, "nothing"))
@@ -167,9 +184,19 @@ class GroupConsole:
                 result = await chat.send_file(path, timeout=self.timeout)
                 self.say(f"  {result.name} {result.status} ({result.size} bytes)")
             elif word == "/who":
-                people = ", ".join(f"{self.short(p)} ({s})"
+                people = ", ".join(self._who(chat, p, s)
                                    for p, s in chat.participants.items()) or "(not known yet)"
                 self.say(f"  {people}")
+            elif word == "/msg" and len(arg.split(None, 1)) == 2:
+                # §7.2.3.4: to one participant (its alias, user name or address)
+                nick, message = arg.split(None, 1)
+                await chat.send_private(nick, message)
+                self.say(f"  (private to {nick})")
+            elif word == "/alias" and arg.strip():
+                self.replaced.add(chat.session_id)
+                self.chat = await self.account.groups.rename(chat, arg.strip(),
+                                                             timeout=self.timeout)
+                self.say(f"  you are {arg.strip()} now")
             elif word.startswith("/"):
                 self.say(f"  {GROUP_HELP}")
             else:

@@ -442,6 +442,27 @@ class GroupChats:
                         extra_headers=extra, alias=alias, own_name=not anonymous)
         return self._established(session, subscribe)
 
+    async def rename(self, chat: GroupChat, alias: str, *, timeout: float = 60.0) -> GroupChat:
+        """A new chat alias in ``chat``: rejoin the conference by its IM Session Identity
+        with it (§7.1.1.9, §7.1.1.15; same anonymity) - the focus replaces our session by
+        the new one (BYE to the old) and shows the alias; the new session, once its
+        conference state shows the alias (made unique: ``alias-2``...) or ``timeout``."""
+        await chat.unsubscribe()
+        new = await self.join(chat.conference.split(";", 1)[0], alias=alias,
+                              anonymous=chat.anonymous, timeout=timeout)
+        new.groups |= chat.groups
+
+        def shown() -> bool:
+            mine = (new.alias_of(new.me) if new.me else None) or ""
+            return mine == alias or mine.startswith(f"{alias}-")
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while not shown():           # each NOTIFY sets ``subscribed``
+                    new.subscribed.clear()
+                    await new.subscribed.wait()
+        return new
+
     def _established(self, session: GroupChat, subscribe: bool) -> GroupChat:
         """§7.1.1.3 / §7.1.1.9: the focus's Contact is the conference URI (the remote
         target), the IM Session Identity to rejoin with; then media and the
