@@ -14,7 +14,7 @@ import pytest
 
 from client_helpers import wait_event
 from simpleim.client import Account
-from simpleim.client.events import GroupMessageEvent, ParticipantEvent
+from simpleim.client.events import GroupMessageEvent, MessageEvent, ParticipantEvent
 from simpleim.client.groupchat import GroupChat
 from simpleim.client.session import SessionFailed
 from simpleim.client.xcap import GroupSpec
@@ -199,3 +199,39 @@ async def test_private_message_only_to_oma_im_nodes(
         await b_chat.send_private("alice", "yes, but you cannot tell")
         got = await wait_event(alice, lambda e: isinstance(e, GroupMessageEvent))
         assert isinstance(got, GroupMessageEvent) and got.private
+
+
+async def test_message_to_the_session_identity(tmp_path: Path) -> None:
+    """§8.3.2.1 step 5 / 7c (IMSpec-PMM-S-006): a pager MESSAGE a participant sends to the
+    IM Session Identity goes to each other participant as a MESSAGE asserting the session's
+    identity, the sender in Referred-By; others get 403 + 127, a gone session 403 + 123."""
+    async with trio(tmp_path) as (srv, (alice, bob, carol), (a_w, b_w, c_w)):
+        await alice.groups.start(["bob"])
+        await _joined(bob)
+        focus = srv.roles.focus  # type: ignore[union-attr]
+        assert focus is not None
+        conf = focus.conferences[0].uri
+        sent = await bob.pager.send(conf, "a pager message to the chat")
+        assert sent.status == 202
+        got = await wait_event(alice, lambda e: isinstance(e, MessageEvent))
+        assert isinstance(got, MessageEvent)
+        assert (got.text, got.sender, got.mode, got.group) == (
+            "a pager message to the chat", BOB, "pager", conf)
+        copy = await a_w.request("MESSAGE", "in")
+        assert str(copy.uri).startswith("sip:alice@")
+        assert copy.headers.get("P-Asserted-Identity") == f"<{conf}>"
+        assert copy.headers.get("Referred-By") == f"<{BOB}>"
+        assert "+g.oma.sip-im" in (copy.headers.get("Accept-Contact") or "")
+        assert not b_w.requests("MESSAGE", "in")            # not back to the sender
+        # carol takes no part in it: 403 + 127 (§8.3.1.1 step 5)
+        with pytest.raises(SessionFailed) as info:
+            await carol.pager.send(conf, "let me in")
+        assert info.value.status == 403
+        refused = c_w.responses("MESSAGE", 403, direction="in")[-1]
+        assert "127 Service not authorised" in (refused.headers.get("Warning") or "")
+        # no such session on-going: 403 + 123 (step 3)
+        with pytest.raises(SessionFailed) as info:
+            await bob.pager.send("sip:conf~0000000000000000@example.test", "anyone?")
+        assert info.value.status == 403
+        refused = b_w.responses("MESSAGE", 403, direction="in")[-1]
+        assert "123 Session does not exist" in (refused.headers.get("Warning") or "")

@@ -33,6 +33,8 @@ from simpleim.server.controlling import (
     GroupLargeMessages,
     PagerExploder,
 )
+from simpleim.server.controlling.conference import is_conference_user
+from simpleim.server.controlling.exploder import SessionTarget
 from simpleim.server.controlling.notices import RoomNotices
 from simpleim.server.deferred import (
     Courier,
@@ -526,7 +528,11 @@ class RoleServices:
             if (user or "").lower() == EXPLODER_USER.lower():
                 await focus.large_adhoc(inc, requester)
                 return
-            reply = await focus.handle(inc, requester)
+            # §8.3.1.1 step 3 / §8.3.2.1 step 7c: a MESSAGE to the session's members
+            to = focus.session_target(user or "", requester) \
+                if inc.request.method == "MESSAGE" and is_conference_user(user) else None
+            reply = await self.roles.exploder.handle_session(inc.request, to, requester) \
+                if isinstance(to, SessionTarget) else to or await focus.handle(inc, requester)
         except StorageError as exc:
             log.error("conference store failure: %s", exc)
             reply = Reply(500)

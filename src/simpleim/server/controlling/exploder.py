@@ -83,11 +83,13 @@ __all__ = [
     "AggregationState",
     "ExploderLimits",
     "ListMessage",
+    "SessionTarget",
     "W_TOO_MANY_RECIPIENTS",
     "aggregated_report",
     "build_copy",
     "parse_group_message",
     "parse_list_message",
+    "parse_session_message",
     "plain_copy",
 ]
 
@@ -210,18 +212,51 @@ def parse_group_message(req: SipRequest, group: GroupDefinition, sender: str,
     perms = group.permissions(sender)
     if not (group.is_member(sender) or perms.join_handling):
         return _refuse(403, None, host, W_SERVICE_NOT_AUTHORISED)
-    anonymous = "id" in [p.strip().lower() for v in req.headers.get_all("Privacy")
-                         for p in v.split(";")]
-    if anonymous and not perms.allow_anonymity:
-        return _refuse(403, None, host, W_ANONYMITY_NOT_ALLOWED)
-    if len(req.body) > limits.max_message_bytes:
-        return _refuse(413, None, host,
-                       f"message above {limits.max_message_bytes} bytes: use large message mode")
+    anonymous = _anonymity(req, perms.allow_anonymity, limits)
+    if isinstance(anonymous, Reply):
+        return anonymous
     key = normalize_uri(sender)
     recipients = tuple(Entry(m.uri, m.display_name) for m in group.members
                        if normalize_uri(m.uri) != key)
     return ListMessage(req.content_type or "text/plain", req.body, recipients,
                        ResourceLists(()), anonymous, group=group.uri)
+
+
+def _anonymity(req: SipRequest, allowed: bool, limits: ExploderLimits) -> bool | Reply:
+    """Whether a MESSAGE to a group or session asks for anonymity (``Privacy: id``); 403 +
+    119 when that is not ``allowed`` (§8.3.1.1 steps 6-7), 413 above the message bound."""
+    asked = "id" in [p.strip().lower() for v in req.headers.get_all("Privacy")
+                     for p in v.split(";")]
+    if asked and not allowed:
+        return _refuse(403, None, limits.host, W_ANONYMITY_NOT_ALLOWED)
+    if len(req.body) > limits.max_message_bytes:
+        return _refuse(413, None, limits.host,
+                       f"message above {limits.max_message_bytes} bytes: use large message mode")
+    return asked
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTarget:
+    """Who a MESSAGE to the IM Session Identity of an on-going session goes to (§8.3.2.1
+    step 7c): the session's other participants; ``anonymous``: the sender takes part in
+    it anonymously (§7.2.3.2), so the copies do not name it either."""
+
+    conference: str
+    recipients: tuple[Entry, ...]
+    anonymous: bool = False
+
+
+def parse_session_message(req: SipRequest, target: SessionTarget,
+                          limits: ExploderLimits) -> ListMessage | Reply:
+    """§8.3.1.1 for a MESSAGE to the IM Session Identity of ``target`` (steps 3 and 5 are
+    the focus's: the session is on-going, the sender takes part): 403 + 119 for ``Privacy:
+    id`` the operator does not allow (step 7), 413 above the message bound; the copies
+    assert the session identity and name the sender in Referred-By (§8.3.2.1 step 5)."""
+    asked = _anonymity(req, limits.allow_anonymity, limits)
+    if isinstance(asked, Reply):
+        return asked
+    return ListMessage(req.content_type or "text/plain", req.body, target.recipients,
+                       ResourceLists(()), asked or target.anonymous, group=target.conference)
 
 
 def _is_recipient_list(part: MultipartPart) -> bool:
@@ -263,8 +298,8 @@ def build_copy(message: ListMessage, entry: Entry, *, from_value: str, originato
         h.add("From", f'"Anonymous" <sip:anonymous@anonymous.invalid>;tag={from_tag}')
     else:
         h.add("From", f"{from_value};tag={from_tag}")
-        # §8.3.2.1 step 3, §5.1; for a pre-defined group step 4: the group's identity
-        # asserted, the sender in Referred-By
+        # §8.3.2.1 step 3, §5.1; for a pre-defined group step 4 (an on-going session step
+        # 5): the group's (the session's) identity asserted, the sender in Referred-By
         h.add("P-Asserted-Identity", f"<{message.group or originator}>")
         if message.group is not None:
             h.add("Referred-By", f"<{originator}>")

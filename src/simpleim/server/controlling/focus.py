@@ -56,6 +56,7 @@ from simpleim.server.media import (
 from simpleim.server.notifier import Notifier
 from simpleim.server.roles import (
     W_FUNCTION_NOT_ALLOWED,
+    W_SERVICE_NOT_AUTHORISED,
     Reply,
     im_warning,
 )
@@ -79,6 +80,7 @@ from .conference import (
     is_conference_user,
     parse_adhoc_invite,
 )
+from .exploder import SessionTarget
 from .extend import DialogMap, replaces_headers, split_recipients
 from .groupft import GroupFileTransfer, ft_support, ft_targets, is_file_transfer
 from .large import GroupLargeMessages, LargeTarget, group_large_target, is_large_message
@@ -262,7 +264,20 @@ class ConferenceFocus:
             return None
         if req.method == "SUBSCRIBE":
             return self._subscribe(inc, running, requester)
-        return Reply(405, headers=(("Allow", "INVITE, SUBSCRIBE"),))
+        return Reply(405, headers=(("Allow", "INVITE, SUBSCRIBE, MESSAGE"),))
+
+    def session_target(self, user: str, requester: str) -> SessionTarget | Reply:
+        """§8.3.1.1 steps 3 and 5 for a MESSAGE to the IM Session Identity ``sip:USER@..``:
+        403 + 123 when no such session is on-going, 403 + 127 for a requester who is not
+        in it; else its other connected participants (§8.3.2.1 step 7c)."""
+        running = self._running.get(self._uri_of(user))
+        if running is None:
+            return self._refuse(403, W_SESSION_DOES_NOT_EXIST)
+        me = running.conf.participant(sip_aor(requester))
+        if me is None or me.status is not ParticipantStatus.CONNECTED:
+            return self._refuse(403, W_SERVICE_NOT_AUTHORISED)
+        return SessionTarget(running.conf.uri, tuple(
+            Entry(p.uri) for p in running.conf.connected if p is not me), me.shown is not None)
 
     def _uri_of(self, user: str) -> str:
         return f"sip:{user.lower()}@{self._limits.host}"

@@ -35,10 +35,12 @@ from .exploder import (
     Aggregation,
     ExploderLimits,
     ListMessage,
+    SessionTarget,
     aggregated_report,
     build_copy,
     parse_group_message,
     parse_list_message,
+    parse_session_message,
     plain_copy,
     recipients_of,
 )
@@ -121,6 +123,14 @@ class PagerExploder:
         one copy per member, the group's identity asserted, the sender in Referred-By."""
         return await self._explode(req, requester, parse_group_message(
             req, group, f"sip:{requester}", self._limits))
+
+    async def handle_session(self, req: SipRequest, target: SessionTarget,
+                             requester: str) -> Reply:
+        """A MESSAGE to the IM Session Identity of an on-going session (§8.3.2.1 steps 5 and
+        7c, IMSpec-PMM-S-006): one copy per other participant, the session's identity
+        asserted, the sender in Referred-By."""
+        return await self._explode(req, requester, parse_session_message(
+            req, target, self._limits))
 
     async def _explode(self, req: SipRequest, requester: str,
                        parsed: ListMessage | Reply) -> Reply:
