@@ -18,10 +18,8 @@ response -> 408 (§7.3, :attr:`Timers.msrp_transaction`); success REPORT when as
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from simpleim.errors import LocalProtocolError, MsrpParseError, RemoteProtocolError
@@ -73,7 +71,10 @@ from simpleim.msrp.message import (
     make_request,
 )
 from simpleim.msrp.parser import BodyChunk, MessageEnd, MessageHead, MsrpLimits, MsrpParser
-from simpleim.msrp.reassembly import ChunkCursor, IncomingMessage
+from simpleim.msrp.pending import Incoming as _Incoming
+from simpleim.msrp.pending import Tx as _Tx
+from simpleim.msrp.pending import TxKind as _TxKind
+from simpleim.msrp.reassembly import IncomingMessage
 from simpleim.msrp.reports import add_report_body, make_report
 from simpleim.msrp.session import MsrpSession, content_type_accepted, counter_ids, new_ident
 from simpleim.msrp.uri import MsrpUri, parse_path
@@ -98,36 +99,6 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------- internals
-class _TxKind(enum.Enum):
-    CHUNK = "chunk"        # a chunk of one of our messages
-    BIND = "bind"          # the empty SEND binding a session (RFC 4975 §5.4)
-    REQUEST = "request"    # any other request (AUTH...): its response goes to the caller
-
-
-@dataclass(slots=True)
-class _Tx:
-    """An outgoing transaction waiting for its response."""
-
-    tid: str
-    kind: _TxKind
-    session: MsrpSession | None
-    message: OutgoingMessage | None
-    request: MsrpRequest | None
-    deadline: float | None
-
-
-@dataclass(slots=True)
-class _Incoming:
-    """The request whose body is streaming in now."""
-
-    request: MsrpRequest
-    session: MsrpSession | None
-    cursor: ChunkCursor | None
-    error: MsrpParseError | None
-    failure_report: str | None = None     # validated Failure-Report of a SEND
-    report_body: bytearray | None = None  # the body of a REPORT (§7.1.2), bounded
-
-
 _CHUNK_EVENT = MappingProxyType({FLAG_ABORT: MsgInput.ABORT, FLAG_END: MsgInput.LAST_CHUNK,
                                  FLAG_MORE: MsgInput.CHUNK})
 
