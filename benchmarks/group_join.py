@@ -73,13 +73,28 @@ class NotifyCount:
         return counting
 
 
-async def _connected(acc: Account, who: str, seen: dict[str, set[str]]) -> None:
-    """Until ``acc`` has been told ``who`` is connected (its events, in order)."""
-    mine = seen.setdefault(acc.config.aor, set())
-    while who not in mine:
-        ev = await acc.events.get()
-        if isinstance(ev, ParticipantEvent) and ev.status == "connected":
-            mine.add(ev.participant.removeprefix("sip:"))
+class Seen:
+    """Who each account has been told is connected, from its events read from the start
+    (an account's event queue holds 1,000: a setup of n members gives each ~2n)."""
+
+    def __init__(self) -> None:
+        self.by: dict[str, set[str]] = {}
+        self._changed = asyncio.Event()
+
+    async def follow(self, acc: Account) -> None:
+        mine = self.by.setdefault(acc.config.aor, set())
+        async for ev in acc.events:
+            if isinstance(ev, ParticipantEvent) and ev.status == "connected":
+                mine.add(ev.participant.removeprefix("sip:"))
+                self._changed.set()
+
+    def told(self, acc: Account, who: str) -> bool:
+        return who in self.by.get(acc.config.aor, set())
+
+    async def until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self._changed.clear()
+            await self._changed.wait()
 
 
 async def _one(n: int, tmp: Path) -> dict[str, Any]:
@@ -95,7 +110,8 @@ async def _one(n: int, tmp: Path) -> dict[str, Any]:
     server.endpoint.request = counter.wrap(server.endpoint.request)  # type: ignore[method-assign]
     names = [f"j{i:03d}" for i in range(n - 1)]          # n-2 members + the one who joins
     accounts: list[Account] = []
-    seen: dict[str, set[str]] = {}
+    seen = Seen()
+    followers: list[asyncio.Task[None]] = []
     try:
         for name in ["creator", *names]:
             acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
@@ -104,23 +120,27 @@ async def _one(n: int, tmp: Path) -> dict[str, Any]:
                                        timers=Timers(tc1=0.5, tc2=2.0), expires=600))
             await acc.start()
             accounts.append(acc)
+            followers.append(asyncio.ensure_future(seen.follow(acc)))
         creator, members, newcomer = accounts[0], accounts[1:-1], accounts[-1]
         setup0 = time.perf_counter()
-        chat = await creator.groups.start([m.config.aor for m in members], timeout=120)
-        async with asyncio.timeout(600):           # everyone in, everyone told
-            for acc in [creator, *members]:
-                for other in [creator, *members]:
-                    if other is not acc:
-                        await _connected(acc, other.config.aor, seen)
+        # an ad-hoc list of at most 200 (its 32 KiB limit), the others added by REFER
+        chat = await creator.groups.start([m.config.aor for m in members[:200]], timeout=120)
+        for k in range(200, len(members), 25):
+            await asyncio.gather(*(chat.add(m.config.aor) for m in members[k:k + 25]))
+        inside = [creator, *members]
+        async with asyncio.timeout(1200):           # everyone in, everyone told
+            await seen.until(lambda: all(seen.told(acc, other.config.aor)
+                                         for acc in inside for other in inside
+                                         if other is not acc))
         setup = time.perf_counter() - setup0
         setup_notifies, setup_bytes = counter.count, counter.bytes
         counter.reset()
         t0 = time.perf_counter()
         status = await chat.add(newcomer.config.aor)
-        async with asyncio.timeout(120):
-            await asyncio.gather(
-                *(_connected(acc, newcomer.config.aor, seen) for acc in [creator, *members]),
-                _connected(newcomer, creator.config.aor, seen))   # its first, full NOTIFY
+        who = newcomer.config.aor
+        async with asyncio.timeout(120):                # its first NOTIFY is the full state
+            await seen.until(lambda: all(seen.told(acc, who) for acc in inside)
+                             and seen.told(newcomer, creator.config.aor))
         took = time.perf_counter() - t0
         result = {"n": n, "refer_status": status, "join_ms": round(took * 1000, 1),
                   "notifies": counter.count, "notify_bytes": counter.bytes,
@@ -130,6 +150,8 @@ async def _one(n: int, tmp: Path) -> dict[str, Any]:
         with contextlib.suppress(Exception):
             await chat.leave()
     finally:
+        for task in followers:
+            task.cancel()
         for acc in reversed(accounts):
             with contextlib.suppress(Exception):
                 await acc.close()

@@ -70,8 +70,8 @@ async def test_add_in_a_one_to_one_chat_makes_it_a_group_chat(tmp_path: Path) ->
 
 
 async def test_record_in_a_one_to_one_chat_the_server_does_not_relay(tmp_path: Path) -> None:
-    """C-CH-01 §13.1.1 1a from the console: the REFER to History@ is 404 (the PF is a
-    proxy), so ``/record start NAME`` extends the chat with History@ listed."""
+    """C-CH-01 §13.1.1 1a from the console: the 1-1 chat's answer had no isfocus (the PF
+    is a proxy here), so ``/record start NAME`` extends the chat with History@ listed."""
     async with running_server(tmp_path) as (server, port), \
             Account(client_config("bob", port, tmp_path, "tcp")) as bob:
         proc = await console("chat", "bob", env=_env(tmp_path, "alice", port))

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from cli_helpers import LONG, simpleim_bin
 from client_helpers import DOMAIN, client_config, running_server
-from simpleim.client import Account
+from simpleim.client import Account, ChatSession
+from simpleim.client.groupchat import GroupChat
 from test_cli_chat import _env, _until
 from test_client_deferred_e2e import _simpleim
+from test_server_conference import _joined
 
 
 async def test_cli_history_on_list_search_show_delete(tmp_path: Path) -> None:
@@ -71,7 +73,11 @@ async def test_cli_history_on_list_search_show_delete(tmp_path: Path) -> None:
 
 
 async def test_chat_record_start_and_stop(tmp_path: Path) -> None:
-    """``/record start NAME`` and ``/record stop`` inside ``simpleim chat`` (C-CH-01/02)."""
+    """``/record start NAME`` and ``/record stop`` inside ``simpleim chat`` (C-CH-01/02): the
+    1-1 chat (relayed by the server's B2BUA) is extended to a conference listing
+    sip:History@DOMAIN at once (§13.1.1 1a: its answer had no isfocus), the recording
+    stopped by REFER method=BYE to the conference (§13.1.2); only what was said in
+    between is recorded, under NAME."""
     async with running_server(tmp_path, pf_media="b2bua") as (server, port), \
             Account(client_config("alice", port, tmp_path)) as alice:
         proc = await asyncio.create_subprocess_exec(
@@ -82,7 +88,7 @@ async def test_chat_record_start_and_stop(tmp_path: Path) -> None:
         assert keyboard is not None and out is not None
         try:
             await _until(out, b"waiting for chats and messages")
-            chat = await alice.chats.start("bob")
+            chat: ChatSession | GroupChat = await alice.chats.start("bob")
             for line, wanted in ((None, b"alice: not recorded"),
                                  (b"/record start trip\n", b"(recording started)"),
                                  (None, b"alice: recorded line"),
@@ -93,6 +99,10 @@ async def test_chat_record_start_and_stop(tmp_path: Path) -> None:
                     keyboard.write(line)
                     await keyboard.drain()
                 await _until(out, wanted)
+                if line == b"/record start trip\n":
+                    # §13.1.1 1a: bob's 1-1 chat became a conference listing History@;
+                    # alice's client took the focus's INVITE with Replaces over it
+                    chat = await _joined(alice)
             keyboard.close()                                     # Ctrl-D
             async with asyncio.timeout(LONG):
                 assert await proc.wait() == 0
@@ -104,5 +114,7 @@ async def test_chat_record_start_and_stop(tmp_path: Path) -> None:
         history = server.store.history  # type: ignore[attr-defined]
         (rec,) = await history.of(f"bob@{DOMAIN}")
         assert rec.filename == "trip" and rec.ended_at is not None
-        texts = [i.text for i in await history.items(rec.id) if i.kind.value == "send"]
+        items = await history.items(rec.id)
+        assert items[0].content.decode().startswith("INVITE sip:Conference-Factory@")
+        texts = [i.text for i in items if i.kind.value == "send"]
         assert texts == ["recorded line"]

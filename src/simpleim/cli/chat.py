@@ -420,8 +420,10 @@ class ChatConsole:
         return group
 
     async def _record(self, words: list[str]) -> None:
-        """``/record start [NAME]`` / ``/record stop``: REFER to sip:History@DOMAIN for the
-        open chat with the current peer (OMA SIMPLE IM §13.1.1 / §13.1.2)."""
+        """``/record start [NAME]`` / ``/record stop`` for the open chat with the current
+        peer (OMA SIMPLE IM §13.1.1 / §13.1.2): a 1-1 chat is extended to a conference
+        listing sip:History@DOMAIN (step 1a), a group chat gets a REFER to History@
+        naming its conference (step 2); stopping is that REFER with method=BYE."""
         if not words or words[0] not in ("start", "stop"):
             self.say("usage: /record start [NAME] | /record stop")
             return
@@ -431,18 +433,20 @@ class ChatConsole:
             return
         start = words[0] == "start"
         name = " ".join(words[1:]) or None
+        if start and not isinstance(chat, GroupChat):
+            # §13.1.1 step 1a: a session whose answer had no isfocus is extended to a
+            # conference listing History@DOMAIN (§7.1.1.6); the focus has it recorded
+            named = f";historyfilename={quote(name, safe='')}" if name else ""
+            if await self._extend(self.current or "", chat,
+                                  [f"sip:History@{self.domain}{named}"]) is not None:
+                self.say("  (recording started)")
+            return
         try:
+            # step 2 / §13.1.2: REFER to History@ naming the conference
             status = await self.account.history.record(chat, start=start, filename=name)
         except (SimpleImError, OSError) as exc:
             self.say(f"  recording not {'started' if start else 'stopped'}: {exc}")
             return
-        if start and status == 404 and not isinstance(chat, GroupChat):
-            # §13.1.1 1a: the server does not relay this 1-1 session - extend it to a
-            # conference with History@DOMAIN listed, the focus has it recorded
-            named = f";historyfilename={quote(name, safe='')}" if name else ""
-            group = await self._extend(self.current or "", chat,
-                                       [f"sip:History@{self.domain}{named}"])
-            status = 200 if group is not None else status
         if 200 <= status < 300:
             self.say(f"  (recording {'started' if start else 'stopped'})")
         else:
