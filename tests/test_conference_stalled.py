@@ -13,6 +13,7 @@ from client_helpers import wait_event
 from cuts import hold_msrp_after
 from simpleim.client.events import GroupMessageEvent, ParticipantEvent
 from test_server_conference import _joined, trio
+from waiting import wait_until
 
 #: far more than the kernel's socket buffers on both sides plus the queue (bounded loop)
 MAX_MESSAGES = 600
@@ -57,3 +58,30 @@ async def test_a_stalled_participant_is_dropped_and_the_others_go_on(tmp_path: P
                 on_bob(await bob.events.get())
         assert got == sent
         assert len(sent) < MAX_MESSAGES                       # dropped before the bound
+
+
+def _waiting_receives() -> int:
+    """Tasks of ``EndpointSession.receive`` not done: a reader of the focus waiting for its
+    leg's next message (the in-process clients await their streams directly)."""
+    return sum(1 for t in asyncio.all_tasks() if not t.done()
+               and getattr(t.get_coro(), "__qualname__", "") == "EndpointSession.receive")
+
+
+async def test_legs_taken_out_leave_no_reader_behind(tmp_path: Path) -> None:
+    """A leg the room takes out (a participant who leaves; every leg when the conference
+    is released) leaves no reader behind: a reader cancelled while it waits for its leg's
+    next message cancels that receive too - a server running for weeks must not keep one
+    pending task per participant that ever was in a released conference."""
+    async with trio(tmp_path) as (_srv, (alice, bob, carol), _wires):
+        chat = await alice.groups.start(["bob", "carol"])
+        b_chat = await _joined(bob)
+        c_chat = await _joined(carol)
+        await wait_until(lambda: _waiting_receives() == 3, what="one reader per leg")
+        await c_chat.leave()
+        await wait_until(lambda: _waiting_receives() == 2, what="carol's reader gone")
+        await chat.send("still here")
+        await wait_event(bob, lambda e: isinstance(e, GroupMessageEvent)
+                         and e.text == "still here")
+        await chat.leave()                  # the initiator leaves: the conference ends
+        await wait_until(lambda: b_chat.ended.is_set(), what="bob's leg released")
+        await wait_until(lambda: _waiting_receives() == 0, what="no reader left")

@@ -221,6 +221,11 @@ class MediaSession:
         closed = asyncio.ensure_future(self._closed.wait())
         try:
             done, _ = await asyncio.wait({get, closed}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # the reader was cancelled (a room dropping the leg): its receive goes too,
+            # else it stays pending for ever (and is reported when collected)
+            get.cancel()
+            raise
         finally:
             closed.cancel()
         if get in done:
