@@ -89,6 +89,7 @@ async def test_anonymous_alias_join_and_private_messages(
         # a client that writes its own URI: the switch sends the copies anonymised
         b_chat.me, b_chat.alias = None, None
         await b_chat.send("own address")
+        b_chat.me, b_chat.alias = ANON1, "Ally"
         ev = await wait_event(alice, lambda e: isinstance(e, GroupMessageEvent))
         assert isinstance(ev, GroupMessageEvent) and ev.sender == ANON1
         for target in (chat, c_chat):
@@ -122,6 +123,15 @@ async def test_anonymous_alias_join_and_private_messages(
         assert not _sends(msrp, b_chat, b"just for you")
         assert not _sends(msrp, chat, b"psst")
         assert ev.to_json()["private"] is False and ev.to_json()["alias"] == "Alice"
+        # the delivery IMDNs of the anonymous bob and carol (RFC 5438, through the switch)
+        # name them by their anonymous identities only
+        def notes() -> list[bytes]:
+            return [b for b in _sends(msrp, chat, b"imdn+xml") if b"to all" not in b]
+
+        await wait_until(lambda: any(ANON1.encode() in b for b in notes())
+                         and any(ANON2.encode() in b for b in notes()), 10, what="IMDNs")
+        for body in notes():
+            assert b"bob@" not in body and b"carol@" not in body
 
 
 async def test_anonymity_and_private_messages_refused_by_the_group(tmp_path: Path) -> None:

@@ -154,6 +154,12 @@ class GroupChat(ChatSession):
         with the MSRP status when the focus refuses it (403: not allowed, §7.2.3.4)."""
         return await self._send(self.participant_uri(to), text, content_type)
 
+    @property
+    def identity(self) -> str:
+        """§7.1.3.2.1 step 4: the ``yourown`` entity of the conference state (our
+        anonymous identity when anonymous, §7.2.3.2), else our address."""
+        return self.me or self.ctx.config.uri
+
     def participant_uri(self, who: str) -> str:
         """The entity of the participant ``who`` names: an entity of the conference state,
         the display-text (chat alias) of one, else ``who`` as a user address."""
@@ -176,7 +182,7 @@ class GroupChat(ChatSession):
         mid = new_message_id()
         # §7.1.3.2.1 step 4: From = the ``yourown`` entity of the conference state (our
         # anonymous identity when anonymous), with our alias as display name
-        cpim = build_im(sender=self.me or cfg.uri, recipient=to,
+        cpim = build_im(sender=self.identity, recipient=to,
                         body=text.encode("utf-8"), content_type=content_type, message_id=mid,
                         imdn=cfg.imdn, date_time=self.ctx.now_cpim(), sender_name=self.alias)
         self.sink.sent(mid, to, wanted_notifications(cfg.imdn))

@@ -439,6 +439,12 @@ class ChatSession(InviteSession):
         self.on_message: Callable[[Decoded], None] | None = None
 
     @property
+    def identity(self) -> str:
+        """Who we are in this session: the From and recipient of our IMDNs (a group chat:
+        the identity the conference gives us, an anonymous one when we are anonymous)."""
+        return self.ctx.config.uri
+
+    @property
     def stream(self) -> EndpointSession:
         if not self.streams:
             raise SessionFailed(0, "no MSRP stream")
@@ -509,7 +515,7 @@ class ChatSession(InviteSession):
         if decoded is None:
             return False
         doc = imdn_reply(decoded, NotificationType.DISPLAY, Status.DISPLAYED,
-                         me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
+                         me=self.identity, date_time=self.ctx.now_cpim())
         if doc is None:
             return False
         await self.stream.send(doc.to_bytes(), "message/cpim")
@@ -546,7 +552,7 @@ class ChatSession(InviteSession):
     def acknowledge(self, decoded: Decoded) -> None:
         """RFC 5438 §7.2.1.1: the delivery notification when positive-delivery was asked."""
         doc = imdn_reply(decoded, NotificationType.DELIVERY, Status.DELIVERED,
-                         me=self.ctx.config.uri, date_time=self.ctx.now_cpim())
+                         me=self.identity, date_time=self.ctx.now_cpim())
         if doc is not None:
             # Not awaited here: the receive loop must not wait for the peer's 200 to our
             # IMDN - while it waits, our receive queue fills, the connection stops being
