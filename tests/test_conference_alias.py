@@ -132,6 +132,13 @@ async def test_anonymous_alias_join_and_private_messages(
                          and any(ANON2.encode() in b for b in notes()), 10, what="IMDNs")
         for body in notes():
             assert b"bob@" not in body and b"carol@" not in body
+        # §7.1.3.2.1 step 3a: a private message only through an OMA IM server (the focus's
+        # 200 said "Server: IM-serv/OMA1.0"); else an error, nothing sent
+        assert any(v.startswith("IM-serv/OMA1.0") for v in chat.peer_agents)
+        chat.peer_agents = ("Acme-Focus/1.0",)
+        with pytest.raises(SessionFailed) as local:
+            await chat.send_private("Ally", "not through an unknown focus")
+        assert local.value.status == 0
 
 
 async def test_anonymity_and_private_messages_refused_by_the_group(tmp_path: Path) -> None:

@@ -151,7 +151,12 @@ class GroupChat(ChatSession):
         """A private message to the participant ``to`` (§7.1.3.2.1 step 3: CPIM To = its
         address as the conference state names it - an entity, a chat alias, or a user
         name); its Message-ID.  Raises :class:`~simpleim.client.session.SessionFailed`
-        with the MSRP status when the focus refuses it (403: not allowed, §7.2.3.4)."""
+        with the MSRP status when the focus refuses it (403: not allowed, §7.2.3.4), with
+        status 0 when the focus did not say it is an OMA IM server (step 3a: its Server /
+        User-Agent, Appendix F) - nothing is sent then."""
+        if not any(v.strip().lower().startswith("im-serv/oma") for v in self.peer_agents):
+            raise SessionFailed(0, "the group chat is not hosted by an OMA IM server "
+                                   "(Appendix F): no private message")
         return await self._send(self.participant_uri(to), text, content_type)
 
     @property

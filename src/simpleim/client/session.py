@@ -148,6 +148,8 @@ class InviteSession:
         self.conversation_id = secrets.token_hex(16)
         #: C-ST-01: the peer's Allow methods and Supported option tags (empty: not sent)
         self.peer_allow: tuple[str, ...] = ()
+        #: the peer's User-Agent / Server values (its release, OMA Appendix F)
+        self.peer_agents: tuple[str, ...] = ()
         self.peer_supported: tuple[str, ...] = ()
         self.contribution_id = secrets.token_hex(16)
 
@@ -278,6 +280,9 @@ class InviteSession:
         supported = [v.strip().lower() for v in msg.headers.get_all("Supported") if v.strip()]
         if supported or "supported" in msg.headers:
             self.peer_supported = tuple(supported)
+        agents = msg.headers.get_all("Server") + msg.headers.get_all("User-Agent")
+        if agents:
+            self.peer_agents = tuple(agents)
 
     # ------------------------------------------------------------------ ending
     async def end(self, reason: str = "local hangup") -> None:
