@@ -1,6 +1,6 @@
 """Light group-chat members for benchmarks/group_fanout.py, in a process of their own.
 
-    python benchmarks/_light_members.py PORT DOMAIN FIRST COUNT EXPECTED
+    python benchmarks/_light_members.py PORT DOMAIN FIRST COUNT EXPECTED [subscribe]
 
 COUNT members ``m<FIRST>`` ... each with one TCP connection to the ``simpleim server`` on
 127.0.0.1:PORT (auth off).  A member is a real participant on the wire, but does nothing
@@ -15,10 +15,17 @@ the copies (the focus sends them with ``Failure-Report: partial``, RFC 4975 §7.
 comes back).  So a member costs a few microseconds per copy, and the latency measured is
 the focus's, not the members' queueing.
 
+With ``subscribe`` (benchmarks/group_join.py) each member also subscribes to the conference
+event package (RFC 4575) once in, and counts the NOTIFYs it gets (requests, bytes, the largest).
+
 Protocol with the parent, one line each on stdout: ``registered``, then ``bound N`` once
 every member's MSRP session is bound, ``done`` once EXPECTED copies arrived in all; on
 ``stop`` on stdin: one JSON line
-``{"latencies_us": [...], "unexpected": K}`` (K: SENDs that asked for a response).
+``{"latencies_us": [...], "unexpected": K}`` (K: SENDs that asked for a response).  With
+``subscribe``: ``subscribed N`` once every member had its first NOTIFY; on ``watch NAME``
+the NOTIFY counters restart and ``seen`` comes once every member in was told NAME is
+connected (NAME itself: once it had its first NOTIFY); on ``count`` a JSON line
+``{"notifies": N, "bytes": B, "largest": L}``.
 """
 
 from __future__ import annotations
@@ -30,7 +37,10 @@ import secrets
 import sys
 import time
 
-from simpleim.sip.message import SipRequest, parse_message
+from simpleim.sip.message import SipLimits, SipRequest, parse_message
+
+#: a full-state conference NOTIFY of 1,000 users is ~350 KB (TCP: no datagram limit)
+LIMITS = SipLimits(max_message_size=1 << 22, max_body=1 << 22)
 
 MARK = re.compile(rb"fan-out \d+ (\d+)")
 SEND_HEAD = re.compile(rb"MSRP (\S+) SEND\r\n((?:[^\r\n]+\r\n)*?)(?:\r\n|-------)")
@@ -38,8 +48,15 @@ PATH = re.compile(r"^a=path:(\S+)", re.M)
 
 
 class Member:
-    def __init__(self, name: str, port: int, domain: str, stats: Stats) -> None:
+    def __init__(self, name: str, port: int, domain: str, stats: Stats,
+                 subscribe: bool = False) -> None:
         self.name, self.port, self.domain, self.stats = name, port, domain, stats
+        self.subscribe = subscribe
+        self.notified = False           # its first NOTIFY came
+        self.sub_tries = 0
+        self.conf = self.aor = ""
+        self.lport = 0
+        self.told = False               # it was told the watched member is connected
         self.sid = secrets.token_hex(8)
         self.msrp_task: asyncio.Task[None] | None = None
         self.registered = asyncio.Event()
@@ -65,17 +82,44 @@ class Member:
                 if line.lower().startswith((b"content-length:", b"l:")):
                     length = int(line.split(b":", 1)[1])
             body = await reader.readexactly(length) if length else b""
-            msg = parse_message(head + body)
+            msg = parse_message(head + body, LIMITS)
             if not isinstance(msg, SipRequest):
                 if msg.cseq.method == "REGISTER" and msg.status == 200:
                     self.registered.set()
+                elif msg.cseq.method == "SUBSCRIBE" and msg.status >= 300 \
+                        and self.sub_tries < 50:
+                    self.stats.refused[msg.status] = self.stats.refused.get(msg.status, 0) + 1
+                    # not a participant yet (the focus answers 403 until we are in),
+                    # or shed under load (503): again a little later (bounded)
+                    asyncio.get_running_loop().call_later(0.2, self._resubscribe)
                 continue
             if msg.method == "ACK":
                 continue
             if msg.method == "INVITE" and self.msrp_task is None:
                 self._answer_invite(msg, lport)
-            else:
-                self._send(msg.create_response(200, to_tag=secrets.token_hex(4)).to_bytes())
+                if self.subscribe:
+                    contact = msg.headers.get("Contact") or ""
+                    self.conf = contact[contact.find("<") + 1:contact.find(">")]\
+                        .split(";", 1)[0]
+                    self.lport, self.aor = lport, aor
+                continue
+            self._send(msg.create_response(200, to_tag=secrets.token_hex(4)).to_bytes())
+            if msg.method == "NOTIFY":
+                self.stats.notify(self, len(head) + len(body), body)
+
+    def _resubscribe(self) -> None:
+        """RFC 4575 §3: SUBSCRIBE Event: conference to the conference URI (the Contact of
+        the focus's INVITE, without its parameters), once the MSRP session is bound."""
+        self.sub_tries += 1
+        conf, lport, aor = self.conf, self.lport, self.aor
+        self._send(
+            f"SUBSCRIBE {conf} SIP/2.0\r\n"
+            f"Via: SIP/2.0/TCP 127.0.0.1:{lport};branch=z9hG4bK{secrets.token_hex(8)};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <{aor}>;tag={secrets.token_hex(4)}\r\nTo: <{conf}>\r\n"
+            f"Call-ID: {secrets.token_hex(8)}\r\nCSeq: 1 SUBSCRIBE\r\n"
+            f"Contact: <sip:{self.name}@127.0.0.1:{lport};transport=tcp>\r\n"
+            "Event: conference\r\nAccept: application/conference-info+xml\r\n"
+            "Expires: 3600\r\nContent-Length: 0\r\n\r\n".encode())
 
     def _send(self, data: bytes) -> None:
         if self.writer is not None:
@@ -108,6 +152,8 @@ class Member:
                      f"-------{tid}$\r\n".encode())
         await reader.readuntil(f"-------{tid}$\r\n".encode())        # its 200 (§5.4)
         self.stats.bound()
+        if self.subscribe:
+            self._resubscribe()
         buf = b""
         while True:
             data = await reader.read(1 << 16)
@@ -136,8 +182,33 @@ class Stats:
         self.all_done = asyncio.Event()
         self.latencies: list[int] = []
         self.unexpected = 0
+        self.notifies = self.notify_bytes = self.largest = 0
+        self.n_notified = self.n_told = 0
+        self.all_notified = asyncio.Event()
+        self.all_told = asyncio.Event()
+        self.watch: str | None = None
+        self.refused: dict[int, int] = {}     # SUBSCRIBE answers >= 300, by status
         self.n_bound = 0
         self.all_bound = asyncio.Event()
+
+    def notify(self, member: Member, size: int, body: bytes) -> None:
+        self.notifies += 1
+        self.notify_bytes += size
+        self.largest = max(self.largest, size)
+        if not member.notified:
+            member.notified = True
+            self.n_notified += 1
+            if self.n_notified >= self.count:
+                self.all_notified.set()
+        watch = self.watch
+        if watch is None or member.told:
+            return
+        if member.name == watch or (f'entity="sip:{watch}@'.encode() in body
+                                    and b"<status>connected</status>" in body):
+            member.told = True
+            self.n_told += 1
+            if self.n_told >= self.count:
+                self.all_told.set()
 
     def bound(self) -> None:
         self.n_bound += 1
@@ -148,27 +219,65 @@ class Stats:
 async def main() -> None:
     port, domain, first, count, expected = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), \
         int(sys.argv[4]), int(sys.argv[5])
+    subscribe = sys.argv[6:7] == ["subscribe"]
     stats = Stats(count, expected)
-    members = [Member(f"m{i:04d}", port, domain, stats) for i in range(first, first + count)]
+    members = [Member(f"m{i:04d}", port, domain, stats, subscribe)
+               for i in range(first, first + count)]
     tasks = [asyncio.ensure_future(m.run()) for m in members]
     await asyncio.gather(*(m.registered.wait() for m in members))
     print("registered", flush=True)
-    await stats.all_bound.wait()
-    print(f"bound {stats.n_bound}", flush=True)
     loop = asyncio.get_running_loop()
     stdin = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
-    done = asyncio.ensure_future(stats.all_done.wait())
-    stop = asyncio.ensure_future(stdin.readline())
-    await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
-    if done.done():
-        print("done", flush=True)
-        await stop
-    done.cancel()
-    print(json.dumps({"latencies_us": stats.latencies, "unexpected": stats.unexpected}),
-          flush=True)
+    if subscribe:
+        await _join_protocol(stats, members, stdin)
+    else:
+        await stats.all_bound.wait()
+        print(f"bound {stats.n_bound}", flush=True)
+        done = asyncio.ensure_future(stats.all_done.wait())
+        stop = asyncio.ensure_future(stdin.readline())
+        await asyncio.wait([done, stop], return_when=asyncio.FIRST_COMPLETED)
+        if done.done():
+            print("done", flush=True)
+            await stop
+        done.cancel()
+        print(json.dumps({"latencies_us": stats.latencies, "unexpected": stats.unexpected}),
+              flush=True)
     for t in tasks:
         t.cancel()
+
+
+async def _join_protocol(stats: Stats, members: list[Member],
+                         stdin: asyncio.StreamReader) -> None:
+    """``watch NAME`` / ``count`` / ``stop`` (see the module docstring); the members that
+    are in (had a NOTIFY) are the ones counted."""
+    while True:
+        line = (await stdin.readline()).decode().split()
+        if not line or line[0] == "stop":
+            return
+        if line[0] == "wait-in":                     # every member but the newcomer
+            want = int(line[1])
+            while stats.n_notified < want:
+                stats.all_notified.clear()
+                stats.count = want
+                try:
+                    await asyncio.wait_for(stats.all_notified.wait(), 60)
+                except TimeoutError:
+                    print(f"waiting: {stats.n_notified} of {want} notified, SUBSCRIBE "
+                          f"refusals {stats.refused}", file=sys.stderr, flush=True)
+            print(f"subscribed {stats.n_notified} (refused first: {stats.refused})", flush=True)
+        elif line[0] == "watch":
+            stats.notifies = stats.notify_bytes = stats.largest = 0
+            stats.watch, stats.n_told = line[1], 0
+            stats.count = sum(1 for m in members if m.notified) + 1
+            stats.all_told.clear()
+            for m in members:
+                m.told = False
+            await stats.all_told.wait()
+            print("seen", flush=True)
+        elif line[0] == "count":
+            print(json.dumps({"notifies": stats.notifies, "bytes": stats.notify_bytes,
+                              "largest": stats.largest}), flush=True)
 
 
 if __name__ == "__main__":

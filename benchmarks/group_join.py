@@ -1,6 +1,7 @@
 """Join cost of a group chat: what the n-th participant's join costs the conference focus.
 
     .venv/bin/python benchmarks/group_join.py [--quick] [--sizes 10,100,500]
+        [--members-kind simpleim|light]
 
 For each n: an ad-hoc group chat of n-1 participants (the initiator and n-2 members, simpleim
 accounts of this process over TCP, every one subscribed to the conference event package,
@@ -16,6 +17,9 @@ Issue 10 §6 asks that this grows linearly in n, not quadratically: each old sub
 partial-state NOTIFY naming only the newcomer (constant size), the newcomer one full-state
 NOTIFY (size ~ n).  Reference points in the same run: the bytes of one full-state document per
 subscriber (what a focus sending full state on every change would send: ~ n^2).
+``--members-kind light``: the server and the members (benchmarks/_light_members.py, each
+subscribed) in processes of their own, the NOTIFYs counted where they arrive - what makes
+n = 500 measurable on two cores (500 accounts and the server on one event loop lag 1-2 s).
 Last output line: JSON.  No peer here: a conference focus to compare with is not installed.
 """
 
@@ -162,17 +166,83 @@ async def _one(n: int, tmp: Path) -> dict[str, Any]:
     return result
 
 
+async def _one_light(n: int, tmp: Path) -> dict[str, Any]:
+    """The same join with the members light (benchmarks/_light_members.py, subscribed to
+    the conference, in a process of their own) and the server a process of its own: the
+    NOTIFYs are counted where they arrive, at the n-2 old members and the newcomer (the
+    initiator's one partial NOTIFY is not counted)."""
+    import json
+
+    from group_fanout import _all_connected, _line, _server
+
+    async with _server(n, 1, tmp) as (port, _pid):
+        helper = await asyncio.create_subprocess_exec(
+            sys.executable, str(BENCH_DIR / "_light_members.py"), str(port), DOMAIN, "0",
+            str(n - 1), "0", "subscribe", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, limit=1 << 26)
+        assert helper.stdin is not None
+        creator = Account(ClientConfig(aor=f"creator@{DOMAIN}", password="x",
+                                       proxy=f"tcp:127.0.0.1:{port}", listen="tcp:127.0.0.1:0",
+                                       imdn=(), timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+
+        async def say(line: str) -> None:
+            assert helper.stdin is not None
+            helper.stdin.write(line.encode() + b"\n")
+            await helper.stdin.drain()
+
+        try:
+            await _line(helper, "registered", 300)
+            await creator.start()
+            members = [f"m{i:04d}" for i in range(n - 2)]
+            newcomer = f"m{n - 2:04d}"
+            connected = asyncio.ensure_future(_all_connected(creator, n - 2, 1200))
+            setup0 = time.perf_counter()
+            chat = await creator.groups.start(members[:200], timeout=300)
+            for k in range(200, len(members), 25):
+                await asyncio.gather(*(chat.add(m) for m in members[k:k + 25]))
+            await connected
+            await say(f"wait-in {n - 2}")
+            await _line(helper, "subscribed", 600)
+            setup = time.perf_counter() - setup0
+            await say(f"watch {newcomer}")
+            t0 = time.perf_counter()
+            status = await chat.add(newcomer)
+            await _line(helper, "seen", 120)
+            took = time.perf_counter() - t0
+            await say("count")
+            counted = json.loads(await _line(helper, "{", 60))
+            await say("stop")
+            with contextlib.suppress(Exception):
+                await chat.leave()
+        finally:
+            await creator.close()
+            if helper.returncode is None:
+                helper.kill()
+            await helper.wait()
+    return {"n": n, "members_kind": "light", "refer_status": status,
+            "join_ms": round(took * 1000, 1), "notifies": counted["notifies"],
+            "notify_bytes": counted["bytes"], "largest_notify": counted["largest"],
+            "setup_s": round(setup, 2),
+            "full_state_to_all_bytes": n * counted["largest"]}
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="n = 10, 50")
     ap.add_argument("--sizes", default=None, help="comma-separated n (default 10,100,500)")
+    ap.add_argument("--members-kind", choices=("simpleim", "light"), default="simpleim",
+                    help="simpleim: accounts and server in this process, every NOTIFY the "
+                         "server sends counted (default); light: the server and light "
+                         "subscribed members in processes of their own (benchmarks/"
+                         "_light_members.py), NOTIFYs counted where they arrive")
     args = ap.parse_args()
     sizes = [int(x) for x in (args.sizes or ("10,50" if args.quick else "10,100,500"))
              .split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
-            row = await _one(n, Path(tmp))
+            row = await (_one_light(n, Path(tmp)) if args.members_kind == "light"
+                         else _one(n, Path(tmp)))
             print(row, flush=True)
             rows.append(row)
     first = rows[0]
