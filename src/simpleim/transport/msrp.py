@@ -494,8 +494,10 @@ class _Runner(asyncio.Protocol):
         nothing queued could go (write paused, or the in-flight window full - a response
         or resume_writing wakes it again), so only a frame added since is new."""
         t = self.transport
+        if t is None or self.conn.closed:
+            return                      # as wake(): nothing is taken from the connection
         bufs = self.conn.data_to_send()
-        if t is None or not bufs:
+        if not bufs:
             return
         if sum(len(b) for b in bufs) < 65536:
             t.write(b"".join(bufs))
