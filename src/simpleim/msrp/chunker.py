@@ -220,6 +220,16 @@ def _static_headers(msg: OutgoingMessage, to_path: str, from_path: str) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
+def _tid_absent_from(data: bytes, new_tid: Callable[[], str]) -> str:
+    """A fresh transaction id whose end-line ``-------<tid>`` does not occur in ``data``
+    (RFC 4975 §7.1: the end-line cannot occur inside the body), re-drawn if it does."""
+    for _ in range(16):
+        tid = new_tid()
+        if data.find(b"-------" + tid.encode("ascii")) < 0:
+            return tid
+    raise LocalProtocolError("could not find a transaction id absent from the body")
+
+
 def make_chunk(
     msg: OutgoingMessage,
     new_tid: Callable[[], str],
@@ -229,8 +239,8 @@ def make_chunk(
 ) -> OutgoingChunk:
     """Cut the next chunk of ``msg`` (§7.1.1); the caller applies the state transition.
 
-    The transaction id is re-drawn when the body happens to contain ``-------<tid>``: RFC 4975
-    §7.1 requires that the end-line cannot occur inside the body.
+    The transaction id is re-drawn when the body happens to contain ``-------<tid>``
+    (:func:`_tid_absent_from`).
     """
     if msg.finished_sending:
         raise LocalProtocolError(f"message {msg.message_id} has nothing left to send")
@@ -264,13 +274,7 @@ def make_chunk(
     if total is None and flag == FLAG_END:
         total = end
     br = ByteRange(start + 1, end, total)
-    tid = new_tid()
-    for _ in range(16):
-        if data.find(b"-------" + tid.encode("ascii")) < 0:
-            break
-        tid = new_tid()
-    else:
-        raise LocalProtocolError("could not find a transaction id absent from the body")
+    tid = _tid_absent_from(data, new_tid)
     head = (f"MSRP {tid} SEND\r\n{msg._static}Byte-Range: {start + 1}-{end}/"
             f"{'*' if total is None else total}\r\n"
             f"Content-Type: {msg.content_type}\r\n\r\n").encode()
@@ -288,18 +292,13 @@ def whole_frame(new_tid: Callable[[], str], to_path: str, from_path: str, messag
     """The buffers of a message that leaves as one chunk and opens no transaction
     (``Failure-Report: partial`` or ``no``: no 200 comes back, RFC 4975 §7.1.2, §7.2): what
     :func:`make_chunk` cuts for such a message, without an :class:`OutgoingMessage` - the
-    head (§7.1.1 ``Byte-Range: 1-N/N``), the body, the end-line with ``$``.  The transaction
-    id is re-drawn while ``-------<tid>`` occurs in the body (§7.1)."""
+    head (§7.1.1 ``Byte-Range: 1-N/N``), the body, the end-line with ``$``; the transaction
+    id as :func:`make_chunk` draws it."""
     if not data:
         raise LocalProtocolError("an empty message is not framed whole")
     if failure_report not in ("partial", "no"):
         raise LocalProtocolError(f"Failure-Report {failure_report!r} expects responses")
-    for _ in range(16):
-        tid = new_tid()
-        if data.find(b"-------" + tid.encode("ascii")) < 0:
-            break
-    else:
-        raise LocalProtocolError("could not find a transaction id absent from the body")
+    tid = _tid_absent_from(data, new_tid)
     n = len(data)
     head = (f"MSRP {tid} SEND\r\nTo-Path: {to_path}\r\nFrom-Path: {from_path}\r\n"
             f"Message-ID: {message_id}\r\nFailure-Report: {failure_report}\r\n"

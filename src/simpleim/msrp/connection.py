@@ -599,10 +599,8 @@ class MsrpConnection:
         """§7.1.3: REPORT, To-Path = the SEND's From-Path, covering the whole message."""
         end = msg.final_end if msg.final_end is not None else msg.size
         br = ByteRange(msg.start + 1, end, msg.total if msg.total is not None else end)
-        req = make_request(
-            self._new_id(), "REPORT", msg.first.from_path, [session.local_uri],
-            [("Message-ID", msg.message_id), ("Byte-Range", str(br)),
-             ("Status", str(MsrpStatus(200, "OK")))])
+        req = make_report(self._new_id(), msg.first.from_path, session.local_uri,
+                          msg.message_id, MsrpStatus(200, "OK"), byte_range=br)
         self._emit(req.to_bytes(), now)
 
     def send_report(self, session: MsrpSession, message_id: str, status: MsrpStatus,
@@ -635,9 +633,8 @@ class MsrpConnection:
             return
         if len(from_path) < 2 or mid is None:
             return
-        rep = make_request(self._new_id(), "REPORT", from_path, [session.local_uri],
-                           [("Message-ID", mid), ("Byte-Range", str(br)),
-                            ("Status", str(MsrpStatus(status, REASONS.get(status, "Error"))))])
+        rep = make_report(self._new_id(), from_path, session.local_uri, mid,
+                          MsrpStatus(status, REASONS.get(status, "Error")), byte_range=br)
         self._emit(rep.to_bytes(), now)
 
     def _on_report(self, session: MsrpSession, req: MsrpRequest,

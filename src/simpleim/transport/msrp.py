@@ -362,6 +362,22 @@ def _note_failure(fut: asyncio.Future[OutgoingMessage]) -> None:
         log.info("MSRP message not sent: %s", fut.exception())
 
 
+def _write(t: asyncio.Transport, bufs: list[bytes]) -> None:
+    """Hand ``bufs`` to the transport in order: heads and responses coalesced, bodies as
+    they are (no join copy)."""
+    small: list[bytes] = []
+    for b in bufs:
+        if len(b) < 4096:
+            small.append(b)
+            continue
+        if small:
+            t.write(b"".join(small))
+            small.clear()
+        t.write(b)
+    if small:
+        t.write(b"".join(small))
+
+
 class _Runner(asyncio.Protocol):
     """One connection: an asyncio Protocol feeding the sans-I/O core synchronously.
 
@@ -467,7 +483,6 @@ class _Runner(asyncio.Protocol):
         t = self.transport
         if t is None or self.conn.closed:
             return
-        small: list[bytes] = []
         while not self._write_paused:
             events = self.conn.pump(self._loop.time(), self.endpoint.write_budget)
             bufs = self.conn.data_to_send()
@@ -475,18 +490,7 @@ class _Runner(asyncio.Protocol):
                 self._dispatch(events)
             if not bufs:
                 break
-            # Coalesce heads/responses; hand bodies to the transport as they are (no join copy).
-            for b in bufs:
-                if len(b) < 4096:
-                    small.append(b)
-                    continue
-                if small:
-                    t.write(b"".join(small))
-                    small.clear()
-                t.write(b)
-            if small:
-                t.write(b"".join(small))
-                small.clear()
+            _write(t, bufs)
         self._arm_timer()
 
     def flush(self) -> None:
@@ -497,13 +501,8 @@ class _Runner(asyncio.Protocol):
         if t is None or self.conn.closed:
             return                      # as wake(): nothing is taken from the connection
         bufs = self.conn.data_to_send()
-        if not bufs:
-            return
-        if sum(len(b) for b in bufs) < 65536:
-            t.write(b"".join(bufs))
-        else:
-            for b in bufs:
-                t.write(b)
+        if bufs:
+            _write(t, bufs)
 
     def _arm_timer(self) -> None:
         deadline = self.conn.next_deadline()
