@@ -46,6 +46,7 @@ from client_helpers import free_port  # noqa: E402
 from simpleim.client import Account  # noqa: E402
 from simpleim.client.config import ClientConfig  # noqa: E402
 from simpleim.client.events import GroupMessageEvent, ParticipantEvent  # noqa: E402
+from simpleim.client.groupchat import GroupChat  # noqa: E402
 from simpleim.timers import Timers  # noqa: E402
 
 DOMAIN = "example.test"
@@ -93,6 +94,29 @@ async def _server(members: int, messages: int, tmp: Path,
             await proc.wait()
 
 
+def bench_account(name: str, port: int) -> Account:
+    """A simpleim account of the benchmarks on the server at 127.0.0.1:``port`` (TCP, no
+    IMDN requests)."""
+    return Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
+                                proxy=f"tcp:127.0.0.1:{port}", listen="tcp:127.0.0.1:0",
+                                imdn=(), timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+
+
+async def start_group(creator: Account, names: list[str], timeout: float) -> GroupChat:
+    """A group chat of ``creator`` and ``names``: an ad-hoc list of at most 200 (its 32 KiB
+    limit), the others added by REFER (§7.2.1.7), 25 at a time; RuntimeError if the focus
+    refused any."""
+    chat = await creator.groups.start(names[:200], timeout=timeout)
+    refused: dict[int, int] = {}
+    for k in range(200, len(names), 25):
+        for status in await asyncio.gather(*(chat.add(n) for n in names[k:k + 25])):
+            if status >= 300:
+                refused[status] = refused.get(status, 0) + 1
+    if refused:
+        raise RuntimeError(f"adding members by REFER refused: {refused}")
+    return chat
+
+
 async def _all_connected(creator: Account, members: int, timeout: float) -> None:
     """Until the conference event package told the initiator that every member is
     connected (the focus copies to a member from then on)."""
@@ -119,10 +143,7 @@ async def _focus(members: int, messages: int, rate: float, tmp: Path,
     async with _server(members, messages, tmp, profile) as (port, pid):
         try:
             for name in ["creator", *names]:
-                acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
-                                           proxy=f"tcp:127.0.0.1:{port}",
-                                           listen="tcp:127.0.0.1:0", imdn=(),
-                                           timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+                acc = bench_account(name, port)
                 await acc.start()
                 accounts.append(acc)
             creator, others = accounts[0], accounts[1:]
@@ -194,10 +215,7 @@ async def _focus_light(members: int, messages: int, rate: float, tmp: Path,
             str(first), str(n), str(n * messages), stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, limit=1 << 26)
             for first, n in zip(starts, share, strict=True) if n]
-        creator = Account(ClientConfig(aor=f"creator@{DOMAIN}", password="x",
-                                       proxy=f"tcp:127.0.0.1:{port}", listen="tcp:127.0.0.1:0",
-                                       imdn=(), timers=Timers(tc1=0.5, tc2=2.0),
-                                       expires=600))
+        creator = bench_account("creator", port)
         try:
             for h in helpers:
                 await _line(h, "registered", 120)
@@ -206,17 +224,7 @@ async def _focus_light(members: int, messages: int, rate: float, tmp: Path,
             # makes two: pending, connected), the rest would be dropped
             connected = asyncio.ensure_future(_all_connected(creator, members, 900))
             t_join = time.perf_counter()
-            names = [f"m{i:04d}" for i in range(members)]
-            # an ad-hoc list of at most 200 (its 32 KiB limit); the rest added by REFER
-            # (§7.2.1.7), 25 at a time
-            chat = await creator.groups.start(names[:200], timeout=300)
-            refused: dict[int, int] = {}
-            for k in range(200, members, 25):
-                for status in await asyncio.gather(*(chat.add(n) for n in names[k:k + 25])):
-                    if status >= 300:
-                        refused[status] = refused.get(status, 0) + 1
-            if refused:
-                raise RuntimeError(f"adding members by REFER refused: {refused}")
+            chat = await start_group(creator, [f"m{i:04d}" for i in range(members)], 300)
             for h in helpers:
                 await _line(h, "bound", 300)
             await connected

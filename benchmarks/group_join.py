@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import tempfile
 import time
@@ -40,16 +41,15 @@ sys.path.insert(0, str(BENCH_DIR))
 sys.path.insert(0, str(BENCH_DIR.parent / "tests"))
 
 from _common import emit, machine  # noqa: E402
+from group_fanout import _all_connected, _line, _server, bench_account, start_group  # noqa: E402
 
 from client_helpers import free_port  # noqa: E402
 from simpleim.client import Account  # noqa: E402
-from simpleim.client.config import ClientConfig  # noqa: E402
 from simpleim.client.events import ParticipantEvent  # noqa: E402
 from simpleim.server.app import ImServer  # noqa: E402
 from simpleim.server.config import ServerConfig  # noqa: E402
 from simpleim.sip.message import SipRequest  # noqa: E402
 from simpleim.store import open_store  # noqa: E402
-from simpleim.timers import Timers  # noqa: E402
 from simpleim.transport.sip_addr import ListenSpec  # noqa: E402
 
 DOMAIN = "example.test"
@@ -118,19 +118,13 @@ async def _one(n: int, tmp: Path) -> dict[str, Any]:
     followers: list[asyncio.Task[None]] = []
     try:
         for name in ["creator", *names]:
-            acc = Account(ClientConfig(aor=f"{name}@{DOMAIN}", password="x",
-                                       proxy=f"tcp:127.0.0.1:{port}",
-                                       listen="tcp:127.0.0.1:0", imdn=(),
-                                       timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+            acc = bench_account(name, port)
             await acc.start()
             accounts.append(acc)
             followers.append(asyncio.ensure_future(seen.follow(acc)))
         creator, members, newcomer = accounts[0], accounts[1:-1], accounts[-1]
         setup0 = time.perf_counter()
-        # an ad-hoc list of at most 200 (its 32 KiB limit), the others added by REFER
-        chat = await creator.groups.start([m.config.aor for m in members[:200]], timeout=120)
-        for k in range(200, len(members), 25):
-            await asyncio.gather(*(chat.add(m.config.aor) for m in members[k:k + 25]))
+        chat = await start_group(creator, [m.config.aor for m in members], 120)
         inside = [creator, *members]
         async with asyncio.timeout(1200):           # everyone in, everyone told
             await seen.until(lambda: all(seen.told(acc, other.config.aor)
@@ -171,19 +165,13 @@ async def _one_light(n: int, tmp: Path) -> dict[str, Any]:
     the conference, in a process of their own) and the server a process of its own: the
     NOTIFYs are counted where they arrive, at the n-2 old members and the newcomer (the
     initiator's one partial NOTIFY is not counted)."""
-    import json
-
-    from group_fanout import _all_connected, _line, _server
-
     async with _server(n, 1, tmp) as (port, _pid):
         helper = await asyncio.create_subprocess_exec(
             sys.executable, str(BENCH_DIR / "_light_members.py"), str(port), DOMAIN, "0",
             str(n - 1), "0", "subscribe", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, limit=1 << 26)
         assert helper.stdin is not None
-        creator = Account(ClientConfig(aor=f"creator@{DOMAIN}", password="x",
-                                       proxy=f"tcp:127.0.0.1:{port}", listen="tcp:127.0.0.1:0",
-                                       imdn=(), timers=Timers(tc1=0.5, tc2=2.0), expires=600))
+        creator = bench_account("creator", port)
 
         async def say(line: str) -> None:
             assert helper.stdin is not None
@@ -197,9 +185,7 @@ async def _one_light(n: int, tmp: Path) -> dict[str, Any]:
             newcomer = f"m{n - 2:04d}"
             connected = asyncio.ensure_future(_all_connected(creator, n - 2, 1200))
             setup0 = time.perf_counter()
-            chat = await creator.groups.start(members[:200], timeout=300)
-            for k in range(200, len(members), 25):
-                await asyncio.gather(*(chat.add(m) for m in members[k:k + 25]))
+            chat = await start_group(creator, members, 300)
             await connected
             await say(f"wait-in {n - 2}")
             await _line(helper, "subscribed", 600)
